@@ -1,0 +1,72 @@
+using System.Text;
+using Xmpp.Core.Addressing;
+
+namespace Xmpp.Core.Sasl;
+
+/// <summary>SASL PLAIN (RFC 4616), checked against the stored SCRAM keys. Offered only over TLS.</summary>
+public sealed class PlainServerMechanism : ISaslServerMechanism
+{
+    private readonly CredentialLookup _lookup;
+    private bool _done;
+
+    public PlainServerMechanism(CredentialLookup lookup) => _lookup = lookup;
+
+    public string Name => "PLAIN";
+
+    public string? Username { get; private set; }
+
+    public string? AuthorizationId { get; private set; }
+
+    public async ValueTask<SaslStep> StepAsync(ReadOnlyMemory<byte> response, CancellationToken cancellationToken)
+    {
+        if (_done)
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "unexpected response");
+        }
+
+        if (response.Length == 0)
+        {
+            // No initial response: ask for it with an empty challenge (RFC 6120 §6.4.2).
+            _done = false;
+            return SaslStep.Challenge([]);
+        }
+
+        _done = true;
+        string message;
+        try
+        {
+            message = new UTF8Encoding(false, true).GetString(response.Span);
+        }
+        catch (DecoderFallbackException)
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "not UTF-8");
+        }
+
+        var parts = message.Split('\0');
+        if (parts.Length != 3 || parts[1].Length == 0)
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "PLAIN message must be authzid NUL authcid NUL passwd");
+        }
+
+        if (!Precis.TryPrepareUsernameCaseMapped(parts[1], out var user) || !Jid.TryPrepareLocal(user, out var local))
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "invalid username");
+        }
+
+        if (!Precis.TryPrepareOpaqueString(parts[2], out var password))
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "invalid password");
+        }
+
+        var credential = await _lookup(local, ScramHash.Sha256, cancellationToken).ConfigureAwait(false)
+            ?? await _lookup(local, ScramHash.Sha1, cancellationToken).ConfigureAwait(false);
+        if (credential is null || !credential.Verify(password))
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
+        }
+
+        Username = local;
+        AuthorizationId = parts[0].Length == 0 ? null : parts[0];
+        return SaslStep.Success();
+    }
+}

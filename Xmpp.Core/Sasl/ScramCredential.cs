@@ -1,0 +1,34 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Xmpp.Core.Sasl;
+
+/// <summary>
+/// What the server stores per user and hash instead of the password (RFC 5802 §3):
+/// salt, iteration count, StoredKey = H(ClientKey) and ServerKey.
+/// </summary>
+public sealed record ScramCredential(ScramHash Hash, byte[] Salt, int Iterations, byte[] StoredKey, byte[] ServerKey)
+{
+    public const int MinimumIterations = 4096;
+
+    public static ScramCredential Create(ScramHash hash, string preparedPassword, int iterations, byte[]? salt = null)
+    {
+        salt ??= RandomNumberGenerator.GetBytes(16);
+        var salted = hash.SaltedPassword(preparedPassword, salt, iterations);
+        var clientKey = hash.Hmac(salted, "Client Key"u8);
+        var serverKey = hash.Hmac(salted, "Server Key"u8);
+        return new ScramCredential(hash, salt, iterations, hash.Hash(clientKey), serverKey);
+    }
+
+    /// <summary>Checks a plain password (SASL PLAIN) against the stored keys in constant time.</summary>
+    public bool Verify(string preparedPassword)
+    {
+        var salted = Hash.SaltedPassword(preparedPassword, Salt, Iterations);
+        var storedKey = Hash.Hash(Hash.Hmac(salted, "Client Key"u8));
+        return CryptographicOperations.FixedTimeEquals(storedKey, StoredKey);
+    }
+
+    internal static string Base64(byte[] data) => Convert.ToBase64String(data);
+
+    internal static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
+}

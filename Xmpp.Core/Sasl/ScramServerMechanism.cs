@@ -1,0 +1,272 @@
+using System.Security.Cryptography;
+using System.Text;
+using Xmpp.Core.Addressing;
+
+namespace Xmpp.Core.Sasl;
+
+/// <summary>
+/// Server side of SCRAM-SHA-1/256/512 and their -PLUS variants (RFC 5802, RFC 7677), with channel
+/// binding (RFC 5929 tls-server-end-point, RFC 9266 tls-exporter).
+/// </summary>
+public sealed class ScramServerMechanism : ISaslServerMechanism
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+    private readonly ScramHash _hash;
+    private readonly bool _plus;
+    private readonly CredentialLookup _lookup;
+    private readonly IChannelBindingSource? _channelBinding;
+    private readonly string _serverNonce;
+    private State _state = State.Initial;
+    private string _gs2Header = string.Empty;
+    private string _clientFirstBare = string.Empty;
+    private string _serverFirst = string.Empty;
+    private string _nonce = string.Empty;
+    private byte[]? _expectedBindingData;
+    private ScramCredential? _credential;
+
+    /// <param name="channelBinding">The TLS channel, or null on a stream without TLS.</param>
+    /// <param name="serverNonce">Fixed server nonce for test vectors; random when null.</param>
+    public ScramServerMechanism(ScramHash hash, bool plus, CredentialLookup lookup, IChannelBindingSource? channelBinding, string? serverNonce = null)
+    {
+        _hash = hash;
+        _plus = plus;
+        _lookup = lookup;
+        _channelBinding = channelBinding;
+        _serverNonce = serverNonce ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(18));
+    }
+
+    private enum State
+    {
+        Initial,
+        SentServerFirst,
+        Done,
+    }
+
+    public string Name => _hash.MechanismName() + (_plus ? "-PLUS" : string.Empty);
+
+    public string? Username { get; private set; }
+
+    public string? AuthorizationId { get; private set; }
+
+    public async ValueTask<SaslStep> StepAsync(ReadOnlyMemory<byte> response, CancellationToken cancellationToken)
+    {
+        string message;
+        try
+        {
+            message = StrictUtf8.GetString(response.Span);
+        }
+        catch (DecoderFallbackException)
+        {
+            _state = State.Done;
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "not UTF-8");
+        }
+
+        switch (_state)
+        {
+            case State.Initial:
+                if (message.Length == 0)
+                {
+                    // The client sent no initial response: ask for it (RFC 6120 §6.4.2).
+                    return SaslStep.Challenge([]);
+                }
+
+                return await ClientFirstAsync(message, cancellationToken).ConfigureAwait(false);
+            case State.SentServerFirst:
+                _state = State.Done;
+                return ClientFinal(message);
+            default:
+                return SaslStep.Fail(SaslFailure.MalformedRequest, "exchange already finished");
+        }
+    }
+
+    private async ValueTask<SaslStep> ClientFirstAsync(string message, CancellationToken cancellationToken)
+    {
+        _state = State.Done;
+
+        // gs2-header = gs2-cbind-flag "," [ authzid ] ","
+        var firstComma = message.IndexOf(',', StringComparison.Ordinal);
+        var secondComma = firstComma < 0 ? -1 : message.IndexOf(',', firstComma + 1);
+        if (secondComma < 0)
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "missing GS2 header");
+        }
+
+        var flag = message[..firstComma];
+        var authz = message[(firstComma + 1)..secondComma];
+        _gs2Header = message[..(secondComma + 1)];
+        _clientFirstBare = message[(secondComma + 1)..];
+
+        string? cbType = null;
+        if (flag == "n")
+        {
+            if (_plus)
+            {
+                return SaslStep.Fail(SaslFailure.MalformedRequest, "-PLUS mechanism requires channel binding");
+            }
+        }
+        else if (flag == "y")
+        {
+            // RFC 5802 §6: the client supports channel binding but thinks we do not. We offered -PLUS
+            // whenever TLS has binding data, so this is a downgrade: refuse.
+            if (_plus)
+            {
+                return SaslStep.Fail(SaslFailure.MalformedRequest, "-PLUS mechanism requires channel binding");
+            }
+
+            if (_channelBinding is { SupportedTypes.Count: > 0 })
+            {
+                return SaslStep.Fail(SaslFailure.NotAuthorized, "channel binding downgrade detected");
+            }
+        }
+        else if (flag.StartsWith("p=", StringComparison.Ordinal))
+        {
+            cbType = flag[2..];
+            if (!_plus)
+            {
+                return SaslStep.Fail(SaslFailure.MalformedRequest, "channel binding requested with a non-PLUS mechanism");
+            }
+
+            if (_channelBinding is null || !_channelBinding.SupportedTypes.Contains(cbType))
+            {
+                return SaslStep.Fail(SaslFailure.NotAuthorized, $"channel binding type {cbType} not supported");
+            }
+
+            _expectedBindingData = _channelBinding.GetBindingData(cbType);
+            if (_expectedBindingData is null)
+            {
+                return SaslStep.Fail(SaslFailure.NotAuthorized, $"channel binding type {cbType} unavailable");
+            }
+        }
+        else
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "bad GS2 channel binding flag");
+        }
+
+        if (authz.Length > 0)
+        {
+            if (!authz.StartsWith("a=", StringComparison.Ordinal) || !SaslName.TryDecode(authz[2..], out var decodedAuthz))
+            {
+                return SaslStep.Fail(SaslFailure.MalformedRequest, "bad authzid");
+            }
+
+            AuthorizationId = decodedAuthz;
+        }
+
+        var attrs = ParseAttributes(_clientFirstBare);
+        if (attrs is null || attrs.Count < 2 || attrs[0].Key != 'n' || attrs[1].Key != 'r')
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "client-first-message must start with n= and r=");
+        }
+
+        if (!SaslName.TryDecode(attrs[0].Value, out var rawUser) || !Jid.TryPrepareLocal(rawUser, out var user))
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "invalid username");
+        }
+
+        var clientNonce = attrs[1].Value;
+        if (clientNonce.Length == 0 || !IsPrintable(clientNonce))
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "bad nonce");
+        }
+
+        _credential = await _lookup(user, _hash, cancellationToken).ConfigureAwait(false);
+        Username = user;
+
+        // An unknown user still gets a plausible challenge so the exchange does not reveal which accounts exist.
+        var salt = _credential?.Salt ?? RandomNumberGenerator.GetBytes(16);
+        var iterations = _credential?.Iterations ?? ScramCredential.MinimumIterations;
+        _nonce = clientNonce + _serverNonce;
+        _serverFirst = $"r={_nonce},s={Convert.ToBase64String(salt)},i={iterations}";
+        _state = State.SentServerFirst;
+        return SaslStep.Challenge(Encoding.UTF8.GetBytes(_serverFirst));
+    }
+
+    private SaslStep ClientFinal(string message)
+    {
+        var proofIndex = message.LastIndexOf(",p=", StringComparison.Ordinal);
+        if (proofIndex < 0)
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "missing proof");
+        }
+
+        var withoutProof = message[..proofIndex];
+        var attrs = ParseAttributes(message);
+        if (attrs is null || attrs.Count < 3 || attrs[0].Key != 'c' || attrs[1].Key != 'r' || attrs[^1].Key != 'p')
+        {
+            return SaslStep.Fail(SaslFailure.MalformedRequest, "client-final-message must be c=,r=,...,p=");
+        }
+
+        byte[] cbind, proof;
+        try
+        {
+            cbind = Convert.FromBase64String(attrs[0].Value);
+            proof = Convert.FromBase64String(attrs[^1].Value);
+        }
+        catch (FormatException)
+        {
+            return SaslStep.Fail(SaslFailure.IncorrectEncoding, "bad base64 in client-final-message");
+        }
+
+        var gs2 = Encoding.UTF8.GetBytes(_gs2Header);
+        var expectedCbind = _expectedBindingData is null ? gs2 : [.. gs2, .. _expectedBindingData];
+        if (!CryptographicOperations.FixedTimeEquals(cbind, expectedCbind))
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "channel binding mismatch");
+        }
+
+        if (attrs[1].Value != _nonce)
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "nonce mismatch");
+        }
+
+        if (_credential is null || proof.Length != _hash.Size())
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
+        }
+
+        var authMessage = Encoding.UTF8.GetBytes($"{_clientFirstBare},{_serverFirst},{withoutProof}");
+        var clientSignature = _hash.Hmac(_credential.StoredKey, authMessage);
+        var clientKey = new byte[proof.Length];
+        for (var i = 0; i < proof.Length; i++)
+        {
+            clientKey[i] = (byte)(proof[i] ^ clientSignature[i]);
+        }
+
+        if (!CryptographicOperations.FixedTimeEquals(_hash.Hash(clientKey), _credential.StoredKey))
+        {
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
+        }
+
+        var serverSignature = _hash.Hmac(_credential.ServerKey, authMessage);
+        return SaslStep.Success(Encoding.UTF8.GetBytes("v=" + Convert.ToBase64String(serverSignature)));
+    }
+
+    internal static List<KeyValuePair<char, string>>? ParseAttributes(string s)
+    {
+        var list = new List<KeyValuePair<char, string>>();
+        foreach (var part in s.Split(','))
+        {
+            if (part.Length < 2 || part[1] != '=' || !char.IsAsciiLetter(part[0]))
+            {
+                return null;
+            }
+
+            list.Add(new KeyValuePair<char, string>(part[0], part[2..]));
+        }
+
+        return list;
+    }
+
+    private static bool IsPrintable(string s)
+    {
+        foreach (var c in s)
+        {
+            if (c < 0x21 || c > 0x7E || c == ',')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

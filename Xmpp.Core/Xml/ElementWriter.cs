@@ -1,0 +1,110 @@
+using System.Text;
+
+namespace Xmpp.Core.Xml;
+
+/// <summary>
+/// Serialises <see cref="Element"/> trees. Hand-written rather than XmlWriter: stanzas are written
+/// thousands of times per second and need no more than escaping and namespace bookkeeping.
+/// A child declares xmlns only where its namespace differs from its parent's, so stanzas inherit
+/// the stream's default namespace (jabber:client or jabber:server).
+/// </summary>
+public static class ElementWriter
+{
+    public static string ToXml(Element element, string? parentNamespace)
+    {
+        var sb = new StringBuilder(256);
+        Write(sb, element, parentNamespace);
+        return sb.ToString();
+    }
+
+    public static void Write(StringBuilder sb, Element e, string? parentNamespace)
+    {
+        sb.Append('<').Append(e.Name);
+        if (e.Namespace != parentNamespace)
+        {
+            sb.Append(" xmlns='");
+            Escape(sb, e.Namespace);
+            sb.Append('\'');
+        }
+
+        var prefixCount = 0;
+        foreach (var a in e.Attributes)
+        {
+            sb.Append(' ');
+            if (a.Namespace.Length == 0)
+            {
+                sb.Append(a.LocalName);
+            }
+            else if (a.Namespace == Ns.Xml)
+            {
+                sb.Append("xml:").Append(a.LocalName);
+            }
+            else
+            {
+                // Rare: a foreign-namespace attribute gets a prefix declared right here.
+                var prefix = "a" + prefixCount++;
+                sb.Append("xmlns:").Append(prefix).Append("='");
+                Escape(sb, a.Namespace);
+                sb.Append("' ").Append(prefix).Append(':').Append(a.LocalName);
+            }
+
+            sb.Append("='");
+            Escape(sb, a.Value);
+            sb.Append('\'');
+        }
+
+        if (e.Nodes.Count == 0)
+        {
+            sb.Append("/>");
+            return;
+        }
+
+        sb.Append('>');
+        foreach (var n in e.Nodes)
+        {
+            if (n is Element child)
+            {
+                Write(sb, child, e.Namespace);
+            }
+            else
+            {
+                Escape(sb, (string)n);
+            }
+        }
+
+        sb.Append("</").Append(e.Name).Append('>');
+    }
+
+    /// <summary>Escapes text for both attribute values (single-quoted) and character data.</summary>
+    public static void Escape(StringBuilder sb, string s)
+    {
+        var start = 0;
+        for (var i = 0; i < s.Length; i++)
+        {
+            var rep = s[i] switch
+            {
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '&' => "&amp;",
+                '\'' => "&apos;",
+                '"' => "&quot;",
+                '\r' => "&#xD;",
+                _ => null,
+            };
+            if (rep is not null)
+            {
+                sb.Append(s, start, i - start).Append(rep);
+                start = i + 1;
+            }
+        }
+
+        sb.Append(s, start, s.Length - start);
+    }
+
+    public static string Escape(string s)
+    {
+        var sb = new StringBuilder(s.Length + 8);
+        Escape(sb, s);
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,14 @@
+namespace Xmpp.Core.Xml;
+
+/// <summary>Bounds applied while parsing one stream.</summary>
+public sealed record XmlReaderLimits
+{
+    /// <summary>Maximum size of one first-level element in bytes (Prosody's c2s default: 256 KiB).</summary>
+    public int MaxStanzaBytes { get; init; } = 256 * 1024;
+
+    /// <summary>Maximum nesting depth inside a stanza.</summary>
+    public int MaxDepth { get; init; } = 64;
+
+    /// <summary>Maximum number of attributes on one element.</summary>
+    public int MaxAttributes { get; init; } = 64;
+}

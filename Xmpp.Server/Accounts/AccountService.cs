@@ -1,0 +1,97 @@
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Sasl;
+using Xmpp.Server.Config;
+using Xmpp.Server.Storage;
+
+namespace Xmpp.Server.Accounts;
+
+public enum AccountResult
+{
+    Ok,
+    InvalidJid,
+    UnknownHost,
+    InvalidPassword,
+    Exists,
+    NotFound,
+}
+
+/// <summary>Account management shared by the command line and (later) in-band administration.</summary>
+public sealed class AccountService(ServerOptions options, IUserStore users)
+{
+    public async Task<AccountResult> AddAsync(string jidText, string password, CancellationToken cancellationToken)
+    {
+        var check = Validate(jidText, out var jid);
+        if (check != AccountResult.Ok)
+        {
+            return check;
+        }
+
+        if (!TryCredentials(password, out var creds))
+        {
+            return AccountResult.InvalidPassword;
+        }
+
+        return await users.CreateAsync(jid!.Domain, jid.Local!, creds, cancellationToken).ConfigureAwait(false)
+            ? AccountResult.Ok
+            : AccountResult.Exists;
+    }
+
+    public async Task<AccountResult> SetPasswordAsync(string jidText, string password, CancellationToken cancellationToken)
+    {
+        var check = Validate(jidText, out var jid);
+        if (check != AccountResult.Ok)
+        {
+            return check;
+        }
+
+        if (!TryCredentials(password, out var creds))
+        {
+            return AccountResult.InvalidPassword;
+        }
+
+        return await users.SetCredentialsAsync(jid!.Domain, jid.Local!, creds, cancellationToken).ConfigureAwait(false)
+            ? AccountResult.Ok
+            : AccountResult.NotFound;
+    }
+
+    public async Task<AccountResult> DeleteAsync(string jidText, CancellationToken cancellationToken)
+    {
+        var check = Validate(jidText, out var jid);
+        if (check != AccountResult.Ok)
+        {
+            return check;
+        }
+
+        return await users.DeleteAsync(jid!.Domain, jid.Local!, cancellationToken).ConfigureAwait(false)
+            ? AccountResult.Ok
+            : AccountResult.NotFound;
+    }
+
+    private AccountResult Validate(string jidText, out Jid? jid)
+    {
+        if (!Jid.TryParse(jidText, out jid) || jid.Local is null || jid.Resource is not null)
+        {
+            return AccountResult.InvalidJid;
+        }
+
+        var domain = jid.Domain;
+        return options.Hosts.Any(h => h.Name == domain) ? AccountResult.Ok : AccountResult.UnknownHost;
+    }
+
+    /// <summary>SCRAM credentials for every supported hash; the password is prepared as an OpaqueString (RFC 8265 §4.2).</summary>
+    private bool TryCredentials(string password, out List<ScramCredential> creds)
+    {
+        creds = [];
+        if (!Precis.TryPrepareOpaqueString(password, out var prepared))
+        {
+            return false;
+        }
+
+        foreach (var hash in ScramHashes.All)
+        {
+            creds.Add(ScramCredential.Create(hash, prepared, options.Auth.Iterations));
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,321 @@
+using System.Globalization;
+using System.Net;
+using System.Xml;
+using System.Xml.Linq;
+using Xmpp.Core.Addressing;
+
+namespace Xmpp.Server.Config;
+
+/// <summary>
+/// Reads server.config.xml. Every element and attribute is known; anything else is an error that names
+/// the file, line and element. Relative paths resolve against the folder of the configuration file.
+/// </summary>
+public static class ConfigLoader
+{
+    private static readonly string[] LogLevels = ["Trace", "Debug", "Info", "Warn", "Error", "Fatal", "Off"];
+
+    public static ServerOptions Load(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+        {
+            throw new ConfigException($"{full}: configuration file not found");
+        }
+
+        XDocument doc;
+        try
+        {
+            var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null };
+            using var reader = XmlReader.Create(full, settings);
+            doc = XDocument.Load(reader, LoadOptions.SetLineInfo);
+        }
+        catch (XmlException ex)
+        {
+            throw new ConfigException($"{full}:{ex.LineNumber}: not well-formed XML: {ex.Message}", ex);
+        }
+
+        return Parse(doc, full);
+    }
+
+    public static ServerOptions Parse(string xml, string fileName)
+    {
+        try
+        {
+            return Parse(XDocument.Parse(xml, LoadOptions.SetLineInfo), fileName);
+        }
+        catch (XmlException ex)
+        {
+            throw new ConfigException($"{fileName}:{ex.LineNumber}: not well-formed XML: {ex.Message}", ex);
+        }
+    }
+
+    private static ServerOptions Parse(XDocument doc, string file)
+    {
+        var baseDir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? Directory.GetCurrentDirectory();
+        var root = doc.Root ?? throw new ConfigException($"{file}: empty document");
+        var ctx = new Ctx(file, baseDir);
+        if (root.Name.LocalName != "xmppserver" || root.Name.NamespaceName.Length != 0)
+        {
+            throw ctx.Error(root, "the root element must be <xmppserver>");
+        }
+
+        ctx.CheckAttributes(root);
+        var options = new ServerOptions { SourceFile = file };
+        var hosts = new List<HostOptions>();
+        var listeners = new List<ListenerOptions>();
+        string? dataDir = null;
+        string? dbFile = null;
+        var modulesSeen = false;
+        var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>();
+
+        foreach (var e in root.Elements())
+        {
+            switch (e.Name.LocalName)
+            {
+                case "host":
+                    {
+                        ctx.CheckAttributes(e, "name");
+                        var name = ctx.Required(e, "name");
+                        if (!Jid.TryPrepareDomain(name, out var prepared))
+                        {
+                            throw ctx.Error(e, $"'{name}' is not a valid domain name");
+                        }
+
+                        string? cert = null, key = null;
+                        foreach (var c in e.Elements())
+                        {
+                            if (c.Name.LocalName != "certificate")
+                            {
+                                throw ctx.Error(c, "unknown element (expected <certificate>)");
+                            }
+
+                            ctx.CheckAttributes(c, "cert", "key");
+                            cert = ctx.PathAttr(c, "cert", required: true);
+                            key = ctx.PathAttr(c, "key", required: true);
+                        }
+
+                        if (hosts.Exists(h => h.Name == prepared))
+                        {
+                            throw ctx.Error(e, $"host '{prepared}' is declared twice");
+                        }
+
+                        hosts.Add(new HostOptions(prepared, cert, key));
+                        break;
+                    }
+
+                case "listen":
+                    {
+                        ctx.CheckAttributes(e, "type", "address", "port");
+                        var type = ctx.Required(e, "type");
+                        var kind = type switch
+                        {
+                            "c2s" => ListenerKind.C2s,
+                            "c2s-tls" => ListenerKind.C2sDirectTls,
+                            _ => throw ctx.Error(e, $"unknown listener type '{type}' (expected c2s or c2s-tls)"),
+                        };
+                        var address = (string?)e.Attribute("address") ?? "localhost";
+                        if (address is not ("localhost" or "*") && !IPAddress.TryParse(address, out _))
+                        {
+                            throw ctx.Error(e, $"address '{address}' is not an IP address, 'localhost' or '*'");
+                        }
+
+                        var port = ctx.Int(e, "port", kind == ListenerKind.C2s ? 5222 : 5223, 0, 65535);
+                        listeners.Add(new ListenerOptions(kind, address, port));
+                        break;
+                    }
+
+                case "data-dir":
+                    ctx.CheckAttributes(e, "path");
+                    dataDir = ctx.PathAttr(e, "path", required: true);
+                    break;
+
+                case "tls":
+                    ctx.CheckAttributes(e, "required");
+                    options = options with { Tls = new TlsOptions { Required = ctx.Bool(e, "required", true) } };
+                    break;
+
+                case "storage":
+                    {
+                        ctx.CheckAttributes(e, "type", "file");
+                        var type = (string?)e.Attribute("type") ?? "sqlite";
+                        if (type != "sqlite")
+                        {
+                            throw ctx.Error(e, $"unknown storage type '{type}' (supported: sqlite)");
+                        }
+
+                        dbFile = ctx.PathAttr(e, "file", required: false);
+                        options = options with { Storage = new StorageOptions { Provider = type } };
+                        break;
+                    }
+
+                case "authentication":
+                    ctx.CheckAttributes(e, "iterations", "allow-plain", "max-failures", "failure-delay", "max-failure-delay");
+                    options = options with
+                    {
+                        Auth = new AuthOptions
+                        {
+                            Iterations = ctx.Int(e, "iterations", 4096, Xmpp.Core.Sasl.ScramCredential.MinimumIterations, 10_000_000),
+                            AllowPlain = ctx.Bool(e, "allow-plain", true),
+                            MaxFailuresPerStream = ctx.Int(e, "max-failures", 3, 1, 100),
+                            FailureDelay = TimeSpan.FromSeconds(ctx.Double(e, "failure-delay", 1, 0, 60)),
+                            MaxFailureDelay = TimeSpan.FromSeconds(ctx.Double(e, "max-failure-delay", 16, 0, 3600)),
+                        },
+                    };
+                    break;
+
+                case "limits":
+                    ctx.CheckAttributes(e, "stanza-size", "depth", "auth-timeout", "output-queue", "close-timeout");
+                    options = options with
+                    {
+                        Limits = new LimitOptions
+                        {
+                            StanzaSize = ctx.Int(e, "stanza-size", 256 * 1024, 10_000, 64 * 1024 * 1024),
+                            MaxDepth = ctx.Int(e, "depth", 64, 8, 1024),
+                            AuthTimeout = TimeSpan.FromSeconds(ctx.Double(e, "auth-timeout", 60, 1, 3600)),
+                            OutputQueue = ctx.Int(e, "output-queue", 10_000, 16, 10_000_000),
+                            CloseTimeout = TimeSpan.FromSeconds(ctx.Double(e, "close-timeout", 5, 0, 600)),
+                        },
+                    };
+                    break;
+
+                case "logging":
+                    {
+                        ctx.CheckAttributes(e, "level", "format", "file");
+                        var level = (string?)e.Attribute("level") ?? "Info";
+                        var match = Array.Find(LogLevels, l => string.Equals(l, level, StringComparison.OrdinalIgnoreCase))
+                            ?? throw ctx.Error(e, $"unknown log level '{level}' (one of {string.Join(", ", LogLevels)})");
+                        var format = (string?)e.Attribute("format") ?? "text";
+                        if (format is not ("text" or "json"))
+                        {
+                            throw ctx.Error(e, $"unknown log format '{format}' (text or json)");
+                        }
+
+                        options = options with
+                        {
+                            Logging = new LoggingOptions { Level = match, Format = format, File = ctx.PathAttr(e, "file", required: false) },
+                        };
+                        break;
+                    }
+
+                case "modules":
+                    ctx.CheckAttributes(e);
+                    modulesSeen = true;
+                    foreach (var m in e.Elements())
+                    {
+                        var name = m.Name.LocalName;
+                        if (modules.ContainsKey(name))
+                        {
+                            throw ctx.Error(m, $"module '{name}' is listed twice");
+                        }
+
+                        var attrs = new Dictionary<string, string>();
+                        foreach (var a in m.Attributes())
+                        {
+                            attrs[a.Name.LocalName] = a.Value;
+                        }
+
+                        modules[name] = attrs;
+                    }
+
+                    break;
+
+                default:
+                    throw ctx.Error(e, "unknown element");
+            }
+        }
+
+        if (hosts.Count == 0)
+        {
+            throw ctx.Error(root, "at least one <host name=\"...\"/> is required");
+        }
+
+        var dir = dataDir ?? Path.Combine(baseDir, "data");
+        return options with
+        {
+            Hosts = hosts,
+            Listeners = listeners,
+            DataDirectory = dir,
+            Storage = options.Storage with { File = dbFile ?? Path.Combine(dir, "xmpp.db") },
+            Modules = modulesSeen ? modules : ServerOptions.DefaultModules,
+        };
+    }
+
+    private sealed class Ctx(string file, string baseDir)
+    {
+        public ConfigException Error(XElement e, string message)
+        {
+            var line = ((IXmlLineInfo)e).HasLineInfo() ? ((IXmlLineInfo)e).LineNumber : 0;
+            return new ConfigException($"{file}:{line}: <{e.Name.LocalName}>: {message}");
+        }
+
+        public void CheckAttributes(XElement e, params string[] allowed)
+        {
+            foreach (var a in e.Attributes())
+            {
+                if (a.IsNamespaceDeclaration)
+                {
+                    continue;
+                }
+
+                if (Array.IndexOf(allowed, a.Name.LocalName) < 0 || a.Name.NamespaceName.Length != 0)
+                {
+                    throw Error(e, $"unknown attribute '{a.Name.LocalName}'" +
+                        (allowed.Length > 0 ? $" (allowed: {string.Join(", ", allowed)})" : string.Empty));
+                }
+            }
+        }
+
+        public string Required(XElement e, string name) =>
+            (string?)e.Attribute(name) is { Length: > 0 } v ? v : throw Error(e, $"attribute '{name}' is required");
+
+        public string? PathAttr(XElement e, string name, bool required)
+        {
+            var v = required ? Required(e, name) : (string?)e.Attribute(name);
+            return string.IsNullOrEmpty(v) ? null : Path.GetFullPath(Path.Combine(baseDir, v));
+        }
+
+        public int Int(XElement e, string name, int fallback, int min, int max)
+        {
+            var v = (string?)e.Attribute(name);
+            if (v is null)
+            {
+                return fallback;
+            }
+
+            if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) || i < min || i > max)
+            {
+                throw Error(e, $"attribute '{name}' must be a whole number from {min} to {max}, not '{v}'");
+            }
+
+            return i;
+        }
+
+        public double Double(XElement e, string name, double fallback, double min, double max)
+        {
+            var v = (string?)e.Attribute(name);
+            if (v is null)
+            {
+                return fallback;
+            }
+
+            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || d < min || d > max)
+            {
+                throw Error(e, $"attribute '{name}' must be a number from {min} to {max}, not '{v}'");
+            }
+
+            return d;
+        }
+
+        public bool Bool(XElement e, string name, bool fallback)
+        {
+            var v = (string?)e.Attribute(name);
+            return v switch
+            {
+                null => fallback,
+                "true" or "1" or "yes" => true,
+                "false" or "0" or "no" => false,
+                _ => throw Error(e, $"attribute '{name}' must be true or false, not '{v}'"),
+            };
+        }
+    }
+}

@@ -1,0 +1,113 @@
+namespace Xmpp.Server.Config;
+
+/// <summary>The whole server configuration, immutable, validated once at start-up.</summary>
+public sealed record ServerOptions
+{
+    public IReadOnlyList<HostOptions> Hosts { get; init; } = [new HostOptions("localhost")];
+
+    public IReadOnlyList<ListenerOptions> Listeners { get; init; } =
+    [
+        new ListenerOptions(ListenerKind.C2s, "localhost", 5222),
+        new ListenerOptions(ListenerKind.C2sDirectTls, "localhost", 5223),
+    ];
+
+    /// <summary>Absolute path of the data directory (database, generated certificates).</summary>
+    public string DataDirectory { get; init; } = Path.GetFullPath("data");
+
+    public TlsOptions Tls { get; init; } = new();
+
+    public StorageOptions Storage { get; init; } = new();
+
+    public AuthOptions Auth { get; init; } = new();
+
+    public LimitOptions Limits { get; init; } = new();
+
+    public LoggingOptions Logging { get; init; } = new();
+
+    /// <summary>Enabled modules by name, each with its options (attribute name to value).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> Modules { get; init; } = DefaultModules;
+
+    /// <summary>Where this configuration came from (for messages); null when built in code.</summary>
+    public string? SourceFile { get; init; }
+
+    public static IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> DefaultModules { get; } =
+        new Dictionary<string, IReadOnlyDictionary<string, string>>
+        {
+            ["disco"] = new Dictionary<string, string>(),
+            ["ping"] = new Dictionary<string, string>(),
+            ["version"] = new Dictionary<string, string>(),
+        };
+}
+
+public sealed record HostOptions(string Name, string? CertificateFile = null, string? KeyFile = null);
+
+public enum ListenerKind
+{
+    /// <summary>Client-to-server with STARTTLS (RFC 6120), default port 5222.</summary>
+    C2s,
+
+    /// <summary>Client-to-server with TLS from the first byte (XEP-0368), default port 5223.</summary>
+    C2sDirectTls,
+}
+
+/// <param name="Address">An IP address, "localhost" (both loopback addresses) or "*" (all interfaces).</param>
+public sealed record ListenerOptions(ListenerKind Kind, string Address, int Port);
+
+public sealed record TlsOptions
+{
+    /// <summary>Whether clients must negotiate STARTTLS before authenticating (RFC 6120 §5.3.1).</summary>
+    public bool Required { get; init; } = true;
+}
+
+public sealed record StorageOptions
+{
+    public string Provider { get; init; } = "sqlite";
+
+    /// <summary>The SQLite database file (absolute); defaults to xmpp.db in the data directory.</summary>
+    public string? File { get; init; }
+}
+
+public sealed record AuthOptions
+{
+    /// <summary>PBKDF2 iterations for newly stored SCRAM credentials (at least 4096).</summary>
+    public int Iterations { get; init; } = 4096;
+
+    /// <summary>Offer SASL PLAIN (only ever over TLS).</summary>
+    public bool AllowPlain { get; init; } = true;
+
+    /// <summary>Failed attempts allowed on one stream before it is closed (RFC 6120 §6.4.5).</summary>
+    public int MaxFailuresPerStream { get; init; } = 3;
+
+    /// <summary>Base delay before answering a failed attempt, doubling per recent failure from the same address.</summary>
+    public TimeSpan FailureDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Upper bound of that delay.</summary>
+    public TimeSpan MaxFailureDelay { get; init; } = TimeSpan.FromSeconds(16);
+}
+
+public sealed record LimitOptions
+{
+    public int StanzaSize { get; init; } = 256 * 1024;
+
+    public int MaxDepth { get; init; } = 64;
+
+    /// <summary>How long a connection may take from accept to a bound resource.</summary>
+    public TimeSpan AuthTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Stanzas queued for one connection before it is treated as a stuck reader and closed.</summary>
+    public int OutputQueue { get; init; } = 10_000;
+
+    /// <summary>How long to wait for the peer's closing tag after sending ours.</summary>
+    public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+public sealed record LoggingOptions
+{
+    public string Level { get; init; } = "Info";
+
+    /// <summary>"text" or "json".</summary>
+    public string Format { get; init; } = "text";
+
+    /// <summary>Optional log file (absolute); the console is always written.</summary>
+    public string? File { get; init; }
+}

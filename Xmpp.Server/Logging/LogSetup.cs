@@ -1,0 +1,53 @@
+using NLog;
+using NLog.Config;
+using NLog.Layouts;
+using NLog.Targets;
+using Xmpp.Server.Config;
+
+namespace Xmpp.Server.Logging;
+
+/// <summary>
+/// Builds one NLog LogFactory per server instance (no global LogManager), so two servers can run in one
+/// test process, each with its own targets. Structured: templates carry named holes, and the connection
+/// scope (ConnectionId, Remote, Jid) is pushed with ScopeContext.
+/// </summary>
+public static class LogSetup
+{
+    public static LogFactory Create(LoggingOptions options, IEnumerable<Target>? extraTargets = null)
+    {
+        var factory = new LogFactory();
+        var config = new LoggingConfiguration(factory);
+        var level = LogLevel.FromString(options.Level);
+        Layout layout = options.Format == "json"
+            ? new JsonLayout
+            {
+                Attributes =
+                {
+                    new JsonAttribute("time", "${date:universalTime=true:format=o}"),
+                    new JsonAttribute("level", "${level}"),
+                    new JsonAttribute("logger", "${logger:shortName=true}"),
+                    new JsonAttribute("message", "${message}"),
+                    new JsonAttribute("exception", "${exception:format=tostring}"),
+                },
+                IncludeEventProperties = true,
+                IncludeScopeProperties = true,
+            }
+            : Layout.FromString("${date:format=yyyy-MM-dd HH\\:mm\\:ss.fff} ${level:uppercase=true:padding=-5} ${logger:shortName=true}: ${message}${scopeproperty:item=ConnectionId:whenEmpty=:format=@:wrapline=false:padding=0:prefix= [c=}${when:when='${scopeproperty:item=ConnectionId}'!='':inner=]}${onexception:inner=${newline}${exception:format=tostring}}");
+
+        var console = new ConsoleTarget("console") { Layout = layout, StdErr = false, AutoFlush = true };
+        config.AddRule(level, LogLevel.Fatal, console);
+        if (!string.IsNullOrEmpty(options.File))
+        {
+            var file = new FileTarget("file") { FileName = options.File, Layout = layout, KeepFileOpen = true };
+            config.AddRule(level, LogLevel.Fatal, file);
+        }
+
+        foreach (var t in extraTargets ?? [])
+        {
+            config.AddRule(LogLevel.Trace, LogLevel.Fatal, t);
+        }
+
+        factory.Configuration = config;
+        return factory;
+    }
+}

@@ -1,0 +1,16 @@
+namespace Xmpp.Server.Storage;
+
+/// <summary>
+/// The storage back end: one object per server, opened at start-up (which applies migrations) and
+/// disposed at shutdown. Each store is an interface so a PostgreSQL or clustered back end can follow.
+/// </summary>
+public interface IStorage : IAsyncDisposable
+{
+    IUserStore Users { get; }
+
+    /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
+    Task<int> MigrateAsync(CancellationToken cancellationToken);
+
+    /// <summary>A one-line description for logs and the check command.</summary>
+    string Describe();
+}

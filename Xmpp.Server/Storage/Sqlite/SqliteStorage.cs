@@ -1,0 +1,123 @@
+using Microsoft.Data.Sqlite;
+
+namespace Xmpp.Server.Storage.Sqlite;
+
+/// <summary>
+/// The embedded default: one SQLite file (WAL mode) under the data directory, schema created on first
+/// start and upgraded by numbered migrations recorded in schema_version.
+/// </summary>
+public sealed class SqliteStorage : IStorage
+{
+    /// <summary>Migrations in order; index + 1 is the schema version each one produces. Never edit a shipped one.</summary>
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE users (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (host, username)
+        );
+        CREATE TABLE scram_credentials (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            salt BLOB NOT NULL,
+            iterations INTEGER NOT NULL,
+            stored_key BLOB NOT NULL,
+            server_key BLOB NOT NULL,
+            PRIMARY KEY (host, username, hash),
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        """,
+    ];
+
+    private readonly string _connectionString;
+
+    public SqliteStorage(string file)
+    {
+        File = file;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = file,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Default,
+            Pooling = true,
+            ForeignKeys = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        Users = new SqliteUserStore(this);
+    }
+
+    public string File { get; }
+
+    public IUserStore Users { get; }
+
+    public static int LatestVersion => Migrations.Length;
+
+    public string Describe() => $"sqlite {File}";
+
+    internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return connection;
+    }
+
+    public async Task<int> MigrateAsync(CancellationToken cancellationToken)
+    {
+        var dir = Path.GetDirectoryName(File);
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(connection, null, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", cancellationToken).ConfigureAwait(false);
+        await ExecAsync(connection, null, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);", cancellationToken).ConfigureAwait(false);
+        int current;
+        await using (var cmd = connection.CreateCommand())
+        {
+            cmd.CommandText = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+            current = Convert.ToInt32(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (current > Migrations.Length)
+        {
+            throw new InvalidOperationException($"database {File} has schema version {current}, newer than this server knows ({Migrations.Length}); refusing to run");
+        }
+
+        for (var v = current; v < Migrations.Length; v++)
+        {
+            await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await ExecAsync(connection, tx, Migrations[v], cancellationToken).ConfigureAwait(false);
+            await using (var cmd = connection.CreateCommand())
+            {
+                cmd.Transaction = tx;
+                cmd.CommandText = "INSERT INTO schema_version (version, applied_at) VALUES ($v, $t)";
+                cmd.Parameters.AddWithValue("$v", v + 1);
+                cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+                await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return Migrations.Length;
+    }
+
+    private static async Task ExecAsync(SqliteConnection connection, SqliteTransaction? tx, string sql, CancellationToken cancellationToken)
+    {
+        await using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        // Pooled connections hold the file open; release them so the WAL is checkpointed and the file closed.
+        SqliteConnection.ClearAllPools();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,135 @@
+using Microsoft.Data.Sqlite;
+using Xmpp.Core.Sasl;
+
+namespace Xmpp.Server.Storage.Sqlite;
+
+internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
+{
+    public async Task<bool> CreateAsync(string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var cmd = connection.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "INSERT OR IGNORE INTO users (host, username, created_at) VALUES ($h, $u, $t)";
+            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Parameters.AddWithValue("$u", username);
+            cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+            if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                return false;
+            }
+        }
+
+        await WriteCredentialsAsync(connection, tx, host, username, credentials, cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    public async Task<bool> SetCredentialsAsync(string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        if (!await ExistsAsync(connection, tx, host, username, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        await using (var cmd = connection.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "DELETE FROM scram_credentials WHERE host = $h AND username = $u";
+            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Parameters.AddWithValue("$u", username);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await WriteCredentialsAsync(connection, tx, host, username, credentials, cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    public async Task<bool> DeleteAsync(string host, string username, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "DELETE FROM users WHERE host = $h AND username = $u";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    public async Task<bool> ExistsAsync(string host, string username, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await ExistsAsync(connection, null, host, username, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<ScramCredential?> GetCredentialAsync(string host, string username, ScramHash hash, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT salt, iterations, stored_key, server_key FROM scram_credentials WHERE host = $h AND username = $u AND hash = $x";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Parameters.AddWithValue("$x", hash.StorageName());
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        return new ScramCredential(hash, (byte[])reader[0], reader.GetInt32(1), (byte[])reader[2], (byte[])reader[3]);
+    }
+
+    public async Task<IReadOnlyList<(string Host, string Username)>> ListAsync(string? host, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = host is null
+            ? "SELECT host, username FROM users ORDER BY host, username"
+            : "SELECT host, username FROM users WHERE host = $h ORDER BY username";
+        if (host is not null)
+        {
+            cmd.Parameters.AddWithValue("$h", host);
+        }
+
+        var list = new List<(string, string)>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add((reader.GetString(0), reader.GetString(1)));
+        }
+
+        return list;
+    }
+
+    private static async Task<bool> ExistsAsync(SqliteConnection connection, SqliteTransaction? tx, string host, string username, CancellationToken cancellationToken)
+    {
+        await using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT 1 FROM users WHERE host = $h AND username = $u";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not null;
+    }
+
+    private static async Task WriteCredentialsAsync(SqliteConnection connection, SqliteTransaction tx, string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
+    {
+        foreach (var c in credentials)
+        {
+            await using var cmd = connection.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "INSERT INTO scram_credentials (host, username, hash, salt, iterations, stored_key, server_key) VALUES ($h, $u, $x, $s, $i, $k, $v)";
+            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Parameters.AddWithValue("$u", username);
+            cmd.Parameters.AddWithValue("$x", c.Hash.StorageName());
+            cmd.Parameters.AddWithValue("$s", c.Salt);
+            cmd.Parameters.AddWithValue("$i", c.Iterations);
+            cmd.Parameters.AddWithValue("$k", c.StoredKey);
+            cmd.Parameters.AddWithValue("$v", c.ServerKey);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
