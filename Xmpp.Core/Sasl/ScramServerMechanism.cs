@@ -106,16 +106,13 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
         }
         else if (flag == "y")
         {
-            // RFC 5802 §6: the client supports channel binding but thinks we do not. We offered -PLUS
-            // whenever TLS has binding data, so this is a downgrade: refuse.
+            // RFC 5802 §6 reads "y" after we offered -PLUS as a downgrade. But a client whose only binding
+            // type we do not offer (tls-unique, undefined under TLS 1.3) says "y" in good faith, and
+            // XEP-0440 is how a modern client learns our types. COMPAT: slixmpp 1.8 and other
+            // tls-unique-only clients would otherwise be locked out, so "y" is accepted.
             if (_plus)
             {
                 return SaslStep.Fail(SaslFailure.MalformedRequest, "-PLUS mechanism requires channel binding");
-            }
-
-            if (_channelBinding is { SupportedTypes.Count: > 0 })
-            {
-                return SaslStep.Fail(SaslFailure.NotAuthorized, "channel binding downgrade detected");
             }
         }
         else if (flag.StartsWith("p=", StringComparison.Ordinal))
@@ -128,7 +125,9 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
 
             if (_channelBinding is null || !_channelBinding.SupportedTypes.Contains(cbType))
             {
-                return SaslStep.Fail(SaslFailure.NotAuthorized, $"channel binding type {cbType} not supported");
+                // COMPAT: slixmpp 1.8 always asks for tls-unique, undefined under TLS 1.3 (RFC 9266 §1); it
+                // then falls back to its next mechanism, so this must not count as a failed attempt.
+                return SaslStep.Unsupported(SaslFailure.NotAuthorized, $"channel binding type {cbType} not supported");
             }
 
             _expectedBindingData = _channelBinding.GetBindingData(cbType);

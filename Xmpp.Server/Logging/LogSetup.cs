@@ -32,7 +32,7 @@ public static class LogSetup
                 IncludeEventProperties = true,
                 IncludeScopeProperties = true,
             }
-            : Layout.FromString("${date:format=yyyy-MM-dd HH\\:mm\\:ss.fff} ${level:uppercase=true:padding=-5} ${logger:shortName=true}: ${message}${scopeproperty:item=ConnectionId:whenEmpty=:format=@:wrapline=false:padding=0:prefix= [c=}${when:when='${scopeproperty:item=ConnectionId}'!='':inner=]}${onexception:inner=${newline}${exception:format=tostring}}");
+            : Layout.FromString("${date:format=yyyy-MM-dd HH\\:mm\\:ss.fff} ${level:uppercase=true:padding=-5} ${logger:shortName=true} [c${scopeproperty:item=ConnectionId:whenEmpty=-} ${scopeproperty:item=Jid:whenEmpty=-}] ${message}${onexception:inner=${newline}${exception:format=tostring}}");
 
         var console = new ConsoleTarget("console") { Layout = layout, StdErr = false, AutoFlush = true };
         config.AddRule(level, LogLevel.Fatal, console);

@@ -8,6 +8,8 @@ public interface IStorage : IAsyncDisposable
 {
     IUserStore Users { get; }
 
+    IRosterStore Roster { get; }
+
     /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
     Task<int> MigrateAsync(CancellationToken cancellationToken);
 

@@ -30,6 +30,19 @@ public sealed class SqliteStorage : IStorage
             FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
         );
         """,
+        """
+        CREATE TABLE roster_items (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            contact TEXT NOT NULL,
+            name TEXT,
+            subscription TEXT NOT NULL DEFAULT 'none',
+            ask TEXT,
+            groups TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (host, username, contact),
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        """,
     ];
 
     private readonly string _connectionString;
@@ -47,11 +60,14 @@ public sealed class SqliteStorage : IStorage
             DefaultTimeout = 30,
         }.ToString();
         Users = new SqliteUserStore(this);
+        Roster = new SqliteRosterStore(this);
     }
 
     public string File { get; }
 
     public IUserStore Users { get; }
+
+    public IRosterStore Roster { get; }
 
     public static int LatestVersion => Migrations.Length;
 

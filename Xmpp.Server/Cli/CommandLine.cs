@@ -1,0 +1,354 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using NLog;
+using Xmpp.Server.Accounts;
+using Xmpp.Server.Config;
+using Xmpp.Server.Hosting;
+using Xmpp.Server.Logging;
+using Xmpp.Server.Modules.Version;
+using Xmpp.Server.Tls;
+
+namespace Xmpp.Server.Cli;
+
+/// <summary>The xmppserver command: run, adduser, passwd, deluser, users, check.</summary>
+public static class CommandLine
+{
+    public const int Ok = 0;
+    public const int Failed = 1;
+    public const int Usage = 2;
+
+    private const string Help = """
+        Usage: xmppserver [COMMAND] [ARGS] [--config FILE]
+
+        Commands:
+          run                     start the server (the default)
+          adduser JID [PASSWORD]  create an account; reads the password from stdin when omitted
+          passwd JID [PASSWORD]   change an account's password
+          deluser JID             delete an account
+          users [HOST]            list accounts
+          check                   validate configuration, certificates and storage; show what would listen
+          version                 print the version
+
+        Options:
+          --config FILE           configuration file (default: ./server.config.xml if present, else built-in defaults)
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var positional = new List<string>();
+        string? configFile = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--config" || args[i] == "-c")
+            {
+                if (i + 1 >= args.Length)
+                {
+                    await stderr.WriteLineAsync("--config needs a file name").ConfigureAwait(false);
+                    return Usage;
+                }
+
+                configFile = args[++i];
+            }
+            else if (args[i] is "--help" or "-h" or "help")
+            {
+                await stdout.WriteLineAsync(Help).ConfigureAwait(false);
+                return Ok;
+            }
+            else if (args[i].StartsWith("--", StringComparison.Ordinal))
+            {
+                await stderr.WriteLineAsync($"unknown option {args[i]}\n\n{Help}").ConfigureAwait(false);
+                return Usage;
+            }
+            else
+            {
+                positional.Add(args[i]);
+            }
+        }
+
+        var command = positional.Count > 0 ? positional[0] : "run";
+        var rest = positional.Skip(1).ToList();
+        if (command == "version")
+        {
+            await stdout.WriteLineAsync("xmppserver " + VersionModule.ProductVersion).ConfigureAwait(false);
+            return Ok;
+        }
+
+        ServerOptions options;
+        try
+        {
+            options = LoadOptions(configFile);
+        }
+        catch (ConfigException ex)
+        {
+            await stderr.WriteLineAsync("configuration error: " + ex.Message).ConfigureAwait(false);
+            return Usage;
+        }
+
+        try
+        {
+            return command switch
+            {
+                "run" when rest.Count == 0 => await RunServerAsync(options, stdout).ConfigureAwait(false),
+                "adduser" when rest.Count is 1 or 2 => await AddUserAsync(options, rest, stdin, stdout, stderr).ConfigureAwait(false),
+                "passwd" when rest.Count is 1 or 2 => await PasswdAsync(options, rest, stdin, stdout, stderr).ConfigureAwait(false),
+                "deluser" when rest.Count == 1 => await DelUserAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
+                "users" when rest.Count <= 1 => await UsersAsync(options, rest.FirstOrDefault(), stdout, stderr).ConfigureAwait(false),
+                "check" when rest.Count == 0 => await CheckAsync(options, stdout, stderr).ConfigureAwait(false),
+                _ => await UsageAsync(stderr, command).ConfigureAwait(false),
+            };
+        }
+        catch (ConfigException ex)
+        {
+            await stderr.WriteLineAsync("configuration error: " + ex.Message).ConfigureAwait(false);
+            return Usage;
+        }
+    }
+
+    public static ServerOptions LoadOptions(string? configFile)
+    {
+        if (configFile is not null)
+        {
+            return ConfigLoader.Load(configFile);
+        }
+
+        return File.Exists("server.config.xml") ? ConfigLoader.Load("server.config.xml") : new ServerOptions();
+    }
+
+    private static async Task<int> UsageAsync(TextWriter stderr, string command)
+    {
+        await stderr.WriteLineAsync($"unknown command or wrong arguments: {command}\n\n{Help}").ConfigureAwait(false);
+        return Usage;
+    }
+
+    private static async Task<int> RunServerAsync(ServerOptions options, TextWriter stdout)
+    {
+        using var logs = LogSetup.Create(options.Logging);
+        var log = logs.GetLogger("Server");
+        await using var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None).ConfigureAwait(false);
+        log.Info("XmppServer {Version} starting; configuration {Config}; storage {Storage}", VersionModule.ProductVersion, options.SourceFile ?? "(built-in defaults)", server.Context.Storage.Describe());
+        foreach (var cert in server.Context.Certificates.All)
+        {
+            log.Info("Certificate for {Host}{Generated}: {File} SHA-256 {Fingerprint}", cert.Host, cert.Generated ? " (self-signed, generated now)" : string.Empty, cert.CertificateFile, cert.Fingerprint);
+        }
+
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            stop.TrySetResult();
+        });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
+        {
+            ctx.Cancel = true;
+            stop.TrySetResult();
+        });
+        server.Start();
+        var users = await server.Context.Storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false);
+        if (users.Count == 0)
+        {
+            var host = options.Hosts[0].Name;
+            log.Info("No accounts yet. Add one with: dotnet run --project Xmpp.Server -- adduser alice@{Host}", host);
+        }
+
+        log.Info("Ready. Stop with Ctrl-C or SIGTERM.");
+        await stop.Task.ConfigureAwait(false);
+        log.Info("Shutting down");
+        await server.StopAsync().ConfigureAwait(false);
+        await stdout.FlushAsync().ConfigureAwait(false);
+        return Ok;
+    }
+
+    private static async Task<(AccountService Service, IAsyncDisposable Storage)> OpenAccountsAsync(ServerOptions options)
+    {
+        var storage = XmppServer.CreateStorage(options);
+        await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+        return (new AccountService(options, storage.Users), storage);
+    }
+
+    private static async Task<int> AddUserAsync(ServerOptions options, List<string> rest, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var password = rest.Count == 2 ? rest[1] : await ReadPasswordAsync(stdin, stderr).ConfigureAwait(false);
+        if (password is null)
+        {
+            return Failed;
+        }
+
+        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
+        await using (storage.ConfigureAwait(false))
+        {
+            var result = await accounts.AddAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false);
+            return await ReportAsync(result, rest[0], "created", options, stdout, stderr).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<int> PasswdAsync(ServerOptions options, List<string> rest, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var password = rest.Count == 2 ? rest[1] : await ReadPasswordAsync(stdin, stderr).ConfigureAwait(false);
+        if (password is null)
+        {
+            return Failed;
+        }
+
+        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
+        await using (storage.ConfigureAwait(false))
+        {
+            var result = await accounts.SetPasswordAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false);
+            return await ReportAsync(result, rest[0], "password changed", options, stdout, stderr).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<int> DelUserAsync(ServerOptions options, string jid, TextWriter stdout, TextWriter stderr)
+    {
+        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
+        await using (storage.ConfigureAwait(false))
+        {
+            var result = await accounts.DeleteAsync(jid, CancellationToken.None).ConfigureAwait(false);
+            return await ReportAsync(result, jid, "deleted", options, stdout, stderr).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<int> ReportAsync(AccountResult result, string jid, string done, ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        var message = result switch
+        {
+            AccountResult.Ok => null,
+            AccountResult.InvalidJid => $"'{jid}' is not a valid account JID (user@host, no resource)",
+            AccountResult.UnknownHost => $"'{jid}': this server does not serve that host (configured: {string.Join(", ", options.Hosts.Select(h => h.Name))})",
+            AccountResult.InvalidPassword => "the password is empty or contains characters not allowed (RFC 8265 OpaqueString)",
+            AccountResult.Exists => $"account {jid} already exists",
+            _ => $"no account {jid}",
+        };
+        if (message is not null)
+        {
+            await stderr.WriteLineAsync(message).ConfigureAwait(false);
+            return Failed;
+        }
+
+        await stdout.WriteLineAsync($"{jid}: {done}").ConfigureAwait(false);
+        return Ok;
+    }
+
+    private static async Task<string?> ReadPasswordAsync(TextReader stdin, TextWriter stderr)
+    {
+        if (!Console.IsInputRedirected && ReferenceEquals(stdin, Console.In))
+        {
+            var first = ReadHidden("Password: ");
+            var second = ReadHidden("Repeat password: ");
+            if (first != second)
+            {
+                await stderr.WriteLineAsync("passwords do not match").ConfigureAwait(false);
+                return null;
+            }
+
+            return first;
+        }
+
+        var line = await stdin.ReadLineAsync().ConfigureAwait(false);
+        if (string.IsNullOrEmpty(line))
+        {
+            await stderr.WriteLineAsync("no password given on standard input").ConfigureAwait(false);
+            return null;
+        }
+
+        return line;
+    }
+
+    private static string ReadHidden(string prompt)
+    {
+        Console.Error.Write(prompt);
+        var sb = new StringBuilder();
+        while (true)
+        {
+            var key = Console.ReadKey(intercept: true);
+            if (key.Key == ConsoleKey.Enter)
+            {
+                break;
+            }
+
+            if (key.Key == ConsoleKey.Backspace)
+            {
+                if (sb.Length > 0)
+                {
+                    sb.Length--;
+                }
+
+                continue;
+            }
+
+            sb.Append(key.KeyChar);
+        }
+
+        Console.Error.WriteLine();
+        return sb.ToString();
+    }
+
+    private static async Task<int> UsersAsync(ServerOptions options, string? host, TextWriter stdout, TextWriter stderr)
+    {
+        if (host is not null && !options.Hosts.Any(h => h.Name == host))
+        {
+            await stderr.WriteLineAsync($"this server does not serve '{host}'").ConfigureAwait(false);
+            return Failed;
+        }
+
+        var storage = XmppServer.CreateStorage(options);
+        await using (storage.ConfigureAwait(false))
+        {
+            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+            foreach (var (h, u) in await storage.Users.ListAsync(host, CancellationToken.None).ConfigureAwait(false))
+            {
+                await stdout.WriteLineAsync($"{u}@{h}").ConfigureAwait(false);
+            }
+        }
+
+        return Ok;
+    }
+
+    private static async Task<int> CheckAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        await stdout.WriteLineAsync($"configuration: {options.SourceFile ?? "(built-in defaults)"} OK").ConfigureAwait(false);
+        await stdout.WriteLineAsync($"data directory: {options.DataDirectory}").ConfigureAwait(false);
+        try
+        {
+            Directory.CreateDirectory(options.DataDirectory);
+            var storage = XmppServer.CreateStorage(options);
+            await using (storage.ConfigureAwait(false))
+            {
+                var version = await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+                var count = (await storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false)).Count;
+                await stdout.WriteLineAsync($"storage: {storage.Describe()} schema version {version}, {count} accounts").ConfigureAwait(false);
+            }
+
+            using var certs = CertificateStore.Load(options);
+            foreach (var c in certs.All)
+            {
+                await stdout.WriteLineAsync($"host {c.Host}: certificate {c.CertificateFile}{(c.Generated ? " (generated now)" : string.Empty)}, valid until {c.Certificate.NotAfter:yyyy-MM-dd}, SHA-256 {c.Fingerprint}").ConfigureAwait(false);
+            }
+
+            using var logs = new LogFactory();
+            foreach (var m in options.Modules.Keys)
+            {
+                if (!Modules.ModuleHost.Available.ContainsKey(m))
+                {
+                    throw new ConfigException($"unknown module '{m}'");
+                }
+            }
+
+            await stdout.WriteLineAsync("modules: " + string.Join(", ", options.Modules.Keys)).ConfigureAwait(false);
+            foreach (var l in options.Listeners)
+            {
+                foreach (var ep in XmppServer.Resolve(l))
+                {
+                    await stdout.WriteLineAsync($"would listen: {(l.Kind == ListenerKind.C2s ? "c2s (STARTTLS)" : "c2s (direct TLS)")} on {ep}").ConfigureAwait(false);
+                }
+            }
+
+            await stdout.WriteLineAsync($"TLS: {(options.Tls.Required ? "required" : "optional")} (TLS 1.2 and 1.3)").ConfigureAwait(false);
+            return Ok;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            await stderr.WriteLineAsync("check failed: " + ex.Message).ConfigureAwait(false);
+            return Failed;
+        }
+    }
+}

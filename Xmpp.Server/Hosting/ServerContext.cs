@@ -1,0 +1,31 @@
+using NLog;
+using Xmpp.Server.Config;
+using Xmpp.Server.Net;
+using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
+using Xmpp.Server.Storage;
+using Xmpp.Server.Tls;
+
+namespace Xmpp.Server.Hosting;
+
+/// <summary>The components a connection needs, owned by one <see cref="XmppServer"/> (nothing static).</summary>
+public sealed class ServerContext
+{
+    public required ServerOptions Options { get; init; }
+
+    public required LogFactory Logs { get; init; }
+
+    public required CertificateStore Certificates { get; init; }
+
+    public required IStorage Storage { get; init; }
+
+    public required SessionManager Sessions { get; init; }
+
+    public required HookBus Hooks { get; init; }
+
+    public required Router Router { get; init; }
+
+    public required ConnectionManager Connections { get; init; }
+
+    public required AuthFailureTracker AuthFailures { get; init; }
+}

@@ -1,0 +1,162 @@
+using System.Net;
+using System.Net.Sockets;
+using NLog;
+using Xmpp.Core.Stanzas;
+using Xmpp.Server.Config;
+using Xmpp.Server.Logging;
+using Xmpp.Server.Modules;
+using Xmpp.Server.Net;
+using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
+using Xmpp.Server.Storage;
+using Xmpp.Server.Storage.Sqlite;
+using Xmpp.Server.Tls;
+
+namespace Xmpp.Server.Hosting;
+
+/// <summary>
+/// One running server: owns storage, certificates, sessions, router, modules and listeners. Nothing is
+/// static, so tests run several servers in one process.
+/// </summary>
+public sealed class XmppServer : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly List<TcpListenerService> _listeners = [];
+    private readonly Logger _log;
+    private bool _stopped;
+
+    private XmppServer(ServerContext context, ModuleHost modules)
+    {
+        Context = context;
+        Modules = modules;
+        _log = context.Logs.GetLogger("Server");
+    }
+
+    public ServerContext Context { get; }
+
+    public ModuleHost Modules { get; }
+
+    public ServerOptions Options => Context.Options;
+
+    public IReadOnlyList<TcpListenerService> Listeners => _listeners;
+
+    /// <summary>The bound port of the first listener of a kind (for tests using port 0).</summary>
+    public int PortOf(ListenerKind kind) => _listeners.First(l => l.Kind == kind).LocalEndPoint.Port;
+
+    public static IStorage CreateStorage(ServerOptions options) => options.Storage.Provider switch
+    {
+        "sqlite" => new SqliteStorage(options.Storage.File ?? Path.Combine(options.DataDirectory, "xmpp.db")),
+        _ => throw new ConfigException($"unknown storage provider '{options.Storage.Provider}'"),
+    };
+
+    /// <summary>Opens storage (applying migrations), loads or generates certificates and loads modules; listens nowhere yet.</summary>
+    public static async Task<XmppServer> CreateAsync(ServerOptions options, LogFactory logs, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        var storage = CreateStorage(options);
+        await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
+        var certificates = CertificateStore.Load(options);
+        var hooks = new HookBus();
+        var sessions = new SessionManager();
+        var router = new Router(hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"));
+        var context = new ServerContext
+        {
+            Options = options,
+            Logs = logs,
+            Certificates = certificates,
+            Storage = storage,
+            Sessions = sessions,
+            Hooks = hooks,
+            Router = router,
+            Connections = new ConnectionManager(),
+            AuthFailures = new AuthFailureTracker(options.Auth.FailureDelay, options.Auth.MaxFailureDelay, TimeProvider.System),
+        };
+        var modules = new ModuleHost(options, logs, sessions, router, storage, hooks);
+        modules.LoadAll();
+        return new XmppServer(context, modules);
+    }
+
+    /// <summary>Binds every configured listener and starts accepting.</summary>
+    public void Start()
+    {
+        foreach (var l in Options.Listeners)
+        {
+            foreach (var endpoint in Resolve(l))
+            {
+                TcpListenerService listener;
+                try
+                {
+                    listener = new TcpListenerService(Context, l.Kind, endpoint);
+                }
+                catch (SocketException ex) when (l.Address == "localhost" && endpoint.AddressFamily == AddressFamily.InterNetworkV6)
+                {
+                    _log.Warn("IPv6 loopback unavailable ({Reason}); listening on IPv4 only", ex.Message);
+                    continue;
+                }
+                catch (SocketException ex)
+                {
+                    throw new ConfigException($"cannot listen on {endpoint} ({l.Kind}): {ex.Message}", ex);
+                }
+
+                _listeners.Add(listener);
+                listener.Start(_shutdown.Token);
+                _log.Info("Listening for {Kind} on {Endpoint}", l.Kind == ListenerKind.C2s ? "c2s (STARTTLS)" : "c2s (direct TLS)", listener.LocalEndPoint);
+            }
+        }
+    }
+
+    public static IEnumerable<IPEndPoint> Resolve(ListenerOptions l) => l.Address switch
+    {
+        "localhost" => [new IPEndPoint(IPAddress.Loopback, l.Port), new IPEndPoint(IPAddress.IPv6Loopback, l.Port)],
+        "*" => [new IPEndPoint(IPAddress.IPv6Any, l.Port)],
+        _ => [new IPEndPoint(IPAddress.Parse(l.Address), l.Port)],
+    };
+
+    /// <summary>Graceful shutdown: stop accepting, close every stream with system-shutdown, flush storage.</summary>
+    public async Task StopAsync()
+    {
+        if (_stopped)
+        {
+            return;
+        }
+
+        _stopped = true;
+        foreach (var l in _listeners)
+        {
+            await l.StopAsync().ConfigureAwait(false);
+        }
+
+        var open = Context.Connections.All.ToList();
+        if (open.Count > 0)
+        {
+            _log.Info("Closing {Count} connections", open.Count);
+        }
+
+        foreach (var c in open)
+        {
+            c.Close(new StreamError(StreamErrorCondition.SystemShutdown, "the server is shutting down"));
+        }
+
+        var deadline = DateTime.UtcNow + Options.Limits.CloseTimeout + TimeSpan.FromSeconds(1);
+        while (Context.Connections.Count > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+
+        await _shutdown.CancelAsync().ConfigureAwait(false);
+        while (Context.Connections.Count > 0 && DateTime.UtcNow < deadline + TimeSpan.FromSeconds(2))
+        {
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+
+        await Context.Storage.DisposeAsync().ConfigureAwait(false);
+        _log.Info("Server stopped");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        Context.Certificates.Dispose();
+        _shutdown.Dispose();
+    }
+}

@@ -1,0 +1,79 @@
+using Xmpp.Core;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+
+namespace Xmpp.Server.Modules.Disco;
+
+/// <summary>
+/// XEP-0030 Service Discovery on the server (identity server/im and every module's features) and on
+/// accounts (identity account/registered), answered by the server for accounts that exist.
+/// </summary>
+[Specification("XEP-0030", "2.5rc3")]
+public sealed class DiscoModule : IXmppModule
+{
+    public string Name => "disco";
+
+    public void Register(IModuleContext context)
+    {
+        var disco = context.Disco;
+        disco.AddHostIdentity("server", "im", "XmppServer");
+        disco.AddFeature(Ns.DiscoInfo, IqTarget.Host | IqTarget.Bare);
+        disco.AddFeature(Ns.DiscoItems, IqTarget.Host | IqTarget.Bare);
+
+        context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Host, (ctx, payload, _) =>
+        {
+            var node = payload.GetAttribute("node");
+            if (node is not null)
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+            }
+
+            var query = new Element("query", Ns.DiscoInfo);
+            foreach (var (category, type, name) in disco.HostIdentities)
+            {
+                query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
+            }
+
+            foreach (var f in disco.HostFeatures)
+            {
+                query.AddChild("feature").SetAttribute("var", f);
+            }
+
+            return ValueTask.FromResult<Element?>(query);
+        });
+
+        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Host | IqTarget.Bare, (ctx, payload, _) =>
+        {
+            if (payload.GetAttribute("node") is not null)
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+            }
+
+            return ValueTask.FromResult<Element?>(new Element("query", Ns.DiscoItems));
+        });
+
+        context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Bare, async (ctx, payload, ct) =>
+        {
+            var to = ctx.To!;
+            if (payload.GetAttribute("node") is not null)
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+            }
+
+            // RFC 6121 §8.5.1: the server answers for accounts that exist, and only to their owner or, later, to contacts.
+            if (!await context.Storage.Users.ExistsAsync(to.Domain, to.Local!, ct).ConfigureAwait(false))
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
+            }
+
+            var query = new Element("query", Ns.DiscoInfo);
+            query.AddChild("identity").SetAttribute("category", "account").SetAttribute("type", "registered");
+            foreach (var f in disco.AccountFeatures)
+            {
+                query.AddChild("feature").SetAttribute("var", f);
+            }
+
+            return query;
+        });
+    }
+}

@@ -1,0 +1,30 @@
+namespace Xmpp.Server.Modules;
+
+/// <summary>Features and identities that modules advertise through service discovery (XEP-0030).</summary>
+public sealed class DiscoRegistry
+{
+    private readonly SortedSet<string> _hostFeatures = new(StringComparer.Ordinal);
+    private readonly SortedSet<string> _accountFeatures = new(StringComparer.Ordinal);
+    private readonly List<(string Category, string Type, string? Name)> _hostIdentities = [];
+
+    public IReadOnlyCollection<string> HostFeatures => _hostFeatures;
+
+    public IReadOnlyCollection<string> AccountFeatures => _accountFeatures;
+
+    public IReadOnlyList<(string Category, string Type, string? Name)> HostIdentities => _hostIdentities;
+
+    public void AddFeature(string feature, IqTarget targets)
+    {
+        if (targets.HasFlag(IqTarget.Host))
+        {
+            _hostFeatures.Add(feature);
+        }
+
+        if (targets.HasFlag(IqTarget.Bare))
+        {
+            _accountFeatures.Add(feature);
+        }
+    }
+
+    public void AddHostIdentity(string category, string type, string? name) => _hostIdentities.Add((category, type, name));
+}

@@ -1,0 +1,140 @@
+using NLog;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Config;
+using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
+using Xmpp.Server.Storage;
+
+namespace Xmpp.Server.Modules;
+
+/// <summary>Loads the modules named in the configuration and gives each its <see cref="IModuleContext"/>.</summary>
+public sealed class ModuleHost
+{
+    private readonly List<IXmppModule> _loaded = [];
+
+    public ModuleHost(ServerOptions options, LogFactory logs, SessionManager sessions, Router router, IStorage storage, HookBus hooks)
+    {
+        Options = options;
+        Logs = logs;
+        Sessions = sessions;
+        Router = router;
+        Storage = storage;
+        Hooks = hooks;
+    }
+
+    public DiscoRegistry Disco { get; } = new();
+
+    public IReadOnlyList<IXmppModule> Loaded => _loaded;
+
+    internal ServerOptions Options { get; }
+
+    internal LogFactory Logs { get; }
+
+    internal SessionManager Sessions { get; }
+
+    internal Router Router { get; }
+
+    internal IStorage Storage { get; }
+
+    internal HookBus Hooks { get; }
+
+    /// <summary>Every module this build knows, by configuration name.</summary>
+    public static IReadOnlyDictionary<string, Func<IXmppModule>> Available { get; } = new Dictionary<string, Func<IXmppModule>>
+    {
+        ["disco"] = () => new Disco.DiscoModule(),
+        ["ping"] = () => new Ping.PingModule(),
+        ["version"] = () => new Version.VersionModule(),
+    };
+
+    /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
+    public static IReadOnlyList<Func<IXmppModule>> Core { get; } =
+    [
+        () => new Delivery.MessageDeliveryModule(),
+        () => new Delivery.IqDeliveryModule(),
+        () => new Presence.PresenceModule(),
+        () => new Roster.RosterModule(),
+    ];
+
+    public void LoadAll()
+    {
+        foreach (var factory in Core)
+        {
+            Load(factory(), new Dictionary<string, string>());
+        }
+
+        foreach (var (name, moduleOptions) in Options.Modules)
+        {
+            if (!Available.TryGetValue(name, out var factory))
+            {
+                throw new ConfigException($"{Options.SourceFile ?? "configuration"}: unknown module '{name}' (available: {string.Join(", ", Available.Keys)})");
+            }
+
+            Load(factory(), moduleOptions);
+        }
+
+        Hooks.Freeze();
+    }
+
+    private void Load(IXmppModule module, IReadOnlyDictionary<string, string> moduleOptions)
+    {
+        module.Register(new Context(this, module, moduleOptions));
+        _loaded.Add(module);
+    }
+
+    private sealed class Context(ModuleHost host, IXmppModule module, IReadOnlyDictionary<string, string> moduleOptions) : IModuleContext
+    {
+        public ServerOptions Options => host.Options;
+
+        public IReadOnlyDictionary<string, string> ModuleOptions => moduleOptions;
+
+        public Logger Log { get; } = host.Logs.GetLogger("Module." + module.Name);
+
+        public SessionManager Sessions => host.Sessions;
+
+        public Router Router => host.Router;
+
+        public IStorage Storage => host.Storage;
+
+        public DiscoRegistry Disco => host.Disco;
+
+        public void Hook(string name, StanzaHandler handler, int priority = 0) => host.Hooks.On(name, handler, priority);
+
+        public void HandleIq(string type, string ns, string name, IqTarget targets, IqHandler handler)
+        {
+            async ValueTask<bool> Invoke(StanzaContext ctx, CancellationToken ct)
+            {
+                var payload = ctx.Stanza.FirstElement()!;
+                Element reply;
+                try
+                {
+                    var result = await handler(ctx, payload, ct).ConfigureAwait(false);
+                    reply = Stanza.IqResult(ctx.Stanza, result);
+                }
+                catch (StanzaErrorException ex)
+                {
+                    reply = Stanza.ErrorReply(ctx.Stanza, ex.Error);
+                }
+
+                if (reply.GetAttribute("from") is null)
+                {
+                    // An iq without 'to' was answered by the account (RFC 6120 §10.3.3): say so.
+                    reply.SetAttribute("from", ctx.To?.ToString());
+                }
+
+                await ctx.SendAsync(reply, ct).ConfigureAwait(false);
+                return true;
+            }
+
+            if (targets.HasFlag(IqTarget.Host))
+            {
+                host.Hooks.On(HookNames.Iq(type, Target.Host, ns, name), Invoke);
+            }
+
+            if (targets.HasFlag(IqTarget.Bare))
+            {
+                host.Hooks.On(HookNames.Iq(type, Target.Bare, ns, name), Invoke);
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Xmpp.Core;
+using Xmpp.Core.Xml;
+
+namespace Xmpp.Server.Modules.Version;
+
+/// <summary>XEP-0092 Software Version of the server. The operating system is shown only with show-os="true".</summary>
+[Specification("XEP-0092", "1.1")]
+public sealed class VersionModule : IXmppModule
+{
+    public string Name => "version";
+
+    public static string ProductVersion =>
+        typeof(VersionModule).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public void Register(IModuleContext context)
+    {
+        var showOs = context.ModuleOptions.TryGetValue("show-os", out var v) && v == "true";
+        foreach (var key in context.ModuleOptions.Keys)
+        {
+            if (key != "show-os")
+            {
+                throw new Config.ConfigException($"module version: unknown option '{key}' (allowed: show-os)");
+            }
+        }
+
+        context.Disco.AddFeature(Ns.Version, IqTarget.Host);
+        context.HandleIq("get", Ns.Version, "query", IqTarget.Host, (_, _, _) =>
+        {
+            var query = new Element("query", Ns.Version);
+            query.AddChild("name").AddText("XmppServer");
+            query.AddChild("version").AddText(ProductVersion);
+            if (showOs)
+            {
+                query.AddChild("os").AddText(RuntimeInformation.OSDescription);
+            }
+
+            return ValueTask.FromResult<Element?>(query);
+        });
+    }
+}

@@ -1,0 +1,892 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Text;
+using System.Threading.Channels;
+using NLog;
+using Xmpp.Core;
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Sasl;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Hosting;
+using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
+using Xmpp.Server.Tls;
+
+namespace Xmpp.Server.Net;
+
+/// <summary>
+/// One client-to-server stream (RFC 6120): a reader loop that drives the stream state machine
+/// (header → STARTTLS → SASL → bind → established, with a new XML reader at each restart) and a writer
+/// loop fed by an unbounded channel whose stanza count is capped, so routing never waits on this socket.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the stream and socket and disposes them in its teardown.")]
+public sealed class ClientConnection : IClientSession
+{
+    private static readonly UTF8Encoding Utf8 = new(false);
+    private readonly ServerContext _ctx;
+    private readonly Socket _socket;
+    private readonly IPEndPoint _remote;
+    private readonly bool _directTls;
+    private readonly Logger _log;
+    private readonly Channel<OutItem> _out = Channel.CreateUnbounded<OutItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _cts;
+    private volatile Stream _stream;
+    private int _queued;
+    private int _closing;
+    private bool _headerSent;
+    private string? _host;
+    private bool _tls;
+    private HostCertificate? _tlsCertificate;
+    private ClientChannelBinding? _channelBinding;
+    private ISaslServerMechanism? _sasl;
+    private int _saslFailures;
+    private string? _user;
+    private Jid? _jid;
+    private bool _bound;
+
+    public ClientConnection(ServerContext ctx, Socket socket, bool directTls, CancellationToken shutdown)
+    {
+        _ctx = ctx;
+        _socket = socket;
+        _remote = (IPEndPoint)socket.RemoteEndPoint!;
+        _directTls = directTls;
+        _log = ctx.Logs.GetLogger("C2s");
+        _cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        ConnectionId = ctx.Connections.NextId();
+    }
+
+    private enum Next
+    {
+        Continue,
+        Restart,
+        Stop,
+    }
+
+    public long ConnectionId { get; }
+
+    public Jid Jid => _jid ?? throw new InvalidOperationException("not bound");
+
+    public bool IsAvailable { get; set; }
+
+    public int Priority { get; set; }
+
+    public Element? LastPresence { get; set; }
+
+    public bool IsBound => _bound;
+
+    public async Task RunAsync()
+    {
+        using var scope = ScopeContext.PushProperty("ConnectionId", ConnectionId);
+        using var remoteScope = ScopeContext.PushProperty("Remote", _remote.ToString());
+        _ctx.Connections.Add(this);
+        _log.Info("Connection accepted from {Remote}{Mode}", _remote, _directTls ? " (direct TLS)" : string.Empty);
+        var writer = WriterLoopAsync();
+        IDisposable? jidScope = null;
+        using var authTimer = new CancellationTokenSource(_ctx.Options.Limits.AuthTimeout);
+        using var authTimeout = authTimer.Token.Register(() =>
+        {
+            if (!_bound)
+            {
+                _log.Warn("Closing connection from {Remote}: not authenticated within {Timeout}", _remote, _ctx.Options.Limits.AuthTimeout);
+                Close(new StreamError(StreamErrorCondition.ConnectionTimeout, "authentication took too long"));
+            }
+        });
+        try
+        {
+            var ct = _cts.Token;
+            if (_directTls)
+            {
+                await StartTlsAsync(host: null, ct).ConfigureAwait(false);
+            }
+
+            var restart = true;
+            while (restart)
+            {
+                restart = false;
+                _headerSent = false;
+                using var reader = new XmppStreamReader(_stream, new XmlReaderLimits
+                {
+                    MaxStanzaBytes = _ctx.Options.Limits.StanzaSize,
+                    MaxDepth = _ctx.Options.Limits.MaxDepth,
+                });
+                var ev = await reader.ReadAsync(ct).ConfigureAwait(false);
+                if (ev.Kind != XmppStreamEventKind.Header)
+                {
+                    break;
+                }
+
+                OpenStream(ev.Header!);
+                while (true)
+                {
+                    ev = await reader.ReadAsync(ct).ConfigureAwait(false);
+                    if (ev.Kind == XmppStreamEventKind.End)
+                    {
+                        _log.Info("Client closed the stream");
+                        Close(null);
+                        break;
+                    }
+
+                    if (ev.Kind == XmppStreamEventKind.Eof)
+                    {
+                        _log.Info("Connection dropped by the client");
+                        break;
+                    }
+
+                    var next = await HandleAsync(ev.Element!, ct).ConfigureAwait(false);
+                    if (next == Next.Restart)
+                    {
+                        restart = true;
+                        if (_bound && jidScope is null)
+                        {
+                            jidScope = ScopeContext.PushProperty("Jid", _jid!.ToString());
+                        }
+
+                        break;
+                    }
+
+                    if (next == Next.Stop)
+                    {
+                        break;
+                    }
+
+                    if (_bound && jidScope is null)
+                    {
+                        jidScope = ScopeContext.PushProperty("Jid", _jid!.ToString());
+                    }
+                }
+            }
+        }
+        catch (XmppStreamException ex)
+        {
+            _log.Warn("Stream error {Condition} for {Remote}: {Reason}", ErrorNames.ToElementName(ex.Condition), _remote, ex.Message);
+            Close(ex.ToStreamError());
+        }
+        catch (OperationCanceledException)
+        {
+            _log.Debug("Connection cancelled");
+        }
+        catch (AuthenticationException ex)
+        {
+            _log.Warn("TLS handshake with {Remote} failed: {Reason}", _remote, ex.Message);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            _log.Info("Connection lost: {Reason}", ex.Message);
+        }
+        catch (Exception ex)
+        {
+            // The one catch-all, at the connection boundary: a bug here ends this stream only.
+            _log.Error(ex, "Unexpected error on connection from {Remote}", _remote);
+            Close(new StreamError(StreamErrorCondition.InternalServerError));
+        }
+        finally
+        {
+            await TeardownAsync(writer).ConfigureAwait(false);
+            jidScope?.Dispose();
+        }
+    }
+
+    private async Task TeardownAsync(Task writer)
+    {
+        if (_bound)
+        {
+            _ctx.Sessions.Unbind(this);
+            try
+            {
+                var ctx = new StanzaContext(new Element("presence", Ns.Client), _jid!, null, this, _ctx.Router);
+                await _ctx.Hooks.FireAsync(HookNames.ResourceUnbound, ctx, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _log.Error(ex, "Error while ending the session of {Jid}", _jid);
+            }
+        }
+
+        Close(null);
+        try
+        {
+            await writer.WaitAsync(_ctx.Options.Limits.CloseTimeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _log.Debug("Writer did not finish in time");
+        }
+
+        await _cts.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _stream.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            _log.Debug("Error disposing stream: {Reason}", ex.Message);
+        }
+
+        _socket.Dispose();
+        _cts.Dispose();
+        _ctx.Connections.Remove(this);
+        _log.Info("Connection closed{Who}", _jid is null ? string.Empty : " for " + _jid);
+    }
+
+    // ---- stream header and features -------------------------------------------------------------
+
+    private void OpenStream(StreamHeader header)
+    {
+        var requested = header.To is not null && Jid.TryPrepareDomain(header.To, out var d) ? d : null;
+        var host = requested is not null && _ctx.Router.IsLocal(requested) ? requested : null;
+        SendHeader(host ?? _host ?? _ctx.Options.Hosts[0].Name, header.From);
+
+        // RFC 6120 §4.8/§4.9.3.10: the stream namespace and the content namespace must be the known ones.
+        if (header.LocalName != "stream" || header.Namespace != Ns.Stream)
+        {
+            throw new XmppStreamException(StreamErrorCondition.InvalidNamespace, "the root element must be stream:stream");
+        }
+
+        if (header.DefaultNamespace != Ns.Client)
+        {
+            throw new XmppStreamException(StreamErrorCondition.InvalidNamespace, "the content namespace must be jabber:client");
+        }
+
+        // RFC 6120 §4.7.5: no version means 0.9, which lacks SASL and TLS.
+        if (header.Version is null || !header.Version.StartsWith("1.", StringComparison.Ordinal))
+        {
+            throw new XmppStreamException(StreamErrorCondition.UnsupportedVersion, "version 1.0 is required");
+        }
+
+        if (host is null || (_host is not null && host != _host))
+        {
+            throw new XmppStreamException(StreamErrorCondition.HostUnknown, $"this server does not serve '{header.To}'");
+        }
+
+        _host = host;
+        SendFeatures();
+    }
+
+    private void SendHeader(string from, string? to)
+    {
+        if (_headerSent)
+        {
+            return;
+        }
+
+        _headerSent = true;
+        var sb = new StringBuilder(256);
+        sb.Append("<?xml version='1.0'?><stream:stream xmlns='").Append(Ns.Client)
+          .Append("' xmlns:stream='").Append(Ns.Stream).Append("' id='").Append(Guid.NewGuid().ToString("N"))
+          .Append("' from='");
+        ElementWriter.Escape(sb, from);
+        sb.Append('\'');
+        if (to is not null && Jid.TryParse(to, out var toJid))
+        {
+            sb.Append(" to='");
+            ElementWriter.Escape(sb, toJid.ToString());
+            sb.Append('\'');
+        }
+
+        sb.Append(" version='1.0' xml:lang='en'>");
+        SendRaw(sb.ToString());
+    }
+
+    private void SendFeatures()
+    {
+        var features = new List<Element>();
+        var tlsRequired = _ctx.Options.Tls.Required;
+        if (!_tls)
+        {
+            var starttls = new Element("starttls", Ns.Tls);
+            if (tlsRequired)
+            {
+                starttls.Add(new Element("required", Ns.Tls));
+            }
+
+            features.Add(starttls);
+        }
+
+        if (_user is null && (_tls || !tlsRequired))
+        {
+            var mechanisms = new Element("mechanisms", Ns.Sasl);
+            foreach (var name in OfferedMechanisms())
+            {
+                mechanisms.AddChild("mechanism").AddText(name);
+            }
+
+            features.Add(mechanisms);
+            if (_channelBinding is not null)
+            {
+                // XEP-0440: which channel binding types the server supports.
+                var cb = new Element("sasl-channel-binding", Ns.SaslChannelBinding);
+                foreach (var type in _channelBinding.SupportedTypes)
+                {
+                    cb.AddChild("channel-binding").SetAttribute("type", type);
+                }
+
+                features.Add(cb);
+            }
+        }
+        else if (_user is not null)
+        {
+            features.Add(new Element("bind", Ns.Bind));
+
+            // RFC 6121 obsoleted the session iq; old clients still send it, so it is offered as optional.
+            features.Add(new Element("session", Ns.Session).Add(new Element("optional", Ns.Session)));
+        }
+
+        var sb = new StringBuilder("<stream:features>");
+        foreach (var f in features)
+        {
+            ElementWriter.Write(sb, f, Ns.Stream);
+        }
+
+        sb.Append("</stream:features>");
+        SendRaw(sb.ToString());
+    }
+
+    private IEnumerable<string> OfferedMechanisms()
+    {
+        foreach (var hash in new[] { ScramHash.Sha512, ScramHash.Sha256, ScramHash.Sha1 })
+        {
+            if (_channelBinding is not null)
+            {
+                yield return hash.MechanismName() + "-PLUS";
+            }
+        }
+
+        foreach (var hash in new[] { ScramHash.Sha512, ScramHash.Sha256, ScramHash.Sha1 })
+        {
+            yield return hash.MechanismName();
+        }
+
+        if (_tls && _ctx.Options.Auth.AllowPlain)
+        {
+            yield return "PLAIN";
+        }
+    }
+
+    // ---- element dispatch by state ----------------------------------------------------------------
+
+    private async ValueTask<Next> HandleAsync(Element e, CancellationToken ct)
+    {
+        if (e.Is("error", Ns.Stream))
+        {
+            // The peer ends the stream with an error of its own (RFC 6120 §4.9.1.2): log it and close ours.
+            var condition = e.FirstElement()?.Name ?? "unknown";
+            _log.Warn("Client sent stream error {Condition}: {Text}", condition, e.ChildText("text", Ns.Streams) ?? string.Empty);
+            Close(null);
+            return Next.Stop;
+        }
+
+        if (_user is null)
+        {
+            if (e.Is("starttls", Ns.Tls))
+            {
+                if (_tls)
+                {
+                    SendRaw("<failure xmlns='" + Ns.Tls + "'/>");
+                    Close(null);
+                    return Next.Stop;
+                }
+
+                SendRaw("<proceed xmlns='" + Ns.Tls + "'/>");
+                await FlushAsync().ConfigureAwait(false);
+                await StartTlsAsync(_host, ct).ConfigureAwait(false);
+                return Next.Restart;
+            }
+
+            if (e.Namespace == Ns.Sasl)
+            {
+                return await HandleSaslAsync(e, ct).ConfigureAwait(false);
+            }
+
+            // RFC 6120 §4.9.3.12: nothing but negotiation before authentication.
+            throw new XmppStreamException(StreamErrorCondition.NotAuthorized, $"<{e.Name}/> before authentication");
+        }
+
+        if (e.Namespace == Ns.Sasl || e.Namespace == Ns.Tls)
+        {
+            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "the stream is already authenticated");
+        }
+
+        if (!Stanza.IsStanza(e) || e.Namespace != Ns.Client)
+        {
+            throw new XmppStreamException(StreamErrorCondition.UnsupportedStanzaType, $"unknown element <{e.Name} xmlns='{e.Namespace}'/>");
+        }
+
+        if (!_bound)
+        {
+            return HandleBeforeBind(e);
+        }
+
+        await HandleStanzaAsync(e, ct).ConfigureAwait(false);
+        return Next.Continue;
+    }
+
+    private Next HandleBeforeBind(Element e)
+    {
+        var payload = e.FirstElement();
+        if (e.Name == "iq" && e.GetAttribute("type") == "set" && payload is not null && payload.Is("bind", Ns.Bind))
+        {
+            Bind(e, payload);
+            return Next.Continue;
+        }
+
+        if (e.Name == "iq" && e.GetAttribute("type") == "set" && payload is not null && payload.Is("session", Ns.Session))
+        {
+            SendStanza(Stanza.IqResult(e));
+            return Next.Continue;
+        }
+
+        // RFC 6120 §7.1: no stanzas before a resource is bound.
+        throw new XmppStreamException(StreamErrorCondition.NotAuthorized, "bind a resource first");
+    }
+
+    private void Bind(Element iq, Element bind)
+    {
+        var requested = bind.ChildText("resource", Ns.Bind)?.Trim();
+        string resource;
+        if (string.IsNullOrEmpty(requested))
+        {
+            resource = "xs-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)).ToLowerInvariant();
+        }
+        else if (!Jid.TryPrepareResource(requested, out var prepared))
+        {
+            // RFC 6120 §7.7.2.1: a resource that cannot be processed.
+            SendStanza(Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.BadRequest, "invalid resource")));
+            return;
+        }
+        else
+        {
+            resource = prepared;
+        }
+
+        _jid = Jid.Parse(_user + "@" + _host).WithResource(resource);
+        _bound = true;
+        var replaced = _ctx.Sessions.Bind(this);
+        if (replaced is not null && !ReferenceEquals(replaced, this))
+        {
+            // RFC 6120 §7.7.2.2: our policy is that the new session replaces the old one.
+            _log.Info("Resource {Jid} bound again: replacing the older session", _jid);
+            replaced.Close(new StreamError(StreamErrorCondition.Conflict, "replaced by a new session"));
+        }
+
+        var result = new Element("bind", Ns.Bind);
+        result.AddChild("jid").AddText(_jid.ToString());
+        SendStanza(Stanza.IqResult(iq, result));
+        _log.Info("Bound {Jid}", _jid);
+        var ctx = new StanzaContext(iq, _jid, null, this, _ctx.Router);
+        _ = FireBoundAsync(ctx);
+    }
+
+    private async Task FireBoundAsync(StanzaContext ctx)
+    {
+        try
+        {
+            await _ctx.Hooks.FireAsync(HookNames.ResourceBound, ctx, _cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _log.Error(ex, "Error in resource-bind hooks for {Jid}", _jid);
+        }
+    }
+
+    private async ValueTask HandleStanzaAsync(Element e, CancellationToken ct)
+    {
+        // RFC 6120 §8.1.2.1: 'from' may only be our own full or bare JID, and the server stamps it.
+        var from = e.GetAttribute("from");
+        if (from is not null && (!Jid.TryParse(from, out var claimed) || (claimed != _jid && claimed != _jid!.Bare)))
+        {
+            throw new XmppStreamException(StreamErrorCondition.InvalidFrom, $"'{from}' is not this stream's address");
+        }
+
+        e.SetAttribute("from", _jid!.ToString());
+        var type = e.GetAttribute("type");
+        StanzaError? problem = e.Name switch
+        {
+            "iq" when e.GetAttribute("id") is null => StanzaError.BadRequest("iq without id"),
+            "iq" when type is not ("get" or "set" or "result" or "error") => StanzaError.BadRequest("iq type must be get, set, result or error"),
+            "iq" when type is "get" or "set" && e.ElementCount() != 1 => StanzaError.BadRequest("a request carries exactly one child element"),
+            "presence" when type is not (null or "unavailable" or "subscribe" or "subscribed" or "unsubscribe" or "unsubscribed" or "probe" or "error")
+                => StanzaError.BadRequest("unknown presence type"),
+            _ => null,
+        };
+        if (problem is not null)
+        {
+            if (Stanza.MayReplyWithError(e))
+            {
+                SendStanza(Stanza.ErrorReply(e, problem));
+            }
+
+            return;
+        }
+
+        await _ctx.Router.RouteAsync(e, this, ct).ConfigureAwait(false);
+    }
+
+    // ---- SASL (RFC 6120 §6) -------------------------------------------------------------------------
+
+    private async ValueTask<Next> HandleSaslAsync(Element e, CancellationToken ct)
+    {
+        SaslStep step;
+        switch (e.Name)
+        {
+            case "auth":
+                {
+                    var mechanism = e.GetAttribute("mechanism") ?? string.Empty;
+                    if (!_tls && _ctx.Options.Tls.Required)
+                    {
+                        return await SaslFailAsync(SaslFailure.EncryptionRequired, "STARTTLS first", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    if (!OfferedMechanisms().Contains(mechanism))
+                    {
+                        var failure = mechanism == "PLAIN" && !_tls ? SaslFailure.EncryptionRequired : SaslFailure.InvalidMechanism;
+                        return await SaslFailAsync(failure, $"mechanism '{mechanism}' is not offered", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    _sasl = CreateMechanism(mechanism);
+                    if (!TryDecode(e.Text, out var initial))
+                    {
+                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    step = await _sasl.StepAsync(initial, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "response":
+                {
+                    if (_sasl is null)
+                    {
+                        return await SaslFailAsync(SaslFailure.MalformedRequest, "no exchange in progress", null, ct).ConfigureAwait(false);
+                    }
+
+                    if (!TryDecode(e.Text, out var data))
+                    {
+                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", _sasl.Name, ct).ConfigureAwait(false);
+                    }
+
+                    step = await _sasl.StepAsync(data, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "abort":
+                _sasl = null;
+                SendRaw("<failure xmlns='" + Ns.Sasl + "'><aborted/></failure>");
+                return Next.Continue;
+
+            default:
+                return await SaslFailAsync(SaslFailure.MalformedRequest, $"unexpected <{e.Name}/>", _sasl?.Name, ct).ConfigureAwait(false);
+        }
+
+        switch (step.Kind)
+        {
+            case SaslStepKind.Challenge:
+                SendRaw("<challenge xmlns='" + Ns.Sasl + "'>" + Encode(step.Data) + "</challenge>");
+                return Next.Continue;
+
+            case SaslStepKind.Success:
+                {
+                    var mech = _sasl!;
+                    var bare = mech.Username + "@" + _host;
+                    if (mech.AuthorizationId is not null &&
+                        (!Jid.TryParse(mech.AuthorizationId, out var authz) || authz.ToString() != bare))
+                    {
+                        return await SaslFailAsync(SaslFailure.InvalidAuthzid, "may only act as " + bare, mech.Name, ct).ConfigureAwait(false);
+                    }
+
+                    _user = mech.Username;
+                    _sasl = null;
+                    _ctx.AuthFailures.RecordSuccess(_remote.Address);
+                    _log.Info("Authenticated {User} with {Mechanism}", bare, mech.Name);
+                    var data = step.Data is { Length: > 0 } ? Convert.ToBase64String(step.Data) : string.Empty;
+                    SendRaw("<success xmlns='" + Ns.Sasl + "'>" + data + "</success>");
+                    return Next.Restart;
+                }
+
+            default:
+                return await SaslFailAsync(step.Failure, step.Reason ?? "failed", _sasl?.Name, ct, _sasl?.Username, step.IsCredentialFailure).ConfigureAwait(false);
+        }
+    }
+
+    private ISaslServerMechanism CreateMechanism(string name)
+    {
+        var host = _host!;
+        ValueTask<ScramCredential?> Lookup(string user, ScramHash hash, CancellationToken ct) =>
+            new(_ctx.Storage.Users.GetCredentialAsync(host, user, hash, ct));
+        if (name == "PLAIN")
+        {
+            return new PlainServerMechanism(Lookup);
+        }
+
+        var plus = name.EndsWith("-PLUS", StringComparison.Ordinal);
+        var baseName = plus ? name[..^5] : name;
+        var hash = ScramHashes.All.First(h => h.MechanismName() == baseName);
+        return new ScramServerMechanism(hash, plus, Lookup, _channelBinding);
+    }
+
+    private async ValueTask<Next> SaslFailAsync(SaslFailure failure, string reason, string? mechanism, CancellationToken ct, string? user = null, bool counts = true)
+    {
+        _sasl = null;
+        counts &= failure != SaslFailure.Aborted;
+        if (counts)
+        {
+            _saslFailures++;
+        }
+
+        var condition = ErrorNames.ToElementName(failure);
+        _log.Warn("Authentication failed for {User} from {Remote} with {Mechanism}: {Condition} ({Reason})", user ?? "?", _remote, mechanism ?? "?", condition, reason);
+        if (counts)
+        {
+            var delay = _ctx.AuthFailures.RecordFailure(_remote.Address);
+            if (delay > TimeSpan.Zero)
+            {
+                await Task.Delay(delay, ct).ConfigureAwait(false);
+            }
+        }
+
+        var text = failure == SaslFailure.NotAuthorized ? string.Empty : "<text xml:lang='en'>" + ElementWriter.Escape(reason) + "</text>";
+        SendRaw("<failure xmlns='" + Ns.Sasl + "'><" + condition + "/>" + text + "</failure>");
+
+        // RFC 6120 §6.4.5: a bounded number of retries, then a stream error.
+        if (counts && _saslFailures >= _ctx.Options.Auth.MaxFailuresPerStream)
+        {
+            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many failed authentication attempts");
+        }
+
+        return Next.Continue;
+    }
+
+    private static bool TryDecode(string text, out byte[] data)
+    {
+        text = text.Trim();
+        if (text.Length == 0 || text == "=")
+        {
+            data = [];
+            return true;
+        }
+
+        try
+        {
+            data = Convert.FromBase64String(text);
+            return true;
+        }
+        catch (FormatException)
+        {
+            data = [];
+            return false;
+        }
+    }
+
+    private static string Encode(byte[]? data) => data is { Length: > 0 } ? Convert.ToBase64String(data) : "=";
+
+    // ---- TLS ------------------------------------------------------------------------------------------
+
+    private async Task StartTlsAsync(string? host, CancellationToken ct)
+    {
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
+        HostCertificate? chosen = null;
+        await ssl.AuthenticateAsServerAsync(
+            (_, clientHello, _, _) =>
+            {
+                chosen = _ctx.Certificates.Find(host ?? (Jid.TryPrepareDomain(clientHello.ServerName ?? string.Empty, out var sni) ? sni : null))
+                    ?? _ctx.Certificates.Default;
+                return ValueTask.FromResult(new SslServerAuthenticationOptions
+                {
+                    ServerCertificateContext = chosen.Context,
+                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    ClientCertificateRequired = false,
+                    CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                    AllowRenegotiation = false,
+                    ApplicationProtocols = _directTls ? [new SslApplicationProtocol("xmpp-client")] : null,
+                });
+            },
+            null,
+            ct).ConfigureAwait(false);
+        _stream = ssl;
+        _tls = true;
+        _tlsCertificate = chosen!;
+
+        // RFC 9266 defines tls-exporter for TLS 1.3 (and TLS 1.2 only with extended master secret, which
+        // cannot be checked here), so it is offered on TLS 1.3 only.
+        var exporter = ssl.SslProtocol == SslProtocols.Tls13 ? TlsExporter.ChannelBinding(ssl) : null;
+        _channelBinding = new ClientChannelBinding(exporter, _tlsCertificate.EndPointBinding);
+        _log.Info("TLS established: {Protocol} {Cipher}", ssl.SslProtocol, ssl.NegotiatedCipherSuite);
+    }
+
+    // ---- output ---------------------------------------------------------------------------------------
+
+    public bool TrySend(Element stanza)
+    {
+        if (Volatile.Read(ref _closing) != 0)
+        {
+            return false;
+        }
+
+        if (Interlocked.Increment(ref _queued) > _ctx.Options.Limits.OutputQueue)
+        {
+            Interlocked.Decrement(ref _queued);
+            _log.Warn("Output queue of {Jid} is full ({Limit} stanzas): closing the connection", _jid, _ctx.Options.Limits.OutputQueue);
+            Close(new StreamError(StreamErrorCondition.ResourceConstraint, "client is not reading"));
+            return false;
+        }
+
+        if (!_out.Writer.TryWrite(new OutItem(stanza, null, null, false)))
+        {
+            Interlocked.Decrement(ref _queued);
+            return false;
+        }
+
+        return true;
+    }
+
+    private void SendStanza(Element stanza) => _out.Writer.TryWrite(new OutItem(stanza, null, null, false));
+
+    private void SendRaw(string xml) => _out.Writer.TryWrite(new OutItem(null, xml, null, false));
+
+    private Task FlushAsync()
+    {
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_out.Writer.TryWrite(new OutItem(null, null, tcs, false)))
+        {
+            tcs.TrySetCanceled();
+        }
+
+        return tcs.Task;
+    }
+
+    public void Close(StreamError? streamError)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        {
+            return;
+        }
+
+        var sb = new StringBuilder();
+        if (!_headerSent)
+        {
+            // RFC 6120 §4.9.1.1: a stream error is always sent inside a stream, even a just-opened one.
+            _headerSent = true;
+            sb.Append("<?xml version='1.0'?><stream:stream xmlns='").Append(Ns.Client).Append("' xmlns:stream='")
+              .Append(Ns.Stream).Append("' id='").Append(Guid.NewGuid().ToString("N")).Append("' from='")
+              .Append(_host ?? _ctx.Options.Hosts[0].Name).Append("' version='1.0'>");
+        }
+
+        if (streamError is not null)
+        {
+            sb.Append("<stream:error>");
+            foreach (var child in streamError.ToElement().Elements())
+            {
+                ElementWriter.Write(sb, child, Ns.Stream);
+            }
+
+            sb.Append("</stream:error>");
+        }
+
+        sb.Append("</stream:stream>");
+        _out.Writer.TryWrite(new OutItem(null, sb.ToString(), null, true));
+        _out.Writer.TryComplete();
+
+        // Give the peer a moment to send its own closing tag, then stop reading (RFC 6120 §4.4).
+        try
+        {
+            _cts.CancelAfter(_ctx.Options.Limits.CloseTimeout);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already torn down.
+        }
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        await Task.Yield();
+        var sb = new StringBuilder(1024);
+        var ct = _cts.Token;
+        try
+        {
+            var reader = _out.Reader;
+            var done = false;
+            while (!done && await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            {
+                TaskCompletionSource? flushed = null;
+                while (sb.Length < 64 * 1024 && reader.TryRead(out var item))
+                {
+                    if (item.Element is not null)
+                    {
+                        Interlocked.Decrement(ref _queued);
+                        ElementWriter.Write(sb, item.Element, Ns.Client);
+                    }
+                    else if (item.Raw is not null)
+                    {
+                        sb.Append(item.Raw);
+                    }
+
+                    if (item.Flushed is not null)
+                    {
+                        flushed = item.Flushed;
+                        break;
+                    }
+
+                    if (item.Close)
+                    {
+                        done = true;
+                        break;
+                    }
+                }
+
+                if (sb.Length > 0)
+                {
+                    await WriteAsync(sb, ct).ConfigureAwait(false);
+                    if (sb.Capacity > 256 * 1024)
+                    {
+                        sb = new StringBuilder(1024);
+                    }
+                }
+
+                flushed?.TrySetResult();
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            _log.Debug("Writer stopped: {Reason}", ex.Message);
+            await _cts.CancelAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            // Anything still queued (flush barriers included) is released.
+            while (_out.Reader.TryRead(out var item))
+            {
+                item.Flushed?.TrySetCanceled();
+            }
+        }
+    }
+
+    private async Task WriteAsync(StringBuilder sb, CancellationToken ct)
+    {
+        var max = Utf8.GetMaxByteCount(sb.Length);
+        var buffer = ArrayPool<byte>.Shared.Rent(max);
+        try
+        {
+            var count = 0;
+            foreach (var chunk in sb.GetChunks())
+            {
+                count += Utf8.GetBytes(chunk.Span, buffer.AsSpan(count));
+            }
+
+            sb.Clear();
+            var stream = _stream;
+            await stream.WriteAsync(buffer.AsMemory(0, count), ct).ConfigureAwait(false);
+            await stream.FlushAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private readonly record struct OutItem(Element? Element, string? Raw, TaskCompletionSource? Flushed, bool Close);
+}

@@ -1,0 +1,40 @@
+namespace Xmpp.Server.Routing;
+
+/// <summary>
+/// Hook names, in Prosody's words so its source reads side by side with ours:
+/// "message/bare", "presence/full", "iq-get/host/urn:xmpp:ping:ping", ...
+/// </summary>
+public static class HookNames
+{
+    /// <summary>A stanza addressed to a remote domain (federation claims it).</summary>
+    public const string RouteRemote = "route/remote";
+
+    /// <summary>Presence without 'to' from a client: broadcast (RFC 6121 §4.2, §4.4).</summary>
+    public const string PresenceBroadcast = "presence/broadcast";
+
+    /// <summary>A resource was bound (the session is in the session manager).</summary>
+    public const string ResourceBound = "resource-bind";
+
+    /// <summary>A bound session ended, whatever the cause (the session is already out of the session manager).</summary>
+    public const string ResourceUnbound = "resource-unbind";
+
+    public static string Stanza(string kind, Target target) => kind + "/" + TargetName(target);
+
+    public static string Iq(string type, Target target, string ns, string name) =>
+        "iq-" + type + "/" + TargetName(target) + "/" + ns + ":" + name;
+
+    public static string TargetName(Target target) => target switch
+    {
+        Target.Host => "host",
+        Target.Bare => "bare",
+        _ => "full",
+    };
+}
+
+/// <summary>What a stanza's 'to' names: the server itself, an account, or one resource of an account.</summary>
+public enum Target
+{
+    Host,
+    Bare,
+    Full,
+}

@@ -1,0 +1,118 @@
+using NLog;
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Sessions;
+
+namespace Xmpp.Server.Routing;
+
+/// <summary>
+/// Decides where a stanza goes, and nothing else (Prosody's stanza_router): local domain → fires
+/// "KIND/host|bare|full" (and "iq-TYPE/TARGET/NS:NAME" for requests) on the hook bus; a remote domain →
+/// "route/remote"; nobody handled it → the RFC's error back to the sender. Never waits on a socket.
+/// </summary>
+public sealed class Router
+{
+    private readonly HookBus _hooks;
+    private readonly HashSet<string> _localHosts;
+    private readonly Logger _log;
+
+    public Router(HookBus hooks, IEnumerable<string> localHosts, Logger log)
+    {
+        _hooks = hooks;
+        _localHosts = new HashSet<string>(localHosts, StringComparer.Ordinal);
+        _log = log;
+    }
+
+    public bool IsLocal(string domain) => _localHosts.Contains(domain);
+
+    public IReadOnlyCollection<string> LocalHosts => _localHosts;
+
+    /// <summary>Routes a stanza whose 'from' is set and trusted (stamped by the stream that received it).</summary>
+    public async ValueTask RouteAsync(Element stanza, IClientSession? origin, CancellationToken cancellationToken)
+    {
+        if (!Jid.TryParse(stanza.GetAttribute("from"), out var from))
+        {
+            _log.Warn("Dropping {Kind} without a valid from", stanza.Name);
+            return;
+        }
+
+        Jid? to = null;
+        var toText = stanza.GetAttribute("to");
+        if (toText is not null && !Jid.TryParse(toText, out to))
+        {
+            await BounceAsync(stanza, new StanzaError(StanzaErrorCondition.JidMalformed, "invalid 'to' address"), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (to is null)
+        {
+            // RFC 6120 §10.3: no 'to' from a client means the account itself (presence: a broadcast).
+            if (stanza.Name == "presence")
+            {
+                var broadcast = new StanzaContext(stanza, from, null, origin, this);
+                await _hooks.FireAsync(HookNames.PresenceBroadcast, broadcast, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            to = from.Bare;
+        }
+
+        var context = new StanzaContext(stanza, from, to, origin, this);
+        if (!IsLocal(to.Domain))
+        {
+            if (!await _hooks.FireAsync(HookNames.RouteRemote, context, cancellationToken).ConfigureAwait(false))
+            {
+                await BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RemoteServerNotFound, $"no route to {to.Domain}"), cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        var target = to.Local is null ? Target.Host : to.Resource is null ? Target.Bare : Target.Full;
+        if (stanza.Name == "iq")
+        {
+            var type = stanza.GetAttribute("type");
+            var payload = stanza.FirstElement();
+            if ((type == "get" || type == "set") && payload is not null && target != Target.Full &&
+                await _hooks.FireAsync(HookNames.Iq(type, target, payload.Namespace, payload.Name), context, cancellationToken).ConfigureAwait(false))
+            {
+                return;
+            }
+        }
+
+        if (await _hooks.FireAsync(HookNames.Stanza(stanza.Name, target), context, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        // Unhandled: requests and messages get service-unavailable (RFC 6120 §8.4, RFC 6121 §8.5); presence is dropped.
+        if (stanza.Name == "presence" || (stanza.Name == "iq" && stanza.GetAttribute("type") is not ("get" or "set")))
+        {
+            return;
+        }
+
+        await BounceAsync(stanza, StanzaError.ServiceUnavailable, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends the error reply for a stanza back to its sender, unless the stanza is itself an error or result.</summary>
+    public ValueTask BounceAsync(Element stanza, StanzaError error, CancellationToken cancellationToken)
+    {
+        if (!Stanza.MayReplyWithError(stanza) || stanza.GetAttribute("from") is null)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        var reply = Stanza.ErrorReply(stanza, error, includeOriginal: stanza.Name == "message");
+        if (reply.GetAttribute("from") is null)
+        {
+            // An error about a stanza without 'to' comes from the sender's own server.
+            if (Jid.TryParse(stanza.GetAttribute("from"), out var sender))
+            {
+                reply.SetAttribute("from", sender.Domain);
+            }
+        }
+
+        return RouteAsync(reply, null, cancellationToken);
+    }
+}

@@ -1,0 +1,29 @@
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+
+namespace Xmpp.Server.Sessions;
+
+/// <summary>A bound client session as the rest of the server sees it (RFC 6120 §7, RFC 6121 §4).</summary>
+public interface IClientSession
+{
+    long ConnectionId { get; }
+
+    /// <summary>The bound full JID.</summary>
+    Jid Jid { get; }
+
+    /// <summary>Whether the client has sent available presence and not unavailable since (RFC 6121 §4.2).</summary>
+    bool IsAvailable { get; set; }
+
+    /// <summary>Priority of the last available presence (RFC 6121 §4.7.2.3), -128..127.</summary>
+    int Priority { get; set; }
+
+    /// <summary>The last broadcast presence, with 'from' stamped.</summary>
+    Element? LastPresence { get; set; }
+
+    /// <summary>Queues a stanza for this client without waiting; false when the session is closing or its queue is full.</summary>
+    bool TrySend(Element stanza);
+
+    /// <summary>Ends the stream, with a stream error when given.</summary>
+    void Close(StreamError? streamError);
+}
