@@ -27,6 +27,9 @@ internal sealed class MeteredStream : Stream
 
     public long TotalBytes { get; private set; }
 
+    /// <summary>Whether the connection has ended (a read returned 0).</summary>
+    public bool SawEof { get; private set; }
+
     public void MarkBoundary() => _sinceBoundary = 0;
 
     public override bool CanRead => true;
@@ -58,6 +61,11 @@ internal sealed class MeteredStream : Stream
 
         var n = await _inner.ReadAsync(buffer[..Math.Min(buffer.Length, ReadChunk)], Token).ConfigureAwait(false);
         _sinceBoundary += n;
+        if (n == 0)
+        {
+            SawEof = true;
+        }
+
         TotalBytes += n;
         return n;
     }

@@ -50,6 +50,14 @@ public sealed class XmppStreamReader : IXmppStreamReader
         {
             while (await _reader.ReadAsync().ConfigureAwait(false))
             {
+                if (_reader.NodeType is XmlNodeType.Text or XmlNodeType.CDATA or XmlNodeType.Whitespace or XmlNodeType.SignificantWhitespace)
+                {
+                    // Value would finish a text node split across reads with a synchronous read on the
+                    // socket; GetValueAsync does it asynchronously.
+                    OnText(await _reader.GetValueAsync().ConfigureAwait(false));
+                    continue;
+                }
+
                 var ev = Process();
                 if (ev.HasValue)
                 {
@@ -57,6 +65,11 @@ public sealed class XmppStreamReader : IXmppStreamReader
                 }
             }
 
+            return new XmppStreamEvent(XmppStreamEventKind.Eof);
+        }
+        catch (XmlException) when (_input.SawEof)
+        {
+            // The connection ended mid-document: a dropped connection, not malformed XML.
             return new XmppStreamEvent(XmppStreamEventKind.Eof);
         }
         catch (XmlException ex)
@@ -77,12 +90,6 @@ public sealed class XmppStreamReader : IXmppStreamReader
                 return OnStartElement();
             case XmlNodeType.EndElement:
                 return OnEndElement();
-            case XmlNodeType.Text:
-            case XmlNodeType.CDATA:
-            case XmlNodeType.Whitespace:
-            case XmlNodeType.SignificantWhitespace:
-                OnText();
-                return null;
             case XmlNodeType.XmlDeclaration:
                 return null;
             case XmlNodeType.Comment:
@@ -170,9 +177,8 @@ public sealed class XmppStreamReader : IXmppStreamReader
         return _open.Count == 0 ? Complete(element) : null;
     }
 
-    private void OnText()
+    private void OnText(string value)
     {
-        var value = _reader.Value;
         if (_open.Count == 0)
         {
             // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1); any other text is not XMPP.

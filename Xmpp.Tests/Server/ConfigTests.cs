@@ -1,0 +1,66 @@
+using Xmpp.Server.Config;
+
+namespace Xmpp.Tests.Server;
+
+public sealed class ConfigTests
+{
+    [Test]
+    public void Shipped_config_file_loads()
+    {
+        var dir = TestContext.CurrentContext.TestDirectory;
+        var file = Path.GetFullPath(Path.Combine(dir, "..", "..", "..", "..", "server.config.xml"));
+        var options = ConfigLoader.Load(file);
+        Assert.That(options.Hosts.Select(h => h.Name), Is.EqualTo(new[] { "localhost" }));
+        Assert.That(options.Listeners.Select(l => (l.Kind, l.Port)), Is.EqualTo(new[] { (ListenerKind.C2s, 5222), (ListenerKind.C2sDirectTls, 5223) }));
+        Assert.That(options.Tls.Required, Is.True);
+        Assert.That(options.Limits.StanzaSize, Is.EqualTo(262144));
+        Assert.That(options.DataDirectory, Is.EqualTo(Path.Combine(Path.GetDirectoryName(file)!, "data")));
+        Assert.That(options.Storage.File, Is.EqualTo(Path.Combine(Path.GetDirectoryName(file)!, "data", "xmpp.db")));
+    }
+
+    [Test]
+    public void Values_map_to_options()
+    {
+        var o = ConfigLoader.Parse("""
+            <xmppserver>
+              <host name="Example.ORG"><certificate cert="c.pem" key="k.pem"/></host>
+              <listen type="c2s-tls" address="127.0.0.1" port="0"/>
+              <tls required="false"/>
+              <data-dir path="/var/lib/x"/>
+              <authentication iterations="10000" allow-plain="false" max-failures="5" failure-delay="0.5"/>
+              <limits stanza-size="100000" auth-timeout="10" output-queue="50"/>
+              <logging level="debug" format="json"/>
+              <modules><ping/></modules>
+            </xmppserver>
+            """, "/etc/xmpp/server.config.xml");
+        Assert.That(o.Hosts[0].Name, Is.EqualTo("example.org"));
+        Assert.That(o.Hosts[0].CertificateFile, Is.EqualTo("/etc/xmpp/c.pem"));
+        Assert.That(o.Listeners[0], Is.EqualTo(new ListenerOptions(ListenerKind.C2sDirectTls, "127.0.0.1", 0)));
+        Assert.That(o.Tls.Required, Is.False);
+        Assert.That(o.DataDirectory, Is.EqualTo("/var/lib/x"));
+        Assert.That(o.Auth.Iterations, Is.EqualTo(10000));
+        Assert.That(o.Auth.AllowPlain, Is.False);
+        Assert.That(o.Auth.FailureDelay, Is.EqualTo(TimeSpan.FromMilliseconds(500)));
+        Assert.That(o.Limits.AuthTimeout, Is.EqualTo(TimeSpan.FromSeconds(10)));
+        Assert.That(o.Limits.OutputQueue, Is.EqualTo(50));
+        Assert.That(o.Logging.Level, Is.EqualTo("Debug"));
+        Assert.That(o.Modules.Keys, Is.EqualTo(new[] { "ping" }));
+    }
+
+    [TestCase("<xmppserver><host name='a'/><bogus/></xmppserver>", ":1: <bogus>: unknown element")]
+    [TestCase("<xmppserver>\n<host name='a'/>\n<listen type='c2s' port='99999'/></xmppserver>", ":3: <listen>: attribute 'port' must be a whole number from 0 to 65535")]
+    [TestCase("<xmppserver><host name='a' colour='red'/></xmppserver>", "<host>: unknown attribute 'colour'")]
+    [TestCase("<xmppserver><host name='bad host'/></xmppserver>", "<host>: 'bad host' is not a valid domain name")]
+    [TestCase("<xmppserver></xmppserver>", "at least one <host")]
+    [TestCase("<xmppserver><host name='a'/><authentication iterations='100'/></xmppserver>", "<authentication>: attribute 'iterations' must be a whole number from 4096")]
+    [TestCase("<xmppserver><host name='a'/><listen type='s3s'/></xmppserver>", "unknown listener type 's3s'")]
+    [TestCase("<xmppserver><host name='a'/><tls required='maybe'/></xmppserver>", "must be true or false")]
+    [TestCase("<xmppserver><host name='a'></xmppserver>", "not well-formed XML")]
+    [TestCase("<server/>", "the root element must be <xmppserver>")]
+    public void Mistakes_name_the_line_and_element(string xml, string expected)
+    {
+        var ex = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(xml, "test.xml"));
+        Assert.That(ex!.Message, Does.Contain(expected));
+        Assert.That(ex.Message, Does.StartWith("test.xml"));
+    }
+}
