@@ -89,6 +89,12 @@ public static class ElementWriter
                 '\'' => "&apos;",
                 '"' => "&quot;",
                 '\r' => "&#xD;",
+
+                // Characters XML 1.0 forbids (controls, lone surrogates, U+FFFE/F) never reach the wire.
+                < ' ' when s[i] is not ('\t' or '\n') => "\uFFFD",
+                '\uFFFE' or '\uFFFF' => "\uFFFD",
+                >= '\uD800' and <= '\uDBFF' when i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1]) => "\uFFFD",
+                >= '\uDC00' and <= '\uDFFF' when i == 0 || !char.IsHighSurrogate(s[i - 1]) => "\uFFFD",
                 _ => null,
             };
             if (rep is not null)

@@ -446,7 +446,7 @@ public sealed class ClientConnection : IClientSession
 
     private void Bind(Element iq, Element bind)
     {
-        var requested = bind.ChildText("resource", Ns.Bind)?.Trim();
+        var requested = bind.ChildText("resource", Ns.Bind);
         string resource;
         if (string.IsNullOrEmpty(requested))
         {
@@ -520,6 +520,14 @@ public sealed class ClientConnection : IClientSession
                 SendStanza(Stanza.ErrorReply(e, problem));
             }
 
+            return;
+        }
+
+        // RFC 3921 §3 session establishment, obsolete but still sent by older clients after bind.
+        if (e.Name == "iq" && type == "set" && e.FirstElement() is { } payload && payload.Is("session", Ns.Session) &&
+            (e.GetAttribute("to") is null || e.GetAttribute("to") == _host))
+        {
+            SendStanza(Stanza.IqResult(e).SetAttribute("from", _host));
             return;
         }
 

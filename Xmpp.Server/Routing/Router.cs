@@ -104,6 +104,11 @@ public sealed class Router
         }
 
         var reply = Stanza.ErrorReply(stanza, error, includeOriginal: stanza.Name == "message");
+        if (reply.GetAttribute("from") is { } replyFrom && !Jid.TryParse(replyFrom, out _))
+        {
+            reply.SetAttribute("from", null);
+        }
+
         if (reply.GetAttribute("from") is null)
         {
             // An error about a stanza without 'to' comes from the sender's own server.

@@ -172,6 +172,10 @@ public sealed class XmppStreamReaderTests
     }
 
     [Test]
+    public void Serializer_never_writes_characters_xml_forbids() =>
+        Assert.That(ElementWriter.Escape("a\u0007b\uD800c\tok"), Is.EqualTo("a\uFFFDb\uFFFDc\tok"));
+
+    [Test]
     public void Serializer_escapes_and_inherits_the_namespace()
     {
         var e = new Element("message", "jabber:client").SetAttribute("to", "a'b<c");

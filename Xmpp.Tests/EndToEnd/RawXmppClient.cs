@@ -1,0 +1,243 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Xmpp.Core;
+using Xmpp.Core.Sasl;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Tls;
+
+namespace Xmpp.Tests.EndToEnd;
+
+/// <summary>A test client that speaks raw XML over TCP and TLS and waits, bounded, for what the server sends.</summary>
+public sealed class RawXmppClient : IAsyncDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private readonly TcpClient _tcp;
+    private Stream _stream;
+    private XmppStreamReader? _reader;
+
+    private RawXmppClient(TcpClient tcp, Stream stream)
+    {
+        _tcp = tcp;
+        _stream = stream;
+    }
+
+    public SslStream? Tls { get; private set; }
+
+    public StreamHeader? ServerHeader { get; private set; }
+
+    public Element? Features { get; private set; }
+
+    public string? BoundJid { get; private set; }
+
+    public static async Task<RawXmppClient> ConnectAsync(int port, bool directTls = false)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", port).WaitAsync(Timeout);
+        var client = new RawXmppClient(tcp, tcp.GetStream());
+        if (directTls)
+        {
+            await client.HandshakeAsync();
+        }
+
+        return client;
+    }
+
+    public async Task SendAsync(string xml)
+    {
+        var bytes = Encoding.UTF8.GetBytes(xml);
+        await _stream.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
+        await _stream.FlushAsync().WaitAsync(Timeout);
+    }
+
+    public async Task SendBytesAsync(byte[] bytes)
+    {
+        await _stream.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
+        await _stream.FlushAsync().WaitAsync(Timeout);
+    }
+
+    /// <summary>Opens (or re-opens) the stream and reads the server's header and features.</summary>
+    public async Task<Element> OpenAsync(string to = "localhost")
+    {
+        _reader?.Dispose();
+        _reader = new XmppStreamReader(_stream);
+        await SendAsync($"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>");
+        var ev = await _reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+        Assert.That(ev.Kind, Is.EqualTo(XmppStreamEventKind.Header));
+        ServerHeader = ev.Header;
+        Features = await ReadAsync();
+        return Features;
+    }
+
+    public void ResetReader()
+    {
+        _reader?.Dispose();
+        _reader = new XmppStreamReader(_stream);
+    }
+
+    public async Task<Element> ReadAsync()
+    {
+        var ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+        if (ev.Kind == XmppStreamEventKind.Header)
+        {
+            ServerHeader = ev.Header;
+            ev = await _reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+        }
+
+        Assert.That(ev.Kind, Is.EqualTo(XmppStreamEventKind.Element), "expected an element, got " + ev.Kind);
+        return ev.Element!;
+    }
+
+    /// <summary>Reads until an element matching the predicate arrives (skipping others, such as presence echoes).</summary>
+    public async Task<Element> ReadUntilAsync(Func<Element, bool> predicate)
+    {
+        while (true)
+        {
+            var e = await ReadAsync();
+            if (predicate(e))
+            {
+                return e;
+            }
+        }
+    }
+
+    /// <summary>Reads what the server sends until the stream ends; returns the stream error condition, if any.</summary>
+    public async Task<string?> ReadStreamErrorAsync()
+    {
+        while (true)
+        {
+            var ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+            if (ev.Kind is XmppStreamEventKind.End or XmppStreamEventKind.Eof)
+            {
+                return null;
+            }
+
+            if (ev.Kind == XmppStreamEventKind.Element && ev.Element!.Is("error", Ns.Stream))
+            {
+                var condition = ev.Element.FirstElement()!.Name;
+                var end = await _reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+                Assert.That(end.Kind, Is.AnyOf(XmppStreamEventKind.End, XmppStreamEventKind.Eof));
+                return condition;
+            }
+        }
+    }
+
+    public async Task StartTlsAsync()
+    {
+        await SendAsync("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        var proceed = await ReadAsync();
+        Assert.That(proceed.Name, Is.EqualTo("proceed"));
+        await HandshakeAsync();
+    }
+
+    private async Task HandshakeAsync()
+    {
+        var ssl = new SslStream(_stream, false, (_, _, _, _) => true);
+        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+        }).WaitAsync(Timeout);
+        Tls = ssl;
+        _stream = ssl;
+    }
+
+    /// <summary>Runs a SASL exchange; returns the success or failure element.</summary>
+    public async Task<Element> AuthenticateAsync(string mechanism, string user, string password, string? bindingType = null)
+    {
+        if (mechanism == "PLAIN")
+        {
+            var plain = Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{user}\0{password}"));
+            await SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>");
+            return await ReadAsync();
+        }
+
+        var hash = mechanism.Contains("512", StringComparison.Ordinal) ? ScramHash.Sha512 : mechanism.Contains("256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
+        byte[]? cbData = null;
+        if (bindingType == ChannelBindingTypes.TlsExporter)
+        {
+            cbData = TlsExporter.ChannelBinding(Tls!);
+            Assert.That(cbData, Is.Not.Null, "tls-exporter data");
+        }
+        else if (bindingType == ChannelBindingTypes.TlsServerEndPoint)
+        {
+            using var cert = new X509Certificate2(Tls!.RemoteCertificate!);
+            cbData = Xmpp.Server.Tls.HostCertificate.ComputeEndPointBinding(cert);
+        }
+
+        var scram = new ScramClient(hash, user, password, bindingType: bindingType, bindingData: cbData);
+        await SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mechanism}'>{B64(scram.ClientFirst())}</auth>");
+        var challenge = await ReadAsync();
+        if (challenge.Name != "challenge")
+        {
+            return challenge;
+        }
+
+        await SendAsync($"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{B64(scram.ClientFinal(Encoding.UTF8.GetString(Convert.FromBase64String(challenge.Text))))}</response>");
+        var result = await ReadAsync();
+        if (result.Name == "success")
+        {
+            Assert.That(scram.VerifyServerFinal(Encoding.UTF8.GetString(Convert.FromBase64String(result.Text))), Is.True, "server signature");
+        }
+
+        return result;
+    }
+
+    /// <summary>STARTTLS (unless direct TLS), SASL, bind, initial presence optional.</summary>
+    public async Task<string> LoginAsync(string user, string password, string mechanism = "SCRAM-SHA-256", string? resource = "test", string? bindingType = null)
+    {
+        if (ServerHeader is null)
+        {
+            await OpenAsync();
+        }
+
+        if (Tls is null)
+        {
+            await StartTlsAsync();
+            await OpenAsync();
+        }
+
+        var result = await AuthenticateAsync(mechanism, user, password, bindingType);
+        Assert.That(result.Name, Is.EqualTo("success"), result.ToString());
+        var features = await OpenAsync();
+        Assert.That(features.Child("bind", Ns.Bind), Is.Not.Null);
+        var res = resource is null ? string.Empty : $"<resource>{resource}</resource>";
+        await SendAsync($"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{res}</bind></iq>");
+        var bound = await ReadAsync();
+        Assert.That(bound.GetAttribute("type"), Is.EqualTo("result"), bound.ToString());
+        BoundJid = bound.Child("bind", Ns.Bind)!.ChildText("jid", Ns.Bind);
+        return BoundJid!;
+    }
+
+    public async Task<Element> IqAsync(string xml)
+    {
+        await SendAsync(xml);
+        var id = System.Text.RegularExpressions.Regex.Match(xml, "id='([^']+)'").Groups[1].Value;
+        return await ReadUntilAsync(e => e.Name == "iq" && e.GetAttribute("id") == id);
+    }
+
+    private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            _reader?.Dispose();
+        }
+        catch (InvalidOperationException)
+        {
+            // A timed-out read is still pending on it.
+        }
+
+        try
+        {
+            await _stream.DisposeAsync();
+        }
+        catch (IOException)
+        {
+        }
+
+        _tcp.Dispose();
+    }
+}
