@@ -1,0 +1,53 @@
+"""nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
+
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls
+Prints one line starting with OK or FAIL.
+"""
+import sys
+
+from gi.repository import GLib
+from nbxmpp.client import Client
+from nbxmpp.const import ConnectionProtocol, ConnectionType
+
+host, port, domain, user, password, kind = sys.argv[1:7]
+loop = GLib.MainLoop()
+result = {"line": "FAIL no connection"}
+
+client = Client(log_context="conformance")
+client.set_domain(domain)
+client.set_username(user)
+client.set_password(password)
+client.set_resource("gajim")
+ctype = ConnectionType.DIRECT_TLS if kind == "directtls" else ConnectionType.START_TLS
+client.set_custom_host(f"{host}:{port}", ConnectionProtocol.TCP, ctype)
+# The server's certificate is self-signed (generated on first start).
+client.set_ignore_tls_errors(True)
+
+
+def on_connected(c, _signal):
+    result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
+    c.disconnect()
+
+
+def on_failed(c, signal, *args):
+    result["line"] = f"FAIL {signal} {args} {c.get_error() if hasattr(c, 'get_error') else ''}"
+    loop.quit()
+
+
+client.subscribe("connected", on_connected)
+client.subscribe("connection-failed", on_failed)
+client.subscribe("disconnected", lambda *a: loop.quit())
+
+
+def timeout():
+    if not result["line"].startswith("OK"):
+        result["line"] = "FAIL timeout"
+    loop.quit()
+    return False
+
+
+GLib.timeout_add_seconds(30, timeout)
+client.connect()
+loop.run()
+print(result["line"], flush=True)
+sys.exit(0 if result["line"].startswith("OK") else 1)

@@ -1,0 +1,70 @@
+"""slixmpp (Debian python3-slixmpp) against our server.
+
+Usage: slix.py MODE HOST PORT JID PASSWORD [PEER_JID]
+  login      STARTTLS (or direct TLS with login-tls), SCRAM-SHA-256 only, bind, roster get, presence
+  login-tls  the same over direct TLS (XEP-0368)
+  send       log in and send one chat message to PEER_JID
+  receive    log in, send presence, wait for one chat message and print its body
+Prints one line starting with OK or FAIL.
+"""
+import asyncio
+import ssl
+import sys
+
+import slixmpp
+
+mode, host, port, jid, password = sys.argv[1:6]
+peer = sys.argv[6] if len(sys.argv) > 6 else None
+result = {"line": "FAIL no session"}
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self):
+        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("failed_auth", self.failed)
+        self.add_event_handler("message", self.message)
+
+    def failed(self, _):
+        result["line"] = "FAIL authentication"
+        self.disconnect()
+
+    async def start(self, _):
+        roster = await self.get_roster()
+        if roster["type"] != "result":
+            result["line"] = "FAIL roster get"
+            self.disconnect()
+            return
+        self.send_presence()
+        if mode in ("login", "login-tls"):
+            result["line"] = f"OK bound {self.boundjid.full}, roster received"
+            self.disconnect()
+        elif mode == "send":
+            self.send_message(mto=peer, mbody="hello from slixmpp", mtype="chat")
+            result["line"] = "OK sent"
+            await asyncio.sleep(0.5)
+            self.disconnect()
+        elif mode == "receive":
+            print("READY", flush=True)
+
+    def message(self, msg):
+        if mode == "receive" and msg["type"] in ("chat", "normal") and msg["body"]:
+            result["line"] = f"OK received from {msg['from']}: {msg['body']}"
+            self.disconnect()
+
+
+async def main():
+    client = Client()
+    client.connect((host, int(port)), use_ssl=(mode == "login-tls"), force_starttls=(mode != "login-tls"))
+    try:
+        # COMPAT: Debian's slixmpp 1.8 process(timeout=...) misbehaves on Python 3.11; wait on disconnected.
+        await asyncio.wait_for(client.disconnected, timeout=30)
+    except asyncio.TimeoutError:
+        result["line"] = result["line"] if result["line"].startswith("OK") else "FAIL timeout"
+
+
+asyncio.get_event_loop().run_until_complete(main())
+print(result["line"], flush=True)
+sys.exit(0 if result["line"].startswith("OK") else 1)
