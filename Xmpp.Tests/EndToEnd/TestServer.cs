@@ -12,13 +12,14 @@ namespace Xmpp.Tests.EndToEnd;
 /// </summary>
 public sealed class TestServer : IAsyncDisposable
 {
-    private readonly MemoryTarget _errors = new("errors") { Layout = "${logger}: ${message} ${exception:format=tostring}" };
     private readonly LogFactory _logs;
+    private readonly MemoryTarget _log;
 
-    private TestServer(string dataDir, LogFactory logs, XmppServer server)
+    private TestServer(string dataDir, LogFactory logs, MemoryTarget log, XmppServer server)
     {
         DataDir = dataDir;
         _logs = logs;
+        _log = log;
         Server = server;
     }
 
@@ -47,8 +48,8 @@ public sealed class TestServer : IAsyncDisposable
             Logging = new LoggingOptions { Level = "Off" },
         };
         options = configure?.Invoke(options) ?? options;
-        var errors = new MemoryTarget("errors") { Layout = "${logger}: ${message} ${exception:format=tostring}" };
-        var logs = Xmpp.Server.Logging.LogSetup.Create(options.Logging, [errors]);
+        var log = new MemoryTarget("memory") { Layout = "${level}|${logger}: ${message} ${exception:format=tostring}" };
+        var logs = Xmpp.Server.Logging.LogSetup.Create(options.Logging, [log]);
         var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None);
         var accounts = new AccountService(options, server.Context.Storage.Users);
         foreach (var u in users)
@@ -58,20 +59,18 @@ public sealed class TestServer : IAsyncDisposable
         }
 
         server.Start();
-        var ts = new TestServer(dataDir, logs, server);
-        ts._errorsTarget = errors;
-        return ts;
+        return new TestServer(dataDir, logs, log, server);
     }
 
-    private MemoryTarget? _errorsTarget;
-
-    public IEnumerable<string> ErrorLogs => (_errorsTarget?.Logs ?? []).Where(l => l.Contains("Error", StringComparison.Ordinal) || l.Contains("Exception", StringComparison.Ordinal));
+    /// <summary>What the server logged at Error or Fatal level.</summary>
+    public IEnumerable<string> ErrorLogs => _log.Logs.Where(l => l.StartsWith("Error|", StringComparison.Ordinal) || l.StartsWith("Fatal|", StringComparison.Ordinal)).ToList();
 
     public async ValueTask DisposeAsync()
     {
         await Server.DisposeAsync();
+        Assert.That(ErrorLogs, Is.Empty, "the server logged errors");
         _logs.Dispose();
-        _errors.Dispose();
+        _log.Dispose();
         try
         {
             Directory.Delete(DataDir, recursive: true);
