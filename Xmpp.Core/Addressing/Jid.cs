@@ -177,6 +177,11 @@ public sealed class Jid : IEquatable<Jid>
             return true;
         }
 
+        if (TryPrepareAsciiHostname(domain, out prepared))
+        {
+            return true;
+        }
+
         try
         {
             var idn = new IdnMapping { UseStd3AsciiRules = true, AllowUnassigned = false };
@@ -196,6 +201,39 @@ public sealed class Jid : IEquatable<Jid>
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// The common case without IDNA machinery: letters, digits and hyphens (STD3 rules), no A-labels
+    /// (those go through IdnMapping to become U-labels). Null when the slow path must decide.
+    /// </summary>
+    private static bool TryPrepareAsciiHostname(string domain, [NotNullWhen(true)] out string? prepared)
+    {
+        prepared = null;
+        var labelStart = 0;
+        for (var i = 0; i <= domain.Length; i++)
+        {
+            if (i == domain.Length || domain[i] == '.')
+            {
+                var length = i - labelStart;
+                if (length is 0 or > 63 || domain[labelStart] == '-' || domain[i - 1] == '-' ||
+                    (length >= 4 && domain[labelStart + 2] == '-' && domain[labelStart + 3] == '-'))
+                {
+                    return false;
+                }
+
+                labelStart = i + 1;
+                continue;
+            }
+
+            if (!char.IsAsciiLetterOrDigit(domain[i]) && domain[i] != '-')
+            {
+                return false;
+            }
+        }
+
+        prepared = domain.ToLowerInvariant();
+        return true;
     }
 
     private static bool IsDottedQuad(string s)

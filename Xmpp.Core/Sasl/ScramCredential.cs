@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Xmpp.Core.Sasl;
 
@@ -27,8 +26,4 @@ public sealed record ScramCredential(ScramHash Hash, byte[] Salt, int Iterations
         var storedKey = Hash.Hash(Hash.Hmac(salted, "Client Key"u8));
         return CryptographicOperations.FixedTimeEquals(storedKey, StoredKey);
     }
-
-    internal static string Base64(byte[] data) => Convert.ToBase64String(data);
-
-    internal static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
 }

@@ -2,7 +2,7 @@ using System.Text;
 
 namespace Xmpp.Core.Stanzas;
 
-/// <summary>Maps error condition enums to and from their XML element names ("host-unknown").</summary>
+/// <summary>Maps error condition enums to their XML element names ("host-unknown").</summary>
 public static class ErrorNames
 {
     public static string ToElementName<TEnum>(TEnum value)
@@ -29,25 +29,5 @@ public static class ErrorNames
         }
 
         return sb.ToString();
-    }
-
-    public static bool TryParse<TEnum>(string elementName, out TEnum value)
-        where TEnum : struct, Enum
-    {
-        var sb = new StringBuilder(elementName.Length);
-        var upper = true;
-        foreach (var c in elementName)
-        {
-            if (c == '-')
-            {
-                upper = true;
-                continue;
-            }
-
-            sb.Append(upper ? char.ToUpperInvariant(c) : c);
-            upper = false;
-        }
-
-        return Enum.TryParse(sb.ToString(), ignoreCase: false, out value) && ToElementName(value) == elementName;
     }
 }

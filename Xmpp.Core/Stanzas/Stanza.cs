@@ -9,10 +9,6 @@ public static class Stanza
         (e.Namespace == Ns.Client || e.Namespace == Ns.Server) &&
         (e.Name == "message" || e.Name == "presence" || e.Name == "iq");
 
-    public static string? Type(Element e) => e.GetAttribute("type");
-
-    public static string? Id(Element e) => e.GetAttribute("id");
-
     /// <summary>An empty iq result addressed back to the sender.</summary>
     public static Element IqResult(Element iq, Element? payload = null)
     {
@@ -50,7 +46,7 @@ public static class Stanza
     /// <summary>Whether an error may be sent in reply (never to errors, never to iq results: RFC 6120 §8.3.1).</summary>
     public static bool MayReplyWithError(Element stanza)
     {
-        var type = Type(stanza);
+        var type = stanza.GetAttribute("type");
         return type != "error" && !(stanza.Name == "iq" && type == "result");
     }
 

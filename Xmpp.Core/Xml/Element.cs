@@ -103,10 +103,6 @@ public sealed class Element
         return child;
     }
 
-    public void RemoveNodes() => _nodes?.Clear();
-
-    public bool Remove(Element child) => _nodes?.Remove(child) ?? false;
-
     public IEnumerable<Element> Elements()
     {
         if (_nodes is null)

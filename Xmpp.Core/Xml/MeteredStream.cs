@@ -25,8 +25,6 @@ internal sealed class MeteredStream : Stream
 
     public CancellationToken Token { get; set; }
 
-    public long TotalBytes { get; private set; }
-
     /// <summary>Whether the connection has ended (a read returned 0).</summary>
     public bool SawEof { get; private set; }
 
@@ -66,7 +64,6 @@ internal sealed class MeteredStream : Stream
             SawEof = true;
         }
 
-        TotalBytes += n;
         return n;
     }
 

@@ -40,9 +40,6 @@ public sealed class XmppStreamReader : IXmppStreamReader
         _reader = XmlReader.Create(_input, settings);
     }
 
-    /// <summary>Bytes read from the connection so far by this reader.</summary>
-    public long BytesRead => _input.TotalBytes;
-
     public async ValueTask<XmppStreamEvent> ReadAsync(CancellationToken cancellationToken)
     {
         _input.Token = cancellationToken;

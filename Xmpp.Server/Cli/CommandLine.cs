@@ -89,8 +89,8 @@ public static class CommandLine
             return command switch
             {
                 "run" when rest.Count == 0 => await RunServerAsync(options, stdout).ConfigureAwait(false),
-                "adduser" when rest.Count is 1 or 2 => await AddUserAsync(options, rest, stdin, stdout, stderr).ConfigureAwait(false),
-                "passwd" when rest.Count is 1 or 2 => await PasswdAsync(options, rest, stdin, stdout, stderr).ConfigureAwait(false),
+                "adduser" when rest.Count is 1 or 2 => await SetPasswordAsync(options, rest, stdin, stdout, stderr, create: true).ConfigureAwait(false),
+                "passwd" when rest.Count is 1 or 2 => await SetPasswordAsync(options, rest, stdin, stdout, stderr, create: false).ConfigureAwait(false),
                 "deluser" when rest.Count == 1 => await DelUserAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
                 "users" when rest.Count <= 1 => await UsersAsync(options, rest.FirstOrDefault(), stdout, stderr).ConfigureAwait(false),
                 "check" when rest.Count == 0 => await CheckAsync(options, stdout, stderr).ConfigureAwait(false),
@@ -165,7 +165,8 @@ public static class CommandLine
         return (new AccountService(options, storage.Users), storage);
     }
 
-    private static async Task<int> AddUserAsync(ServerOptions options, List<string> rest, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    /// <summary>adduser (create) and passwd (change): the password from the arguments, stdin or a prompt.</summary>
+    private static async Task<int> SetPasswordAsync(ServerOptions options, List<string> rest, TextReader stdin, TextWriter stdout, TextWriter stderr, bool create)
     {
         var password = rest.Count == 2 ? rest[1] : await ReadPasswordAsync(stdin, stderr).ConfigureAwait(false);
         if (password is null)
@@ -176,24 +177,10 @@ public static class CommandLine
         var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
         await using (storage.ConfigureAwait(false))
         {
-            var result = await accounts.AddAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false);
-            return await ReportAsync(result, rest[0], "created", options, stdout, stderr).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<int> PasswdAsync(ServerOptions options, List<string> rest, TextReader stdin, TextWriter stdout, TextWriter stderr)
-    {
-        var password = rest.Count == 2 ? rest[1] : await ReadPasswordAsync(stdin, stderr).ConfigureAwait(false);
-        if (password is null)
-        {
-            return Failed;
-        }
-
-        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
-        await using (storage.ConfigureAwait(false))
-        {
-            var result = await accounts.SetPasswordAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false);
-            return await ReportAsync(result, rest[0], "password changed", options, stdout, stderr).ConfigureAwait(false);
+            var result = create
+                ? await accounts.AddAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false)
+                : await accounts.SetPasswordAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false);
+            return await ReportAsync(result, rest[0], create ? "created" : "password changed", options, stdout, stderr).ConfigureAwait(false);
         }
     }
 

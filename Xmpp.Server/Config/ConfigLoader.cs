@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Numerics;
 using System.Xml;
 using System.Xml.Linq;
 using Xmpp.Core.Addressing;
@@ -274,7 +275,14 @@ public static class ConfigLoader
             return string.IsNullOrEmpty(v) ? null : Path.GetFullPath(Path.Combine(baseDir, v));
         }
 
-        public int Int(XElement e, string name, int fallback, int min, int max)
+        public int Int(XElement e, string name, int fallback, int min, int max) =>
+            Number(e, name, fallback, min, max, "a whole number");
+
+        public double Double(XElement e, string name, double fallback, double min, double max) =>
+            Number(e, name, fallback, min, max, "a number");
+
+        private T Number<T>(XElement e, string name, T fallback, T min, T max, string kind)
+            where T : struct, INumber<T>
         {
             var v = (string?)e.Attribute(name);
             if (v is null)
@@ -282,28 +290,12 @@ public static class ConfigLoader
                 return fallback;
             }
 
-            if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) || i < min || i > max)
+            if (!T.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
             {
-                throw Error(e, $"attribute '{name}' must be a whole number from {min} to {max}, not '{v}'");
+                throw Error(e, $"attribute '{name}' must be {kind} from {min} to {max}, not '{v}'");
             }
 
-            return i;
-        }
-
-        public double Double(XElement e, string name, double fallback, double min, double max)
-        {
-            var v = (string?)e.Attribute(name);
-            if (v is null)
-            {
-                return fallback;
-            }
-
-            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || d < min || d > max)
-            {
-                throw Error(e, $"attribute '{name}' must be a number from {min} to {max}, not '{v}'");
-            }
-
-            return d;
+            return n;
         }
 
         public bool Bool(XElement e, string name, bool fallback)

@@ -137,17 +137,10 @@ public sealed class XmppServer : IAsyncDisposable
             c.Close(new StreamError(StreamErrorCondition.SystemShutdown, "the server is shutting down"));
         }
 
-        var deadline = DateTime.UtcNow + Options.Limits.CloseTimeout + TimeSpan.FromSeconds(1);
-        while (Context.Connections.Count > 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20).ConfigureAwait(false);
-        }
-
+        // Each stream waits up to close-timeout for the client's closing tag; then whatever is left is cancelled.
+        await Context.Connections.WaitForAllAsync(Options.Limits.CloseTimeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
         await _shutdown.CancelAsync().ConfigureAwait(false);
-        while (Context.Connections.Count > 0 && DateTime.UtcNow < deadline + TimeSpan.FromSeconds(2))
-        {
-            await Task.Delay(20).ConfigureAwait(false);
-        }
+        await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
 
         await Context.Storage.DisposeAsync().ConfigureAwait(false);
         _log.Info("Server stopped");

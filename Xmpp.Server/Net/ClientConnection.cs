@@ -77,13 +77,10 @@ public sealed class ClientConnection : IClientSession
 
     public Element? LastPresence { get; set; }
 
-    public bool IsBound => _bound;
-
     public async Task RunAsync()
     {
         using var scope = ScopeContext.PushProperty("ConnectionId", ConnectionId);
         using var remoteScope = ScopeContext.PushProperty("Remote", _remote.ToString());
-        _ctx.Connections.Add(this);
         _log.Info("Connection accepted from {Remote}{Mode}", _remote, _directTls ? " (direct TLS)" : string.Empty);
         var writer = WriterLoopAsync();
         IDisposable? jidScope = null;
@@ -229,7 +226,6 @@ public sealed class ClientConnection : IClientSession
 
         _socket.Dispose();
         _cts.Dispose();
-        _ctx.Connections.Remove(this);
         _log.Info("Connection closed{Who}", _jid is null ? string.Empty : " for " + _jid);
     }
 
@@ -275,21 +271,26 @@ public sealed class ClientConnection : IClientSession
         }
 
         _headerSent = true;
+        SendRaw(HeaderXml(from, to is not null && Jid.TryParse(to, out var toJid) ? toJid.ToString() : null));
+    }
+
+    /// <summary>Our opening tag (RFC 6120 §4.7): from our host, to the client when it named itself.</summary>
+    private static string HeaderXml(string from, string? to)
+    {
         var sb = new StringBuilder(256);
         sb.Append("<?xml version='1.0'?><stream:stream xmlns='").Append(Ns.Client)
           .Append("' xmlns:stream='").Append(Ns.Stream).Append("' id='").Append(Guid.NewGuid().ToString("N"))
           .Append("' from='");
         ElementWriter.Escape(sb, from);
         sb.Append('\'');
-        if (to is not null && Jid.TryParse(to, out var toJid))
+        if (to is not null)
         {
             sb.Append(" to='");
-            ElementWriter.Escape(sb, toJid.ToString());
+            ElementWriter.Escape(sb, to);
             sb.Append('\'');
         }
 
-        sb.Append(" version='1.0' xml:lang='en'>");
-        SendRaw(sb.ToString());
+        return sb.Append(" version='1.0' xml:lang='en'>").ToString();
     }
 
     private void SendFeatures()
@@ -418,25 +419,24 @@ public sealed class ClientConnection : IClientSession
 
         if (!_bound)
         {
-            return HandleBeforeBind(e);
+            return await HandleBeforeBindAsync(e, ct).ConfigureAwait(false);
         }
 
         await HandleStanzaAsync(e, ct).ConfigureAwait(false);
         return Next.Continue;
     }
 
-    private Next HandleBeforeBind(Element e)
+    private async ValueTask<Next> HandleBeforeBindAsync(Element e, CancellationToken ct)
     {
         var payload = e.FirstElement();
         if (e.Name == "iq" && e.GetAttribute("type") == "set" && payload is not null && payload.Is("bind", Ns.Bind))
         {
-            Bind(e, payload);
+            await BindAsync(e, payload, ct).ConfigureAwait(false);
             return Next.Continue;
         }
 
-        if (e.Name == "iq" && e.GetAttribute("type") == "set" && payload is not null && payload.Is("session", Ns.Session))
+        if (TryAnswerSession(e))
         {
-            SendStanza(Stanza.IqResult(e));
             return Next.Continue;
         }
 
@@ -444,7 +444,20 @@ public sealed class ClientConnection : IClientSession
         throw new XmppStreamException(StreamErrorCondition.NotAuthorized, "bind a resource first");
     }
 
-    private void Bind(Element iq, Element bind)
+    /// <summary>RFC 3921 §3 session establishment: obsolete, still sent by older clients, before or after bind.</summary>
+    private bool TryAnswerSession(Element e)
+    {
+        if (e.Name != "iq" || e.GetAttribute("type") != "set" || e.FirstElement() is not { } payload || !payload.Is("session", Ns.Session) ||
+            (e.GetAttribute("to") is { } to && to != _host))
+        {
+            return false;
+        }
+
+        TrySend(Stanza.IqResult(e).SetAttribute("from", _host));
+        return true;
+    }
+
+    private async ValueTask BindAsync(Element iq, Element bind, CancellationToken ct)
     {
         var requested = bind.ChildText("resource", Ns.Bind);
         string resource;
@@ -455,7 +468,7 @@ public sealed class ClientConnection : IClientSession
         else if (!Jid.TryPrepareResource(requested, out var prepared))
         {
             // RFC 6120 §7.7.2.1: a resource that cannot be processed.
-            SendStanza(Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.BadRequest, "invalid resource")));
+            TrySend(Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.BadRequest, "invalid resource")));
             return;
         }
         else
@@ -475,22 +488,9 @@ public sealed class ClientConnection : IClientSession
 
         var result = new Element("bind", Ns.Bind);
         result.AddChild("jid").AddText(_jid.ToString());
-        SendStanza(Stanza.IqResult(iq, result));
+        TrySend(Stanza.IqResult(iq, result));
         _log.Info("Bound {Jid}", _jid);
-        var ctx = new StanzaContext(iq, _jid, null, this, _ctx.Router);
-        _ = FireBoundAsync(ctx);
-    }
-
-    private async Task FireBoundAsync(StanzaContext ctx)
-    {
-        try
-        {
-            await _ctx.Hooks.FireAsync(HookNames.ResourceBound, ctx, _cts.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            _log.Error(ex, "Error in resource-bind hooks for {Jid}", _jid);
-        }
+        await _ctx.Hooks.FireAsync(HookNames.ResourceBound, new StanzaContext(iq, _jid, null, this, _ctx.Router), ct).ConfigureAwait(false);
     }
 
     private async ValueTask HandleStanzaAsync(Element e, CancellationToken ct)
@@ -517,21 +517,18 @@ public sealed class ClientConnection : IClientSession
         {
             if (Stanza.MayReplyWithError(e))
             {
-                SendStanza(Stanza.ErrorReply(e, problem));
+                TrySend(Stanza.ErrorReply(e, problem));
             }
 
             return;
         }
 
-        // RFC 3921 §3 session establishment, obsolete but still sent by older clients after bind.
-        if (e.Name == "iq" && type == "set" && e.FirstElement() is { } payload && payload.Is("session", Ns.Session) &&
-            (e.GetAttribute("to") is null || e.GetAttribute("to") == _host))
+        if (TryAnswerSession(e))
         {
-            SendStanza(Stanza.IqResult(e).SetAttribute("from", _host));
             return;
         }
 
-        await _ctx.Router.RouteAsync(e, this, ct).ConfigureAwait(false);
+        await _ctx.Router.RouteAsync(e, _jid, this, ct).ConfigureAwait(false);
     }
 
     // ---- SASL (RFC 6120 §6) -------------------------------------------------------------------------
@@ -751,8 +748,6 @@ public sealed class ClientConnection : IClientSession
         return true;
     }
 
-    private void SendStanza(Element stanza) => _out.Writer.TryWrite(new OutItem(stanza, null, null, false));
-
     private void SendRaw(string xml) => _out.Writer.TryWrite(new OutItem(null, xml, null, false));
 
     private Task FlushAsync()
@@ -778,9 +773,7 @@ public sealed class ClientConnection : IClientSession
         {
             // RFC 6120 §4.9.1.1: a stream error is always sent inside a stream, even a just-opened one.
             _headerSent = true;
-            sb.Append("<?xml version='1.0'?><stream:stream xmlns='").Append(Ns.Client).Append("' xmlns:stream='")
-              .Append(Ns.Stream).Append("' id='").Append(Guid.NewGuid().ToString("N")).Append("' from='")
-              .Append(_host ?? _ctx.Options.Hosts[0].Name).Append("' version='1.0'>");
+            sb.Append(HeaderXml(_host ?? _ctx.Options.Hosts[0].Name, null));
         }
 
         if (streamError is not null)

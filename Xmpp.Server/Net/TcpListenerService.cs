@@ -66,10 +66,7 @@ public sealed class TcpListenerService : IDisposable
             }
 
             client.NoDelay = true;
-            var connection = new ClientConnection(_ctx, client, _directTls, shutdown);
-
-            // Each connection runs as its own task on the thread pool: never a thread per connection.
-            _ = Task.Run(connection.RunAsync, CancellationToken.None);
+            _ctx.Connections.Start(new ClientConnection(_ctx, client, _directTls, shutdown));
         }
     }
 

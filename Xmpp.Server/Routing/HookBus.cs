@@ -30,8 +30,6 @@ public sealed class HookBus
         list.Sort((a, b) => a.Priority != b.Priority ? b.Priority.CompareTo(a.Priority) : a.Order.CompareTo(b.Order));
     }
 
-    public bool Has(string name) => _handlers.ContainsKey(name);
-
     internal void Freeze() => _frozen = true;
 
     public async ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken)

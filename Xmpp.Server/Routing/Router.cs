@@ -26,17 +26,21 @@ public sealed class Router
 
     public bool IsLocal(string domain) => _localHosts.Contains(domain);
 
-    public IReadOnlyCollection<string> LocalHosts => _localHosts;
-
-    /// <summary>Routes a stanza whose 'from' is set and trusted (stamped by the stream that received it).</summary>
-    public async ValueTask RouteAsync(Element stanza, IClientSession? origin, CancellationToken cancellationToken)
+    /// <summary>Routes a stanza whose 'from' is set and trusted (the server's own replies and notifications).</summary>
+    public ValueTask RouteAsync(Element stanza, IClientSession? origin, CancellationToken cancellationToken)
     {
         if (!Jid.TryParse(stanza.GetAttribute("from"), out var from))
         {
             _log.Warn("Dropping {Kind} without a valid from", stanza.Name);
-            return;
+            return ValueTask.CompletedTask;
         }
 
+        return RouteAsync(stanza, from, origin, cancellationToken);
+    }
+
+    /// <summary>Routes a stanza whose 'from' the receiving stream stamped with <paramref name="from"/> (no need to parse it again).</summary>
+    public async ValueTask RouteAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken)
+    {
         Jid? to = null;
         var toText = stanza.GetAttribute("to");
         if (toText is not null && !Jid.TryParse(toText, out to))

@@ -14,7 +14,7 @@ public sealed class HostCertificate : IDisposable
         Generated = generated;
         CertificateFile = certificateFile;
         Context = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
-        Fingerprint = Convert.ToHexString(SHA256.HashData(certificate.RawData)).Chunk(2).Select(c => new string(c)).Aggregate((a, b) => a + ":" + b);
+        Fingerprint = string.Join(':', Convert.ToHexString(SHA256.HashData(certificate.RawData)).Chunk(2).Select(c => new string(c)));
         EndPointBinding = ComputeEndPointBinding(certificate);
     }
 

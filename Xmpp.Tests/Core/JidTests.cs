@@ -48,6 +48,11 @@ public sealed class JidTests
     [TestCase("us\u0000er@example.com")]
     [TestCase("user@example.com/\u0007bell")]
     [TestCase("user\u200B@example.com")]
+    [TestCase("user@-example.com")]
+    [TestCase("user@example-.com")]
+    [TestCase("user@example..com")]
+    [TestCase("user@exa_mple.com")]
+    [TestCase("user@xn--zz.com")]
     public void Invalid_jids_are_refused(string input) =>
         Assert.That(Jid.TryParse(input, out _), Is.False, input);
 

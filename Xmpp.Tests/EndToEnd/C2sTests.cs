@@ -313,6 +313,42 @@ public sealed class C2sTests
     }
 
     [Test]
+    public async Task Client_that_stops_reading_is_disconnected_and_others_are_unaffected()
+    {
+        const string Carol = "carol@localhost:carol";
+        await using var server = await TestServer.StartAsync(o => o with { Limits = o.Limits with { OutputQueue = 16 } }, Alice, Bob, Carol);
+        await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await using var bob = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await using var carol = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await alice.LoginAsync("alice", "wonderland");
+        await bob.LoginAsync("bob", "builder");
+        await carol.LoginAsync("carol", "carol");
+        await bob.SendAsync("<presence/>");
+        await bob.ReadUntilAsync(e => e.Name == "presence");
+
+        // Bob stops reading. Alice sends far more than the socket buffers hold: once 16 stanzas wait for
+        // Bob, his stream is closed (memory stays bounded) and what he cannot take is bounced to Alice.
+        var bobJid = Xmpp.Core.Addressing.Jid.Parse("bob@localhost/test");
+        var body = new string('z', 10_000);
+        for (var i = 0; i < 3000 && server.Server.Context.Sessions.Find(bobJid) is not null; i++)
+        {
+            await alice.SendAsync($"<message to='bob@localhost' type='chat'><body>{body}</body></message>");
+        }
+
+        // His session ends once close-timeout (2 s here) has passed without his closing tag.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (server.Server.Context.Sessions.Find(bobJid) is not null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.That(server.Server.Context.Sessions.Find(bobJid), Is.Null, "bob's session ended");
+        Assert.That(server.Logs, Has.Some.Contains("Output queue of bob@localhost/test is full"));
+        var pong = await carol.IqAsync("<iq type='get' id='p9' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        Assert.That(pong.GetAttribute("type"), Is.EqualTo("result"));
+    }
+
+    [Test]
     public async Task Message_to_offline_account_bounces_service_unavailable()
     {
         await using var server = await TestServer.StartAsync(null, Alice, Bob);

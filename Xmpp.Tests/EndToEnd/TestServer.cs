@@ -62,6 +62,9 @@ public sealed class TestServer : IAsyncDisposable
         return new TestServer(dataDir, logs, log, server);
     }
 
+    /// <summary>Everything the server logged, as "Level|Logger: message".</summary>
+    public IReadOnlyList<string> Logs => _log.Logs.ToList();
+
     /// <summary>What the server logged at Error or Fatal level.</summary>
     public IEnumerable<string> ErrorLogs => _log.Logs.Where(l => l.StartsWith("Error|", StringComparison.Ordinal) || l.StartsWith("Fatal|", StringComparison.Ordinal)).ToList();
 
