@@ -157,7 +157,7 @@ public static class ConfigLoader
                         {
                             Iterations = ctx.Int(e, "iterations", 4096, Xmpp.Core.Sasl.ScramCredential.MinimumIterations, 10_000_000),
                             AllowPlain = ctx.Bool(e, "allow-plain", true),
-                            MaxFailuresPerStream = ctx.Int(e, "max-failures", 3, 1, 100),
+                            MaxFailuresPerStream = ctx.Int(e, "max-failures", 6, 3, 6),
                             FailureDelay = TimeSpan.FromSeconds(ctx.Double(e, "failure-delay", 1, 0, 60)),
                             MaxFailureDelay = TimeSpan.FromSeconds(ctx.Double(e, "max-failure-delay", 16, 0, 3600)),
                         },

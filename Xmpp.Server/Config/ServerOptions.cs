@@ -75,10 +75,14 @@ public sealed record AuthOptions
     /// <summary>Offer SASL PLAIN (only ever over TLS).</summary>
     public bool AllowPlain { get; init; } = true;
 
-    /// <summary>Failed attempts allowed on one stream before it is closed (RFC 6120 §6.4.5).</summary>
-    public int MaxFailuresPerStream { get; init; } = 3;
+    /// <summary>
+    /// Failed attempts allowed on one stream before it is closed: RFC 6120 §6.4.5 asks for 2 to 5 retries,
+    /// so 3 to 6 attempts. 6 lets libpurple try each of its SCRAM mechanisms twice and then tell the user
+    /// the password is wrong.
+    /// </summary>
+    public int MaxFailuresPerStream { get; init; } = 6;
 
-    /// <summary>Base delay before answering a failed attempt, doubling per recent failure from the same address.</summary>
+    /// <summary>Base delay before answering a failed attempt beyond the first three from one address, doubling with each further one.</summary>
     public TimeSpan FailureDelay { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Upper bound of that delay.</summary>

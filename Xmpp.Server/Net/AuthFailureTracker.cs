@@ -4,11 +4,13 @@ using System.Net;
 namespace Xmpp.Server.Net;
 
 /// <summary>
-/// Slows down repeated SASL failures from one address: the first failure is answered at once, each
-/// further one within the window waits twice as long as the previous, up to a maximum.
+/// Slows down repeated SASL failures from one address. The first <see cref="FreeFailures"/> within the
+/// window are answered at once (a client trying its mechanisms in turn with a mistyped password: libpurple
+/// makes six attempts); each further one waits twice as long as the previous, up to a maximum.
 /// </summary>
 public sealed class AuthFailureTracker(TimeSpan baseDelay, TimeSpan maxDelay, TimeProvider time)
 {
+    public const int FreeFailures = 3;
     private static readonly TimeSpan Window = TimeSpan.FromMinutes(10);
     private readonly ConcurrentDictionary<IPAddress, (int Count, DateTimeOffset Last)> _failures = new();
 
@@ -22,12 +24,12 @@ public sealed class AuthFailureTracker(TimeSpan baseDelay, TimeSpan maxDelay, Ti
             Prune(now);
         }
 
-        if (entry.Count <= 1 || baseDelay <= TimeSpan.Zero)
+        if (entry.Count <= FreeFailures || baseDelay <= TimeSpan.Zero)
         {
             return TimeSpan.Zero;
         }
 
-        var factor = Math.Pow(2, Math.Min(entry.Count - 2, 20));
+        var factor = Math.Pow(2, Math.Min(entry.Count - FreeFailures - 1, 20));
         var delay = TimeSpan.FromTicks((long)Math.Min(baseDelay.Ticks * factor, maxDelay.Ticks));
         return delay;
     }

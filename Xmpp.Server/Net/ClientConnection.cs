@@ -656,10 +656,13 @@ public sealed class ClientConnection : IClientSession
         var text = failure == SaslFailure.NotAuthorized ? string.Empty : "<text xml:lang='en'>" + ElementWriter.Escape(reason) + "</text>";
         SendRaw("<failure xmlns='" + Ns.Sasl + "'><" + condition + "/>" + text + "</failure>");
 
-        // RFC 6120 §6.4.5: a bounded number of retries, then a stream error.
+        // RFC 6120 §6.4.5: a bounded number of retries, then a stream error, which "SHOULD be
+        // <policy-violation/> ... although some existing implementations send <not-authorized/>".
+        // COMPAT: libpurple 2.14 (Pidgin) reports policy-violation as a network error and reconnects in a
+        // loop with the wrong password; not-authorized makes it report an authentication failure.
         if (counts && _saslFailures >= _ctx.Options.Auth.MaxFailuresPerStream)
         {
-            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many failed authentication attempts");
+            throw new XmppStreamException(StreamErrorCondition.NotAuthorized, "too many failed authentication attempts");
         }
 
         return Next.Continue;

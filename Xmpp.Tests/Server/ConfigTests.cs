@@ -27,7 +27,7 @@ public sealed class ConfigTests
               <listen type="c2s-tls" address="127.0.0.1" port="0"/>
               <tls required="false"/>
               <data-dir path="/var/lib/x"/>
-              <authentication iterations="10000" allow-plain="false" max-failures="5" failure-delay="0.5"/>
+              <authentication iterations="10000" allow-plain="false" max-failures="4" failure-delay="0.5"/>
               <limits stanza-size="100000" auth-timeout="10" output-queue="50"/>
               <logging level="debug" format="json"/>
               <modules><ping/></modules>
@@ -41,6 +41,7 @@ public sealed class ConfigTests
         Assert.That(o.Auth.Iterations, Is.EqualTo(10000));
         Assert.That(o.Auth.AllowPlain, Is.False);
         Assert.That(o.Auth.FailureDelay, Is.EqualTo(TimeSpan.FromMilliseconds(500)));
+        Assert.That(o.Auth.MaxFailuresPerStream, Is.EqualTo(4));
         Assert.That(o.Limits.AuthTimeout, Is.EqualTo(TimeSpan.FromSeconds(10)));
         Assert.That(o.Limits.OutputQueue, Is.EqualTo(50));
         Assert.That(o.Logging.Level, Is.EqualTo("Debug"));
@@ -54,6 +55,7 @@ public sealed class ConfigTests
     [TestCase("<xmppserver></xmppserver>", "at least one <host")]
     [TestCase("<xmppserver><host name='a'/><authentication iterations='100'/></xmppserver>", "<authentication>: attribute 'iterations' must be a whole number from 4096")]
     [TestCase("<xmppserver><host name='a'/><listen type='s3s'/></xmppserver>", "unknown listener type 's3s'")]
+    [TestCase("<xmppserver><host name='a'/><authentication max-failures='10'/></xmppserver>", "attribute 'max-failures' must be a whole number from 3 to 6")]
     [TestCase("<xmppserver><host name='a'/><tls required='maybe'/></xmppserver>", "must be true or false")]
     [TestCase("<xmppserver><host name='a'></xmppserver>", "not well-formed XML")]
     [TestCase("<server/>", "the root element must be <xmppserver>")]

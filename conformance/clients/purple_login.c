@@ -1,0 +1,123 @@
+/*
+ * libpurple (the library Pidgin and Finch are built on) logging in to our server, headless.
+ * Usage: purple_login USERDIR JID/RESOURCE PASSWORD HOST PORT [old_ssl]
+ * USERDIR is libpurple's ~/.purple: the server's certificate must be pre-seeded in
+ * USERDIR/certificates/x509/tls_peers/HOST so that libpurple accepts it without a prompt.
+ * Prints one line starting with OK or FAIL; exit code 0 on OK.
+ */
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <purple.h>
+
+#define UI_ID "xmppserver-conformance"
+
+static GMainLoop *loop;
+static int status = 1;
+
+typedef struct {
+	PurpleInputFunction function;
+	guint result;
+	gpointer data;
+} IoClosure;
+
+static gboolean io_invoke(GIOChannel *source, GIOCondition condition, gpointer data)
+{
+	IoClosure *closure = data;
+	int cond = 0;
+	if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR))
+		cond |= PURPLE_INPUT_READ;
+	if (condition & (G_IO_OUT | G_IO_HUP | G_IO_ERR | G_IO_NVAL))
+		cond |= PURPLE_INPUT_WRITE;
+	closure->function(closure->data, g_io_channel_unix_get_fd(source), cond);
+	return TRUE;
+}
+
+static guint input_add(gint fd, PurpleInputCondition condition, PurpleInputFunction function, gpointer data)
+{
+	IoClosure *closure = g_new0(IoClosure, 1);
+	GIOCondition cond = 0;
+	closure->function = function;
+	closure->data = data;
+	if (condition & PURPLE_INPUT_READ)
+		cond |= G_IO_IN | G_IO_HUP | G_IO_ERR;
+	if (condition & PURPLE_INPUT_WRITE)
+		cond |= G_IO_OUT | G_IO_HUP | G_IO_ERR | G_IO_NVAL;
+	GIOChannel *channel = g_io_channel_unix_new(fd);
+	closure->result = g_io_add_watch_full(channel, G_PRIORITY_DEFAULT, cond, io_invoke, closure, g_free);
+	g_io_channel_unref(channel);
+	return closure->result;
+}
+
+static PurpleEventLoopUiOps eventloop_ops = {
+	g_timeout_add, g_source_remove, input_add, g_source_remove, NULL, g_timeout_add_seconds,
+	NULL, NULL, NULL
+};
+
+static gboolean quit_loop(gpointer data)
+{
+	g_main_loop_quit(loop);
+	return FALSE;
+}
+
+static void signed_on(PurpleConnection *gc, gpointer data)
+{
+	PurpleAccount *account = purple_connection_get_account(gc);
+	printf("OK signed on as %s\n", purple_account_get_username(account));
+	fflush(stdout);
+	status = 0;
+	/* Not from inside libpurple's own callback: leave the loop first. */
+	g_idle_add(quit_loop, NULL);
+}
+
+static void connection_error(PurpleConnection *gc, PurpleConnectionError err, const gchar *desc, gpointer data)
+{
+	printf("FAIL connection error %d: %s\n", err, desc ? desc : "");
+	g_main_loop_quit(loop);
+}
+
+static gboolean timeout(gpointer data)
+{
+	printf("FAIL timeout\n");
+	g_main_loop_quit(loop);
+	return FALSE;
+}
+
+int main(int argc, char **argv)
+{
+	static int handle;
+	if (argc < 6) {
+		fprintf(stderr, "usage: %s USERDIR JID PASSWORD HOST PORT [old_ssl]\n", argv[0]);
+		return 2;
+	}
+	loop = g_main_loop_new(NULL, FALSE);
+	purple_util_set_user_dir(argv[1]);
+	purple_debug_set_enabled(g_getenv("PURPLE_DEBUG") != NULL);
+	purple_eventloop_set_ui_ops(&eventloop_ops);
+	if (!purple_core_init(UI_ID)) {
+		printf("FAIL libpurple initialisation\n");
+		return 1;
+	}
+	purple_set_blist(purple_blist_new());
+	purple_prefs_load();
+	purple_plugins_load_saved("/purple/" UI_ID "/plugins/saved");
+
+	PurpleAccount *account = purple_account_new(argv[2], "prpl-jabber");
+	purple_account_set_password(account, argv[3]);
+	purple_account_set_string(account, "connect_server", argv[4]);
+	purple_account_set_int(account, "port", atoi(argv[5]));
+	purple_account_set_string(account, "connection_security",
+		argc > 6 && strcmp(argv[6], "old_ssl") == 0 ? "old_ssl" : "require_tls");
+	purple_accounts_add(account);
+
+	purple_signal_connect(purple_connections_get_handle(), "signed-on", &handle, PURPLE_CALLBACK(signed_on), NULL);
+	purple_signal_connect(purple_connections_get_handle(), "connection-error", &handle, PURPLE_CALLBACK(connection_error), NULL);
+	g_timeout_add_seconds(30, timeout, NULL);
+
+	purple_account_set_enabled(account, UI_ID, TRUE);
+	g_main_loop_run(loop);
+	fflush(stdout);
+	/* The process ends here; the server sees the TCP connection drop (a session end it must handle). */
+	_exit(status);
+}
