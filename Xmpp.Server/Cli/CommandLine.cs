@@ -128,7 +128,7 @@ public static class CommandLine
         log.Info("XmppServer {Version} starting; configuration {Config}; storage {Storage}", VersionModule.ProductVersion, options.SourceFile ?? "(built-in defaults)", server.Context.Storage.Describe());
         foreach (var cert in server.Context.Certificates.All)
         {
-            log.Info("Certificate for {Host}{Generated}: {File} SHA-256 {Fingerprint}", cert.Host, cert.Generated ? " (self-signed, generated now)" : string.Empty, cert.CertificateFile, cert.Fingerprint);
+            log.Info("Certificate for {Host}{Generated}: {File} SHA-256 {Fingerprint} SHA-1 {FingerprintSha1}", cert.Host, cert.Generated ? " (self-signed, generated now)" : string.Empty, cert.CertificateFile, cert.Fingerprint, cert.FingerprintSha1);
         }
 
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -308,7 +308,7 @@ public static class CommandLine
             using var certs = CertificateStore.Load(options);
             foreach (var c in certs.All)
             {
-                await stdout.WriteLineAsync($"host {c.Host}: certificate {c.CertificateFile}{(c.Generated ? " (generated now)" : string.Empty)}, valid until {c.Certificate.NotAfter:yyyy-MM-dd}, SHA-256 {c.Fingerprint}").ConfigureAwait(false);
+                await stdout.WriteLineAsync($"host {c.Host}: certificate {c.CertificateFile}{(c.Generated ? " (generated now)" : string.Empty)}, valid until {c.Certificate.NotAfter:yyyy-MM-dd}, SHA-256 {c.Fingerprint}, SHA-1 {c.FingerprintSha1}").ConfigureAwait(false);
             }
 
             using var logs = new LogFactory();

@@ -14,7 +14,10 @@ public sealed class HostCertificate : IDisposable
         Generated = generated;
         CertificateFile = certificateFile;
         Context = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
-        Fingerprint = string.Join(':', Convert.ToHexString(SHA256.HashData(certificate.RawData)).Chunk(2).Select(c => new string(c)));
+        Fingerprint = Hex(SHA256.HashData(certificate.RawData));
+#pragma warning disable CA5350 // Not for security: Pidgin and Profanity show the SHA-1 fingerprint, so people compare that.
+        FingerprintSha1 = Hex(SHA1.HashData(certificate.RawData));
+#pragma warning restore CA5350
         EndPointBinding = ComputeEndPointBinding(certificate);
     }
 
@@ -30,6 +33,9 @@ public sealed class HostCertificate : IDisposable
 
     /// <summary>SHA-256 fingerprint, colon-separated hex, as clients show it.</summary>
     public string Fingerprint { get; }
+
+    /// <summary>SHA-1 fingerprint, which Pidgin and Profanity show.</summary>
+    public string FingerprintSha1 { get; }
 
     /// <summary>tls-server-end-point channel binding data (RFC 5929 §4.1).</summary>
     public byte[] EndPointBinding { get; }
@@ -48,6 +54,8 @@ public sealed class HostCertificate : IDisposable
             _ => SHA256.HashData(certificate.RawData),
         };
     }
+
+    private static string Hex(byte[] hash) => string.Join(':', Convert.ToHexString(hash).Chunk(2).Select(c => new string(c)));
 
     public void Dispose() => Certificate.Dispose();
 }
