@@ -18,7 +18,20 @@ public static class HookNames
     /// <summary>A bound session ended, whatever the cause (the session is already out of the session manager).</summary>
     public const string ResourceUnbound = "resource-unbind";
 
-    public static string Stanza(string kind, Target target) => kind + "/" + TargetName(target);
+    /// <summary>"KIND/TARGET" for the three stanza kinds without allocating per stanza.</summary>
+    public static string Stanza(string kind, Target target) => (kind, target) switch
+    {
+        ("message", Target.Host) => "message/host",
+        ("message", Target.Bare) => "message/bare",
+        ("message", Target.Full) => "message/full",
+        ("presence", Target.Host) => "presence/host",
+        ("presence", Target.Bare) => "presence/bare",
+        ("presence", Target.Full) => "presence/full",
+        ("iq", Target.Host) => "iq/host",
+        ("iq", Target.Bare) => "iq/bare",
+        ("iq", Target.Full) => "iq/full",
+        _ => kind + "/" + TargetName(target),
+    };
 
     public static string Iq(string type, Target target, string ns, string name) =>
         "iq-" + type + "/" + TargetName(target) + "/" + ns + ":" + name;
