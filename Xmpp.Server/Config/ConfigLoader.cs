@@ -165,7 +165,7 @@ public static class ConfigLoader
                     break;
 
                 case "limits":
-                    ctx.CheckAttributes(e, "stanza-size", "depth", "auth-timeout", "output-queue", "close-timeout");
+                    ctx.CheckAttributes(e, "stanza-size", "depth", "auth-timeout", "output-queue", "close-timeout", "idle-timeout", "roster-items");
                     options = options with
                     {
                         Limits = new LimitOptions
@@ -175,6 +175,8 @@ public static class ConfigLoader
                             AuthTimeout = TimeSpan.FromSeconds(ctx.Double(e, "auth-timeout", 60, 1, 3600)),
                             OutputQueue = ctx.Int(e, "output-queue", 10_000, 16, 10_000_000),
                             CloseTimeout = TimeSpan.FromSeconds(ctx.Double(e, "close-timeout", 5, 0, 600)),
+                            IdleTimeout = TimeSpan.FromSeconds(ctx.Double(e, "idle-timeout", 300, 1, 86_400)),
+                            RosterItems = ctx.Int(e, "roster-items", 2000, 10, 1_000_000),
                         },
                     };
                     break;

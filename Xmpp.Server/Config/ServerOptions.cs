@@ -36,6 +36,8 @@ public sealed record ServerOptions
             ["disco"] = new Dictionary<string, string>(),
             ["ping"] = new Dictionary<string, string>(),
             ["version"] = new Dictionary<string, string>(),
+            ["offline"] = new Dictionary<string, string>(),
+            ["last"] = new Dictionary<string, string>(),
         };
 }
 
@@ -103,6 +105,15 @@ public sealed record LimitOptions
 
     /// <summary>How long to wait for the peer's closing tag after sending ours.</summary>
     public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// A bound connection silent this long is closed with connection-timeout (and its session ends, so its
+    /// contacts see it go offline); halfway through the silence the server pings the client (XEP-0199).
+    /// </summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>Roster entries per account (items and remembered subscription requests together).</summary>
+    public int RosterItems { get; init; } = 2000;
 }
 
 public sealed record LoggingOptions

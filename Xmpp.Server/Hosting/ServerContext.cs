@@ -28,4 +28,6 @@ public sealed class ServerContext
     public required ConnectionManager Connections { get; init; }
 
     public required AuthFailureTracker AuthFailures { get; init; }
+
+    public required StreamFeatureRegistry StreamFeatures { get; init; }
 }

@@ -24,6 +24,7 @@ public sealed class XmppServer : IAsyncDisposable
     private readonly List<TcpListenerService> _listeners = [];
     private readonly Logger _log;
     private bool _stopped;
+    private Task _idleSweep = Task.CompletedTask;
 
     private XmppServer(ServerContext context, ModuleHost modules)
     {
@@ -70,8 +71,9 @@ public sealed class XmppServer : IAsyncDisposable
             Router = router,
             Connections = new ConnectionManager(),
             AuthFailures = new AuthFailureTracker(options.Auth.FailureDelay, options.Auth.MaxFailureDelay, TimeProvider.System),
+            StreamFeatures = new StreamFeatureRegistry(),
         };
-        var modules = new ModuleHost(options, logs, sessions, router, storage, hooks);
+        var modules = new ModuleHost(context);
         modules.LoadAll();
         return new XmppServer(context, modules);
     }
@@ -79,6 +81,7 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>Binds every configured listener and starts accepting.</summary>
     public void Start()
     {
+        _idleSweep = Context.Connections.RunIdleSweepAsync(Options.Limits.IdleTimeout, _shutdown.Token);
         foreach (var l in Options.Listeners)
         {
             foreach (var endpoint in Resolve(l))
@@ -141,6 +144,7 @@ public sealed class XmppServer : IAsyncDisposable
         await Context.Connections.WaitForAllAsync(Options.Limits.CloseTimeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
         await _shutdown.CancelAsync().ConfigureAwait(false);
         await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        await _idleSweep.ConfigureAwait(false);
 
         await Context.Storage.DisposeAsync().ConfigureAwait(false);
         _log.Info("Server stopped");

@@ -1,6 +1,7 @@
 using NLog;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Config;
+using Xmpp.Server.Modules.Roster;
 using Xmpp.Server.Routing;
 using Xmpp.Server.Sessions;
 using Xmpp.Server.Storage;
@@ -28,8 +29,17 @@ public interface IModuleContext
 
     DiscoRegistry Disco { get; }
 
+    /// <summary>Rosters of local accounts (RFC 6121 §2).</summary>
+    RosterManager Rosters { get; }
+
+    /// <summary>Adds a stream feature offered after authentication.</summary>
+    void AddStreamFeature(Element feature);
+
     /// <summary>Registers a stanza hook (see <see cref="HookNames"/>).</summary>
     void Hook(string name, StanzaHandler handler, int priority = 0);
+
+    /// <summary>Fires a hook (see <see cref="HookNames"/>); true when a handler took the event.</summary>
+    ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken);
 
     /// <summary>Registers a request handler for iq type get or set with payload NS:NAME addressed to the given targets.</summary>
     void HandleIq(string type, string ns, string name, IqTarget targets, IqHandler handler);

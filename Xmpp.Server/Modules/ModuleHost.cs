@@ -2,6 +2,9 @@ using NLog;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Config;
+using Xmpp.Server.Hosting;
+using Xmpp.Server.Modules.Roster;
+using Xmpp.Server.Net;
 using Xmpp.Server.Routing;
 using Xmpp.Server.Sessions;
 using Xmpp.Server.Storage;
@@ -13,14 +16,19 @@ public sealed class ModuleHost
 {
     private readonly List<IXmppModule> _loaded = [];
 
-    public ModuleHost(ServerOptions options, LogFactory logs, SessionManager sessions, Router router, IStorage storage, HookBus hooks)
+    public ModuleHost(ServerContext server)
     {
-        Options = options;
-        Logs = logs;
-        Sessions = sessions;
-        Router = router;
-        Storage = storage;
-        Hooks = hooks;
+        Options = server.Options;
+        Logs = server.Logs;
+        Sessions = server.Sessions;
+        Router = server.Router;
+        Storage = server.Storage;
+        Hooks = server.Hooks;
+        StreamFeatures = server.StreamFeatures;
+        Rosters = new RosterManager(server.Storage.Roster, server.Sessions, server.Logs.GetLogger("Roster"))
+        {
+            MaxItems = server.Options.Limits.RosterItems,
+        };
     }
 
     public DiscoRegistry Disco { get; } = new();
@@ -39,12 +47,19 @@ public sealed class ModuleHost
 
     internal HookBus Hooks { get; }
 
+    internal StreamFeatureRegistry StreamFeatures { get; }
+
+    /// <summary>Rosters of local accounts (RFC 6121 §2), shared by the roster and presence modules.</summary>
+    public RosterManager Rosters { get; }
+
     /// <summary>Every module this build knows, by configuration name.</summary>
     public static IReadOnlyDictionary<string, Func<IXmppModule>> Available { get; } = new Dictionary<string, Func<IXmppModule>>
     {
         ["disco"] = () => new Disco.DiscoModule(),
         ["ping"] = () => new Ping.PingModule(),
         ["version"] = () => new Version.VersionModule(),
+        ["offline"] = () => new Offline.OfflineModule(),
+        ["last"] = () => new LastActivity.LastActivityModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -98,7 +113,14 @@ public sealed class ModuleHost
 
         public DiscoRegistry Disco => host.Disco;
 
+        public RosterManager Rosters => host.Rosters;
+
+        public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+
         public void Hook(string name, StanzaHandler handler, int priority = 0) => host.Hooks.On(name, handler, priority);
+
+        public ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken) =>
+            host.Hooks.FireAsync(name, context, cancellationToken);
 
         public void HandleIq(string type, string ns, string name, IqTarget targets, IqHandler handler)
         {

@@ -34,7 +34,9 @@ public sealed class ClientConnection : IClientSession
     private readonly Logger _log;
     private readonly Channel<OutItem> _out = Channel.CreateUnbounded<OutItem>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _cts;
+    private readonly ActivityStream _activity;
     private volatile Stream _stream;
+    private long _pingSentAt;
     private int _queued;
     private int _closing;
     private bool _headerSent;
@@ -56,7 +58,8 @@ public sealed class ClientConnection : IClientSession
         _directTls = directTls;
         _log = ctx.Logs.GetLogger("C2s");
         _cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _activity = new ActivityStream(new NetworkStream(socket, ownsSocket: true));
+        _stream = _activity;
         ConnectionId = ctx.Connections.NextId();
     }
 
@@ -76,6 +79,10 @@ public sealed class ClientConnection : IClientSession
     public int Priority { get; set; }
 
     public Element? LastPresence { get; set; }
+
+    public bool RosterRequested { get; set; }
+
+    public ISet<Jid> DirectedPresence { get; } = new HashSet<Jid>();
 
     public async Task RunAsync()
     {
@@ -229,6 +236,49 @@ public sealed class ClientConnection : IClientSession
         _log.Info("Connection closed{Who}", _jid is null ? string.Empty : " for " + _jid);
     }
 
+    /// <summary>
+    /// Called periodically by the connection manager. A bound client silent for half the idle timeout gets a
+    /// XEP-0199 ping (any answer, even an error, is traffic); silent for the whole timeout, the connection
+    /// is presumed dead: it is closed with connection-timeout without waiting for the peer, so the session
+    /// ends and contacts see it go offline within the idle timeout.
+    /// </summary>
+    internal void CheckIdle(long now)
+    {
+        if (!_bound || Volatile.Read(ref _closing) != 0)
+        {
+            return;
+        }
+
+        var idle = (long)_ctx.Options.Limits.IdleTimeout.TotalMilliseconds;
+        var silent = now - _activity.LastRead;
+        if (silent >= idle)
+        {
+            _log.Info("Closing the connection of {Jid}: nothing received for {Seconds} s", _jid, silent / 1000);
+            Close(new StreamError(StreamErrorCondition.ConnectionTimeout, "idle connection"));
+            try
+            {
+                _cts.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Already torn down.
+            }
+
+            return;
+        }
+
+        if (silent >= idle / 2 && _pingSentAt <= _activity.LastRead)
+        {
+            _pingSentAt = now;
+            TrySend(new Element("iq", Ns.Client)
+                .SetAttribute("type", "get")
+                .SetAttribute("id", "idle" + now.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .SetAttribute("from", _host)
+                .SetAttribute("to", _jid!.ToString())
+                .Add(new Element("ping", Ns.Ping)));
+        }
+    }
+
     // ---- stream header and features -------------------------------------------------------------
 
     private void OpenStream(StreamHeader header)
@@ -335,6 +385,10 @@ public sealed class ClientConnection : IClientSession
 
             // RFC 6121 obsoleted the session iq; old clients still send it, so it is offered as optional.
             features.Add(new Element("session", Ns.Session).Add(new Element("optional", Ns.Session)));
+            foreach (var f in _ctx.StreamFeatures.AfterAuthentication)
+            {
+                features.Add(f);
+            }
         }
 
         var sb = new StringBuilder("<stream:features>");

@@ -37,6 +37,31 @@ public sealed class ConnectionManager
         started.SetResult();
     }
 
+    /// <summary>
+    /// One loop for all connections (no timer per connection) that lets each check its idle time, at an
+    /// eighth of the idle timeout, between 100 ms and 5 s.
+    /// </summary>
+    public async Task RunIdleSweepAsync(TimeSpan idleTimeout, CancellationToken cancellationToken)
+    {
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(idleTimeout.TotalMilliseconds / 8, 100, 5000));
+        using var timer = new PeriodicTimer(period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var now = Environment.TickCount64;
+                foreach (var (connection, _) in _connections.Values)
+                {
+                    connection.CheckIdle(now);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutdown.
+        }
+    }
+
     /// <summary>Completes when every connection has ended, or after the timeout.</summary>
     public async Task WaitForAllAsync(TimeSpan timeout)
     {

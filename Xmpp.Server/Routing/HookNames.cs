@@ -12,6 +12,18 @@ public static class HookNames
     /// <summary>Presence without 'to' from a client: broadcast (RFC 6121 §4.2, §4.4).</summary>
     public const string PresenceBroadcast = "presence/broadcast";
 
+    /// <summary>
+    /// Presence with 'to' from a local client, before it is routed (Prosody's "pre-presence"): subscription
+    /// handling updates the sender's roster here, directed presence is remembered.
+    /// </summary>
+    public const string PresenceOutbound = "pre-presence";
+
+    /// <summary>A resource became available with non-negative priority (offline messages are delivered then).</summary>
+    public const string PresenceInitial = "presence/initial";
+
+    /// <summary>A message for an existing local account that no available resource took (offline storage claims it).</summary>
+    public const string MessageOffline = "message/offline/handle";
+
     /// <summary>A resource was bound (the session is in the session manager).</summary>
     public const string ResourceBound = "resource-bind";
 

@@ -63,6 +63,12 @@ public sealed class Router
         }
 
         var context = new StanzaContext(stanza, from, to, origin, this);
+        if (origin is not null && stanza.Name == "presence" &&
+            await _hooks.FireAsync(HookNames.PresenceOutbound, context, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
         if (!IsLocal(to.Domain))
         {
             if (!await _hooks.FireAsync(HookNames.RouteRemote, context, cancellationToken).ConfigureAwait(false))

@@ -21,6 +21,15 @@ public interface IClientSession
     /// <summary>The last broadcast presence, with 'from' stamped.</summary>
     Element? LastPresence { get; set; }
 
+    /// <summary>Whether this resource requested the roster, which makes it an "interested resource" for roster pushes (RFC 6121 §2.1.6).</summary>
+    bool RosterRequested { get; set; }
+
+    /// <summary>
+    /// Entities this resource sent directed available presence to (RFC 6121 §4.6), which get unavailable
+    /// presence when it goes offline. Only touched from the session's own stanza processing.
+    /// </summary>
+    ISet<Jid> DirectedPresence { get; }
+
     /// <summary>Queues a stanza for this client without waiting; false when the session is closing or its queue is full.</summary>
     bool TrySend(Element stanza);
 

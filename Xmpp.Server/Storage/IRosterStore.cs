@@ -1,17 +1,52 @@
 namespace Xmpp.Server.Storage;
 
-/// <summary>One roster item (RFC 6121 §2.1.2): contact bare JID, handle, subscription state, pending ask, groups.</summary>
-public sealed record RosterItem(string Jid, string? Name, string Subscription, string? Ask, IReadOnlyList<string> Groups);
+/// <summary>The subscription part of a roster item's state (RFC 6121 §2.1.2.5).</summary>
+public enum Subscription
+{
+    None,
+    To,
+    From,
+    Both,
+}
 
-/// <summary>Rosters per account.</summary>
+/// <summary>
+/// One roster entry (RFC 6121 §2.1.2 with the states of Appendix A). <paramref name="PendingOut"/> is
+/// ask='subscribe'; <paramref name="PendingIn"/> an inbound request not yet answered, kept with the
+/// request itself (<paramref name="PendingInRequest"/>, the stanza's XML) to deliver it again at the next
+/// login; <paramref name="Approved"/> a subscription pre-approval (§3.4). An entry that exists only to
+/// remember an inbound request is not <paramref name="InRoster"/>: the user's roster does not show it.
+/// </summary>
+public sealed record RosterItem(
+    string Jid,
+    string? Name,
+    Subscription Subscription,
+    bool PendingOut,
+    bool PendingIn,
+    bool Approved,
+    IReadOnlyList<string> Groups,
+    bool InRoster = true,
+    string? PendingInRequest = null)
+{
+    /// <summary>The contact receives the user's presence.</summary>
+    public bool HasFrom => Subscription is Subscription.From or Subscription.Both;
+
+    /// <summary>The user receives the contact's presence.</summary>
+    public bool HasTo => Subscription is Subscription.To or Subscription.Both;
+
+    public static RosterItem Empty(string jid) => new(jid, null, Subscription.None, false, false, false, [], InRoster: false);
+}
+
+/// <summary>A whole roster and its version (RFC 6121 §2.6), which changes with every change the client sees.</summary>
+public sealed record StoredRoster(IReadOnlyList<RosterItem> Items, long Version);
+
+/// <summary>Rosters per account. Callers serialise changes per account; each write also records the new version.</summary>
 public interface IRosterStore
 {
-    Task<IReadOnlyList<RosterItem>> GetAsync(string host, string username, CancellationToken cancellationToken);
+    Task<StoredRoster> LoadAsync(string host, string username, CancellationToken cancellationToken);
 
-    Task<RosterItem?> FindAsync(string host, string username, string contact, CancellationToken cancellationToken);
+    /// <summary>Adds or replaces an entry and sets the roster version.</summary>
+    Task SaveAsync(string host, string username, RosterItem item, long version, CancellationToken cancellationToken);
 
-    /// <summary>Adds or replaces an item.</summary>
-    Task SetAsync(string host, string username, RosterItem item, CancellationToken cancellationToken);
-
-    Task<bool> RemoveAsync(string host, string username, string contact, CancellationToken cancellationToken);
+    /// <summary>Removes an entry and sets the roster version.</summary>
+    Task RemoveAsync(string host, string username, string contact, long version, CancellationToken cancellationToken);
 }

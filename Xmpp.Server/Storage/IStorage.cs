@@ -10,6 +10,10 @@ public interface IStorage : IAsyncDisposable
 
     IRosterStore Roster { get; }
 
+    IOfflineStore Offline { get; }
+
+    ILastActivityStore LastActivity { get; }
+
     /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
     Task<int> MigrateAsync(CancellationToken cancellationToken);
 

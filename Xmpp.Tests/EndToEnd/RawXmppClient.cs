@@ -16,6 +16,7 @@ public sealed class RawXmppClient : IAsyncDisposable
     private readonly TcpClient _tcp;
     private Stream _stream;
     private XmppStreamReader? _reader;
+    private long _syncId;
 
     private RawXmppClient(TcpClient tcp, Stream stream)
     {
@@ -215,6 +216,49 @@ public sealed class RawXmppClient : IAsyncDisposable
         await SendAsync(xml);
         var id = System.Text.RegularExpressions.Regex.Match(xml, "id='([^']+)'").Groups[1].Value;
         return await ReadUntilAsync(e => e.Name == "iq" && e.GetAttribute("id") == id);
+    }
+
+    /// <summary>
+    /// A barrier: pings the server and returns everything that arrived before the answer. The server handles
+    /// a connection's stanzas in order and queues deliveries synchronously, so whatever an earlier stanza
+    /// caused for this client has arrived by then.
+    /// </summary>
+    public async Task<List<Element>> DrainAsync()
+    {
+        var id = "sync" + Interlocked.Increment(ref _syncId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await SendAsync($"<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        var seen = new List<Element>();
+        while (true)
+        {
+            var e = await ReadAsync();
+            if (e.Name == "iq" && e.GetAttribute("id") == id)
+            {
+                return seen;
+            }
+
+            seen.Add(e);
+        }
+    }
+
+    /// <summary>Resets the TCP connection (RST), as a crashed client or a lost network would.</summary>
+    public void Abort()
+    {
+        _tcp.Client.LingerState = new LingerOption(true, 0);
+        _tcp.Client.Close();
+    }
+
+    /// <summary>Sends the closing tag and waits for the server's.</summary>
+    public async Task CloseAsync()
+    {
+        await SendAsync("</stream:stream>");
+        while (true)
+        {
+            var ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+            if (ev.Kind is XmppStreamEventKind.End or XmppStreamEventKind.Eof)
+            {
+                return;
+            }
+        }
     }
 
     private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));

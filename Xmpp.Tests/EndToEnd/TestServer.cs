@@ -62,6 +62,13 @@ public sealed class TestServer : IAsyncDisposable
         return new TestServer(dataDir, logs, log, server);
     }
 
+    /// <summary>Creates an account while the server runs.</summary>
+    public async Task AddUserAsync(string user, string password)
+    {
+        var accounts = new AccountService(Server.Options, Server.Context.Storage.Users);
+        Assert.That(await accounts.AddAsync(user, password, CancellationToken.None), Is.EqualTo(AccountResult.Ok));
+    }
+
     /// <summary>Everything the server logged, as "Level|Logger: message".</summary>
     public IReadOnlyList<string> Logs => _log.Logs.ToList();
 

@@ -1,12 +1,13 @@
 using Xmpp.Core.Stanzas;
 using Xmpp.Server.Routing;
-using Xmpp.Server.Sessions;
 
 namespace Xmpp.Server.Modules.Delivery;
 
 /// <summary>
-/// Default delivery of messages to local accounts (RFC 6121 §8.5), at the lowest priority so that
-/// carbons, archiving, blocking or offline storage can claim a message first.
+/// Delivery of messages to local accounts (RFC 6121 §8.5), at the lowest priority so that carbons,
+/// archiving or blocking can claim a message first. A message that no available resource takes is
+/// offered to offline storage ("message/offline/handle") and bounced with service-unavailable when
+/// nothing stores it.
 /// </summary>
 [Specification("RFC 6121", "8.5")]
 public sealed class MessageDeliveryModule : IXmppModule
@@ -23,30 +24,49 @@ public sealed class MessageDeliveryModule : IXmppModule
                 return ValueTask.FromResult(true);
             }
 
-            // RFC 6121 §8.5.3.2.1: no such resource. Normal and chat go to the bare JID; groupchat gets an
-            // error; headline (and errors) are dropped.
+            // §8.5.3.2.1: no such resource. Normal and chat are treated as if sent to the bare JID;
+            // groupchat gets service-unavailable; headline and error are dropped.
             return ctx.Type switch
             {
-                null or "normal" or "chat" => DeliverToBareAsync(context, ctx, ct),
-                "groupchat" => Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, ct),
-                _ => ValueTask.FromResult(true),
+                "groupchat" => Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct),
+                "headline" or "error" => ValueTask.FromResult(true),
+                _ => DeliverToBareAsync(context, ctx, ct),
             };
         }, priority: -1);
 
         context.Hook(HookNames.Stanza("message", Target.Bare), (ctx, ct) => DeliverToBareAsync(context, ctx, ct), priority: -1);
     }
 
-    private static async ValueTask<bool> Bounce(StanzaContext ctx, StanzaErrorCondition condition, CancellationToken ct)
+    private static async ValueTask<bool> Bounce(StanzaContext ctx, StanzaErrorCondition condition, string? text, CancellationToken ct)
     {
-        await ctx.Router.BounceAsync(ctx.Stanza, new StanzaError(condition), ct).ConfigureAwait(false);
+        await ctx.Router.BounceAsync(ctx.Stanza, new StanzaError(condition, text), ct).ConfigureAwait(false);
         return true;
     }
 
-    /// <summary>RFC 6121 §8.5.2.1.1: to the available resource(s) of highest non-negative priority.</summary>
-    private static ValueTask<bool> DeliverToBareAsync(IModuleContext context, StanzaContext ctx, CancellationToken ct)
+    /// <summary>§8.5.2: to the account; unknown types count as normal (RFC 6121 §5.2.2).</summary>
+    private static async ValueTask<bool> DeliverToBareAsync(IModuleContext context, StanzaContext ctx, CancellationToken ct)
     {
         var type = ctx.Type;
-        var resources = context.Sessions.Resources(ctx.To!.Bare);
+        var owner = ctx.To!.Bare;
+        var resources = context.Sessions.Resources(owner);
+        if (type == "error")
+        {
+            // §8.5.2.1.1 and §8.5.2.2.1: an error to a bare JID is silently ignored.
+            return true;
+        }
+
+        if (resources.Count == 0 && !await context.Storage.Users.ExistsAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+        {
+            // §8.5.1: no such account.
+            return await Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct).ConfigureAwait(false);
+        }
+
+        if (type == "groupchat")
+        {
+            // §8.5.2.1.1: never delivered to an account's resources.
+            return await Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct).ConfigureAwait(false);
+        }
+
         var best = int.MinValue;
         foreach (var r in resources)
         {
@@ -61,7 +81,7 @@ public sealed class MessageDeliveryModule : IXmppModule
         {
             foreach (var r in resources)
             {
-                // chat and normal go to all resources of the highest priority; RFC 6121 lets headline go to all.
+                // Normal and chat to every resource of the highest priority; headline to all non-negative ones.
                 if (r.IsAvailable && (r.Priority == best || (type == "headline" && r.Priority >= 0)))
                 {
                     delivered |= r.TrySend(ctx.Stanza);
@@ -69,15 +89,18 @@ public sealed class MessageDeliveryModule : IXmppModule
             }
         }
 
-        if (delivered)
+        if (delivered || type == "headline")
         {
-            return ValueTask.FromResult(true);
+            // §8.5.2.2.1: a headline nobody can see now is dropped.
+            return true;
         }
 
-        // No available resource and nothing stored it (offline storage runs at a higher priority once
-        // present): errors, groupchat and headline are dropped silently, the rest bounced (RFC 6121 §8.5.2.2).
-        return type is "error" or "groupchat" or "headline"
-            ? ValueTask.FromResult(true)
-            : Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, ct);
+        // §8.5.2.2.1: no available resource with non-negative priority: offline storage, else an error.
+        if (await context.FireAsync(HookNames.MessageOffline, ctx, ct).ConfigureAwait(false))
+        {
+            return true;
+        }
+
+        return await Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct).ConfigureAwait(false);
     }
 }

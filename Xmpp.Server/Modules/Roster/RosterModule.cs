@@ -8,27 +8,39 @@ using Xmpp.Server.Storage;
 namespace Xmpp.Server.Modules.Roster;
 
 /// <summary>
-/// Roster management (RFC 6121 §2): get, set (add/update) and remove, stored durably, with roster pushes
-/// to the account's resources. Subscription states change only through presence subscription
-/// handling, which builds on this (the IM core work); items added here start at subscription 'none'.
+/// Roster management (RFC 6121 §2): get with versioning (§2.6, XEP-0237), set (add/update) and remove,
+/// stored durably, with roster pushes to the account's interested resources. Removing an item cancels the
+/// subscriptions in both directions (§2.5.2). Subscription states change through presence (see the
+/// presence module), never through a roster set.
 /// </summary>
 [Specification("RFC 6121", "2")]
 public sealed class RosterModule : IXmppModule
 {
-    private const int MaxNameLength = 1024;
+    private const int MaxNameLength = 1023;
 
     public string Name => "roster";
 
     public void Register(IModuleContext context)
     {
-        var store = context.Storage.Roster;
-        context.HandleIq("get", Ns.Roster, "query", IqTarget.Bare, async (ctx, _, ct) =>
+        var rosters = context.Rosters;
+        context.AddStreamFeature(new Element("ver", "urn:xmpp:features:rosterver"));
+
+        context.HandleIq("get", Ns.Roster, "query", IqTarget.Bare, async (ctx, payload, ct) =>
         {
             var owner = RequireOwner(ctx);
-            var query = new Element("query", Ns.Roster);
-            foreach (var item in await store.GetAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+            ctx.Origin!.RosterRequested = true;
+            var roster = await rosters.GetAsync(owner, ct).ConfigureAwait(false);
+
+            // §2.6.3: when the client's version is current, an empty result; changes come as pushes.
+            if (payload.GetAttribute("ver") is { } ver && ver == roster.Ver)
             {
-                query.Add(ToElement(item));
+                return null;
+            }
+
+            var query = new Element("query", Ns.Roster).SetAttribute("ver", roster.Ver);
+            foreach (var item in roster.Items.Values.Where(i => i.InRoster).OrderBy(i => i.Jid, StringComparer.Ordinal))
+            {
+                query.Add(RosterManager.ToElement(item));
             }
 
             return query;
@@ -38,7 +50,7 @@ public sealed class RosterModule : IXmppModule
         {
             var owner = RequireOwner(ctx);
 
-            // RFC 6121 §2.3.3: exactly one item.
+            // §2.3.3 / §2.5.3: exactly one item.
             var items = payload.Elements().ToList();
             if (items.Count != 1 || !items[0].Is("item", Ns.Roster))
             {
@@ -48,22 +60,17 @@ public sealed class RosterModule : IXmppModule
             var item = items[0];
             if (!Jid.TryParse(item.GetAttribute("jid"), out var contact) || contact.Resource is not null)
             {
-                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "item jid must be a bare JID");
+                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "item jid must be a valid bare JID");
             }
 
-            if (contact == owner.Bare)
+            if (contact == owner)
             {
                 throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "the account itself cannot be a roster item");
             }
 
             if (item.GetAttribute("subscription") == "remove")
             {
-                if (!await store.RemoveAsync(owner.Domain, owner.Local!, contact.ToString(), ct).ConfigureAwait(false))
-                {
-                    throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
-                }
-
-                Push(context, owner, new Element("item", Ns.Roster).SetAttribute("jid", contact.ToString()).SetAttribute("subscription", "remove"));
+                await RemoveAsync(context, owner, contact, ct).ConfigureAwait(false);
                 return null;
             }
 
@@ -87,7 +94,7 @@ public sealed class RosterModule : IXmppModule
                     throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "empty or oversized group name");
                 }
 
-                if (groups.Contains(text))
+                if (groups.Contains(text, StringComparer.Ordinal))
                 {
                     throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "duplicate group");
                 }
@@ -95,13 +102,64 @@ public sealed class RosterModule : IXmppModule
                 groups.Add(text);
             }
 
-            var existing = await store.FindAsync(owner.Domain, owner.Local!, contact.ToString(), ct).ConfigureAwait(false);
-            var updated = new RosterItem(contact.ToString(), string.IsNullOrEmpty(name) ? null : name, existing?.Subscription ?? "none", existing?.Ask, groups);
-            await store.SetAsync(owner.Domain, owner.Local!, updated, ct).ConfigureAwait(false);
-            Push(context, owner, ToElement(updated));
+            // §2.1.2.5: 'subscription' (other than remove) and 'ask' from the client are ignored.
+            try
+            {
+                await rosters.ChangeAsync(owner, contact, existing => (existing ?? RosterItem.Empty(contact.ToString())) with
+                {
+                    Name = string.IsNullOrEmpty(name) ? null : name,
+                    Groups = groups,
+                    InRoster = true,
+                }, ct).ConfigureAwait(false);
+            }
+            catch (RosterFullException)
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "the roster holds the maximum number of items");
+            }
+
             return null;
         });
     }
+
+    /// <summary>
+    /// §2.5.2: removing an item cancels the user's subscription to the contact (unsubscribe) and the
+    /// contact's to the user (unsubscribed, after unavailable presence), then pushes the removal.
+    /// </summary>
+    private static async ValueTask RemoveAsync(IModuleContext context, Jid owner, Jid contact, CancellationToken ct)
+    {
+        var (before, _) = await context.Rosters.ChangeAsync(owner, contact, _ => null, ct).ConfigureAwait(false);
+        if (before is null || !before.InRoster)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+        }
+
+        if (before.HasTo || before.PendingOut)
+        {
+            await context.Router.RouteAsync(SubscriptionStanza("unsubscribe", owner, contact), null, ct).ConfigureAwait(false);
+        }
+
+        if (before.HasFrom)
+        {
+            foreach (var r in context.Sessions.Resources(owner))
+            {
+                if (r.IsAvailable)
+                {
+                    await context.Router.RouteAsync(
+                        new Element("presence", Ns.Client).SetAttribute("type", "unavailable").SetAttribute("from", r.Jid.ToString()).SetAttribute("to", contact.ToString()),
+                        null,
+                        ct).ConfigureAwait(false);
+                }
+            }
+        }
+
+        if (before.HasFrom || before.PendingIn)
+        {
+            await context.Router.RouteAsync(SubscriptionStanza("unsubscribed", owner, contact), null, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static Element SubscriptionStanza(string type, Jid from, Jid to) =>
+        new Element("presence", Ns.Client).SetAttribute("type", type).SetAttribute("from", from.ToString()).SetAttribute("to", to.ToString());
 
     /// <summary>Only the account itself may read or change its roster (RFC 6121 §2.1.5).</summary>
     private static Jid RequireOwner(StanzaContext ctx)
@@ -112,32 +170,5 @@ public sealed class RosterModule : IXmppModule
         }
 
         return ctx.To.Bare;
-    }
-
-    /// <summary>Roster push (RFC 6121 §2.1.6) to every resource of the account.</summary>
-    private static void Push(IModuleContext context, Jid owner, Element item)
-    {
-        foreach (var r in context.Sessions.Resources(owner))
-        {
-            var push = new Element("iq", Ns.Client)
-                .SetAttribute("type", "set")
-                .SetAttribute("id", "push" + Guid.NewGuid().ToString("N")[..12])
-                .SetAttribute("to", r.Jid.ToString());
-            push.AddChild("query", Ns.Roster).Add(item.Clone());
-            r.TrySend(push);
-        }
-    }
-
-    private static Element ToElement(RosterItem item)
-    {
-        var e = new Element("item", Ns.Roster).SetAttribute("jid", item.Jid).SetAttribute("subscription", item.Subscription);
-        e.SetAttribute("name", item.Name);
-        e.SetAttribute("ask", item.Ask);
-        foreach (var g in item.Groups)
-        {
-            e.AddChild("group").AddText(g);
-        }
-
-        return e;
     }
 }

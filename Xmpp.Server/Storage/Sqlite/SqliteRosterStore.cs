@@ -4,11 +4,15 @@ namespace Xmpp.Server.Storage.Sqlite;
 
 internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
 {
-    public async Task<IReadOnlyList<RosterItem>> GetAsync(string host, string username, CancellationToken cancellationToken)
+    public async Task<StoredRoster> LoadAsync(string host, string username, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT contact, name, subscription, ask, groups FROM roster_items WHERE host = $h AND username = $u ORDER BY contact";
+        cmd.CommandText = """
+            SELECT contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster
+            FROM roster_items WHERE host = $h AND username = $u ORDER BY contact;
+            SELECT version FROM roster_versions WHERE host = $h AND username = $u;
+            """;
         cmd.Parameters.AddWithValue("$h", host);
         cmd.Parameters.AddWithValue("$u", username);
         var list = new List<RosterItem>();
@@ -18,50 +22,93 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
             list.Add(Read(reader));
         }
 
-        return list;
+        long version = 0;
+        if (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false) && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            version = reader.GetInt64(0);
+        }
+
+        return new StoredRoster(list, version);
     }
 
-    public async Task<RosterItem?> FindAsync(string host, string username, string contact, CancellationToken cancellationToken)
+    public async Task SaveAsync(string host, string username, RosterItem item, long version, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT contact, name, subscription, ask, groups FROM roster_items WHERE host = $h AND username = $u AND contact = $c";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$c", contact);
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var cmd = connection.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = """
+                INSERT INTO roster_items (host, username, contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster)
+                VALUES ($h, $u, $c, $n, $s, $a, $g, $pi, $pr, $ap, $ir)
+                ON CONFLICT (host, username, contact) DO UPDATE SET name = $n, subscription = $s, ask = $a, groups = $g,
+                    pending_in = $pi, pending_in_request = $pr, approved = $ap, in_roster = $ir
+                """;
+            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Parameters.AddWithValue("$u", username);
+            cmd.Parameters.AddWithValue("$c", item.Jid);
+            cmd.Parameters.AddWithValue("$n", (object?)item.Name ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$s", SubscriptionName(item.Subscription));
+            cmd.Parameters.AddWithValue("$a", item.PendingOut ? "subscribe" : DBNull.Value);
+            cmd.Parameters.AddWithValue("$g", string.Join('\n', item.Groups));
+            cmd.Parameters.AddWithValue("$pi", item.PendingIn ? 1 : 0);
+            cmd.Parameters.AddWithValue("$pr", (object?)item.PendingInRequest ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$ap", item.Approved ? 1 : 0);
+            cmd.Parameters.AddWithValue("$ir", item.InRoster ? 1 : 0);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await SetVersionAsync(connection, tx, host, username, version, cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task SetAsync(string host, string username, RosterItem item, CancellationToken cancellationToken)
+    public async Task RemoveAsync(string host, string username, string contact, long version, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var cmd = connection.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "DELETE FROM roster_items WHERE host = $h AND username = $u AND contact = $c";
+            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Parameters.AddWithValue("$u", username);
+            cmd.Parameters.AddWithValue("$c", contact);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await SetVersionAsync(connection, tx, host, username, version, cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task SetVersionAsync(SqliteConnection connection, SqliteTransaction tx, string host, string username, long version, CancellationToken cancellationToken)
+    {
         await using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
         cmd.CommandText = """
-            INSERT INTO roster_items (host, username, contact, name, subscription, ask, groups)
-            VALUES ($h, $u, $c, $n, $s, $a, $g)
-            ON CONFLICT (host, username, contact) DO UPDATE SET name = $n, subscription = $s, ask = $a, groups = $g
+            INSERT INTO roster_versions (host, username, version) VALUES ($h, $u, $v)
+            ON CONFLICT (host, username) DO UPDATE SET version = $v
             """;
         cmd.Parameters.AddWithValue("$h", host);
         cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$c", item.Jid);
-        cmd.Parameters.AddWithValue("$n", (object?)item.Name ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("$s", item.Subscription);
-        cmd.Parameters.AddWithValue("$a", (object?)item.Ask ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("$g", string.Join('\n', item.Groups));
+        cmd.Parameters.AddWithValue("$v", version);
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<bool> RemoveAsync(string host, string username, string contact, CancellationToken cancellationToken)
+    internal static string SubscriptionName(Subscription s) => s switch
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "DELETE FROM roster_items WHERE host = $h AND username = $u AND contact = $c";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$c", contact);
-        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
-    }
+        Subscription.To => "to",
+        Subscription.From => "from",
+        Subscription.Both => "both",
+        _ => "none",
+    };
+
+    private static Subscription ParseSubscription(string s) => s switch
+    {
+        "to" => Subscription.To,
+        "from" => Subscription.From,
+        "both" => Subscription.Both,
+        _ => Subscription.None,
+    };
 
     private static RosterItem Read(SqliteDataReader r)
     {
@@ -69,8 +116,12 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
         return new RosterItem(
             r.GetString(0),
             r.IsDBNull(1) ? null : r.GetString(1),
-            r.GetString(2),
-            r.IsDBNull(3) ? null : r.GetString(3),
-            groups.Length == 0 ? [] : groups.Split('\n'));
+            ParseSubscription(r.GetString(2)),
+            !r.IsDBNull(3),
+            r.GetInt64(5) != 0,
+            r.GetInt64(7) != 0,
+            groups.Length == 0 ? [] : groups.Split('\n'),
+            r.GetInt64(8) != 0,
+            r.IsDBNull(6) ? null : r.GetString(6));
     }
 }

@@ -43,6 +43,36 @@ public sealed class SqliteStorage : IStorage
             FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
         );
         """,
+        """
+        ALTER TABLE roster_items ADD COLUMN pending_in INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE roster_items ADD COLUMN pending_in_request TEXT;
+        ALTER TABLE roster_items ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE roster_items ADD COLUMN in_roster INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE roster_versions (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (host, username),
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        CREATE TABLE offline_messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            stanza TEXT NOT NULL,
+            stored_at TEXT NOT NULL,
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        CREATE INDEX offline_messages_owner ON offline_messages (host, username, id);
+        CREATE TABLE last_activity (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            at TEXT NOT NULL,
+            status TEXT,
+            PRIMARY KEY (host, username),
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        """,
     ];
 
     private readonly string _connectionString;
@@ -61,6 +91,8 @@ public sealed class SqliteStorage : IStorage
         }.ToString();
         Users = new SqliteUserStore(this);
         Roster = new SqliteRosterStore(this);
+        Offline = new SqliteOfflineStore(this);
+        LastActivity = new SqliteLastActivityStore(this);
     }
 
     public string File { get; }
@@ -68,6 +100,10 @@ public sealed class SqliteStorage : IStorage
     public IUserStore Users { get; }
 
     public IRosterStore Roster { get; }
+
+    public IOfflineStore Offline { get; }
+
+    public ILastActivityStore LastActivity { get; }
 
     public static int LatestVersion => Migrations.Length;
 

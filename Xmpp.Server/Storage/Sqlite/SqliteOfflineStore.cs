@@ -1,0 +1,82 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Xmpp.Server.Storage.Sqlite;
+
+internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
+{
+    public async Task<bool> StoreAsync(string host, string username, string xml, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+
+        // One statement: the count check and the insert cannot interleave with another writer.
+        cmd.CommandText = """
+            INSERT INTO offline_messages (host, username, stanza, stored_at)
+            SELECT $h, $u, $x, $t WHERE (SELECT COUNT(*) FROM offline_messages WHERE host = $h AND username = $u) < $l
+            """;
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Parameters.AddWithValue("$x", xml);
+        cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
+        cmd.Parameters.AddWithValue("$l", limit);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    public async Task<IReadOnlyList<OfflineMessage>> LoadAsync(string host, string username, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT id, stanza FROM offline_messages WHERE host = $h AND username = $u ORDER BY id";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        var list = new List<OfflineMessage>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new OfflineMessage(reader.GetInt64(0), reader.GetString(1)));
+        }
+
+        return list;
+    }
+
+    public async Task DeleteAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
+    {
+        if (ids.Count == 0)
+        {
+            return;
+        }
+
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var chunk in ids.Chunk(500))
+        {
+            await using var cmd = connection.CreateCommand();
+            cmd.Transaction = tx;
+            var sql = new StringBuilder("DELETE FROM offline_messages WHERE host = $h AND username = $u AND id IN (");
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                sql.Append(i == 0 ? "$i" : ",$i").Append(i.ToString(CultureInfo.InvariantCulture));
+                cmd.Parameters.AddWithValue("$i" + i.ToString(CultureInfo.InvariantCulture), chunk[i]);
+            }
+
+            cmd.CommandText = sql.Append(')').ToString();
+            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Parameters.AddWithValue("$u", username);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<int> CountAsync(string host, string username, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM offline_messages WHERE host = $h AND username = $u";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        return Convert.ToInt32(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+    }
+}
