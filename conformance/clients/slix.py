@@ -4,7 +4,9 @@ Usage: slix.py MODE HOST PORT JID PASSWORD [PEER_JID]
   login      STARTTLS (or direct TLS with login-tls), SCRAM-SHA-256 only, bind, roster get, presence
   login-tls  the same over direct TLS (XEP-0368)
   send       log in and send one chat message to PEER_JID
-  receive    log in, send presence, wait for one chat message and print its body
+  receive    log in, send presence, wait for one chat message and print its body (and its XEP-0203 delay)
+  im         log in, approve PEER_JID's subscription and subscribe back (slixmpp's defaults), wait until
+             PEER_JID is online and has sent a message, answer it, then drop the TCP connection abruptly
 Prints one line starting with OK or FAIL.
 """
 import asyncio
@@ -26,6 +28,10 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("failed_auth", self.failed)
         self.add_event_handler("message", self.message)
+        self.register_plugin("xep_0203")
+        self.peer_online = False
+        if mode == "im":
+            self.add_event_handler("presence_available", self.available)
 
     def failed(self, _):
         result["line"] = "FAIL authentication"
@@ -46,13 +52,37 @@ class Client(slixmpp.ClientXMPP):
             result["line"] = "OK sent"
             await asyncio.sleep(0.5)
             self.disconnect()
-        elif mode == "receive":
+        elif mode in ("receive", "im"):
             print("READY", flush=True)
+
+    def available(self, presence):
+        if presence["from"].bare == peer:
+            self.peer_online = True
+            print(f"peer online as {presence['from']}", flush=True)
 
     def message(self, msg):
         if mode == "receive" and msg["type"] in ("chat", "normal") and msg["body"]:
-            result["line"] = f"OK received from {msg['from']}: {msg['body']}"
+            delay = msg["delay"]["stamp"] if msg.xml.find("{urn:xmpp:delay}delay") is not None else None
+            result["line"] = f"OK received from {msg['from']}: {msg['body']}" + (f" (delayed, stamped {delay})" if delay else "")
             self.disconnect()
+        elif mode == "im" and msg["from"].bare == peer and msg["body"]:
+            print(f"received from peer: {msg['body']}", flush=True)
+            asyncio.ensure_future(self.answer())
+
+    async def answer(self):
+        # The peer may write before its approval of our own request (and its presence) has arrived.
+        for _ in range(100):
+            sub = self.client_roster[peer]["subscription"]
+            if self.peer_online and sub == "both":
+                break
+            await asyncio.sleep(0.1)
+        self.send_message(mto=peer, mbody="hello from slixmpp", mtype="chat")
+        result["line"] = f"OK peer online={self.peer_online}, roster subscription={sub}, answered, dropping the connection"
+        if not self.peer_online or sub != "both":
+            result["line"] = f"FAIL peer online={self.peer_online}, roster subscription={sub}"
+        # An abrupt end: no </stream:stream>, no unavailable presence; the server must notice.
+        await asyncio.sleep(0.5)
+        self.transport.abort()
 
 
 async def main():
