@@ -19,11 +19,11 @@ public sealed class ServerContext
 
     public required IStorage Storage { get; init; }
 
-    public required SessionManager Sessions { get; init; }
+    public required ISessionRegistry Sessions { get; init; }
 
     public required HookBus Hooks { get; init; }
 
-    public required Router Router { get; init; }
+    public required IStanzaRouter Router { get; init; }
 
     public required ConnectionManager Connections { get; init; }
 

@@ -21,9 +21,9 @@ public interface IModuleContext
 
     Logger Log { get; }
 
-    SessionManager Sessions { get; }
+    ISessionRegistry Sessions { get; }
 
-    Router Router { get; }
+    IStanzaRouter Router { get; }
 
     IStorage Storage { get; }
 

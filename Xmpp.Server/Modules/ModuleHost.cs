@@ -39,9 +39,9 @@ public sealed class ModuleHost
 
     internal LogFactory Logs { get; }
 
-    internal SessionManager Sessions { get; }
+    internal ISessionRegistry Sessions { get; }
 
-    internal Router Router { get; }
+    internal IStanzaRouter Router { get; }
 
     internal IStorage Storage { get; }
 
@@ -105,9 +105,9 @@ public sealed class ModuleHost
 
         public Logger Log { get; } = host.Logs.GetLogger("Module." + module.Name);
 
-        public SessionManager Sessions => host.Sessions;
+        public ISessionRegistry Sessions => host.Sessions;
 
-        public Router Router => host.Router;
+        public IStanzaRouter Router => host.Router;
 
         public IStorage Storage => host.Storage;
 

@@ -11,7 +11,7 @@ namespace Xmpp.Server.Routing;
 /// "KIND/host|bare|full" (and "iq-TYPE/TARGET/NS:NAME" for requests) on the hook bus; a remote domain →
 /// "route/remote"; nobody handled it → the RFC's error back to the sender. Never waits on a socket.
 /// </summary>
-public sealed class Router
+public sealed class Router : IStanzaRouter
 {
     private readonly HookBus _hooks;
     private readonly HashSet<string> _localHosts;

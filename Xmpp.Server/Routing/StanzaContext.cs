@@ -7,7 +7,7 @@ namespace Xmpp.Server.Routing;
 /// <summary>One stanza on its way through the hooks: validated addresses and where it came from.</summary>
 public sealed class StanzaContext
 {
-    public StanzaContext(Element stanza, Jid from, Jid? to, IClientSession? origin, Router router)
+    public StanzaContext(Element stanza, Jid from, Jid? to, IClientSession? origin, IStanzaRouter router)
     {
         Stanza = stanza;
         From = from;
@@ -26,7 +26,7 @@ public sealed class StanzaContext
     /// <summary>The local client session the stanza came from, if any.</summary>
     public IClientSession? Origin { get; }
 
-    public Router Router { get; }
+    public IStanzaRouter Router { get; }
 
     public string Kind => Stanza.Name;
 

@@ -7,7 +7,7 @@ namespace Xmpp.Server.Sessions;
 /// All bound sessions of this server, by full JID and by account. Thread-safe; kept behind this one type
 /// so a clustered registry can replace it.
 /// </summary>
-public sealed class SessionManager
+public sealed class SessionManager : ISessionRegistry
 {
     private readonly ConcurrentDictionary<Jid, IClientSession> _byFull = new();
     private readonly ConcurrentDictionary<Jid, IClientSession[]> _byBare = new();

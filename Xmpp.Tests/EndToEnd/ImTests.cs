@@ -469,6 +469,33 @@ public sealed class ImTests
     }
 
     [Test]
+    public async Task Subscribing_to_a_nonexistent_account_is_answered_unsubscribed()
+    {
+        await using var server = await TestServer.StartAsync(null, Alice);
+        await using var alice = await OnlineAsync(server, "alice", "wonderland");
+        await alice.SendAsync("<presence type='subscribe' to='nobody@localhost'/>");
+        var seen = await alice.DrainAsync();
+        Assert.That(Has(seen, "presence", "unsubscribed", "nobody@localhost"), Is.True, "RFC 6121 §3.1.3");
+        var item = PushItem(seen, "nobody@localhost")!;
+        Assert.That((item.GetAttribute("subscription"), item.GetAttribute("ask")), Is.EqualTo(("none", (string?)null)), "the pending-out is cleared again");
+    }
+
+    [Test]
+    public async Task Removing_an_unanswered_request_is_item_not_found_and_keeps_the_request()
+    {
+        await using var server = await TestServer.StartAsync(null, Alice, Bob);
+        await using var alice = await OnlineAsync(server, "alice", "wonderland");
+        await using var bob = await OnlineAsync(server, "bob", "builder");
+        await alice.SendAsync("<presence type='subscribe' to='bob@localhost'/>");
+        await alice.DrainAsync();
+        await bob.DrainAsync();
+        var removed = await bob.IqAsync("<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='alice@localhost' subscription='remove'/></query></iq>");
+        Assert.That(removed.Child("error")!.FirstElement()!.Name, Is.EqualTo("item-not-found"));
+        await bob.SendAsync("<presence type='subscribed' to='alice@localhost'/>");
+        Assert.That(PushItem(await bob.DrainAsync(), "alice@localhost")!.GetAttribute("subscription"), Is.EqualTo("from"), "the request was still there to approve");
+    }
+
+    [Test]
     public async Task Iq_to_a_full_jid_is_routed_or_answered_with_an_error()
     {
         await using var server = await TestServer.StartAsync(null, Alice, Bob);

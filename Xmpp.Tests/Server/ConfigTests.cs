@@ -28,7 +28,7 @@ public sealed class ConfigTests
               <tls required="false"/>
               <data-dir path="/var/lib/x"/>
               <authentication iterations="10000" allow-plain="false" max-failures="4" failure-delay="0.5"/>
-              <limits stanza-size="100000" auth-timeout="10" output-queue="50"/>
+              <limits stanza-size="100000" auth-timeout="10" output-queue="50" idle-timeout="120" roster-items="500"/>
               <logging level="debug" format="json"/>
               <modules><ping/></modules>
             </xmppserver>
@@ -37,6 +37,8 @@ public sealed class ConfigTests
         Assert.That(o.Hosts[0].CertificateFile, Is.EqualTo("/etc/xmpp/c.pem"));
         Assert.That(o.Listeners[0], Is.EqualTo(new ListenerOptions(ListenerKind.C2sDirectTls, "127.0.0.1", 0)));
         Assert.That(o.Tls.Required, Is.False);
+        Assert.That(o.Limits.IdleTimeout, Is.EqualTo(TimeSpan.FromSeconds(120)));
+        Assert.That(o.Limits.RosterItems, Is.EqualTo(500));
         Assert.That(o.DataDirectory, Is.EqualTo("/var/lib/x"));
         Assert.That(o.Auth.Iterations, Is.EqualTo(10000));
         Assert.That(o.Auth.AllowPlain, Is.False);

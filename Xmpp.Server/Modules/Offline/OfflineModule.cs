@@ -26,8 +26,13 @@ public sealed class OfflineModule : IXmppModule
 
     public void Register(IModuleContext context)
     {
-        var limit = context.ModuleOptions.TryGetValue("max-per-user", out var text) &&
-            int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n : 1000;
+        var limit = 1000;
+        if (context.ModuleOptions.TryGetValue("max-per-user", out var text) &&
+            !int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out limit))
+        {
+            throw new Config.ConfigException($"{context.Options.SourceFile ?? "configuration"}: <offline max-per-user='{text}'/> must be a whole number (0 disables storage)");
+        }
+
         var store = context.Storage.Offline;
         context.Disco.AddFeature("msgoffline", IqTarget.Host);
 

@@ -25,9 +25,9 @@ public sealed class PresenceModule : IXmppModule
 
     public string Name => "presence";
 
-    private Router Router => _context.Router;
+    private IStanzaRouter Router => _context.Router;
 
-    private SessionManager Sessions => _context.Sessions;
+    private ISessionRegistry Sessions => _context.Sessions;
 
     private RosterManager Rosters => _context.Rosters;
 

@@ -37,13 +37,13 @@ public sealed class RosterManager
 {
     private const int Stripes = 256;
     private readonly IRosterStore _store;
-    private readonly SessionManager _sessions;
+    private readonly ISessionRegistry _sessions;
     private readonly Logger _log;
     private readonly ConcurrentDictionary<Jid, AccountRoster> _cache = new();
     private readonly SemaphoreSlim[] _locks = Enumerable.Range(0, Stripes).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
     private long _pushId;
 
-    public RosterManager(IRosterStore store, SessionManager sessions, Logger log)
+    public RosterManager(IRosterStore store, ISessionRegistry sessions, Logger log)
     {
         _store = store;
         _sessions = sessions;

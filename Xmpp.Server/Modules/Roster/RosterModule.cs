@@ -127,7 +127,8 @@ public sealed class RosterModule : IXmppModule
     /// </summary>
     private static async ValueTask RemoveAsync(IModuleContext context, Jid owner, Jid contact, CancellationToken ct)
     {
-        var (before, _) = await context.Rosters.ChangeAsync(owner, contact, _ => null, ct).ConfigureAwait(false);
+        // An entry kept only for an unanswered request is not a roster item: it stays, and the client hears item-not-found.
+        var (before, _) = await context.Rosters.ChangeAsync(owner, contact, existing => existing is { InRoster: true } ? null : existing, ct).ConfigureAwait(false);
         if (before is null || !before.InRoster)
         {
             throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);

@@ -1,0 +1,25 @@
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Sessions;
+
+namespace Xmpp.Server.Routing;
+
+/// <summary>
+/// The one place that decides where a stanza goes: local delivery through the hooks, a remote domain
+/// ("route/remote", claimed by federation) or, later, another cluster node. Modules only see this.
+/// </summary>
+public interface IStanzaRouter
+{
+    /// <summary>Whether this server serves the domain.</summary>
+    bool IsLocal(string domain);
+
+    /// <summary>Routes a stanza whose 'from' is set and trusted (the server's own replies and notifications).</summary>
+    ValueTask RouteAsync(Element stanza, IClientSession? origin, CancellationToken cancellationToken);
+
+    /// <summary>Routes a stanza whose 'from' the receiving stream stamped with <paramref name="from"/>.</summary>
+    ValueTask RouteAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken);
+
+    /// <summary>Sends the error reply for a stanza back to its sender, unless the stanza is itself an error or result.</summary>
+    ValueTask BounceAsync(Element stanza, StanzaError error, CancellationToken cancellationToken);
+}
