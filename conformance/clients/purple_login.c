@@ -1,6 +1,9 @@
 /*
  * libpurple (the library Pidgin and Finch are built on) logging in to our server, headless.
- * Usage: purple_login USERDIR JID/RESOURCE PASSWORD HOST PORT [old_ssl]
+ * Usage: purple_login USERDIR JID/RESOURCE PASSWORD HOST PORT [old_ssl|require_tls [PEER]]
+ * With PEER, after signing on: add PEER as a buddy (which subscribes), authorize PEER's request as a
+ * Pidgin user clicking "Authorize" would, send PEER a message once PEER is online, and wait for the
+ * answer and then for PEER to sign off.
  * USERDIR is libpurple's ~/.purple: the server's certificate must be pre-seeded in
  * USERDIR/certificates/x509/tls_peers/HOST so that libpurple accepts it without a prompt.
  * Prints one line starting with OK or FAIL; exit code 0 on OK.
@@ -15,6 +18,8 @@
 
 static GMainLoop *loop;
 static int status = 1;
+static const char *peer;
+static gboolean answered;
 
 typedef struct {
 	PurpleInputFunction function;
@@ -64,10 +69,69 @@ static gboolean quit_loop(gpointer data)
 static void signed_on(PurpleConnection *gc, gpointer data)
 {
 	PurpleAccount *account = purple_connection_get_account(gc);
+	if (peer) {
+		printf("signed on as %s; adding buddy %s\n", purple_account_get_username(account), peer);
+		fflush(stdout);
+		PurpleBuddy *buddy = purple_buddy_new(account, peer, NULL);
+		purple_blist_add_buddy(buddy, NULL, NULL, NULL);
+		purple_account_add_buddy(account, buddy);
+		return;
+	}
 	printf("OK signed on as %s\n", purple_account_get_username(account));
 	fflush(stdout);
 	status = 0;
 	/* Not from inside libpurple's own callback: leave the loop first. */
+	g_idle_add(quit_loop, NULL);
+}
+
+static gboolean is_peer(const char *jid)
+{
+	return jid && peer && strncmp(jid, peer, strlen(peer)) == 0 && (jid[strlen(peer)] == '\0' || jid[strlen(peer)] == '/');
+}
+
+/* The authorization prompt Pidgin shows on a subscription request: the user clicks "Authorize". */
+static void *request_authorize(PurpleAccount *account, const char *remote_user, const char *id, const char *alias,
+	const char *message, gboolean on_list, PurpleAccountRequestAuthorizationCb authorize_cb,
+	PurpleAccountRequestAuthorizationCb deny_cb, void *user_data)
+{
+	printf("authorization request from %s: authorizing\n", remote_user);
+	fflush(stdout);
+	authorize_cb(user_data);
+	return NULL;
+}
+
+static PurpleAccountUiOps account_ops = {
+	NULL, NULL, NULL, request_authorize, NULL, NULL, NULL, NULL, NULL
+};
+
+static void buddy_signed_on(PurpleBuddy *buddy, gpointer data)
+{
+	if (!is_peer(purple_buddy_get_name(buddy)))
+		return;
+	printf("buddy %s is online; sending a message\n", purple_buddy_get_name(buddy));
+	fflush(stdout);
+	PurpleAccount *account = purple_buddy_get_account(buddy);
+	PurpleConversation *conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, account, peer);
+	purple_conv_im_send(PURPLE_CONV_IM(conv), "hello from pidgin");
+}
+
+static void received_im(PurpleAccount *account, char *sender, char *message, PurpleConversation *conv,
+	PurpleMessageFlags flags, gpointer data)
+{
+	if (!is_peer(sender))
+		return;
+	printf("received from %s: %s\n", sender, message);
+	fflush(stdout);
+	answered = TRUE;
+}
+
+static void buddy_signed_off(PurpleBuddy *buddy, gpointer data)
+{
+	if (!is_peer(purple_buddy_get_name(buddy)) || !answered)
+		return;
+	printf("OK added %s, authorized it, chatted, and saw it sign off\n", purple_buddy_get_name(buddy));
+	fflush(stdout);
+	status = 0;
 	g_idle_add(quit_loop, NULL);
 }
 
@@ -91,6 +155,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s USERDIR JID PASSWORD HOST PORT [old_ssl]\n", argv[0]);
 		return 2;
 	}
+	peer = argc > 7 ? argv[7] : NULL;
 	loop = g_main_loop_new(NULL, FALSE);
 	purple_util_set_user_dir(argv[1]);
 	purple_debug_set_enabled(g_getenv("PURPLE_DEBUG") != NULL);
@@ -100,6 +165,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	purple_set_blist(purple_blist_new());
+	purple_accounts_set_ui_ops(&account_ops);
 	purple_prefs_load();
 	purple_plugins_load_saved("/purple/" UI_ID "/plugins/saved");
 
@@ -113,7 +179,12 @@ int main(int argc, char **argv)
 
 	purple_signal_connect(purple_connections_get_handle(), "signed-on", &handle, PURPLE_CALLBACK(signed_on), NULL);
 	purple_signal_connect(purple_connections_get_handle(), "connection-error", &handle, PURPLE_CALLBACK(connection_error), NULL);
-	g_timeout_add_seconds(30, timeout, NULL);
+	if (peer) {
+		purple_signal_connect(purple_blist_get_handle(), "buddy-signed-on", &handle, PURPLE_CALLBACK(buddy_signed_on), NULL);
+		purple_signal_connect(purple_blist_get_handle(), "buddy-signed-off", &handle, PURPLE_CALLBACK(buddy_signed_off), NULL);
+		purple_signal_connect(purple_conversations_get_handle(), "received-im-msg", &handle, PURPLE_CALLBACK(received_im), NULL);
+	}
+	g_timeout_add_seconds(peer ? 45 : 30, timeout, NULL);
 
 	purple_account_set_enabled(account, UI_ID, TRUE);
 	g_main_loop_run(loop);
