@@ -17,13 +17,20 @@ public static class ElementWriter
         return sb.ToString();
     }
 
-    public static void Write(StringBuilder sb, Element e, string? parentNamespace)
+    public static void Write(StringBuilder sb, Element e, string? parentNamespace) => Write(sb, e, parentNamespace, asServer: false);
+
+    /// <summary>
+    /// Writes an element; with <paramref name="asServer"/>, jabber:client elements are written in
+    /// jabber:server, the content namespace of server-to-server streams (RFC 6120 §4.8.3).
+    /// </summary>
+    public static void Write(StringBuilder sb, Element e, string? parentNamespace, bool asServer)
     {
+        var ns = asServer && e.Namespace == Ns.Client ? Ns.Server : e.Namespace;
         sb.Append('<').Append(e.Name);
-        if (e.Namespace != parentNamespace)
+        if (ns != parentNamespace)
         {
             sb.Append(" xmlns='");
-            Escape(sb, e.Namespace);
+            Escape(sb, ns);
             sb.Append('\'');
         }
 
@@ -64,7 +71,7 @@ public static class ElementWriter
         {
             if (n is Element child)
             {
-                Write(sb, child, e.Namespace);
+                Write(sb, child, ns, asServer);
             }
             else
             {

@@ -11,4 +11,10 @@ public sealed record XmlReaderLimits
 
     /// <summary>Maximum number of attributes on one element.</summary>
     public int MaxAttributes { get; init; } = 64;
+
+    /// <summary>
+    /// Server-to-server streams: elements in jabber:server are read as jabber:client, so that the rest of
+    /// the server handles one stanza namespace whatever stream a stanza came from (RFC 6120 §4.8.3).
+    /// </summary>
+    public bool ServerNamespaceAsClient { get; init; }
 }

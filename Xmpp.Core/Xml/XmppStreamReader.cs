@@ -122,7 +122,13 @@ public sealed class XmppStreamReader : IXmppStreamReader
             throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "elements nested too deeply");
         }
 
-        var element = new Element(_reader.LocalName, _reader.NamespaceURI);
+        var ns = _reader.NamespaceURI;
+        if (_limits.ServerNamespaceAsClient && ns == Ns.Server)
+        {
+            ns = Ns.Client;
+        }
+
+        var element = new Element(_reader.LocalName, ns);
         _stanzaSize += 2 * _reader.LocalName.Length + 5;
         if (_reader.MoveToFirstAttribute())
         {

@@ -1,10 +1,8 @@
-using System.Buffers;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Text;
-using System.Threading.Channels;
 using NLog;
 using Xmpp.Core;
 using Xmpp.Core.Addressing;
@@ -26,18 +24,16 @@ namespace Xmpp.Server.Net;
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the stream and socket and disposes them in its teardown.")]
 public sealed class ClientConnection : IClientSession
 {
-    private static readonly UTF8Encoding Utf8 = new(false);
     private readonly ServerContext _ctx;
     private readonly Socket _socket;
     private readonly IPEndPoint _remote;
     private readonly bool _directTls;
     private readonly Logger _log;
-    private readonly Channel<OutItem> _out = Channel.CreateUnbounded<OutItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly OutputQueue _out;
     private readonly CancellationTokenSource _cts;
     private readonly ActivityStream _activity;
     private volatile Stream _stream;
     private long _pingSentAt;
-    private int _queued;
     private int _closing;
     private bool _headerSent;
     private string? _host;
@@ -60,6 +56,7 @@ public sealed class ClientConnection : IClientSession
         _cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         _activity = new ActivityStream(new NetworkStream(socket, ownsSocket: true));
         _stream = _activity;
+        _out = new OutputQueue(() => _stream, serverStream: false);
         ConnectionId = ctx.Connections.NextId();
     }
 
@@ -788,35 +785,22 @@ public sealed class ClientConnection : IClientSession
             return false;
         }
 
-        if (Interlocked.Increment(ref _queued) > _ctx.Options.Limits.OutputQueue)
+        switch (_out.TryEnqueue(stanza, _ctx.Options.Limits.OutputQueue))
         {
-            Interlocked.Decrement(ref _queued);
-            _log.Warn("Output queue of {Jid} is full ({Limit} stanzas): closing the connection", _jid, _ctx.Options.Limits.OutputQueue);
-            Close(new StreamError(StreamErrorCondition.ResourceConstraint, "client is not reading"));
-            return false;
+            case EnqueueResult.Queued:
+                return true;
+            case EnqueueResult.Full:
+                _log.Warn("Output queue of {Jid} is full ({Limit} stanzas): closing the connection", _jid, _ctx.Options.Limits.OutputQueue);
+                Close(new StreamError(StreamErrorCondition.ResourceConstraint, "client is not reading"));
+                return false;
+            default:
+                return false;
         }
-
-        if (!_out.Writer.TryWrite(new OutItem(stanza, null, null, false)))
-        {
-            Interlocked.Decrement(ref _queued);
-            return false;
-        }
-
-        return true;
     }
 
-    private void SendRaw(string xml) => _out.Writer.TryWrite(new OutItem(null, xml, null, false));
+    private void SendRaw(string xml) => _out.EnqueueRaw(xml);
 
-    private Task FlushAsync()
-    {
-        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_out.Writer.TryWrite(new OutItem(null, null, tcs, false)))
-        {
-            tcs.TrySetCanceled();
-        }
-
-        return tcs.Task;
-    }
+    private Task FlushAsync() => _out.FlushAsync();
 
     public void Close(StreamError? streamError)
     {
@@ -845,8 +829,7 @@ public sealed class ClientConnection : IClientSession
         }
 
         sb.Append("</stream:stream>");
-        _out.Writer.TryWrite(new OutItem(null, sb.ToString(), null, true));
-        _out.Writer.TryComplete();
+        _out.Complete(sb.ToString());
 
         // Give the peer a moment to send its own closing tag, then stop reading (RFC 6120 §4.4).
         try
@@ -861,90 +844,19 @@ public sealed class ClientConnection : IClientSession
 
     private async Task WriterLoopAsync()
     {
-        await Task.Yield();
-        var sb = new StringBuilder(1024);
-        var ct = _cts.Token;
-        try
-        {
-            var reader = _out.Reader;
-            var done = false;
-            while (!done && await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+        await _out.RunAsync(
+            reason =>
             {
-                TaskCompletionSource? flushed = null;
-                while (sb.Length < 64 * 1024 && reader.TryRead(out var item))
+                _log.Debug("Writer stopped: {Reason}", reason);
+                try
                 {
-                    if (item.Element is not null)
-                    {
-                        Interlocked.Decrement(ref _queued);
-                        ElementWriter.Write(sb, item.Element, Ns.Client);
-                    }
-                    else if (item.Raw is not null)
-                    {
-                        sb.Append(item.Raw);
-                    }
-
-                    if (item.Flushed is not null)
-                    {
-                        flushed = item.Flushed;
-                        break;
-                    }
-
-                    if (item.Close)
-                    {
-                        done = true;
-                        break;
-                    }
+                    _cts.Cancel();
                 }
-
-                if (sb.Length > 0)
+                catch (ObjectDisposedException)
                 {
-                    await WriteAsync(sb, ct).ConfigureAwait(false);
-                    if (sb.Capacity > 256 * 1024)
-                    {
-                        sb = new StringBuilder(1024);
-                    }
+                    // Already torn down.
                 }
-
-                flushed?.TrySetResult();
-            }
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            _log.Debug("Writer stopped: {Reason}", ex.Message);
-            await _cts.CancelAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            // Anything still queued (flush barriers included) is released.
-            while (_out.Reader.TryRead(out var item))
-            {
-                item.Flushed?.TrySetCanceled();
-            }
-        }
+            },
+            _cts.Token).ConfigureAwait(false);
     }
-
-    private async Task WriteAsync(StringBuilder sb, CancellationToken ct)
-    {
-        var max = Utf8.GetMaxByteCount(sb.Length);
-        var buffer = ArrayPool<byte>.Shared.Rent(max);
-        try
-        {
-            var count = 0;
-            foreach (var chunk in sb.GetChunks())
-            {
-                count += Utf8.GetBytes(chunk.Span, buffer.AsSpan(count));
-            }
-
-            sb.Clear();
-            var stream = _stream;
-            await stream.WriteAsync(buffer.AsMemory(0, count), ct).ConfigureAwait(false);
-            await stream.FlushAsync(ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private readonly record struct OutItem(Element? Element, string? Raw, TaskCompletionSource? Flushed, bool Close);
 }

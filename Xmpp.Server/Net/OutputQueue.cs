@@ -1,0 +1,209 @@
+using System.Buffers;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading.Channels;
+using Xmpp.Core;
+using Xmpp.Core.Xml;
+
+namespace Xmpp.Server.Net;
+
+/// <summary>Result of queueing a stanza for a stream.</summary>
+public enum EnqueueResult
+{
+    Queued,
+
+    /// <summary>The stream is closing; the stanza was not taken.</summary>
+    Closed,
+
+    /// <summary>The peer is not reading: the limit of waiting stanzas is reached.</summary>
+    Full,
+}
+
+/// <summary>
+/// The output side of one XML stream: an unbounded channel whose stanza count is capped, drained by one
+/// writer loop that serialises into pooled buffers, so that routing never waits on a socket. Used by
+/// client and server-to-server streams alike.
+/// </summary>
+internal sealed class OutputQueue
+{
+    private static readonly UTF8Encoding Utf8 = new(false);
+    private readonly Channel<OutItem> _out = Channel.CreateUnbounded<OutItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Func<Stream> _stream;
+    private readonly bool _serverStream;
+    private readonly string _contentNamespace;
+    private int _queued;
+    private List<OutItem> _left = [];
+
+    /// <param name="stream">The current transport (it changes at STARTTLS).</param>
+    /// <param name="serverStream">A jabber:server stream: jabber:client stanzas are written in jabber:server.</param>
+    public OutputQueue(Func<Stream> stream, bool serverStream)
+    {
+        _stream = stream;
+        _serverStream = serverStream;
+        _contentNamespace = serverStream ? Ns.Server : Ns.Client;
+    }
+
+    public EnqueueResult TryEnqueue(Element stanza, int limit)
+    {
+        if (Interlocked.Increment(ref _queued) > limit)
+        {
+            Interlocked.Decrement(ref _queued);
+            return EnqueueResult.Full;
+        }
+
+        if (!_out.Writer.TryWrite(new OutItem(stanza, null, null, false)))
+        {
+            Interlocked.Decrement(ref _queued);
+            return EnqueueResult.Closed;
+        }
+
+        return EnqueueResult.Queued;
+    }
+
+    public bool EnqueueRaw(string xml) => _out.Writer.TryWrite(new OutItem(null, xml, null, false));
+
+    /// <summary>Completes when everything queued before it has been written.</summary>
+    public Task FlushAsync()
+    {
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_out.Writer.TryWrite(new OutItem(null, null, tcs, false)))
+        {
+            tcs.TrySetCanceled();
+        }
+
+        return tcs.Task;
+    }
+
+    /// <summary>Queues the last bytes of the stream (its closing tag) and takes nothing more.</summary>
+    public void Complete(string finalXml)
+    {
+        _out.Writer.TryWrite(new OutItem(null, finalXml, null, true));
+        _out.Writer.TryComplete();
+    }
+
+    /// <summary>Writes until the stream is complete; returns normally when the transport fails or is cancelled.</summary>
+    public async Task RunAsync(Action<string> onError, CancellationToken ct)
+    {
+        await Task.Yield();
+        var sb = new StringBuilder(1024);
+        try
+        {
+            var reader = _out.Reader;
+            var done = false;
+            while (!done && await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            {
+                TaskCompletionSource? flushed = null;
+                while (sb.Length < 64 * 1024 && reader.TryRead(out var item))
+                {
+                    if (item.Element is not null)
+                    {
+                        Interlocked.Decrement(ref _queued);
+                        ElementWriter.Write(sb, item.Element, _contentNamespace, _serverStream);
+                    }
+                    else if (item.Raw is not null)
+                    {
+                        sb.Append(item.Raw);
+                    }
+
+                    if (item.Flushed is not null)
+                    {
+                        flushed = item.Flushed;
+                        break;
+                    }
+
+                    if (item.Close)
+                    {
+                        done = true;
+                        break;
+                    }
+                }
+
+                if (sb.Length > 0)
+                {
+                    await WriteAsync(sb, ct).ConfigureAwait(false);
+                    if (sb.Capacity > 256 * 1024)
+                    {
+                        sb = new StringBuilder(1024);
+                    }
+                }
+
+                flushed?.TrySetResult();
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
+        {
+            onError(ex.Message);
+        }
+        finally
+        {
+            // Flush barriers still queued are released (stanzas stay for Drain).
+            ReleaseBarriers();
+        }
+    }
+
+    private void ReleaseBarriers()
+    {
+        if (!_out.Reader.TryPeek(out _))
+        {
+            return;
+        }
+
+        var keep = new List<OutItem>();
+        while (_out.Reader.TryRead(out var item))
+        {
+            if (item.Flushed is not null)
+            {
+                item.Flushed.TrySetCanceled(CancellationToken.None);
+            }
+            else if (item.Element is not null)
+            {
+                keep.Add(item);
+            }
+        }
+
+        _left = keep;
+    }
+
+    /// <summary>Stanzas taken but not written when the stream ended (for bouncing).</summary>
+    public List<Element> Drain()
+    {
+        var left = _left.Select(i => i.Element!).ToList();
+        _left = [];
+        while (_out.Reader.TryRead(out var item))
+        {
+            if (item.Element is not null)
+            {
+                left.Add(item.Element);
+            }
+
+            item.Flushed?.TrySetCanceled(CancellationToken.None);
+        }
+
+        return left;
+    }
+
+    private async Task WriteAsync(StringBuilder sb, CancellationToken ct)
+    {
+        var max = Utf8.GetMaxByteCount(sb.Length);
+        var buffer = ArrayPool<byte>.Shared.Rent(max);
+        try
+        {
+            var count = 0;
+            foreach (var chunk in sb.GetChunks())
+            {
+                count += Utf8.GetBytes(chunk.Span, buffer.AsSpan(count));
+            }
+
+            sb.Clear();
+            var stream = _stream();
+            await stream.WriteAsync(buffer.AsMemory(0, count), ct).ConfigureAwait(false);
+            await stream.FlushAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private readonly record struct OutItem(Element? Element, string? Raw, TaskCompletionSource? Flushed, bool Close);
+}
