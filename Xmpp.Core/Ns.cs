@@ -20,4 +20,6 @@ public static class Ns
     public const string Ping = "urn:xmpp:ping";
     public const string Version = "jabber:iq:version";
     public const string Roster = "jabber:iq:roster";
+    public const string Dialback = "jabber:server:dialback";
+    public const string DialbackFeature = "urn:xmpp:features:dialback";
 }

@@ -325,7 +325,7 @@ public static class CommandLine
             {
                 foreach (var ep in XmppServer.Resolve(l))
                 {
-                    await stdout.WriteLineAsync($"would listen: {(l.Kind == ListenerKind.C2s ? "c2s (STARTTLS)" : "c2s (direct TLS)")} on {ep}").ConfigureAwait(false);
+                    await stdout.WriteLineAsync($"would listen: {l.Kind.Name()} on {ep}").ConfigureAwait(false);
                 }
             }
 

@@ -112,7 +112,9 @@ public static class ConfigLoader
                         {
                             "c2s" => ListenerKind.C2s,
                             "c2s-tls" => ListenerKind.C2sDirectTls,
-                            _ => throw ctx.Error(e, $"unknown listener type '{type}' (expected c2s or c2s-tls)"),
+                            "s2s" => ListenerKind.S2s,
+                            "s2s-tls" => ListenerKind.S2sDirectTls,
+                            _ => throw ctx.Error(e, $"unknown listener type '{type}' (expected c2s, c2s-tls, s2s or s2s-tls)"),
                         };
                         var address = (string?)e.Attribute("address") ?? "localhost";
                         if (address is not ("localhost" or "*") && !IPAddress.TryParse(address, out _))
@@ -120,8 +122,60 @@ public static class ConfigLoader
                             throw ctx.Error(e, $"address '{address}' is not an IP address, 'localhost' or '*'");
                         }
 
-                        var port = ctx.Int(e, "port", kind == ListenerKind.C2s ? 5222 : 5223, 0, 65535);
+                        var defaultPort = kind switch
+                        {
+                            ListenerKind.C2s => 5222,
+                            ListenerKind.C2sDirectTls => 5223,
+                            ListenerKind.S2s => 5269,
+                            _ => 5270,
+                        };
+                        var port = ctx.Int(e, "port", defaultPort, 0, 65535);
                         listeners.Add(new ListenerOptions(kind, address, port));
+                        break;
+                    }
+
+                case "s2s":
+                    {
+                        ctx.CheckAttributes(e, "require-encryption", "dialback", "ca-file", "dns-server", "connect-timeout", "idle-timeout", "queue");
+                        var routes = new Dictionary<string, S2sRoute>(StringComparer.Ordinal);
+                        foreach (var r in e.Elements())
+                        {
+                            if (r.Name.LocalName != "route")
+                            {
+                                throw ctx.Error(r, "unknown element (expected <route domain host port/>)");
+                            }
+
+                            ctx.CheckAttributes(r, "domain", "host", "port", "direct-tls");
+                            var domainText = ctx.Required(r, "domain");
+                            if (!Jid.TryPrepareDomain(domainText, out var routeDomain))
+                            {
+                                throw ctx.Error(r, $"'{domainText}' is not a valid domain");
+                            }
+
+                            var directTls = ctx.Bool(r, "direct-tls", false);
+                            routes[routeDomain] = new S2sRoute(ctx.Required(r, "host"), ctx.Int(r, "port", directTls ? 5270 : 5269, 1, 65535), directTls);
+                        }
+
+                        var dns = (string?)e.Attribute("dns-server");
+                        if (dns is not null && !IPEndPoint.TryParse(dns, out _))
+                        {
+                            throw ctx.Error(e, $"dns-server '{dns}' is not an IP address (with an optional :port)");
+                        }
+
+                        options = options with
+                        {
+                            S2s = new S2sOptions
+                            {
+                                RequireEncryption = ctx.Bool(e, "require-encryption", true),
+                                AllowDialback = ctx.Bool(e, "dialback", true),
+                                CaFile = ctx.PathAttr(e, "ca-file", required: false),
+                                DnsServer = dns,
+                                ConnectTimeout = TimeSpan.FromSeconds(ctx.Double(e, "connect-timeout", 10, 1, 600)),
+                                IdleTimeout = TimeSpan.FromSeconds(ctx.Double(e, "idle-timeout", 600, 1, 86_400)),
+                                QueueLimit = ctx.Int(e, "queue", 1000, 1, 1_000_000),
+                                Routes = routes,
+                            },
+                        };
                         break;
                     }
 

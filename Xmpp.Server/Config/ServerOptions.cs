@@ -9,12 +9,15 @@ public sealed record ServerOptions
     [
         new ListenerOptions(ListenerKind.C2s, "localhost", 5222),
         new ListenerOptions(ListenerKind.C2sDirectTls, "localhost", 5223),
+        new ListenerOptions(ListenerKind.S2s, "localhost", 5269),
     ];
 
     /// <summary>Absolute path of the data directory (database, generated certificates).</summary>
     public string DataDirectory { get; init; } = Path.GetFullPath("data");
 
     public TlsOptions Tls { get; init; } = new();
+
+    public S2sOptions S2s { get; init; } = new();
 
     public StorageOptions Storage { get; init; } = new();
 
@@ -50,7 +53,61 @@ public enum ListenerKind
 
     /// <summary>Client-to-server with TLS from the first byte (XEP-0368), default port 5223.</summary>
     C2sDirectTls,
+
+    /// <summary>Server-to-server with STARTTLS (RFC 6120), default port 5269.</summary>
+    S2s,
+
+    /// <summary>Server-to-server with TLS from the first byte (XEP-0368), default port 5270.</summary>
+    S2sDirectTls,
 }
+
+public static class ListenerKinds
+{
+    public static string Name(this ListenerKind kind) => kind switch
+    {
+        ListenerKind.C2s => "c2s (STARTTLS)",
+        ListenerKind.C2sDirectTls => "c2s (direct TLS)",
+        ListenerKind.S2s => "s2s (STARTTLS)",
+        _ => "s2s (direct TLS)",
+    };
+
+    public static bool IsDirectTls(this ListenerKind kind) => kind is ListenerKind.C2sDirectTls or ListenerKind.S2sDirectTls;
+
+    public static bool IsServer(this ListenerKind kind) => kind is ListenerKind.S2s or ListenerKind.S2sDirectTls;
+}
+
+/// <summary>Server-to-server (federation) policy.</summary>
+public sealed record S2sOptions
+{
+    /// <summary>Whether peers must use TLS (RFC 6120 §5.3.1); outbound streams without TLS are refused too.</summary>
+    public bool RequireEncryption { get; init; } = true;
+
+    /// <summary>
+    /// Whether a peer whose certificate does not validate may authenticate with Server Dialback
+    /// (XEP-0220), as deployed servers allow; when false, only SASL EXTERNAL with a valid certificate.
+    /// </summary>
+    public bool AllowDialback { get; init; } = true;
+
+    /// <summary>Extra trusted certificate authorities (a PEM file), besides the system's.</summary>
+    public string? CaFile { get; init; }
+
+    /// <summary>DNS server for SRV and address lookups ("address" or "address:port"); the system's when null.</summary>
+    public string? DnsServer { get; init; }
+
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>An outgoing stream with nothing to send for this long is closed.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(600);
+
+    /// <summary>Stanzas waiting for one remote domain (while connecting, or for a slow peer).</summary>
+    public int QueueLimit { get; init; } = 1000;
+
+    /// <summary>Per-domain overrides of DNS: connect to this host and port.</summary>
+    public IReadOnlyDictionary<string, S2sRoute> Routes { get; init; } = new Dictionary<string, S2sRoute>();
+}
+
+/// <param name="Host">A host name (resolved with the configured DNS server) or an IP address.</param>
+public sealed record S2sRoute(string Host, int Port, bool DirectTls);
 
 /// <param name="Address">An IP address, "localhost" (both loopback addresses) or "*" (all interfaces).</param>
 public sealed record ListenerOptions(ListenerKind Kind, string Address, int Port);

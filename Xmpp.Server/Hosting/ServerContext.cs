@@ -30,4 +30,7 @@ public sealed class ServerContext
     public required AuthFailureTracker AuthFailures { get; init; }
 
     public required StreamFeatureRegistry StreamFeatures { get; init; }
+
+    /// <summary>Federation (set right after the context is built: it needs the context itself).</summary>
+    public S2s.S2sManager S2s { get; internal set; } = null!;
 }

@@ -73,6 +73,8 @@ public sealed class XmppServer : IAsyncDisposable
             AuthFailures = new AuthFailureTracker(options.Auth.FailureDelay, options.Auth.MaxFailureDelay, TimeProvider.System),
             StreamFeatures = new StreamFeatureRegistry(),
         };
+        context.S2s = new S2s.S2sManager(context);
+        context.S2s.Register(hooks);
         var modules = new ModuleHost(context);
         modules.LoadAll();
         return new XmppServer(context, modules);
@@ -81,7 +83,9 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>Binds every configured listener and starts accepting.</summary>
     public void Start()
     {
-        _idleSweep = Context.Connections.RunIdleSweepAsync(Options.Limits.IdleTimeout, _shutdown.Token);
+        Context.S2s.Start(_shutdown.Token);
+        var sweep = Options.Limits.IdleTimeout < Options.S2s.IdleTimeout ? Options.Limits.IdleTimeout : Options.S2s.IdleTimeout;
+        _idleSweep = Context.Connections.RunIdleSweepAsync(sweep, _shutdown.Token);
         foreach (var l in Options.Listeners)
         {
             foreach (var endpoint in Resolve(l))
@@ -103,7 +107,7 @@ public sealed class XmppServer : IAsyncDisposable
 
                 _listeners.Add(listener);
                 listener.Start(_shutdown.Token);
-                _log.Info("Listening for {Kind} on {Endpoint}", l.Kind == ListenerKind.C2s ? "c2s (STARTTLS)" : "c2s (direct TLS)", listener.LocalEndPoint);
+                _log.Info("Listening for {Kind} on {Endpoint}", l.Kind.Name(), listener.LocalEndPoint);
             }
         }
     }

@@ -4,7 +4,7 @@ namespace Xmpp.Server.Net;
 /// The socket stream with the time of the last successful read, under TLS, so that every byte from the
 /// peer (stanzas, whitespace keepalives, TLS records) counts as a sign of life for the idle timeout.
 /// </summary>
-internal sealed class ActivityStream(Stream inner) : Stream
+public sealed class ActivityStream(Stream inner) : Stream
 {
     private long _lastRead = Environment.TickCount64;
 

@@ -22,7 +22,7 @@ namespace Xmpp.Server.Net;
 /// loop fed by an unbounded channel whose stanza count is capped, so routing never waits on this socket.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the stream and socket and disposes them in its teardown.")]
-public sealed class ClientConnection : IClientSession
+public sealed class ClientConnection : IClientSession, IConnection
 {
     private readonly ServerContext _ctx;
     private readonly Socket _socket;
@@ -239,7 +239,7 @@ public sealed class ClientConnection : IClientSession
     /// is presumed dead: it is closed with connection-timeout without waiting for the peer, so the session
     /// ends and contacts see it go offline within the idle timeout.
     /// </summary>
-    internal void CheckIdle(long now)
+    public void CheckIdle(long now)
     {
         if (!_bound || Volatile.Read(ref _closing) != 0)
         {

@@ -8,17 +8,17 @@ namespace Xmpp.Server.Net;
 /// </summary>
 public sealed class ConnectionManager
 {
-    private readonly ConcurrentDictionary<long, (ClientConnection Connection, Task Run)> _connections = new();
+    private readonly ConcurrentDictionary<long, (IConnection Connection, Task Run)> _connections = new();
     private long _nextId;
 
     public int Count => _connections.Count;
 
-    public IEnumerable<ClientConnection> All => _connections.Values.Select(c => c.Connection);
+    public IEnumerable<IConnection> All => _connections.Values.Select(c => c.Connection);
 
     public long NextId() => Interlocked.Increment(ref _nextId);
 
     /// <summary>Runs a new connection on the thread pool (never a thread per connection) and tracks it until it ends.</summary>
-    public void Start(ClientConnection connection)
+    public void Start(IConnection connection)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var run = Task.Run(async () =>

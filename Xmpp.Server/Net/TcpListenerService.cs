@@ -19,7 +19,7 @@ public sealed class TcpListenerService : IDisposable
     {
         _ctx = ctx;
         _log = ctx.Logs.GetLogger("Listener");
-        _directTls = kind == ListenerKind.C2sDirectTls;
+        _directTls = kind.IsDirectTls();
         Kind = kind;
         _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
@@ -66,7 +66,10 @@ public sealed class TcpListenerService : IDisposable
             }
 
             client.NoDelay = true;
-            _ctx.Connections.Start(new ClientConnection(_ctx, client, _directTls, shutdown));
+            IConnection connection = Kind.IsServer()
+                ? new S2s.IncomingS2s(_ctx, _ctx.S2s, client, _directTls, shutdown)
+                : new ClientConnection(_ctx, client, _directTls, shutdown);
+            _ctx.Connections.Start(connection);
         }
     }
 

@@ -223,10 +223,10 @@ public sealed class RawXmppClient : IAsyncDisposable
     /// a connection's stanzas in order and queues deliveries synchronously, so whatever an earlier stanza
     /// caused for this client has arrived by then.
     /// </summary>
-    public async Task<List<Element>> DrainAsync()
+    public async Task<List<Element>> DrainAsync(string server = "localhost")
     {
         var id = "sync" + Interlocked.Increment(ref _syncId).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await SendAsync($"<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        await SendAsync($"<iq type='get' id='{id}' to='{server}'><ping xmlns='urn:xmpp:ping'/></iq>");
         var seen = new List<Element>();
         while (true)
         {

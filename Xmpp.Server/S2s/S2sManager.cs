@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+using NLog;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Hosting;
+using Xmpp.Server.Net;
+using Xmpp.Server.Routing;
+
+namespace Xmpp.Server.S2s;
+
+/// <summary>
+/// Federation: claims stanzas for remote domains from the router ("route/remote"), keeps one outgoing
+/// stream per (local domain, remote domain) pair, answers and asks dialback questions, and bounces what
+/// cannot be delivered. Incoming streams are accepted by the s2s listeners.
+/// </summary>
+public sealed class S2sManager
+{
+    private readonly ServerContext _ctx;
+    private readonly Logger _log;
+    private readonly ConcurrentDictionary<(string Local, string Remote), OutgoingS2s> _outgoing = new();
+    private CancellationToken _shutdown;
+
+    public S2sManager(ServerContext ctx)
+    {
+        _ctx = ctx;
+        _log = ctx.Logs.GetLogger("S2s");
+        Resolver = new SrvResolver(ctx.Options.S2s, ctx.Logs.GetLogger("Dns"));
+        Certificates = PeerCertificates.Load(ctx.Options.S2s.CaFile);
+    }
+
+    public Dialback Dialback { get; } = Dialback.CreateRandom();
+
+    public PeerCertificates Certificates { get; }
+
+    public SrvResolver Resolver { get; }
+
+    public IEnumerable<OutgoingS2s> Outgoing => _outgoing.Values;
+
+    public void Register(HookBus hooks) => hooks.On(HookNames.RouteRemote, RouteAsync);
+
+    public void Start(CancellationToken shutdown) => _shutdown = shutdown;
+
+    private async ValueTask<bool> RouteAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        var local = ctx.From.Domain;
+        if (!_ctx.Router.IsLocal(local))
+        {
+            _log.Warn("Dropping a {Kind} from {From} to {To}: neither side is ours", ctx.Kind, ctx.From, ctx.To);
+            return true;
+        }
+
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var stream = GetOrStart(local, ctx.To!.Domain);
+            switch (stream.Send(ctx.Stanza))
+            {
+                case EnqueueResult.Queued:
+                    return true;
+                case EnqueueResult.Full:
+                    _log.Warn("Queue for {Remote} is full: bouncing a {Kind}", ctx.To.Domain, ctx.Kind);
+                    await BounceAsync([ctx.Stanza], StanzaErrorCondition.RemoteServerTimeout, $"{ctx.To.Domain} is not keeping up").ConfigureAwait(false);
+                    return true;
+                default:
+                    Remove(stream);
+                    break;
+            }
+        }
+
+        await BounceAsync([ctx.Stanza], StanzaErrorCondition.RemoteServerNotFound, $"no stream to {ctx.To!.Domain}").ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Asks the authoritative server of <paramref name="remote"/> whether it issued this dialback key.</summary>
+    public Task<bool> VerifyDialbackAsync(string local, string remote, string streamId, string key, CancellationToken ct) =>
+        GetOrStart(local, remote).VerifyAsync(streamId, key.Trim(), ct);
+
+    private OutgoingS2s GetOrStart(string local, string remote)
+    {
+        while (true)
+        {
+            if (_outgoing.TryGetValue((local, remote), out var existing))
+            {
+                return existing;
+            }
+
+            var created = new OutgoingS2s(_ctx, this, local, remote, _shutdown);
+            if (_outgoing.TryAdd((local, remote), created))
+            {
+                _log.Debug("Opening an s2s stream from {Local} to {Remote}", local, remote);
+                _ctx.Connections.Start(created);
+                return created;
+            }
+        }
+    }
+
+    internal void Remove(OutgoingS2s stream) =>
+        _outgoing.TryRemove(new KeyValuePair<(string, string), OutgoingS2s>((stream.Local, stream.Remote), stream));
+
+    /// <summary>
+    /// Errors back to the local senders of undeliverable stanzas (RFC 6120 §8.3.3.1/.2); presence is dropped
+    /// (RFC 6121: the server does not bounce presence to remote contacts it cannot reach).
+    /// </summary>
+    internal async Task BounceAsync(IEnumerable<Element> stanzas, StanzaErrorCondition condition, string text)
+    {
+        foreach (var stanza in stanzas)
+        {
+            if (stanza.Name == "presence")
+            {
+                continue;
+            }
+
+            try
+            {
+                await _ctx.Router.BounceAsync(stanza, new StanzaError(condition, text), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _log.Error(ex, "Bouncing a {Kind} failed", stanza.Name);
+            }
+        }
+    }
+}
