@@ -21,6 +21,9 @@ public sealed class ConnectionManager
     public void Start(IConnection connection)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A connection started from another connection's flow (an outgoing s2s stream opened for a
+        // client's stanza) must not inherit that flow's logging scope (its JID), so the context does not flow.
+        using var noFlow = ExecutionContext.SuppressFlow();
         var run = Task.Run(async () =>
         {
             await started.Task.ConfigureAwait(false);

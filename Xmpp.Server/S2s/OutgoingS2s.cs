@@ -352,8 +352,12 @@ public sealed class OutgoingS2s : S2sConnection
             }
         }
 
+        // SASL EXTERNAL only with a certificate that validates by our own rules: a peer that refuses it may
+        // not accept dialback on the same stream (ejabberd 23 does not), and a self-signed one is refused.
+        var ours = Ctx.Certificates.Find(Local) ?? Ctx.Certificates.Default;
+        var ourCertificateProblem = Manager.Certificates.Check(ours.Certificate, Local, DateTimeOffset.UtcNow);
         var authenticated = false;
-        if (_features.Child("mechanisms", Ns.Sasl)?.Elements().Any(m => m.Text == "EXTERNAL") == true)
+        if (ourCertificateProblem is null && _features.Child("mechanisms", Ns.Sasl)?.Elements().Any(m => m.Text == "EXTERNAL") == true)
         {
             SendRaw("<auth xmlns='" + Ns.Sasl + "' mechanism='EXTERNAL'>" + Convert.ToBase64String(Encoding.UTF8.GetBytes(Local)) + "</auth>");
             var answer = await NextAsync(ct).ConfigureAwait(false);

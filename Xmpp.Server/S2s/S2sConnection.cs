@@ -120,10 +120,43 @@ public abstract class S2sConnection : IConnection
 
     protected void SendRaw(string xml) => _out.EnqueueRaw(xml);
 
+    /// <summary>
+    /// Writes a nonza. Dialback elements are written with the db: prefix declared on the stream header:
+    /// COMPAT: ejabberd 23 (its xmpp codec matches the literal name "db:result") ignores an unprefixed
+    /// &lt;result xmlns='jabber:server:dialback'/&gt;, although it is the same element in XML namespaces.
+    /// </summary>
     protected void SendElement(Element e)
     {
         var sb = new StringBuilder(256);
-        ElementWriter.Write(sb, e, Ns.Server, asServer: true);
+        if (e.Namespace != Ns.Dialback)
+        {
+            ElementWriter.Write(sb, e, Ns.Server, asServer: true);
+            SendRaw(sb.ToString());
+            return;
+        }
+
+        sb.Append("<db:").Append(e.Name);
+        foreach (var a in e.Attributes)
+        {
+            sb.Append(' ').Append(a.LocalName).Append("='");
+            ElementWriter.Escape(sb, a.Value);
+            sb.Append('\'');
+        }
+
+        sb.Append('>');
+        foreach (var n in e.Nodes)
+        {
+            if (n is Element child)
+            {
+                ElementWriter.Write(sb, child, Ns.Server, asServer: true);
+            }
+            else
+            {
+                ElementWriter.Escape(sb, (string)n);
+            }
+        }
+
+        sb.Append("</db:").Append(e.Name).Append('>');
         SendRaw(sb.ToString());
     }
 
