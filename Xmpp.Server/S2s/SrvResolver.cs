@@ -32,7 +32,7 @@ public sealed class SrvResolver
             ? new LookupClientOptions(ParseServer(server))
             : new LookupClientOptions();
         dnsOptions.UseCache = true;
-        dnsOptions.Timeout = TimeSpan.FromSeconds(5);
+        dnsOptions.Timeout = options.ConnectTimeout < TimeSpan.FromSeconds(5) ? options.ConnectTimeout : TimeSpan.FromSeconds(5);
         dnsOptions.Retries = 1;
         dnsOptions.ThrowDnsErrors = false;
         dnsOptions.ContinueOnDnsError = true;

@@ -86,5 +86,152 @@ public sealed class FederationTests
         bob.Abort();
         await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@b.test/r" && e.GetAttribute("type") == "unavailable");
         Assert.That(a.Logs.Any(l => l.Contains("authenticated as a.test by dialback", StringComparison.Ordinal)), Is.True);
+        Assert.That(b.Logs.Any(l => l.Contains("s2s peer a.test authenticated by dialback", StringComparison.Ordinal)), Is.True);
+    }
+
+    [Test]
+    public async Task Two_servers_with_certificates_from_a_trusted_ca_use_sasl_external()
+    {
+        var ca = new Server.TestCa();
+        var dir = Path.Combine(Path.GetTempPath(), "xmpp-ca-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "ca.pem"), ca.CertificatePem);
+            foreach (var d in new[] { "a.test", "b.test" })
+            {
+                var (cert, key) = ca.Issue(d, dnsNames: [d]);
+                File.WriteAllText(Path.Combine(dir, d + ".crt"), cert);
+                File.WriteAllText(Path.Combine(dir, d + ".key"), key);
+            }
+
+            var (a, b) = await StartPairAsync((domain, o) => o with
+            {
+                Hosts = [new HostOptions(domain, Path.Combine(dir, domain + ".crt"), Path.Combine(dir, domain + ".key"))],
+                S2s = o.S2s with { CaFile = Path.Combine(dir, "ca.pem"), AllowDialback = false },
+            });
+            await using var _a = a;
+            await using var _b = b;
+            await using var alice = await OnlineAsync(a, "alice", "apw", "a.test");
+            await using var bob = await OnlineAsync(b, "bob", "bpw", "b.test");
+            await alice.SendAsync("<message to='bob@b.test' type='chat' id='m1'><body>over EXTERNAL</body></message>");
+            Assert.That((await bob.ReadUntilAsync(e => e.Name == "message")).ChildText("body", Ns.Client), Is.EqualTo("over EXTERNAL"));
+            await bob.SendAsync("<message to='alice@a.test/r' type='chat' id='m2'><body>back</body></message>");
+            Assert.That((await alice.ReadUntilAsync(e => e.Name == "message")).ChildText("body", Ns.Client), Is.EqualTo("back"));
+            Assert.That(a.Logs.Any(l => l.Contains("authenticated as a.test by SASL EXTERNAL", StringComparison.Ordinal)), Is.True);
+            Assert.That(b.Logs.Any(l => l.Contains("s2s peer a.test authenticated by SASL EXTERNAL", StringComparison.Ordinal)), Is.True);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public async Task With_dialback_disabled_a_self_signed_peer_is_refused_and_the_message_bounces()
+    {
+        var (a, b) = await StartPairAsync((_, o) => o with { S2s = o.S2s with { AllowDialback = false } });
+        await using var _a = a;
+        await using var _b = b;
+        await using var alice = await OnlineAsync(a, "alice", "apw", "a.test");
+        await alice.SendAsync("<message to='bob@b.test' id='x1'><body>hi</body></message>");
+        var bounce = await alice.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("type") == "error");
+        Assert.That(bounce.Child("error")!.FirstElement()!.Name, Is.EqualTo("remote-server-not-found"));
+        Assert.That(a.Logs.Any(l => l.Contains("dialback is not allowed", StringComparison.Ordinal)), Is.True);
+    }
+
+    [TestCase("closed port", "remote-server-not-found")]
+    [TestCase("silent peer", "remote-server-timeout")]
+    public async Task Unreachable_domains_bounce_within_a_bounded_time(string kind, string condition)
+    {
+        using var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        var port = kind == "closed port" ? FreePort() : ((IPEndPoint)silent.LocalEndpoint).Port;
+        await using var server = await TestServer.StartAsync(
+            o => o with
+            {
+                S2s = o.S2s with
+                {
+                    ConnectTimeout = TimeSpan.FromSeconds(1),
+                    Routes = new Dictionary<string, S2sRoute> { ["nowhere.test"] = new S2sRoute("127.0.0.1", port, false) },
+                },
+            },
+            "alice@localhost:wonderland");
+        await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await alice.LoginAsync("alice", "wonderland");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await alice.SendAsync("<presence to='carl@nowhere.test'/>");
+        await alice.SendAsync("<message to='carl@nowhere.test' id='u1'><body>anyone?</body></message>");
+        await alice.SendAsync("<iq to='carl@nowhere.test/x' type='get' id='u2'><ping xmlns='urn:xmpp:ping'/></iq>");
+        var first = await alice.ReadUntilAsync(e => e.GetAttribute("type") == "error");
+        var second = await alice.ReadUntilAsync(e => e.GetAttribute("type") == "error");
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(6)), "connect timeout 1 s, negotiation at most 3 s");
+        Assert.That(new[] { first.GetAttribute("id"), second.GetAttribute("id") }, Is.EquivalentTo(new[] { "u1", "u2" }), "presence is not bounced");
+        Assert.That(first.Child("error")!.FirstElement()!.Name, Is.EqualTo(condition));
+        Assert.That(second.Child("error")!.FirstElement()!.Name, Is.EqualTo(condition));
+    }
+
+    [Test]
+    public async Task A_stream_authenticated_for_one_domain_cannot_send_from_another()
+    {
+        var (a, b) = await StartPairAsync();
+        await using var _a = a;
+        await using var _b = b;
+        var s2sPortB = b.Server.Listeners.First(l => l.Kind == ListenerKind.S2s).LocalEndPoint.Port;
+
+        // Pose as a.test's server: a.test's own dialback secret makes the key, so b.test's check with a.test succeeds.
+        await using var peer = await RawXmppClient.ConnectAsync(s2sPortB);
+        await peer.OpenServerStreamAsync("a.test", "b.test");
+        await peer.StartTlsAsync();
+        var features = await peer.OpenServerStreamAsync("a.test", "b.test");
+        Assert.That(features.Child("dialback", "urn:xmpp:features:dialback"), Is.Not.Null);
+        var key = a.Server.Context.S2s.Dialback.Key("b.test", "a.test", peer.ServerHeader!.Id!);
+        await peer.SendAsync($"<db:result from='a.test' to='b.test'>{key}</db:result>");
+        var result = await peer.ReadUntilAsync(e => e.Name == "result");
+        Assert.That(result.GetAttribute("type"), Is.EqualTo("valid"));
+
+        await peer.SendAsync("<message from='mallory@evil.test' to='bob@b.test' id='s1'><body>trust me</body></message>");
+        Assert.That(await peer.ReadStreamErrorAsync(), Is.EqualTo("invalid-from"));
+        Assert.That(b.Logs.Any(l => l.Contains("not authenticated for evil.test", StringComparison.Ordinal)), Is.True);
+    }
+
+    [Test]
+    public async Task Stanzas_before_authentication_and_wrong_keys_are_refused()
+    {
+        var (a, b) = await StartPairAsync();
+        await using var _a = a;
+        await using var _b = b;
+        var s2sPortB = b.Server.Listeners.First(l => l.Kind == ListenerKind.S2s).LocalEndPoint.Port;
+        await using var peer = await RawXmppClient.ConnectAsync(s2sPortB);
+        var plain = await peer.OpenServerStreamAsync("a.test", "b.test");
+        Assert.That(plain.Child("starttls", Ns.Tls)?.Child("required", Ns.Tls), Is.Not.Null, "TLS required on s2s");
+        await peer.StartTlsAsync();
+        await peer.OpenServerStreamAsync("a.test", "b.test");
+        await peer.SendAsync("<db:result from='a.test' to='b.test'>0123456789abcdef</db:result>");
+        Assert.That((await peer.ReadUntilAsync(e => e.Name == "result")).GetAttribute("type"), Is.EqualTo("invalid"));
+        await peer.SendAsync("<message from='alice@a.test' to='bob@b.test'><body>x</body></message>");
+        Assert.That(await peer.ReadStreamErrorAsync(), Is.EqualTo("not-authorized"));
+    }
+
+    [Test]
+    public async Task Idle_outgoing_streams_close_and_reopen_on_demand()
+    {
+        var (a, b) = await StartPairAsync((_, o) => o with { S2s = o.S2s with { IdleTimeout = TimeSpan.FromSeconds(1) } });
+        await using var _a = a;
+        await using var _b = b;
+        await using var alice = await OnlineAsync(a, "alice", "apw", "a.test");
+        await using var bob = await OnlineAsync(b, "bob", "bpw", "b.test");
+        await alice.SendAsync("<message to='bob@b.test' id='i1'><body>one</body></message>");
+        await bob.ReadUntilAsync(e => e.Name == "message");
+        for (var i = 0; i < 50 && !a.Logs.Any(l => l.Contains("Closing the idle s2s stream to b.test", StringComparison.Ordinal)); i++)
+        {
+            await Task.Delay(100);
+            await bob.SendAsync(" ");
+            await alice.SendAsync(" ");
+        }
+
+        Assert.That(a.Logs.Any(l => l.Contains("Closing the idle s2s stream to b.test", StringComparison.Ordinal)), Is.True);
+        await alice.SendAsync("<message to='bob@b.test' id='i2'><body>two</body></message>");
+        Assert.That((await bob.ReadUntilAsync(e => e.Name == "message")).ChildText("body", Ns.Client), Is.EqualTo("two"));
     }
 }

@@ -59,11 +59,18 @@ public sealed class RawXmppClient : IAsyncDisposable
     }
 
     /// <summary>Opens (or re-opens) the stream and reads the server's header and features.</summary>
-    public async Task<Element> OpenAsync(string to = "localhost")
+    public Task<Element> OpenAsync(string to = "localhost") =>
+        OpenWithHeaderAsync($"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>");
+
+    /// <summary>A server-to-server stream header (jabber:server with the dialback namespace).</summary>
+    public Task<Element> OpenServerStreamAsync(string from, string to) =>
+        OpenWithHeaderAsync($"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='{from}' to='{to}' version='1.0'>");
+
+    public async Task<Element> OpenWithHeaderAsync(string header)
     {
         _reader?.Dispose();
         _reader = new XmppStreamReader(_stream);
-        await SendAsync($"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>");
+        await SendAsync(header);
         var ev = await _reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
         Assert.That(ev.Kind, Is.EqualTo(XmppStreamEventKind.Header));
         ServerHeader = ev.Header;
