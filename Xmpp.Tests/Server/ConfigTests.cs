@@ -11,11 +11,39 @@ public sealed class ConfigTests
         var file = Path.GetFullPath(Path.Combine(dir, "..", "..", "..", "..", "server.config.xml"));
         var options = ConfigLoader.Load(file);
         Assert.That(options.Hosts.Select(h => h.Name), Is.EqualTo(new[] { "localhost" }));
-        Assert.That(options.Listeners.Select(l => (l.Kind, l.Port)), Is.EqualTo(new[] { (ListenerKind.C2s, 5222), (ListenerKind.C2sDirectTls, 5223) }));
+        Assert.That(options.Listeners.Select(l => (l.Kind, l.Port)), Is.EqualTo(new[] { (ListenerKind.C2s, 5222), (ListenerKind.C2sDirectTls, 5223), (ListenerKind.S2s, 5269) }));
+        Assert.That(options.S2s.RequireEncryption, Is.True);
+        Assert.That(options.S2s.AllowDialback, Is.True);
         Assert.That(options.Tls.Required, Is.True);
         Assert.That(options.Limits.StanzaSize, Is.EqualTo(262144));
         Assert.That(options.DataDirectory, Is.EqualTo(Path.Combine(Path.GetDirectoryName(file)!, "data")));
         Assert.That(options.Storage.File, Is.EqualTo(Path.Combine(Path.GetDirectoryName(file)!, "data", "xmpp.db")));
+    }
+
+    [Test]
+    public void S2s_settings_map_to_options()
+    {
+        var o = ConfigLoader.Parse("""
+            <xmppserver>
+              <host name="example.org"/>
+              <listen type="s2s" address="*"/>
+              <listen type="s2s-tls" address="127.0.0.1"/>
+              <s2s require-encryption="false" dialback="false" ca-file="ca.pem" dns-server="127.0.0.53" connect-timeout="3" idle-timeout="60" queue="10">
+                <route domain="Example.NET" host="192.0.2.7" port="5299"/>
+                <route domain="tls.example" host="tls.example" direct-tls="true"/>
+              </s2s>
+            </xmppserver>
+            """, "/etc/xmpp/server.config.xml");
+        Assert.That(o.Listeners.Select(l => (l.Kind, l.Port)), Is.EqualTo(new[] { (ListenerKind.S2s, 5269), (ListenerKind.S2sDirectTls, 5270) }));
+        Assert.That(o.S2s.RequireEncryption, Is.False);
+        Assert.That(o.S2s.AllowDialback, Is.False);
+        Assert.That(o.S2s.CaFile, Is.EqualTo("/etc/xmpp/ca.pem"));
+        Assert.That(o.S2s.DnsServer, Is.EqualTo("127.0.0.53"));
+        Assert.That((o.S2s.ConnectTimeout, o.S2s.IdleTimeout, o.S2s.QueueLimit), Is.EqualTo((TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(60), 10)));
+        Assert.That(o.S2s.Routes["example.net"], Is.EqualTo(new S2sRoute("192.0.2.7", 5299, false)));
+        Assert.That(o.S2s.Routes["tls.example"], Is.EqualTo(new S2sRoute("tls.example", 5270, true)));
+        var ex = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("<xmppserver><host name='a'/><s2s dns-server='not-an-ip'/></xmppserver>", "/x/server.config.xml"));
+        Assert.That(ex!.Message, Does.Contain("dns-server"));
     }
 
     [Test]
