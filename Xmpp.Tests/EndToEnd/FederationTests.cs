@@ -16,19 +16,20 @@ public sealed class FederationTests
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    internal static async Task<(TestServer A, TestServer B)> StartPairAsync(Func<string, ServerOptions, ServerOptions>? configure = null)
+    internal static async Task<(TestServer A, TestServer B)> StartPairAsync(Func<string, ServerOptions, ServerOptions>? configure = null, bool directTls = false)
     {
         var portA = FreePort();
         var portB = FreePort();
+        var kind = directTls ? ListenerKind.S2sDirectTls : ListenerKind.S2s;
         ServerOptions Configure(string domain, int port, string other, int otherPort, ServerOptions o)
         {
             o = o with
             {
                 Hosts = [new HostOptions(domain)],
-                Listeners = [.. o.Listeners, new ListenerOptions(ListenerKind.S2s, "127.0.0.1", port)],
+                Listeners = [.. o.Listeners, new ListenerOptions(kind, "127.0.0.1", port)],
                 S2s = o.S2s with
                 {
-                    Routes = new Dictionary<string, S2sRoute> { [other] = new S2sRoute("127.0.0.1", otherPort, false) },
+                    Routes = new Dictionary<string, S2sRoute> { [other] = new S2sRoute("127.0.0.1", otherPort, directTls) },
                     ConnectTimeout = TimeSpan.FromSeconds(3),
                 },
             };
@@ -87,6 +88,29 @@ public sealed class FederationTests
         await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@b.test/r" && e.GetAttribute("type") == "unavailable");
         Assert.That(a.Logs.Any(l => l.Contains("authenticated as a.test by dialback", StringComparison.Ordinal)), Is.True);
         Assert.That(b.Logs.Any(l => l.Contains("s2s peer a.test authenticated by dialback", StringComparison.Ordinal)), Is.True);
+    }
+
+    [Test]
+    public async Task Direct_tls_between_servers_and_errors_come_back_across_the_boundary()
+    {
+        var (a, b) = await StartPairAsync(directTls: true);
+        await using var _a = a;
+        await using var _b = b;
+        await using var alice = await OnlineAsync(a, "alice", "apw", "a.test");
+        await using var bob = await OnlineAsync(b, "bob", "bpw", "b.test");
+        await alice.SendAsync("<message to='bob@b.test' type='chat' id='d1'><body>direct</body></message>");
+        Assert.That((await bob.ReadUntilAsync(e => e.Name == "message")).ChildText("body", Ns.Client), Is.EqualTo("direct"));
+        Assert.That(a.Logs.Any(l => l.Contains("(direct TLS)", StringComparison.Ordinal)), Is.True);
+
+        // b.test answers for its users: no such account, no such resource, an iq it handles itself.
+        await alice.SendAsync("<message to='nobody@b.test' type='chat' id='d2'><body>hello?</body></message>");
+        var bounce = await alice.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "d2");
+        Assert.That((bounce.GetAttribute("type"), bounce.GetAttribute("from"), bounce.Child("error")!.FirstElement()!.Name), Is.EqualTo(("error", "nobody@b.test", "service-unavailable")));
+        var missing = await alice.IqAsync("<iq to='bob@b.test/gone' type='get' id='d3'><query xmlns='jabber:iq:version'/></iq>");
+        Assert.That(missing.Child("error")!.FirstElement()!.Name, Is.EqualTo("service-unavailable"));
+        var version = await alice.IqAsync("<iq to='b.test' type='get' id='d4'><query xmlns='jabber:iq:version'/></iq>");
+        Assert.That(version.GetAttribute("type"), Is.EqualTo("result"));
+        Assert.That(version.GetAttribute("from"), Is.EqualTo("b.test"));
     }
 
     [Test]
