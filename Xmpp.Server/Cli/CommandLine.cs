@@ -27,6 +27,7 @@ public static class CommandLine
           deluser JID             delete an account
           users [HOST]            list accounts
           check                   validate configuration, certificates and storage; show what would listen
+          import FILE             accounts (plaintext passwords), rosters and offline messages from a XEP-0227 file
           version                 print the version
 
         Options:
@@ -94,6 +95,7 @@ public static class CommandLine
                 "deluser" when rest.Count == 1 => await DelUserAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
                 "users" when rest.Count <= 1 => await UsersAsync(options, rest.FirstOrDefault(), stdout, stderr).ConfigureAwait(false),
                 "check" when rest.Count == 0 => await CheckAsync(options, stdout, stderr).ConfigureAwait(false),
+                "import" when rest.Count == 1 => await ImportAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
                 _ => await UsageAsync(stderr, command).ConfigureAwait(false),
             };
         }
@@ -156,6 +158,35 @@ public static class CommandLine
         await server.StopAsync().ConfigureAwait(false);
         await stdout.FlushAsync().ConfigureAwait(false);
         return Ok;
+    }
+
+    /// <summary>import FILE: accounts, rosters and offline messages from a XEP-0227 file.</summary>
+    private static async Task<int> ImportAsync(ServerOptions options, string file, TextWriter stdout, TextWriter stderr)
+    {
+        var storage = XmppServer.CreateStorage(options);
+        await using (storage.ConfigureAwait(false))
+        {
+            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+            ImportSummary summary;
+            try
+            {
+                await using var input = File.OpenRead(file);
+                summary = await new Xep0227Importer(options, storage).ImportAsync(input, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Xml.XmlException or FormatException)
+            {
+                await stderr.WriteLineAsync($"{file}: {ex.Message}").ConfigureAwait(false);
+                return Failed;
+            }
+
+            foreach (var p in summary.Problems)
+            {
+                await stderr.WriteLineAsync(p).ConfigureAwait(false);
+            }
+
+            await stdout.WriteLineAsync($"imported {summary.Users} new and {summary.Updated} existing accounts, {summary.RosterItems} roster items, {summary.OfflineMessages} offline messages").ConfigureAwait(false);
+            return summary.Problems.Count == 0 ? Ok : Failed;
+        }
     }
 
     private static async Task<(AccountService Service, IAsyncDisposable Storage)> OpenAccountsAsync(ServerOptions options)

@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Xmpp.Bench;
+
+// xmppbench SCENARIO --host H --port P --domain D [--prefix bench] [--password pw] [options]
+//   login    --count N --concurrency C        N accounts log in (STARTTLS, SCRAM-SHA-1, bind, presence)
+//   messages --pairs K --messages M --window W  K pairs exchange M messages each way, timestamped
+//   idle     --count N --concurrency C --pid P   N idle sessions; the server's RSS per session
+//   fanout   --count N --roster R --concurrency C  N accounts whose rosters hold R mutual contacts all log in
+// Prints one JSON object with the figures on the last line; progress goes to stderr.
+var options = Options.Parse(args);
+using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(options.Int("timeout", 600)));
+var target = new Target(options.Get("host", "127.0.0.1"), options.Int("port", 5222), options.Get("domain", "localhost"), options.Get("prefix", "bench"), options.Get("password", "bench-pass"));
+var result = args.Length == 0 ? null : args[0] switch
+{
+    "login" => await Scenarios.LoginAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), cts.Token),
+    "messages" => await Scenarios.MessagesAsync(target, options.Int("pairs", 50), options.Int("messages", 1000), options.Int("window", 50), cts.Token),
+    "idle" => await Scenarios.IdleAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), options.Int("pid", 0), cts.Token),
+    "fanout" => await Scenarios.FanoutAsync(target, options.Int("count", 500), options.Int("roster", 50), options.Int("concurrency", 50), cts.Token),
+    _ => null,
+};
+if (result is null)
+{
+    Console.Error.WriteLine("usage: xmppbench login|messages|idle|fanout --host H --port P --domain D [--prefix P] [--password PW] ...");
+    return 2;
+}
+
+result["cpu_seconds_generator"] = Math.Round(Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, 2);
+Console.WriteLine(JsonSerializer.Serialize(result));
+return result.TryGetValue("errors", out var errors) && Convert.ToInt64(errors, CultureInfo.InvariantCulture) > 0 ? 1 : 0;
+
+internal sealed class Options
+{
+    private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
+
+    public static Options Parse(string[] args)
+    {
+        var o = new Options();
+        for (var i = 1; i + 1 < args.Length; i += 2)
+        {
+            o._values[args[i].TrimStart('-')] = args[i + 1];
+        }
+
+        return o;
+    }
+
+    public string Get(string name, string fallback) => _values.GetValueOrDefault(name, fallback);
+
+    public int Int(string name, int fallback) =>
+        _values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+}

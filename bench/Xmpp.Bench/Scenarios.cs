@@ -1,0 +1,342 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Xmpp.Core.Xml;
+
+namespace Xmpp.Bench;
+
+internal static class Scenarios
+{
+    private static double Micros(long ticks) => ticks * 1_000_000.0 / Stopwatch.Frequency;
+
+    private static void Progress(string text) => Console.Error.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {text}");
+
+    /// <summary>Logs in accounts 1..count with at most <paramref name="concurrency"/> logins in flight.</summary>
+    private static async Task<(BenchClient?[] Clients, Histogram Times, int Errors, double Seconds)> LoginManyAsync(
+        Target target, int first, int count, int concurrency, bool presence, CancellationToken ct)
+    {
+        var clients = new BenchClient?[count];
+        var times = new Histogram();
+        var errors = 0;
+        var next = -1;
+        var watch = Stopwatch.StartNew();
+        string? firstError = null;
+        async Task Worker()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                var start = Stopwatch.GetTimestamp();
+                try
+                {
+                    var c = await BenchClient.LoginAsync(target, target.User(first + i), "b" + (first + i).ToString(CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
+                    if (presence)
+                    {
+                        await c.SendAsync("<presence/>", ct).ConfigureAwait(false);
+                    }
+
+                    times.Record((long)Micros(Stopwatch.GetTimestamp() - start));
+                    clients[i] = c;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref errors);
+                    Interlocked.CompareExchange(ref firstError, ex.Message, null);
+                }
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(concurrency, count)).Select(_ => Task.Run(Worker, ct))).ConfigureAwait(false);
+        if (firstError is not null)
+        {
+            Progress($"{errors} logins failed, first: {firstError}");
+        }
+
+        return (clients, times, errors, watch.Elapsed.TotalSeconds);
+    }
+
+    private static async Task CloseAllAsync(IEnumerable<BenchClient?> clients)
+    {
+        await Task.WhenAll(clients.Where(c => c is not null).Select(async c =>
+        {
+            await c!.CloseAsync().ConfigureAwait(false);
+            await c.DisposeAsync().ConfigureAwait(false);
+        })).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads and drops everything a client receives until the stream ends (keeps sockets drained).</summary>
+    private static async Task DrainAsync(BenchClient c, CancellationToken ct)
+    {
+        try
+        {
+            while (await c.ReadAsync(ct).ConfigureAwait(false) is not null)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException or System.Xml.XmlException or Xmpp.Core.Stanzas.XmppStreamException)
+        {
+            // Done.
+        }
+    }
+
+    public static async Task<Dictionary<string, object>> LoginAsync(Target target, int count, int concurrency, CancellationToken ct)
+    {
+        Progress($"login storm: {count} accounts, {concurrency} at a time");
+        var (clients, times, errors, seconds) = await LoginManyAsync(target, 1, count, concurrency, presence: true, ct).ConfigureAwait(false);
+        await CloseAllAsync(clients).ConfigureAwait(false);
+        return new()
+        {
+            ["scenario"] = "login",
+            ["count"] = count,
+            ["errors"] = errors,
+            ["seconds"] = Math.Round(seconds, 3),
+            ["logins_per_second"] = Math.Round((count - errors) / seconds, 1),
+            ["p50_ms"] = Math.Round(times.Percentile(50) / 1000, 2),
+            ["p99_ms"] = Math.Round(times.Percentile(99) / 1000, 2),
+        };
+    }
+
+    /// <summary>
+    /// K pairs: client 2i sends M messages to client 2i+1 and the other way round, each side keeping at most
+    /// <paramref name="window"/> unanswered... unacknowledged messages in flight (the receiver's count is the
+    /// acknowledgement). Every body carries the sequence number and the send time.
+    /// </summary>
+    public static async Task<Dictionary<string, object>> MessagesAsync(Target target, int pairs, int messages, int window, CancellationToken ct)
+    {
+        Progress($"messages: {pairs} pairs, {messages} messages each way, window {window}");
+        var (clients, _, errors, _) = await LoginManyAsync(target, 1, pairs * 2, 50, presence: true, ct).ConfigureAwait(false);
+        if (errors > 0)
+        {
+            await CloseAllAsync(clients).ConfigureAwait(false);
+            return new() { ["scenario"] = "messages", ["errors"] = errors };
+        }
+
+        var n = pairs * 2;
+        var latency = new Histogram();
+        var received = new long[n];
+        var duplicates = 0L;
+        var outOfOrder = 0L;
+        var seen = Enumerable.Range(0, n).Select(_ => new bool[messages]).ToArray();
+        var credits = Enumerable.Range(0, n).Select(_ => new SemaphoreSlim(window, window)).ToArray();
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var total = (long)n * messages;
+        long delivered = 0;
+        using var readers = CancellationTokenSource.CreateLinkedTokenSource(ct);
+
+        // Drain presence first so that the timed part only sees messages.
+        await Task.Delay(500, ct).ConfigureAwait(false);
+        var readTasks = Enumerable.Range(0, n).Select(i => Task.Run(async () =>
+        {
+            var c = clients[i]!;
+            var sender = i ^ 1;
+            var last = -1;
+            try
+            {
+                while (await c.ReadAsync(readers.Token).ConfigureAwait(false) is { } e)
+                {
+                    if (e.Name != "message" || e.ChildText("body", "jabber:client") is not { } body)
+                    {
+                        continue;
+                    }
+
+                    var parts = body.Split(':');
+                    var seq = int.Parse(parts[0], CultureInfo.InvariantCulture);
+                    var sent = long.Parse(parts[1], CultureInfo.InvariantCulture);
+                    latency.Record((long)Micros(Stopwatch.GetTimestamp() - sent));
+                    if (seen[i][seq])
+                    {
+                        Interlocked.Increment(ref duplicates);
+                    }
+
+                    seen[i][seq] = true;
+                    if (seq < last)
+                    {
+                        Interlocked.Increment(ref outOfOrder);
+                    }
+
+                    last = seq;
+                    received[i]++;
+                    credits[sender].Release();
+                    if (Interlocked.Increment(ref delivered) == total)
+                    {
+                        done.TrySetResult();
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException or System.Xml.XmlException or Xmpp.Core.Stanzas.XmppStreamException)
+            {
+                // Stopped.
+            }
+        }, ct)).ToArray();
+
+        var watch = Stopwatch.StartNew();
+        var sendTasks = Enumerable.Range(0, n).Select(i => Task.Run(async () =>
+        {
+            var c = clients[i]!;
+            var to = clients[i ^ 1]!.Jid;
+            for (var seq = 0; seq < messages; seq++)
+            {
+                await credits[i].WaitAsync(ct).ConfigureAwait(false);
+                var body = seq.ToString(CultureInfo.InvariantCulture) + ":" + Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
+                await c.SendAsync($"<message to='{to}' type='chat'><body>{body}</body></message>", ct).ConfigureAwait(false);
+            }
+        }, ct)).ToArray();
+        await Task.WhenAll(sendTasks).ConfigureAwait(false);
+        var finished = await Task.WhenAny(done.Task, Task.Delay(TimeSpan.FromSeconds(30), ct)).ConfigureAwait(false) == done.Task;
+        var seconds = watch.Elapsed.TotalSeconds;
+        await readers.CancelAsync().ConfigureAwait(false);
+        await CloseAllAsync(clients).ConfigureAwait(false);
+        await Task.WhenAll(readTasks).ConfigureAwait(false);
+        var missing = total - seen.Sum(s => s.Count(x => x));
+        return new()
+        {
+            ["scenario"] = "messages",
+            ["pairs"] = pairs,
+            ["messages"] = total,
+            ["errors"] = errors + (finished ? 0 : 1),
+            ["missing"] = missing,
+            ["duplicates"] = duplicates,
+            ["out_of_order"] = outOfOrder,
+            ["seconds"] = Math.Round(seconds, 3),
+            ["messages_per_second"] = Math.Round(Interlocked.Read(ref delivered) / seconds, 0),
+            ["p50_ms"] = Math.Round(latency.Percentile(50) / 1000, 2),
+            ["p99_ms"] = Math.Round(latency.Percentile(99) / 1000, 2),
+            ["p999_ms"] = Math.Round(latency.Percentile(99.9) / 1000, 2),
+        };
+    }
+
+    public static async Task<Dictionary<string, object>> IdleAsync(Target target, int count, int concurrency, int pid, CancellationToken ct)
+    {
+        Progress($"idle sessions: {count}, server pid {pid}");
+        var before = Rss(pid);
+        var (clients, _, errors, seconds) = await LoginManyAsync(target, 1, count, concurrency, presence: true, ct).ConfigureAwait(false);
+        var drains = clients.Where(c => c is not null).Select(c => Task.Run(() => DrainAsync(c!, ct), ct)).ToArray();
+        await Task.Delay(TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+        var after = Rss(pid);
+        var connected = count - errors;
+        await CloseAllAsync(clients).ConfigureAwait(false);
+        await Task.WhenAll(drains).ConfigureAwait(false);
+        return new()
+        {
+            ["scenario"] = "idle",
+            ["count"] = count,
+            ["errors"] = errors,
+            ["sessions"] = connected,
+            ["login_seconds"] = Math.Round(seconds, 2),
+            ["rss_before_mib"] = Math.Round(before / 1048576.0, 1),
+            ["rss_after_mib"] = Math.Round(after / 1048576.0, 1),
+            ["kib_per_session"] = connected == 0 ? 0 : Math.Round((after - before) / 1024.0 / connected, 1),
+        };
+    }
+
+    /// <summary>
+    /// Accounts 1..count whose rosters hold their <paramref name="roster"/> ring neighbours with subscription
+    /// both (provisioned beforehand) all log in and send presence; measures until every client has seen
+    /// available presence from every contact.
+    /// </summary>
+    public static async Task<Dictionary<string, object>> FanoutAsync(Target target, int count, int roster, int concurrency, CancellationToken ct)
+    {
+        Progress($"presence fan-out: {count} accounts with {roster} contacts each");
+        var expected = Contacts(count, roster);
+        var seenBy = Enumerable.Range(0, count).Select(_ => new ConcurrentDictionary<string, byte>(StringComparer.Ordinal)).ToArray();
+        var complete = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var readers = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var clients = new BenchClient?[count];
+        var readTasks = new Task[count];
+        var errors = 0;
+        var next = -1;
+        var watch = Stopwatch.StartNew();
+        async Task Worker()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                try
+                {
+                    var c = await BenchClient.LoginAsync(target, target.User(i + 1), "f", ct).ConfigureAwait(false);
+                    clients[i] = c;
+                    var index = i;
+                    readTasks[i] = Task.Run(
+                        async () =>
+                        {
+                            try
+                            {
+                                while (await c.ReadAsync(readers.Token).ConfigureAwait(false) is { } e)
+                                {
+                                    if (e.Name != "presence" || e.GetAttribute("type") is not null || e.GetAttribute("from") is not { } from)
+                                    {
+                                        continue;
+                                    }
+
+                                    var bare = from.Split('/')[0];
+                                    if (expected[index].Contains(bare) && seenBy[index].TryAdd(bare, 0) && seenBy[index].Count == expected[index].Count &&
+                                        Interlocked.Increment(ref complete) == count)
+                                    {
+                                        all.TrySetResult();
+                                    }
+                                }
+                            }
+                            catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException or System.Xml.XmlException or Xmpp.Core.Stanzas.XmppStreamException)
+                            {
+                                // Stopped.
+                            }
+                        },
+                        ct);
+                    await c.SendAsync("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>", ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref errors);
+                    Progress($"fan-out login {i + 1} failed: {ex.Message}");
+                }
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(concurrency, count)).Select(_ => Task.Run(Worker, ct))).ConfigureAwait(false);
+        var loginSeconds = watch.Elapsed.TotalSeconds;
+        var finished = await Task.WhenAny(all.Task, Task.Delay(TimeSpan.FromSeconds(60), ct)).ConfigureAwait(false) == all.Task;
+        var seconds = watch.Elapsed.TotalSeconds;
+        var seenTotal = seenBy.Sum(s => (long)s.Count);
+        await readers.CancelAsync().ConfigureAwait(false);
+        await CloseAllAsync(clients).ConfigureAwait(false);
+        await Task.WhenAll(readTasks.Where(t => t is not null)).ConfigureAwait(false);
+        return new()
+        {
+            ["scenario"] = "fanout",
+            ["count"] = count,
+            ["roster"] = roster,
+            ["errors"] = errors + (finished ? 0 : 1),
+            ["presences_expected"] = (long)count * roster,
+            ["presences_seen"] = seenTotal,
+            ["login_seconds"] = Math.Round(loginSeconds, 2),
+            ["seconds"] = Math.Round(seconds, 3),
+        };
+    }
+
+    /// <summary>Ring neighbours: account i (0-based) has the <paramref name="roster"/> accounts around it.</summary>
+    public static HashSet<string>[] Contacts(int count, int roster) =>
+        Enumerable.Range(0, count).Select(i => Enumerable.Range(1, roster / 2)
+            .SelectMany(d => new[] { (i + d) % count, (i - d + count) % count })
+            .Where(j => j != i)
+            .Select(j => "fan" + (j + 1).ToString(CultureInfo.InvariantCulture))
+            .ToHashSet(StringComparer.Ordinal)).ToArray();
+
+    private static long Rss(int pid)
+    {
+        if (pid <= 0)
+        {
+            return 0;
+        }
+
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+
+        return 0;
+    }
+}
