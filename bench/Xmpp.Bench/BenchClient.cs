@@ -22,7 +22,7 @@ internal sealed class BenchClient : IAsyncDisposable
     private BenchClient(TcpClient tcp)
     {
         _tcp = tcp;
-        _stream = tcp.GetStream();
+        _stream = Stream.Null;
     }
 
     public string Jid { get; private set; } = string.Empty;
@@ -34,6 +34,7 @@ internal sealed class BenchClient : IAsyncDisposable
         try
         {
             await tcp.ConnectAsync(target.Host, target.Port, ct).ConfigureAwait(false);
+            client._stream = tcp.GetStream();
             var features = await client.OpenAsync(target.Domain, ct).ConfigureAwait(false);
             if (features.Child("starttls", Ns.Tls) is null)
             {

@@ -8,6 +8,8 @@ using Xmpp.Bench;
 //   messages --pairs K --messages M --window W  K pairs exchange M messages each way, timestamped
 //   idle     --count N --concurrency C --pid P   N idle sessions; the server's RSS per session
 //   fanout   --count N --roster R --concurrency C  N accounts whose rosters hold R mutual contacts all log in
+//   provision --accounts N --fanout F --roster R --out DIR   writes DIR/accounts.xml (XEP-0227, for our server
+//            and ejabberd) and DIR/prosody/DOMAIN/{accounts,roster}/*.dat (Prosody's internal storage)
 // Prints one JSON object with the figures on the last line; progress goes to stderr.
 var options = Options.Parse(args);
 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(options.Int("timeout", 600)));
@@ -18,6 +20,7 @@ var result = args.Length == 0 ? null : args[0] switch
     "messages" => await Scenarios.MessagesAsync(target, options.Int("pairs", 50), options.Int("messages", 1000), options.Int("window", 50), cts.Token),
     "idle" => await Scenarios.IdleAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), options.Int("pid", 0), cts.Token),
     "fanout" => await Scenarios.FanoutAsync(target, options.Int("count", 500), options.Int("roster", 50), options.Int("concurrency", 50), cts.Token),
+    "provision" => Provision.Write(target, options.Int("accounts", 1000), options.Int("fanout", 200), options.Int("roster", 50), options.Get("out", ".")),
     _ => null,
 };
 if (result is null)

@@ -269,7 +269,7 @@ internal static class Scenarios
                                         continue;
                                     }
 
-                                    var bare = from.Split('/')[0];
+                                    var bare = from.Split('/')[0].Split('@')[0];
                                     if (expected[index].Contains(bare) && seenBy[index].TryAdd(bare, 0) && seenBy[index].Count == expected[index].Count &&
                                         Interlocked.Increment(ref complete) == count)
                                     {

@@ -1,0 +1,64 @@
+"""Turns bench/run's raw results into one table with ratios ours/Prosody and ours/ejabberd."""
+import json
+import sys
+
+lines = open(sys.argv[1]).read().splitlines()
+header = [l for l in lines if "=" not in l]
+raw = dict(l.split("=", 1) for l in lines if "=" in l)
+
+
+def get(server, scenario, key):
+    text = raw.get(f"{server}.{scenario}", "")
+    try:
+        return json.loads(text).get(key) if text else None
+    except json.JSONDecodeError:
+        return None
+
+
+rows = [
+    ("logins/s", "login", "logins_per_second", True),
+    ("login p50 ms", "login", "p50_ms", False),
+    ("login p99 ms", "login", "p99_ms", False),
+    ("messages/s", "messages", "messages_per_second", True),
+    ("message p50 ms", "messages", "p50_ms", False),
+    ("message p99 ms", "messages", "p99_ms", False),
+    ("message p99.9 ms", "messages", "p999_ms", False),
+    ("messages missing", "messages", "missing", False),
+    ("messages duplicated", "messages", "duplicates", False),
+    ("fan-out seconds", "fanout", "seconds", False),
+    ("fan-out presences seen", "fanout", "presences_seen", True),
+    ("idle sessions", "idle", "sessions", True),
+    ("KiB per idle session", "idle", "kib_per_session", False),
+    ("RSS with idle sessions MiB", "idle", "rss_after_mib", False),
+]
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if isinstance(v, (int, float)) and abs(v) >= 100 else str(v)
+
+
+def ratio(a, b, higher_is_better):
+    if a is None or b is None or a == 0 or b == 0:
+        return "-"
+    r = a / b if higher_is_better else b / a
+    return f"{r:.2f}x"
+
+
+for h in header:
+    print(h)
+print()
+print(f"| {'metric':<28} | {'ours':>10} | {'Prosody':>10} | {'ejabberd':>10} | {'vs Prosody':>10} | {'vs ejabberd':>11} |")
+print(f"|{'-' * 30}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 13}|")
+for name, scenario, key, higher in rows:
+    o, p, e = (get(s, scenario, key) for s in ("ours", "prosody", "ejabberd"))
+    better = ratio(o, p, higher) if key not in ("missing", "duplicates") else "-"
+    better_e = ratio(o, e, higher) if key not in ("missing", "duplicates") else "-"
+    print(f"| {name:<28} | {fmt(o):>10} | {fmt(p):>10} | {fmt(e):>10} | {better:>10} | {better_e:>11} |")
+print()
+print("Ratios: how many times better ours is (higher is better for rates, lower for times and memory).")
+for s in ("ours", "prosody", "ejabberd"):
+    cpu = raw.get(f"{s}.cpu", "")
+    if cpu:
+        print(f"{s}: server CPU time {cpu}")
