@@ -57,6 +57,10 @@ internal sealed class MeteredStream : Stream
             throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "stanza too large");
         }
 
+        // A zero-byte read first waits for data without a buffer: while a connection is idle, neither the
+        // socket read nor SslStream (which returns its read buffer to the pool during zero-byte reads)
+        // holds memory. This is what makes idle sessions cheap (Kestrel does the same).
+        await _inner.ReadAsync(Memory<byte>.Empty, Token).ConfigureAwait(false);
         var n = await _inner.ReadAsync(buffer[..Math.Min(buffer.Length, ReadChunk)], Token).ConfigureAwait(false);
         _sinceBoundary += n;
         if (n == 0)

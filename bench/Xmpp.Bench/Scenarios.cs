@@ -205,7 +205,7 @@ internal static class Scenarios
         };
     }
 
-    public static async Task<Dictionary<string, object>> IdleAsync(Target target, int count, int concurrency, int pid, CancellationToken ct)
+    public static async Task<Dictionary<string, object>> IdleAsync(Target target, int count, int concurrency, int pid, int hold, CancellationToken ct)
     {
         Progress($"idle sessions: {count}, server pid {pid}");
         var before = Rss(pid);
@@ -213,6 +213,12 @@ internal static class Scenarios
         var drains = clients.Where(c => c is not null).Select(c => Task.Run(() => DrainAsync(c!, ct), ct)).ToArray();
         await Task.Delay(TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
         var after = Rss(pid);
+        if (hold > 0)
+        {
+            Progress($"holding {count - errors} sessions for {hold} s");
+            await Task.Delay(TimeSpan.FromSeconds(hold), ct).ConfigureAwait(false);
+        }
+
         var connected = count - errors;
         await CloseAllAsync(clients).ConfigureAwait(false);
         await Task.WhenAll(drains).ConfigureAwait(false);
