@@ -8,11 +8,15 @@ raw = dict(l.split("=", 1) for l in lines if "=" in l)
 
 
 def get(server, scenario, key):
+    """A figure from a scenario that ran without errors; None (shown as '-') otherwise."""
     text = raw.get(f"{server}.{scenario}", "")
     try:
-        return json.loads(text).get(key) if text else None
+        data = json.loads(text) if text else None
     except json.JSONDecodeError:
         return None
+    if not data or data.get("errors", 0):
+        return None
+    return data.get(key)
 
 
 rows = [
@@ -58,6 +62,12 @@ for name, scenario, key, higher in rows:
     print(f"| {name:<28} | {fmt(o):>10} | {fmt(p):>10} | {fmt(e):>10} | {better:>10} | {better_e:>11} |")
 print()
 print("Ratios: how many times better ours is (higher is better for rates, lower for times and memory).")
+print("'-': the scenario did not run or had errors (failed logins, lost messages, a timeout); see the raw JSON.")
+for s in ("ours", "prosody", "ejabberd"):
+    for scenario in ("idle", "login", "messages", "fanout"):
+        text = raw.get(f"{s}.{scenario}", "")
+        if text and '"errors": 0' not in text.replace('"errors":0', '"errors": 0'):
+            print(f"{s} {scenario}: {text}")
 for s in ("ours", "prosody", "ejabberd"):
     cpu = raw.get(f"{s}.cpu", "")
     if cpu:
