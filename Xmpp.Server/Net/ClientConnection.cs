@@ -809,27 +809,14 @@ public sealed class ClientConnection : IClientSession, IConnection
             return;
         }
 
-        var sb = new StringBuilder();
+        string? header = null;
         if (!_headerSent)
         {
-            // RFC 6120 §4.9.1.1: a stream error is always sent inside a stream, even a just-opened one.
             _headerSent = true;
-            sb.Append(HeaderXml(_host ?? _ctx.Options.Hosts[0].Name, null));
+            header = HeaderXml(_host ?? _ctx.Options.Hosts[0].Name, null);
         }
 
-        if (streamError is not null)
-        {
-            sb.Append("<stream:error>");
-            foreach (var child in streamError.ToElement().Elements())
-            {
-                ElementWriter.Write(sb, child, Ns.Stream);
-            }
-
-            sb.Append("</stream:error>");
-        }
-
-        sb.Append("</stream:stream>");
-        _out.Complete(sb.ToString());
+        _out.Close(header, streamError);
 
         // Give the peer a moment to send its own closing tag, then stop reading (RFC 6120 §4.4).
         try

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Threading.Channels;
 using Xmpp.Core;
+using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 
 namespace Xmpp.Server.Net;
@@ -79,6 +80,27 @@ internal sealed class OutputQueue
     {
         _out.Writer.TryWrite(new OutItem(null, finalXml, null, true));
         _out.Writer.TryComplete();
+    }
+
+    /// <summary>
+    /// Ends the stream: <paramref name="headerIfUnsent"/> first when no header was sent yet (RFC 6120
+    /// §4.9.1.1: a stream error is always sent inside a stream), then the error if any, then the closing tag.
+    /// </summary>
+    public void Close(string? headerIfUnsent, StreamError? streamError)
+    {
+        var sb = new StringBuilder(headerIfUnsent ?? string.Empty);
+        if (streamError is not null)
+        {
+            sb.Append("<stream:error>");
+            foreach (var child in streamError.ToElement().Elements())
+            {
+                ElementWriter.Write(sb, child, Ns.Stream);
+            }
+
+            sb.Append("</stream:error>");
+        }
+
+        Complete(sb.Append("</stream:stream>").ToString());
     }
 
     /// <summary>Writes until the stream is complete; returns normally when the transport fails or is cancelled.</summary>

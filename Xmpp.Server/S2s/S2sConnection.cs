@@ -175,27 +175,14 @@ public abstract class S2sConnection : IConnection
             return;
         }
 
-        var sb = new StringBuilder();
+        string? header = null;
         if (!_headerSent)
         {
             _headerSent = true;
-            sb.Append("<?xml version='1.0'?><stream:stream xmlns='").Append(Ns.Server).Append("' xmlns:stream='")
-              .Append(Ns.Stream).Append("' from='").Append(LocalDomain).Append("' version='1.0'>");
+            header = "<?xml version='1.0'?><stream:stream xmlns='" + Ns.Server + "' xmlns:stream='" + Ns.Stream + "' from='" + LocalDomain + "' version='1.0'>";
         }
 
-        if (streamError is not null)
-        {
-            sb.Append("<stream:error>");
-            foreach (var child in streamError.ToElement().Elements())
-            {
-                ElementWriter.Write(sb, child, Ns.Stream);
-            }
-
-            sb.Append("</stream:error>");
-        }
-
-        sb.Append("</stream:stream>");
-        _out.Complete(sb.ToString());
+        _out.Close(header, streamError);
         try
         {
             Cts.CancelAfter(Ctx.Options.Limits.CloseTimeout);

@@ -134,7 +134,8 @@ public sealed class CertificateStore : IDisposable
         return (ToPem(cert), ToPem(PrivateKeyInfoFactory.CreatePrivateKeyInfo(pair.Private)));
     }
 
-    private static string ToPem(object o)
+    /// <summary>PEM text of a BouncyCastle certificate or private key info (shared with the tests' CA).</summary>
+    internal static string ToPem(object o)
     {
         using var sw = new StringWriter();
         var writer = new PemWriter(sw);

@@ -7,7 +7,6 @@ using Org.BouncyCastle.Crypto.Generators;
 using Org.BouncyCastle.Crypto.Operators;
 using Org.BouncyCastle.Crypto.Parameters;
 using Org.BouncyCastle.Math;
-using Org.BouncyCastle.OpenSsl;
 using Org.BouncyCastle.Pkcs;
 using Org.BouncyCastle.Security;
 using Org.BouncyCastle.X509;
@@ -85,20 +84,5 @@ internal sealed class TestCa
         return gen.GenerateKeyPair();
     }
 
-    private static string Pem(object o)
-    {
-        using var sw = new StringWriter();
-        var writer = new PemWriter(sw);
-        if (o is PrivateKeyInfo pki)
-        {
-            writer.WriteObject(new Org.BouncyCastle.Utilities.IO.Pem.PemObject("PRIVATE KEY", pki.GetEncoded()));
-        }
-        else
-        {
-            writer.WriteObject(o);
-        }
-
-        writer.Writer.Flush();
-        return sw.ToString();
-    }
+    private static string Pem(object o) => Xmpp.Server.Tls.CertificateStore.ToPem(o);
 }
