@@ -240,7 +240,9 @@ public sealed class FederationTests
     [Test]
     public async Task Idle_outgoing_streams_close_and_reopen_on_demand()
     {
-        var (a, b) = await StartPairAsync((_, o) => o with { S2s = o.S2s with { IdleTimeout = TimeSpan.FromSeconds(1) } });
+        // Only a.test's streams go idle quickly, so that its outgoing stream is the one that closes
+        // (b.test's incoming side would otherwise race it, closing on its own read timeout).
+        var (a, b) = await StartPairAsync((domain, o) => o with { S2s = o.S2s with { IdleTimeout = TimeSpan.FromSeconds(domain == "a.test" ? 1 : 60) } });
         await using var _a = a;
         await using var _b = b;
         await using var alice = await OnlineAsync(a, "alice", "apw", "a.test");
