@@ -209,26 +209,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         Close(null);
-        try
-        {
-            await writer.WaitAsync(_ctx.Options.Limits.CloseTimeout).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            _log.Debug("Writer did not finish in time");
-        }
-
-        await _cts.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _stream.DisposeAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            _log.Debug("Error disposing stream: {Reason}", ex.Message);
-        }
-
-        _socket.Dispose();
+        await Teardown.ReleaseAsync(writer, _ctx.Options.Limits.CloseTimeout, _cts, _stream, _socket, _log).ConfigureAwait(false);
         _cts.Dispose();
         _log.Info("Connection closed{Who}", _jid is null ? string.Empty : " for " + _jid);
     }

@@ -253,31 +253,8 @@ public abstract class S2sConnection : IConnection
     protected async Task DisposeTransportAsync(Task writer)
     {
         Close(null);
-        try
-        {
-            await writer.WaitAsync(Ctx.Options.Limits.CloseTimeout).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            Log.Debug("s2s writer did not finish in time");
-        }
-
-        await Cts.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            if (Transport is not null)
-            {
-                await Transport.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            Log.Debug("Error disposing the s2s transport: {Reason}", ex.Message);
-        }
-
-        Socket?.Dispose();
+        await Teardown.ReleaseAsync(writer, Ctx.Options.Limits.CloseTimeout, Cts, Transport, Socket, Log).ConfigureAwait(false);
         PeerCertificate?.Dispose();
     }
 
-    protected static string? Describe(EndPoint? endpoint) => endpoint?.ToString();
 }

@@ -34,8 +34,6 @@ public sealed class S2sManager
 
     public SrvResolver Resolver { get; }
 
-    public IEnumerable<OutgoingS2s> Outgoing => _outgoing.Values;
-
     public void Register(HookBus hooks) => hooks.On(HookNames.RouteRemote, RouteAsync);
 
     public void Start(CancellationToken shutdown) => _shutdown = shutdown;

@@ -13,6 +13,4 @@ public interface IOfflineStore
 
     /// <summary>Removes the given messages (those delivered).</summary>
     Task DeleteAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken);
-
-    Task<int> CountAsync(string host, string username, CancellationToken cancellationToken);
 }

@@ -157,7 +157,7 @@ public sealed class ImTests
         using var keepalive = new CancellationTokenSource();
         var keepBobAndCarolAlive = Task.Run(async () =>
         {
-            while (!keepalive.IsCancelled())
+            while (!keepalive.IsCancellationRequested)
             {
                 await bob.SendAsync(" ");
                 await carol.SendAsync(" ");
@@ -511,9 +511,4 @@ public sealed class ImTests
         var missing = await alice.IqAsync("<iq type='get' id='q2' to='bob@localhost/nowhere'><query xmlns='jabber:iq:version'/></iq>");
         Assert.That(missing.Child("error")!.FirstElement()!.Name, Is.EqualTo("service-unavailable"));
     }
-}
-
-internal static class CancellationExtensions
-{
-    public static bool IsCancelled(this CancellationTokenSource cts) => cts.IsCancellationRequested;
 }

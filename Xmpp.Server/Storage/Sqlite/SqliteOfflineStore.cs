@@ -69,14 +69,4 @@ internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    public async Task<int> CountAsync(string host, string username, CancellationToken cancellationToken)
-    {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM offline_messages WHERE host = $h AND username = $u";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        return Convert.ToInt32(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
-    }
 }
