@@ -1,265 +1,714 @@
-using System.Xml;
+using System.Buffers;
+using System.Text;
 using Xmpp.Core.Stanzas;
 
 namespace Xmpp.Core.Xml;
 
 /// <summary>
-/// <see cref="IXmppStreamReader"/> on System.Xml's XmlReader in async mode. Applies RFC 6120 §11
-/// (restricted XML): no DTD (prohibited, so nothing is ever expanded or fetched), no comments, no
-/// processing instructions, no entity references beyond the predefined five. Create a new instance on
-/// every stream restart (after STARTTLS and after SASL success).
-/// Only ReadAsync and node properties are used: helpers such as ReadSubtree or Skip can read past the
-/// stanza and block on a live socket (dotnet/runtime#1029).
+/// <see cref="IXmppStreamReader"/>: a tokenizer for the restricted XML of RFC 6120 §11 working directly on
+/// UTF-8 bytes from a pooled buffer. It replaces System.Xml's XmlReader, whose async mode holds a 32 KiB byte
+/// buffer and a 32K-char buffer per reader for the life of the connection (most of an idle session's memory).
+/// Here a connection with no partial stanza pending holds no buffer at all: reads first wait with a zero-byte
+/// read, then rent a buffer, and give it back as soon as every byte in it has been parsed.
+/// Restricted XML (§11.1): comments, processing instructions, DTDs and entity references other than the five
+/// predefined ones and character references are refused, with restricted-xml where the RFC names it and
+/// not-well-formed for everything XML 1.0 and Namespaces in XML 1.0 forbid. Only UTF-8 (§11.6).
+/// Create a new instance on every stream restart (after STARTTLS and after SASL success).
 /// </summary>
 public sealed class XmppStreamReader : IXmppStreamReader
 {
-    private readonly MeteredStream _input;
-    private readonly XmlReader _reader;
+    private const int ReadSize = 4096;
+
+    private readonly Stream _input;
     private readonly XmlReaderLimits _limits;
-    private readonly Stack<Element> _open = new();
+    private readonly List<Frame> _open = [];
+    private readonly List<(string Prefix, string Uri)> _bindings = [(XmlNames.XmlPrefix, Ns.Xml)];
+    private readonly List<RawAttribute> _attrs = [];
+    private byte[]? _buf;
+    private int _start;
+    private int _end;
+    private int _scan;
+    private byte _quote;
+    private bool _eof;
+    private bool _anyToken;
+    private bool _bom;
     private bool _headerSeen;
-    private long _stanzaSize;
+    private string _rootPrefix = string.Empty;
+    private string _rootLocal = string.Empty;
+    private long _stanzaBytes;
+    private bool _atBoundary;
 
     public XmppStreamReader(Stream input, XmlReaderLimits? limits = null)
     {
+        _input = input;
         _limits = limits ?? new XmlReaderLimits();
-        _input = new MeteredStream(input, _limits.MaxStanzaBytes);
-        var settings = new XmlReaderSettings
-        {
-            Async = true,
-            DtdProcessing = DtdProcessing.Prohibit,
-            XmlResolver = null,
-            CloseInput = false,
-            IgnoreComments = false,
-            IgnoreProcessingInstructions = false,
-            IgnoreWhitespace = false,
-            CheckCharacters = true,
-            ConformanceLevel = ConformanceLevel.Document,
-            MaxCharactersFromEntities = 0,
-        };
-        _reader = XmlReader.Create(_input, settings);
     }
+
+    /// <summary>Whether the reader holds a buffer now (false whenever no partial token is pending).</summary>
+    internal bool HoldsBuffer => _buf is not null;
 
     public async ValueTask<XmppStreamEvent> ReadAsync(CancellationToken cancellationToken)
     {
-        _input.Token = cancellationToken;
+        while (true)
+        {
+            if (TryParse(out var ev))
+            {
+                return ev;
+            }
+
+            if (_eof)
+            {
+                // The connection ended, possibly mid-stanza: a dropped connection, not malformed XML.
+                return new XmppStreamEvent(XmppStreamEventKind.Eof);
+            }
+
+            await FillAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask FillAsync(CancellationToken cancellationToken)
+    {
+        var pending = _end - _start;
+
+        // Everything pending belongs to the stanza being read: refuse it before buffering more than the limit
+        // (and a read) of it, so a single huge token never grows the buffer without bound.
+        if (_headerSeen && _stanzaBytes + pending > _limits.MaxStanzaBytes)
+        {
+            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "stanza too large");
+        }
+
+        if (!_headerSeen && pending > _limits.MaxStanzaBytes)
+        {
+            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "stream header too large");
+        }
+
+        if (_buf is null)
+        {
+            // Wait for data without a buffer: an idle connection holds none (SslStream also returns its
+            // own read buffer to the pool during a zero-byte read; Kestrel does the same).
+            await _input.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+            _buf = ArrayPool<byte>.Shared.Rent(ReadSize);
+            _start = _end = 0;
+        }
+        else
+        {
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_buf, _start, _buf, 0, pending);
+                _start = 0;
+                _end = pending;
+            }
+
+            if (_buf.Length - _end < ReadSize / 2)
+            {
+                var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buf.Length * 2, _end + ReadSize));
+                Buffer.BlockCopy(_buf, 0, bigger, 0, _end);
+                ArrayPool<byte>.Shared.Return(_buf);
+                _buf = bigger;
+            }
+        }
+
+        var n = await _input.ReadAsync(_buf.AsMemory(_end), cancellationToken).ConfigureAwait(false);
+        if (n == 0)
+        {
+            _eof = true;
+        }
+
+        _end += n;
+    }
+
+    /// <summary>Parses complete tokens from the buffer until one of them completes an event.</summary>
+    private bool TryParse(out XmppStreamEvent ev)
+    {
+        ev = default;
         try
         {
-            while (await _reader.ReadAsync().ConfigureAwait(false))
+            while (_buf is not null && _start < _end)
             {
-                if (_reader.NodeType is XmlNodeType.Text or XmlNodeType.CDATA or XmlNodeType.Whitespace or XmlNodeType.SignificantWhitespace)
+                var data = new ReadOnlySpan<byte>(_buf, _start, _end - _start);
+                int used;
+                bool done;
+                if (data[0] == (byte)'<')
                 {
-                    // Value would finish a text node split across reads with a synchronous read on the
-                    // socket; GetValueAsync does it asynchronously.
-                    OnText(await _reader.GetValueAsync().ConfigureAwait(false));
-                    continue;
+                    used = Markup(data, out done, out ev);
+                }
+                else
+                {
+                    used = CharacterData(data);
+                    done = false;
                 }
 
-                var ev = Process();
-                if (ev.HasValue)
+                if (used == 0)
                 {
-                    return ev.Value;
+                    return false;
+                }
+
+                Consume(used);
+                if (done)
+                {
+                    return true;
                 }
             }
 
-            return new XmppStreamEvent(XmppStreamEventKind.Eof);
+            return false;
         }
-        catch (XmlException) when (_input.SawEof)
+        finally
         {
-            // The connection ended mid-document: a dropped connection, not malformed XML.
-            return new XmppStreamEvent(XmppStreamEventKind.Eof);
-        }
-        catch (XmlException ex)
-        {
-            // A DTD is prohibited; System.Xml reports it as an XmlException mentioning the DTD.
-            var condition = ex.Message.Contains("DTD", StringComparison.Ordinal)
-                ? StreamErrorCondition.RestrictedXml
-                : StreamErrorCondition.NotWellFormed;
-            throw new XmppStreamException(condition, ex.Message, ex);
+            if (_buf is not null && _start == _end)
+            {
+                ArrayPool<byte>.Shared.Return(_buf);
+                _buf = null;
+                _start = _end = 0;
+            }
         }
     }
 
-    private XmppStreamEvent? Process()
+    private void Consume(int count)
     {
-        switch (_reader.NodeType)
+        _start += count;
+        _stanzaBytes = _atBoundary ? 0 : _stanzaBytes + count;
+        _atBoundary = false;
+        _scan = 0;
+        _quote = 0;
+        _anyToken |= !_bom; // A byte order mark does not count: the XML declaration may follow it.
+        _bom = false;
+    }
+
+    /// <summary>The token being consumed ends a stanza (or is whitespace between stanzas): the next one counts from zero.</summary>
+    private void Boundary() => _atBoundary = true;
+
+    /// <summary>Text up to the next '&lt;'; returns the bytes used (0: the text is not complete yet).</summary>
+    private int CharacterData(ReadOnlySpan<byte> data)
+    {
+        if (_open.Count == 0)
         {
-            case XmlNodeType.Element:
-                return OnStartElement();
-            case XmlNodeType.EndElement:
-                return OnEndElement();
-            case XmlNodeType.XmlDeclaration:
-                return null;
-            case XmlNodeType.Comment:
-                throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "comments are not allowed (RFC 6120 §11.1)");
-            case XmlNodeType.ProcessingInstruction:
-                throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "processing instructions are not allowed (RFC 6120 §11.1)");
-            case XmlNodeType.DocumentType:
-            case XmlNodeType.EntityReference:
-            case XmlNodeType.Entity:
-                throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "DTDs and entity references are not allowed (RFC 6120 §11.1)");
+            // Between stanzas (and before the header) only whitespace: keepalives (RFC 6120 §4.6.1) are
+            // consumed at once, so they never hold a buffer.
+            var ws = data.IndexOfAnyExcept(XmlNames.Whitespace);
+            if (ws == 0)
+            {
+                if (!_anyToken && XmlNames.Utf8Bom.StartsWith(data[..Math.Min(data.Length, 3)]))
+                {
+                    // A byte order mark may start the stream; wait for all of it.
+                    _bom = true;
+                    return data.Length < 3 ? 0 : 3;
+                }
+
+                throw _headerSeen
+                    ? new XmppStreamException(StreamErrorCondition.BadFormat, "character data outside a stanza")
+                    : new XmppStreamException(StreamErrorCondition.NotWellFormed, "character data before the stream header");
+            }
+
+            Boundary();
+            return ws < 0 ? data.Length : ws;
+        }
+
+        var lt = data[_scan..].IndexOf((byte)'<');
+        if (lt < 0)
+        {
+            _scan = data.Length;
+            return 0;
+        }
+
+        lt += _scan;
+        var raw = data[..lt];
+        if (raw.IndexOf("]]>"u8) >= 0)
+        {
+            throw NotWellFormed("']]>' in character data");
+        }
+
+        _open[^1].Element.AddText(XmlText.Decode(raw, attribute: false));
+        return lt;
+    }
+
+    private int Markup(ReadOnlySpan<byte> data, out bool done, out XmppStreamEvent ev)
+    {
+        done = false;
+        ev = default;
+        if (data.Length < 2)
+        {
+            return 0;
+        }
+
+        switch (data[1])
+        {
+            case (byte)'/':
+                {
+                    var gt = Find(data, (byte)'>');
+                    if (gt < 0)
+                    {
+                        return 0;
+                    }
+
+                    done = EndTag(data[2..gt], out ev);
+                    return gt + 1;
+                }
+
+            case (byte)'?':
+                return ProcessingInstruction(data);
+
+            case (byte)'!':
+                return Declaration(data);
+
             default:
-                throw new XmppStreamException(StreamErrorCondition.RestrictedXml, $"unexpected XML node {_reader.NodeType}");
+                {
+                    var gt = FindTagEnd(data);
+                    if (gt < 0)
+                    {
+                        return 0;
+                    }
+
+                    done = StartTag(data[1..gt], out ev);
+                    return gt + 1;
+                }
         }
     }
 
-    private XmppStreamEvent? OnStartElement()
+    private int Find(ReadOnlySpan<byte> data, byte value)
     {
+        var i = data[_scan..].IndexOf(value);
+        if (i < 0)
+        {
+            _scan = data.Length;
+            return -1;
+        }
+
+        return i + _scan;
+    }
+
+    private int Find(ReadOnlySpan<byte> data, ReadOnlySpan<byte> value)
+    {
+        var from = Math.Max(0, _scan - value.Length + 1);
+        var i = data[from..].IndexOf(value);
+        if (i < 0)
+        {
+            _scan = data.Length;
+            return -1;
+        }
+
+        return i + from;
+    }
+
+    /// <summary>The '&gt;' that ends a start tag, outside attribute quotes; -1 if not received yet.</summary>
+    private int FindTagEnd(ReadOnlySpan<byte> data)
+    {
+        var i = Math.Max(_scan, 1);
+        while (i < data.Length)
+        {
+            if (_quote != 0)
+            {
+                var q = data[i..].IndexOfAny(_quote, (byte)'<');
+                if (q < 0)
+                {
+                    break;
+                }
+
+                i += q;
+                if (data[i] == (byte)'<')
+                {
+                    throw NotWellFormed("'<' in an attribute value");
+                }
+
+                i++;
+                _quote = 0;
+                continue;
+            }
+
+            var j = data[i..].IndexOfAny(XmlNames.TagDelimiters);
+            if (j < 0)
+            {
+                break;
+            }
+
+            i += j;
+            var b = data[i];
+            if (b == (byte)'>')
+            {
+                return i;
+            }
+
+            if (b == (byte)'<')
+            {
+                throw NotWellFormed("'<' inside a tag");
+            }
+
+            _quote = b;
+            i++;
+        }
+
+        _scan = data.Length;
+        return -1;
+    }
+
+    private int ProcessingInstruction(ReadOnlySpan<byte> data)
+    {
+        // RFC 6120 §11.1: no processing instructions; the XML declaration is allowed at the very start.
+        if (_anyToken)
+        {
+            throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "processing instructions are not allowed (RFC 6120 §11.1)");
+        }
+
+        var end = Find(data, "?>"u8);
+        if (end < 0)
+        {
+            return 0;
+        }
+
+        var body = data[2..end];
+        if (!body.StartsWith("xml"u8) || (body.Length > 3 && !XmlNames.IsWhitespace(body[3])))
+        {
+            throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "processing instructions are not allowed (RFC 6120 §11.1)");
+        }
+
+        var enc = body.IndexOf("encoding"u8);
+        if (enc >= 0)
+        {
+            var rest = body[(enc + 8)..];
+            var q = rest.IndexOfAny((byte)'\'', (byte)'"');
+            if (q >= 0)
+            {
+                var value = rest[(q + 1)..];
+                var close = value.IndexOf(rest[q]);
+                if (close >= 0 && !Ascii.EqualsIgnoreCase(value[..close], "UTF-8"u8))
+                {
+                    throw new XmppStreamException(StreamErrorCondition.UnsupportedEncoding, "only UTF-8 is supported (RFC 6120 §11.6)");
+                }
+            }
+        }
+
+        return end + 2;
+    }
+
+    private int Declaration(ReadOnlySpan<byte> data)
+    {
+        if (data.Length < 3)
+        {
+            return 0;
+        }
+
+        if (data[2] == (byte)'-')
+        {
+            throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "comments are not allowed (RFC 6120 §11.1)");
+        }
+
+        if (data[2] != (byte)'[')
+        {
+            throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "DTDs and entity declarations are not allowed (RFC 6120 §11.1)");
+        }
+
+        var prefix = "<![CDATA["u8;
+        if (!prefix.StartsWith(data[..Math.Min(data.Length, prefix.Length)]))
+        {
+            throw NotWellFormed("malformed CDATA section");
+        }
+
+        if (data.Length < prefix.Length)
+        {
+            return 0;
+        }
+
+        if (_open.Count == 0)
+        {
+            throw _headerSeen
+                ? new XmppStreamException(StreamErrorCondition.BadFormat, "character data outside a stanza")
+                : NotWellFormed("CDATA before the stream header");
+        }
+
+        _scan = Math.Max(_scan, prefix.Length);
+        var end = Find(data, "]]>"u8);
+        if (end < 0)
+        {
+            return 0;
+        }
+
+        _open[^1].Element.AddText(XmlText.Decode(data[prefix.Length..end], attribute: false, literal: true));
+        return end + 3;
+    }
+
+    private bool EndTag(ReadOnlySpan<byte> raw, out XmppStreamEvent ev)
+    {
+        ev = default;
+        var nameEnd = raw.IndexOfAny(XmlNames.Whitespace);
+        var name = nameEnd < 0 ? raw : raw[..nameEnd];
+        if (nameEnd >= 0 && raw[nameEnd..].IndexOfAnyExcept(XmlNames.Whitespace) >= 0)
+        {
+            throw NotWellFormed("malformed end tag");
+        }
+
         if (!_headerSeen)
         {
-            _headerSeen = true;
-            var header = ReadHeader();
-            if (_reader.IsEmptyElement)
-            {
-                throw new XmppStreamException(StreamErrorCondition.NotWellFormed, "empty stream element");
-            }
-
-            _input.MarkBoundary();
-            return new XmppStreamEvent(XmppStreamEventKind.Header, Header: header);
+            throw NotWellFormed("end tag before the stream header");
         }
 
-        if (_open.Count + 1 > _limits.MaxDepth)
+        string prefix, local;
+        if (_open.Count == 0)
+        {
+            (prefix, local) = (_rootPrefix, _rootLocal);
+        }
+        else
+        {
+            (prefix, local) = (_open[^1].Prefix, _open[^1].Element.Name);
+        }
+
+        if (!XmlNames.QNameEquals(name, prefix, local))
+        {
+            throw NotWellFormed("end tag does not match the start tag");
+        }
+
+        if (_open.Count == 0)
+        {
+            ev = new XmppStreamEvent(XmppStreamEventKind.End);
+            return true;
+        }
+
+        var frame = _open[^1];
+        _open.RemoveAt(_open.Count - 1);
+        _bindings.RemoveRange(frame.BindingMark, _bindings.Count - frame.BindingMark);
+        if (_open.Count > 0)
+        {
+            return false;
+        }
+
+        ev = Complete(frame.Element);
+        return true;
+    }
+
+    private bool StartTag(ReadOnlySpan<byte> raw, out XmppStreamEvent ev)
+    {
+        ev = default;
+        var empty = raw.Length > 0 && raw[^1] == (byte)'/';
+        if (empty)
+        {
+            raw = raw[..^1];
+        }
+
+        var nameEnd = raw.IndexOfAny(XmlNames.Whitespace);
+        var (prefix, local) = XmlNames.QName(nameEnd < 0 ? raw : raw[..nameEnd]);
+        ReadAttributes(nameEnd < 0 ? [] : raw[nameEnd..]);
+
+        if (_headerSeen && _open.Count + 1 > _limits.MaxDepth)
         {
             throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "elements nested too deeply");
         }
 
-        var ns = _reader.NamespaceURI;
+        var mark = _bindings.Count;
+        string? defaultNs = null;
+        var declarations = 0;
+        foreach (var a in _attrs)
+        {
+            if (a.Prefix.Length == 0 && a.Local == XmlNames.XmlnsPrefix)
+            {
+                defaultNs = a.Value;
+                _bindings.Add((string.Empty, a.Value));
+                declarations++;
+            }
+            else if (a.Prefix == XmlNames.XmlnsPrefix)
+            {
+                DeclarePrefix(a.Local, a.Value);
+                declarations++;
+            }
+        }
+
+        if (declarations > _limits.MaxAttributes || _attrs.Count - declarations > _limits.MaxAttributes)
+        {
+            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many attributes or namespace declarations");
+        }
+
+        var ns = Resolve(prefix, element: true);
+        if (!_headerSeen)
+        {
+            if (empty)
+            {
+                throw NotWellFormed("empty stream element");
+            }
+
+            _headerSeen = true;
+            _rootPrefix = prefix;
+            _rootLocal = local;
+            ev = new XmppStreamEvent(XmppStreamEventKind.Header, Header: Header(local, ns, defaultNs));
+            Boundary();
+            return true;
+        }
+
         if (_limits.ServerNamespaceAsClient && ns == Ns.Server)
         {
             ns = Ns.Client;
         }
 
-        var element = new Element(_reader.LocalName, ns);
-        _stanzaSize += 2 * _reader.LocalName.Length + 5;
-        if (_reader.MoveToFirstAttribute())
+        var element = new Element(local, ns);
+        foreach (var a in _attrs)
         {
-            var count = 0;
-            do
+            if (a.Prefix == XmlNames.XmlnsPrefix || (a.Prefix.Length == 0 && a.Local == XmlNames.XmlnsPrefix))
             {
-                if (_reader.NamespaceURI == Ns.Xmlns)
-                {
-                    continue;
-                }
-
-                if (++count > _limits.MaxAttributes)
-                {
-                    throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many attributes");
-                }
-
-                var value = _reader.Value;
-                _stanzaSize += _reader.LocalName.Length + value.Length + 4;
-                element.SetAttribute(_reader.LocalName, _reader.NamespaceURI, value);
+                continue;
             }
-            while (_reader.MoveToNextAttribute());
 
-            _reader.MoveToElement();
+            var attrNs = a.Prefix.Length == 0 ? string.Empty : Resolve(a.Prefix, element: false);
+            if (element.GetAttribute(a.Local, attrNs) is not null)
+            {
+                throw NotWellFormed("duplicate attribute");
+            }
+
+            element.SetAttribute(a.Local, attrNs, a.Value);
         }
 
-        CheckSize();
         if (_open.Count > 0)
         {
-            _open.Peek().Add(element);
+            _open[^1].Element.Add(element);
         }
 
-        if (_reader.IsEmptyElement)
+        if (!empty)
         {
-            return _open.Count == 0 ? Complete(element) : null;
+            _open.Add(new Frame(element, prefix, mark));
+            return false;
         }
 
-        _open.Push(element);
-        return null;
+        _bindings.RemoveRange(mark, _bindings.Count - mark);
+        if (_open.Count > 0)
+        {
+            return false;
+        }
+
+        ev = Complete(element);
+        return true;
     }
 
-    private XmppStreamEvent? OnEndElement()
+    /// <summary>Attributes of a start tag: (S Name S? '=' S? quoted-value)* S? (XML 1.0 §3.1).</summary>
+    private void ReadAttributes(ReadOnlySpan<byte> raw)
     {
-        if (_open.Count == 0)
+        _attrs.Clear();
+        while (true)
         {
-            return new XmppStreamEvent(XmppStreamEventKind.End);
-        }
-
-        var element = _open.Pop();
-        return _open.Count == 0 ? Complete(element) : null;
-    }
-
-    private void OnText(string value)
-    {
-        if (_open.Count == 0)
-        {
-            // Whitespace between stanzas is a keepalive (RFC 6120 §4.6.1); any other text is not XMPP.
-            if (!string.IsNullOrWhiteSpace(value))
+            var ws = raw.IndexOfAnyExcept(XmlNames.Whitespace);
+            if (ws < 0)
             {
-                throw new XmppStreamException(StreamErrorCondition.BadFormat, "character data outside a stanza");
+                return;
             }
 
-            _input.MarkBoundary();
-            return;
+            if (ws == 0)
+            {
+                throw NotWellFormed("attributes must be separated by whitespace");
+            }
+
+            raw = raw[ws..];
+            var eq = raw.IndexOf((byte)'=');
+            if (eq <= 0)
+            {
+                throw NotWellFormed("attribute without a value");
+            }
+
+            var nameRaw = raw[..eq];
+            var nameEnd = nameRaw.IndexOfAny(XmlNames.Whitespace);
+            if (nameEnd >= 0)
+            {
+                if (nameRaw[nameEnd..].IndexOfAnyExcept(XmlNames.Whitespace) >= 0)
+                {
+                    throw NotWellFormed("malformed attribute");
+                }
+
+                nameRaw = nameRaw[..nameEnd];
+            }
+
+            var (prefix, local) = XmlNames.QName(nameRaw);
+            raw = raw[(eq + 1)..];
+            var q = raw.IndexOfAnyExcept(XmlNames.Whitespace);
+            if (q < 0 || (raw[q] != (byte)'\'' && raw[q] != (byte)'"'))
+            {
+                throw NotWellFormed("attribute value must be quoted");
+            }
+
+            var quote = raw[q];
+            raw = raw[(q + 1)..];
+            var close = raw.IndexOf(quote);
+            if (close < 0)
+            {
+                throw NotWellFormed("unterminated attribute value");
+            }
+
+            var valueRaw = raw[..close];
+            if (valueRaw.IndexOf((byte)'<') >= 0)
+            {
+                throw NotWellFormed("'<' in an attribute value");
+            }
+
+            _attrs.Add(new RawAttribute(prefix, local, XmlText.Decode(valueRaw, attribute: true)));
+            raw = raw[(close + 1)..];
+        }
+    }
+
+    private void DeclarePrefix(string prefix, string uri)
+    {
+        // Namespaces in XML 1.0 §3: xmlns may not be declared, xml only to its own name, no empty URI.
+        if (prefix == XmlNames.XmlnsPrefix || uri.Length == 0 || uri == Ns.Xmlns ||
+            (prefix == XmlNames.XmlPrefix) != (uri == Ns.Xml))
+        {
+            throw NotWellFormed($"invalid namespace declaration for prefix '{prefix}'");
         }
 
-        _stanzaSize += value.Length;
-        CheckSize();
-        _open.Peek().AddText(value);
+        _bindings.Add((prefix, uri));
+    }
+
+    private string Resolve(string prefix, bool element)
+    {
+        if (prefix == XmlNames.XmlnsPrefix && element)
+        {
+            throw NotWellFormed("the xmlns prefix is reserved");
+        }
+
+        for (var i = _bindings.Count - 1; i >= 0; i--)
+        {
+            if (_bindings[i].Prefix == prefix)
+            {
+                return _bindings[i].Uri;
+            }
+        }
+
+        return prefix.Length == 0 ? string.Empty : throw NotWellFormed($"undeclared namespace prefix '{prefix}'");
+    }
+
+    private StreamHeader Header(string local, string ns, string? defaultNs)
+    {
+        string? to = null, from = null, version = null, lang = null, id = null;
+        foreach (var a in _attrs)
+        {
+            if (a.Prefix == XmlNames.XmlPrefix && a.Local == "lang")
+            {
+                lang = a.Value;
+            }
+            else if (a.Prefix.Length == 0)
+            {
+                switch (a.Local)
+                {
+                    case "to": to = a.Value; break;
+                    case "from": from = a.Value; break;
+                    case "version": version = a.Value; break;
+                    case "id": id = a.Value; break;
+                    default: break;
+                }
+            }
+        }
+
+        return new StreamHeader(local, ns, defaultNs, to, from, version, lang, id);
     }
 
     private XmppStreamEvent Complete(Element element)
     {
-        _stanzaSize = 0;
-        _input.MarkBoundary();
+        Boundary();
         return new XmppStreamEvent(XmppStreamEventKind.Element, Element: element);
     }
 
-    private void CheckSize()
+    private static XmppStreamException NotWellFormed(string reason) => new(StreamErrorCondition.NotWellFormed, reason);
+
+    public void Dispose()
     {
-        if (_stanzaSize > _limits.MaxStanzaBytes)
+        if (_buf is not null)
         {
-            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "stanza too large");
+            ArrayPool<byte>.Shared.Return(_buf);
+            _buf = null;
         }
     }
 
-    private StreamHeader ReadHeader()
-    {
-        string? defaultNs = null, to = null, from = null, version = null, lang = null, id = null;
-        var localName = _reader.LocalName;
-        var ns = _reader.NamespaceURI;
-        if (_reader.MoveToFirstAttribute())
-        {
-            do
-            {
-                if (_reader.NamespaceURI == Ns.Xmlns)
-                {
-                    if (_reader.Prefix.Length == 0)
-                    {
-                        defaultNs = _reader.Value;
-                    }
+    private readonly record struct Frame(Element Element, string Prefix, int BindingMark);
 
-                    continue;
-                }
-
-                if (_reader.NamespaceURI == Ns.Xml && _reader.LocalName == "lang")
-                {
-                    lang = _reader.Value;
-                    continue;
-                }
-
-                if (_reader.NamespaceURI.Length != 0)
-                {
-                    continue;
-                }
-
-                switch (_reader.LocalName)
-                {
-                    case "to": to = _reader.Value; break;
-                    case "from": from = _reader.Value; break;
-                    case "version": version = _reader.Value; break;
-                    case "id": id = _reader.Value; break;
-                    default: break;
-                }
-            }
-            while (_reader.MoveToNextAttribute());
-
-            _reader.MoveToElement();
-        }
-
-        return new StreamHeader(localName, ns, defaultNs, to, from, version, lang, id);
-    }
-
-    public void Dispose() => _reader.Dispose();
+    private readonly record struct RawAttribute(string Prefix, string Local, string Value);
 }
