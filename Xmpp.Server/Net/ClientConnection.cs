@@ -746,6 +746,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             },
             null,
             ct).ConfigureAwait(false);
+        OpenSsl.ReleaseBuffersWhenIdle(ssl);
         _stream = ssl;
         _tls = true;
         _tlsCertificate = chosen!;

@@ -107,13 +107,16 @@ internal sealed class OutputQueue
     public async Task RunAsync(Action<string> onError, CancellationToken ct)
     {
         await Task.Yield();
-        var sb = new StringBuilder(1024);
+        StringBuilder? sb = null;
         try
         {
             var reader = _out.Reader;
             var done = false;
             while (!done && await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
+                // The builder lives only while there is output: an idle stream holds none (it would keep
+                // the largest size it ever grew to, several KB after the login exchange).
+                sb ??= new StringBuilder(1024);
                 TaskCompletionSource? flushed = null;
                 while (sb.Length < 64 * 1024 && reader.TryRead(out var item))
                 {
@@ -143,10 +146,11 @@ internal sealed class OutputQueue
                 if (sb.Length > 0)
                 {
                     await WriteAsync(sb, ct).ConfigureAwait(false);
-                    if (sb.Capacity > 256 * 1024)
-                    {
-                        sb = new StringBuilder(1024);
-                    }
+                }
+
+                if (!reader.TryPeek(out _))
+                {
+                    sb = null;
                 }
 
                 flushed?.TrySetResult();

@@ -10,6 +10,7 @@ using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Hosting;
 using Xmpp.Server.Net;
+using Xmpp.Server.Tls;
 
 namespace Xmpp.Server.S2s;
 
@@ -243,6 +244,7 @@ public abstract class S2sConnection : IConnection
 
     private void OnTls(SslStream ssl)
     {
+        OpenSsl.ReleaseBuffersWhenIdle(ssl);
         Transport = ssl;
         Tls = true;
         PeerCertificate = ssl.RemoteCertificate is null ? null : new X509Certificate2(ssl.RemoteCertificate);
