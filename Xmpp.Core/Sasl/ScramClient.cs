@@ -15,11 +15,17 @@ public sealed class ScramClient
     private readonly string _clientNonce;
     private readonly string _gs2Header;
     private readonly byte[]? _bindingData;
+    private readonly Func<byte[], int, byte[]>? _saltedPassword;
     private string _clientFirstBare = string.Empty;
     private byte[] _serverSignature = [];
 
-    public ScramClient(ScramHash hash, string username, string password, string? clientNonce = null, string? bindingType = null, byte[]? bindingData = null, string? authzid = null)
+    /// <param name="saltedPassword">
+    /// Where the client keeps SaltedPassword for a (salt, iteration count): RFC 5802 §5.1 lets a client cache it
+    /// for reauthentication, since the server advertises the same salt again. Null: computed every time.
+    /// </param>
+    public ScramClient(ScramHash hash, string username, string password, string? clientNonce = null, string? bindingType = null, byte[]? bindingData = null, string? authzid = null, Func<byte[], int, byte[]>? saltedPassword = null)
     {
+        _saltedPassword = saltedPassword;
         _hash = hash;
         _username = username;
         _password = password;
@@ -52,7 +58,7 @@ public sealed class ScramClient
         byte[] cbind = _bindingData is null ? gs2 : [.. gs2, .. _bindingData];
         var withoutProof = $"c={Convert.ToBase64String(cbind)},r={nonce}";
         var authMessage = Encoding.UTF8.GetBytes($"{_clientFirstBare},{serverFirst},{withoutProof}");
-        var salted = _hash.SaltedPassword(_password, salt, iterations);
+        var salted = _saltedPassword?.Invoke(salt, iterations) ?? _hash.SaltedPassword(_password, salt, iterations);
         var clientKey = _hash.Hmac(salted, "Client Key"u8);
         var storedKey = _hash.Hash(clientKey);
         var signature = _hash.Hmac(storedKey, authMessage);

@@ -27,20 +27,29 @@ internal sealed class BenchClient : IAsyncDisposable
 
     public string Jid { get; private set; } = string.Empty;
 
-    public static async Task<BenchClient> LoginAsync(Target target, string user, string resource, CancellationToken ct)
+    /// <summary>A login that has not finished by then counts as failed (a server that never answers one).</summary>
+    private static readonly TimeSpan LoginTimeout = TimeSpan.FromSeconds(30);
+
+    public static async Task<BenchClient> LoginAsync(Target target, string user, string resource, CancellationToken cancellationToken)
     {
         var tcp = new TcpClient { NoDelay = true };
         var client = new BenchClient(tcp);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(LoginTimeout);
+        var ct = timeout.Token;
+        var step = "connect";
         try
         {
             await tcp.ConnectAsync(target.Host, target.Port, ct).ConfigureAwait(false);
             client._stream = tcp.GetStream();
+            step = "stream header";
             var features = await client.OpenAsync(target.Domain, ct).ConfigureAwait(false);
             if (features.Child("starttls", Ns.Tls) is null)
             {
                 throw new InvalidOperationException("no STARTTLS offered");
             }
 
+            step = "starttls";
             await client.SendAsync("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", ct).ConfigureAwait(false);
             var proceed = await client.ReadAsync(ct).ConfigureAwait(false);
             if (proceed?.Name != "proceed")
@@ -48,6 +57,7 @@ internal sealed class BenchClient : IAsyncDisposable
                 throw new InvalidOperationException("STARTTLS refused");
             }
 
+            step = "TLS handshake";
             var ssl = new SslStream(client._stream, false, (_, _, _, _) => true);
             await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
             {
@@ -57,7 +67,8 @@ internal sealed class BenchClient : IAsyncDisposable
             client._stream = ssl;
             await client.OpenAsync(target.Domain, ct).ConfigureAwait(false);
 
-            var scram = new ScramClient(ScramHash.Sha1, user, target.Password);
+            step = "SASL";
+            var scram = new ScramClient(ScramHash.Sha1, user, target.Password, saltedPassword: target.Scram.For(ScramHash.Sha1, user, target.Password));
             await client.SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>{B64(scram.ClientFirst())}</auth>", ct).ConfigureAwait(false);
             var challenge = await client.ReadAsync(ct).ConfigureAwait(false);
             if (challenge?.Name != "challenge")
@@ -73,6 +84,7 @@ internal sealed class BenchClient : IAsyncDisposable
                 throw new InvalidOperationException($"SASL: {success?.FirstElement()?.Name ?? success?.Name} for {user}");
             }
 
+            step = "bind";
             var after = await client.OpenAsync(target.Domain, ct).ConfigureAwait(false);
             await client.SendAsync($"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>", ct).ConfigureAwait(false);
             while (true)
@@ -95,6 +107,11 @@ internal sealed class BenchClient : IAsyncDisposable
             }
 
             return client;
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw new TimeoutException($"login of {user} timed out after {LoginTimeout.TotalSeconds:0} s at {step}");
         }
         catch
         {
@@ -186,7 +203,7 @@ internal sealed class BenchClient : IAsyncDisposable
 }
 
 /// <summary>Where and as whom to connect: accounts are PREFIX1..PREFIXn on DOMAIN, all with one password.</summary>
-internal sealed record Target(string Host, int Port, string Domain, string Prefix, string Password)
+internal sealed record Target(string Host, int Port, string Domain, string Prefix, string Password, ScramCache Scram)
 {
     public string User(int i) => Prefix + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -8,17 +8,22 @@ using Xmpp.Bench;
 //   messages --pairs K --messages M --window W  K pairs exchange M messages each way, timestamped
 //   idle     --count N --concurrency C --pid P   N idle sessions; the server's RSS per session
 //   fanout   --count N --roster R --concurrency C  N accounts whose rosters hold R mutual contacts all log in
+//   offline  --senders S --recipients R --per-recipient M   S accounts send M messages to each of R offline
+//            accounts (PREFIX(S+1)..), which then log in: store and fetch rates, missing and duplicates
 //   provision --accounts N --fanout F --roster R --out DIR   writes DIR/accounts.xml (XEP-0227, for our server
 //            and ejabberd) and DIR/prosody/DOMAIN/{accounts,roster}/*.dat (Prosody's internal storage)
+// Every scenario: --scram-cache FILE keeps SCRAM salted passwords across runs (RFC 5802 §5.1), as clients do.
 // Prints one JSON object with the figures on the last line; progress goes to stderr.
 var options = Options.Parse(args);
 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(options.Int("timeout", 600)));
-var target = new Target(options.Get("host", "127.0.0.1"), options.Int("port", 5222), options.Get("domain", "localhost"), options.Get("prefix", "bench"), options.Get("password", "bench-pass"));
+var scramCache = options.Get("scram-cache", string.Empty) is { Length: > 0 } cachePath ? cachePath : null;
+var target = new Target(options.Get("host", "127.0.0.1"), options.Int("port", 5222), options.Get("domain", "localhost"), options.Get("prefix", "bench"), options.Get("password", "bench-pass"), ScramCache.Load(scramCache));
 var result = args.Length == 0 ? null : args[0] switch
 {
     "login" => await Scenarios.LoginAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), cts.Token),
     "messages" => await Scenarios.MessagesAsync(target, options.Int("pairs", 50), options.Int("messages", 1000), options.Int("window", 50), cts.Token),
     "idle" => await Scenarios.IdleAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), options.Int("pid", 0), options.Int("hold", 0), cts.Token),
+    "offline" => await Scenarios.OfflineAsync(target, options.Int("senders", 10), options.Int("recipients", 100), options.Int("per-recipient", 100), cts.Token),
     "fanout" => await Scenarios.FanoutAsync(target, options.Int("count", 500), options.Int("roster", 50), options.Int("concurrency", 50), cts.Token),
     "provision" => Provision.Write(target, options.Int("accounts", 1000), options.Int("fanout", 200), options.Int("roster", 50), options.Get("out", ".")),
     _ => null,
@@ -29,6 +34,7 @@ if (result is null)
     return 2;
 }
 
+target.Scram.Save(scramCache);
 result["cpu_seconds_generator"] = Math.Round(Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, 2);
 Console.WriteLine(JsonSerializer.Serialize(result));
 return result.TryGetValue("errors", out var errors) && Convert.ToInt64(errors, CultureInfo.InvariantCulture) > 0 ? 1 : 0;

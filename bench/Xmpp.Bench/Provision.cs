@@ -1,13 +1,14 @@
 using System.Globalization;
 using System.Security;
 using System.Text;
+using Xmpp.Core.Sasl;
 
 namespace Xmpp.Bench;
 
 /// <summary>
 /// Writes the benchmark accounts for every server: PREFIX1..PREFIXn (no roster) and fan1..fanF whose rosters
 /// hold their R ring neighbours with subscription both. One XEP-0227 file for our server (xmppserver import)
-/// and ejabberd (ejabberdctl import_piefxis); Prosody's internal_plain account and roster files for Prosody.
+/// and ejabberd (ejabberdctl import_piefxis); Prosody's internal_hashed account and roster files for Prosody.
 /// </summary>
 internal static class Provision
 {
@@ -48,7 +49,7 @@ internal static class Provision
         Directory.CreateDirectory(Path.Combine(host, "roster"));
         foreach (var (name, list) in users)
         {
-            File.WriteAllText(Path.Combine(host, "accounts", name + ".dat"), $"return {{\n\t[\"password\"] = {Lua(target.Password)};\n}};\n");
+            File.WriteAllText(Path.Combine(host, "accounts", name + ".dat"), ProsodyAccount(name, target.Password));
             var items = list.ToList();
             if (items.Count == 0)
             {
@@ -65,6 +66,22 @@ internal static class Provision
         }
 
         return new() { ["scenario"] = "provision", ["accounts"] = accounts, ["fanout_accounts"] = fanout, ["roster"] = roster };
+    }
+
+    /// <summary>
+    /// An account as Prosody's default internal_hashed stores it (SCRAM-SHA-1 keys in hex, its salt and
+    /// iteration count), so that Prosody authenticates from stored keys as the other two servers do. Plaintext
+    /// (internal_plain) would make it run PBKDF2 itself on every login with a new salt.
+    /// </summary>
+    private static string ProsodyAccount(string name, string password)
+    {
+        const int Iterations = 4096;
+        var salt = "salt-" + name;
+        var salted = ScramHash.Sha1.SaltedPassword(password, Encoding.UTF8.GetBytes(salt), Iterations);
+        var storedKey = ScramHash.Sha1.Hash(ScramHash.Sha1.Hmac(salted, "Client Key"u8));
+        var serverKey = ScramHash.Sha1.Hmac(salted, "Server Key"u8);
+        return $"return {{\n\t[\"iteration_count\"] = {Iterations};\n\t[\"salt\"] = {Lua(salt)};\n" +
+            $"\t[\"server_key\"] = {Lua(Convert.ToHexStringLower(serverKey))};\n\t[\"stored_key\"] = {Lua(Convert.ToHexStringLower(storedKey))};\n}};\n";
     }
 
     private static string Lua(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";

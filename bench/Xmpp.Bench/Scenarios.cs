@@ -320,6 +320,139 @@ internal static class Scenarios
         };
     }
 
+    /// <summary>
+    /// Offline storage: <paramref name="senders"/> online accounts send <paramref name="perRecipient"/> chat
+    /// messages to each of <paramref name="recipients"/> offline accounts; the store phase ends when every
+    /// sender's ping, sent after its messages, is answered (the server has handled everything before it). Then
+    /// the recipients log in and send presence; the fetch phase ends when each has received all of its messages.
+    /// Reports both rates and the missing and duplicated counts (both must be 0).
+    /// </summary>
+    public static async Task<Dictionary<string, object>> OfflineAsync(Target target, int senders, int recipients, int perRecipient, CancellationToken ct)
+    {
+        Progress($"offline storage: {senders} senders, {recipients} offline recipients x {perRecipient} messages");
+        var (senderClients, _, senderErrors, _) = await LoginManyAsync(target, 1, senders, 50, presence: true, ct).ConfigureAwait(false);
+        var total = (long)recipients * perRecipient;
+        var watch = Stopwatch.StartNew();
+        await Task.WhenAll(senderClients.Select(async (c, s) =>
+        {
+            if (c is null)
+            {
+                return;
+            }
+
+            var batch = new System.Text.StringBuilder();
+            for (var r = s; r < recipients; r += senders)
+            {
+                var to = target.User(senders + 1 + r) + "@" + target.Domain;
+                for (var k = 0; k < perRecipient; k++)
+                {
+                    batch.Append("<message type='chat' to='").Append(to).Append("'><body>off ").Append(r).Append(' ').Append(k).Append("</body></message>");
+                    if (batch.Length > 16 * 1024)
+                    {
+                        await c.SendAsync(batch.ToString(), ct).ConfigureAwait(false);
+                        batch.Clear();
+                    }
+                }
+            }
+
+            batch.Append("<iq type='get' id='stored'><ping xmlns='urn:xmpp:ping'/></iq>");
+            await c.SendAsync(batch.ToString(), ct).ConfigureAwait(false);
+            while (await c.ReadAsync(ct).ConfigureAwait(false) is { } e && !(e.Name == "iq" && e.GetAttribute("id") == "stored"))
+            {
+            }
+        })).ConfigureAwait(false);
+        var storeSeconds = watch.Elapsed.TotalSeconds;
+        await CloseAllAsync(senderClients).ConfigureAwait(false);
+
+        var received = new long[recipients];
+        var duplicates = 0L;
+        var done = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var readers = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var clients = new BenchClient?[recipients];
+        var readTasks = new List<Task>();
+        var next = -1;
+        var errors = senderErrors;
+        watch.Restart();
+        async Task Worker()
+        {
+            int r;
+            while ((r = Interlocked.Increment(ref next)) < recipients)
+            {
+                try
+                {
+                    var c = await BenchClient.LoginAsync(target, target.User(senders + 1 + r), "o", ct).ConfigureAwait(false);
+                    clients[r] = c;
+                    var index = r;
+                    var seen = new HashSet<int>();
+                    lock (readTasks)
+                    {
+                        readTasks.Add(Task.Run(
+                            async () =>
+                            {
+                                try
+                                {
+                                    while (await c.ReadAsync(readers.Token).ConfigureAwait(false) is { } e)
+                                    {
+                                        if (e.Name != "message" || e.ChildText("body", Xmpp.Core.Ns.Client) is not { } body || !body.StartsWith("off ", StringComparison.Ordinal))
+                                        {
+                                            continue;
+                                        }
+
+                                        var parts = body.Split(' ');
+                                        if (!seen.Add(int.Parse(parts[2], CultureInfo.InvariantCulture)))
+                                        {
+                                            Interlocked.Increment(ref duplicates);
+                                            continue;
+                                        }
+
+                                        if (Interlocked.Increment(ref received[index]) == perRecipient && Interlocked.Increment(ref done) == recipients)
+                                        {
+                                            all.TrySetResult();
+                                        }
+                                    }
+                                }
+                                catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException or Xmpp.Core.Stanzas.XmppStreamException)
+                                {
+                                    // Stopped.
+                                }
+                            },
+                            ct));
+                    }
+
+                    await c.SendAsync("<presence/>", ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref errors);
+                    Progress($"offline recipient {r} failed: {ex.Message}");
+                }
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(50, recipients)).Select(_ => Task.Run(Worker, ct))).ConfigureAwait(false);
+        var finished = await Task.WhenAny(all.Task, Task.Delay(TimeSpan.FromSeconds(60), ct)).ConfigureAwait(false) == all.Task;
+        var fetchSeconds = watch.Elapsed.TotalSeconds;
+        await readers.CancelAsync().ConfigureAwait(false);
+        await CloseAllAsync(clients).ConfigureAwait(false);
+        await Task.WhenAll(readTasks).ConfigureAwait(false);
+        var delivered = received.Sum();
+        return new()
+        {
+            ["scenario"] = "offline",
+            ["senders"] = senders,
+            ["recipients"] = recipients,
+            ["messages"] = total,
+            ["errors"] = errors + (finished ? 0 : 1),
+            ["missing"] = total - delivered,
+            ["duplicates"] = duplicates,
+            ["store_seconds"] = Math.Round(storeSeconds, 3),
+            ["stored_per_second"] = Math.Round(total / storeSeconds, 0),
+            ["fetch_seconds"] = Math.Round(fetchSeconds, 3),
+            ["fetched_per_second"] = Math.Round(delivered / fetchSeconds, 0),
+        };
+    }
+
     /// <summary>Ring neighbours: account i (0-based) has the <paramref name="roster"/> accounts around it.</summary>
     public static HashSet<string>[] Contacts(int count, int roster) =>
         Enumerable.Range(0, count).Select(i => Enumerable.Range(1, roster / 2)

@@ -4,20 +4,25 @@ namespace Xmpp.Server.Storage.Sqlite;
 
 internal sealed class SqliteLastActivityStore(SqliteStorage storage) : ILastActivityStore
 {
-    public async Task SetAsync(string host, string username, LastActivity activity, CancellationToken cancellationToken)
+    public Task SetAsync(string host, string username, LastActivity activity, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
-        cmd.CommandText = """
-            INSERT INTO last_activity (host, username, at, status)
-            SELECT $h, $u, $t, $s WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
-            ON CONFLICT (host, username) DO UPDATE SET at = $t, status = $s
-            """;
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$t", activity.When.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
-        cmd.Parameters.AddWithValue("$s", (object?)activity.Status ?? DBNull.Value);
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return storage.WriteAsync<int>(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = """
+                    INSERT INTO last_activity (host, username, at, status)
+                    SELECT $h, $u, $t, $s WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
+                    ON CONFLICT (host, username) DO UPDATE SET at = $t, status = $s
+                    """;
+                cmd.Parameters.AddWithValue("$h", host);
+                cmd.Parameters.AddWithValue("$u", username);
+                cmd.Parameters.AddWithValue("$t", activity.When.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
+                cmd.Parameters.AddWithValue("$s", (object?)activity.Status ?? DBNull.Value);
+                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken);
     }
 
     public async Task<LastActivity?> GetAsync(string host, string username, CancellationToken cancellationToken)

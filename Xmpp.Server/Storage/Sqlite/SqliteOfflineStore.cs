@@ -6,22 +6,27 @@ namespace Xmpp.Server.Storage.Sqlite;
 
 internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
 {
-    public async Task<bool> StoreAsync(string host, string username, string xml, int limit, CancellationToken cancellationToken)
+    public Task<bool> StoreAsync(string host, string username, string xml, int limit, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
 
-        // One statement: the count check and the insert cannot interleave with another writer.
-        cmd.CommandText = """
-            INSERT INTO offline_messages (host, username, stanza, stored_at)
-            SELECT $h, $u, $x, $t WHERE (SELECT COUNT(*) FROM offline_messages WHERE host = $h AND username = $u) < $l
-            """;
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$x", xml);
-        cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
-        cmd.Parameters.AddWithValue("$l", limit);
-        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+                // One statement: the count check and the insert cannot interleave with another writer.
+                cmd.CommandText = """
+                    INSERT INTO offline_messages (host, username, stanza, stored_at)
+                    SELECT $h, $u, $x, $t WHERE (SELECT COUNT(*) FROM offline_messages WHERE host = $h AND username = $u) < $l
+                    """;
+                cmd.Parameters.AddWithValue("$h", host);
+                cmd.Parameters.AddWithValue("$u", username);
+                cmd.Parameters.AddWithValue("$x", xml);
+                cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
+                cmd.Parameters.AddWithValue("$l", limit);
+                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
+            },
+            cancellationToken);
     }
 
     public async Task<IReadOnlyList<OfflineMessage>> LoadAsync(string host, string username, CancellationToken cancellationToken)
@@ -41,32 +46,33 @@ internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
         return list;
     }
 
-    public async Task DeleteAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
+    public Task DeleteAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken) =>
+        ids.Count == 0 ? Task.CompletedTask : DeleteSomeAsync(host, username, ids, cancellationToken);
+
+    private Task<bool> DeleteSomeAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
     {
-        if (ids.Count == 0)
-        {
-            return;
-        }
-
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var chunk in ids.Chunk(500))
-        {
-            await using var cmd = connection.CreateCommand();
-            cmd.Transaction = tx;
-            var sql = new StringBuilder("DELETE FROM offline_messages WHERE host = $h AND username = $u AND id IN (");
-            for (var i = 0; i < chunk.Length; i++)
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
             {
-                sql.Append(i == 0 ? "$i" : ",$i").Append(i.ToString(CultureInfo.InvariantCulture));
-                cmd.Parameters.AddWithValue("$i" + i.ToString(CultureInfo.InvariantCulture), chunk[i]);
-            }
+                foreach (var chunk in ids.Chunk(500))
+                {
+                    await using var cmd = connection.CreateCommand();
+                    cmd.Transaction = tx;
+                    var sql = new StringBuilder("DELETE FROM offline_messages WHERE host = $h AND username = $u AND id IN (");
+                    for (var i = 0; i < chunk.Length; i++)
+                    {
+                        sql.Append(i == 0 ? "$i" : ",$i").Append(i.ToString(CultureInfo.InvariantCulture));
+                        cmd.Parameters.AddWithValue("$i" + i.ToString(CultureInfo.InvariantCulture), chunk[i]);
+                    }
 
-            cmd.CommandText = sql.Append(')').ToString();
-            cmd.Parameters.AddWithValue("$h", host);
-            cmd.Parameters.AddWithValue("$u", username);
-            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+                    cmd.CommandText = sql.Append(')').ToString();
+                    cmd.Parameters.AddWithValue("$h", host);
+                    cmd.Parameters.AddWithValue("$u", username);
+                    await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
 
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken);
     }
 }

@@ -31,53 +31,61 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
         return new StoredRoster(list, version);
     }
 
-    public async Task SaveAsync(string host, string username, RosterItem item, long version, CancellationToken cancellationToken)
+    public Task SaveAsync(string host, string username, RosterItem item, long version, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var cmd = connection.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = """
-                INSERT INTO roster_items (host, username, contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster)
-                VALUES ($h, $u, $c, $n, $s, $a, $g, $pi, $pr, $ap, $ir)
-                ON CONFLICT (host, username, contact) DO UPDATE SET name = $n, subscription = $s, ask = $a, groups = $g,
-                    pending_in = $pi, pending_in_request = $pr, approved = $ap, in_roster = $ir
-                """;
-            cmd.Parameters.AddWithValue("$h", host);
-            cmd.Parameters.AddWithValue("$u", username);
-            cmd.Parameters.AddWithValue("$c", item.Jid);
-            cmd.Parameters.AddWithValue("$n", (object?)item.Name ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$s", SubscriptionName(item.Subscription));
-            cmd.Parameters.AddWithValue("$a", item.PendingOut ? "subscribe" : DBNull.Value);
-            cmd.Parameters.AddWithValue("$g", string.Join('\n', item.Groups));
-            cmd.Parameters.AddWithValue("$pi", item.PendingIn ? 1 : 0);
-            cmd.Parameters.AddWithValue("$pr", (object?)item.PendingInRequest ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$ap", item.Approved ? 1 : 0);
-            cmd.Parameters.AddWithValue("$ir", item.InRoster ? 1 : 0);
-            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using (var cmd = connection.CreateCommand())
+                {
+                    cmd.Transaction = tx;
+                    cmd.CommandText = """
+                        INSERT INTO roster_items (host, username, contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster)
+                        VALUES ($h, $u, $c, $n, $s, $a, $g, $pi, $pr, $ap, $ir)
+                        ON CONFLICT (host, username, contact) DO UPDATE SET name = $n, subscription = $s, ask = $a, groups = $g,
+                            pending_in = $pi, pending_in_request = $pr, approved = $ap, in_roster = $ir
+                        """;
+                    cmd.Parameters.AddWithValue("$h", host);
+                    cmd.Parameters.AddWithValue("$u", username);
+                    cmd.Parameters.AddWithValue("$c", item.Jid);
+                    cmd.Parameters.AddWithValue("$n", (object?)item.Name ?? DBNull.Value);
+                    cmd.Parameters.AddWithValue("$s", SubscriptionName(item.Subscription));
+                    cmd.Parameters.AddWithValue("$a", item.PendingOut ? "subscribe" : DBNull.Value);
+                    cmd.Parameters.AddWithValue("$g", string.Join('\n', item.Groups));
+                    cmd.Parameters.AddWithValue("$pi", item.PendingIn ? 1 : 0);
+                    cmd.Parameters.AddWithValue("$pr", (object?)item.PendingInRequest ?? DBNull.Value);
+                    cmd.Parameters.AddWithValue("$ap", item.Approved ? 1 : 0);
+                    cmd.Parameters.AddWithValue("$ir", item.InRoster ? 1 : 0);
+                    await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
 
-        await SetVersionAsync(connection, tx, host, username, version, cancellationToken).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                await SetVersionAsync(connection, tx, host, username, version, ct).ConfigureAwait(false);
+
+                return true;
+            },
+            cancellationToken);
     }
 
-    public async Task RemoveAsync(string host, string username, string contact, long version, CancellationToken cancellationToken)
+    public Task RemoveAsync(string host, string username, string contact, long version, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var cmd = connection.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = "DELETE FROM roster_items WHERE host = $h AND username = $u AND contact = $c";
-            cmd.Parameters.AddWithValue("$h", host);
-            cmd.Parameters.AddWithValue("$u", username);
-            cmd.Parameters.AddWithValue("$c", contact);
-            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using (var cmd = connection.CreateCommand())
+                {
+                    cmd.Transaction = tx;
+                    cmd.CommandText = "DELETE FROM roster_items WHERE host = $h AND username = $u AND contact = $c";
+                    cmd.Parameters.AddWithValue("$h", host);
+                    cmd.Parameters.AddWithValue("$u", username);
+                    cmd.Parameters.AddWithValue("$c", contact);
+                    await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
 
-        await SetVersionAsync(connection, tx, host, username, version, cancellationToken).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                await SetVersionAsync(connection, tx, host, username, version, ct).ConfigureAwait(false);
+
+                return true;
+            },
+            cancellationToken);
     }
 
     private static async Task SetVersionAsync(SqliteConnection connection, SqliteTransaction tx, string host, string username, long version, CancellationToken cancellationToken)

@@ -76,6 +76,7 @@ public sealed class SqliteStorage : IStorage
     ];
 
     private readonly string _connectionString;
+    private readonly SqliteWriter _writer;
 
     public SqliteStorage(string file)
     {
@@ -89,6 +90,7 @@ public sealed class SqliteStorage : IStorage
             ForeignKeys = true,
             DefaultTimeout = 30,
         }.ToString();
+        _writer = new SqliteWriter(OpenAsync);
         Users = new SqliteUserStore(this);
         Roster = new SqliteRosterStore(this);
         Offline = new SqliteOfflineStore(this);
@@ -115,6 +117,10 @@ public sealed class SqliteStorage : IStorage
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
+
+    /// <summary>Runs a write on the single writer connection, inside a transaction committed with others (<see cref="SqliteWriter"/>).</summary>
+    internal Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) =>
+        _writer.WriteAsync(work, cancellationToken);
 
     public async Task<int> MigrateAsync(CancellationToken cancellationToken)
     {
@@ -166,10 +172,11 @@ public sealed class SqliteStorage : IStorage
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        // Pooled connections hold the file open; release them so the WAL is checkpointed and the file closed.
+        // Queued writes finish first; then pooled connections, which hold the file open, are released so the
+        // WAL is checkpointed and the file closed.
+        await _writer.DisposeAsync().ConfigureAwait(false);
         SqliteConnection.ClearAllPools();
-        return ValueTask.CompletedTask;
     }
 }

@@ -5,59 +5,68 @@ namespace Xmpp.Server.Storage.Sqlite;
 
 internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
 {
-    public async Task<bool> CreateAsync(string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
+    public Task<bool> CreateAsync(string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var cmd = connection.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = "INSERT OR IGNORE INTO users (host, username, created_at) VALUES ($h, $u, $t)";
-            cmd.Parameters.AddWithValue("$h", host);
-            cmd.Parameters.AddWithValue("$u", username);
-            cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
-            if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
             {
-                return false;
-            }
-        }
+                await using (var cmd = connection.CreateCommand())
+                {
+                    cmd.Transaction = tx;
+                    cmd.CommandText = "INSERT OR IGNORE INTO users (host, username, created_at) VALUES ($h, $u, $t)";
+                    cmd.Parameters.AddWithValue("$h", host);
+                    cmd.Parameters.AddWithValue("$u", username);
+                    cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+                    if (await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0)
+                    {
+                        return false;
+                    }
+                }
 
-        await WriteCredentialsAsync(connection, tx, host, username, credentials, cancellationToken).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return true;
+                await WriteCredentialsAsync(connection, tx, host, username, credentials, ct).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken);
     }
 
-    public async Task<bool> SetCredentialsAsync(string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
+    public Task<bool> SetCredentialsAsync(string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        if (!await ExistsAsync(connection, tx, host, username, cancellationToken).ConfigureAwait(false))
-        {
-            return false;
-        }
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                if (!await ExistsAsync(connection, tx, host, username, ct).ConfigureAwait(false))
+                {
+                    return false;
+                }
 
-        await using (var cmd = connection.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = "DELETE FROM scram_credentials WHERE host = $h AND username = $u";
-            cmd.Parameters.AddWithValue("$h", host);
-            cmd.Parameters.AddWithValue("$u", username);
-            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+                await using (var cmd = connection.CreateCommand())
+                {
+                    cmd.Transaction = tx;
+                    cmd.CommandText = "DELETE FROM scram_credentials WHERE host = $h AND username = $u";
+                    cmd.Parameters.AddWithValue("$h", host);
+                    cmd.Parameters.AddWithValue("$u", username);
+                    await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
 
-        await WriteCredentialsAsync(connection, tx, host, username, credentials, cancellationToken).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return true;
+                await WriteCredentialsAsync(connection, tx, host, username, credentials, ct).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken);
     }
 
-    public async Task<bool> DeleteAsync(string host, string username, CancellationToken cancellationToken)
+    public Task<bool> DeleteAsync(string host, string username, CancellationToken cancellationToken)
     {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "DELETE FROM users WHERE host = $h AND username = $u";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = "DELETE FROM users WHERE host = $h AND username = $u";
+                cmd.Parameters.AddWithValue("$h", host);
+                cmd.Parameters.AddWithValue("$u", username);
+                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
+            },
+            cancellationToken);
     }
 
     public async Task<bool> ExistsAsync(string host, string username, CancellationToken cancellationToken)
