@@ -21,23 +21,40 @@ def get(server, scenario, key):
     tolerated = scenario == "idle" and errors <= data.get("count", 0) // 100
     if errors and not tolerated and key != "errors":
         return None
+    if callable(key):
+        try:
+            return key(data)
+        except (KeyError, TypeError, ZeroDivisionError):
+            return None
     return data.get(key)
+
+
+def per(total_key, count_key, scale):
+    """A derived figure: data[total_key] * scale / data[count_key], rounded for the table."""
+    return lambda d: round(d[total_key] * scale / d[count_key], 2)
 
 
 rows = [
     ("logins/s", "login", "logins_per_second", True),
     ("login p50 ms", "login", "p50_ms", False),
     ("login p99 ms", "login", "p99_ms", False),
+    ("login server CPU ms each", "login", per("server_cpu_seconds", "count", 1000), False),
+    ("login generator CPU s", "login", "cpu_seconds_generator", None),
+    ("login seconds", "login", "seconds", None),
     ("messages/s", "messages", "messages_per_second", True),
     ("message p50 ms", "messages", "p50_ms", False),
     ("message p99 ms", "messages", "p99_ms", False),
     ("message p99.9 ms", "messages", "p999_ms", False),
+    ("message server CPU us each", "messages", per("server_cpu_seconds", "messages", 1e6), False),
+    ("messages generator CPU s", "messages", "cpu_seconds_generator", None),
     ("messages missing", "messages", "missing", False),
     ("messages duplicated", "messages", "duplicates", False),
     ("fan-out seconds", "fanout", "seconds", False),
     ("fan-out presences seen", "fanout", "presences_seen", True),
+    ("fan-out server CPU s", "fanout", "server_cpu_seconds", False),
     ("offline stored/s", "offline", "stored_per_second", True),
     ("offline fetched/s", "offline", "fetched_per_second", True),
+    ("offline server CPU us each", "offline", per("server_cpu_seconds", "messages", 1e6), False),
     ("offline missing", "offline", "missing", False),
     ("offline duplicated", "offline", "duplicates", False),
     ("idle sessions", "idle", "sessions", True),
@@ -67,9 +84,10 @@ print(f"| {'metric':<28} | {'ours':>10} | {'Prosody':>10} | {'ejabberd':>10} | {
 print(f"|{'-' * 30}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 13}|")
 for name, scenario, key, higher in rows:
     o, p, e = (get(s, scenario, key) for s in ("ours", "prosody", "ejabberd"))
-    counts = ("missing", "duplicates", "errors")
-    better = ratio(o, p, higher) if key not in counts else "-"
-    better_e = ratio(o, e, higher) if key not in counts else "-"
+    # Counts, and figures shown for context (the generator's CPU), get no ratio.
+    plain = (not callable(key) and key in ("missing", "duplicates", "errors")) or higher is None
+    better = ratio(o, p, higher) if not plain else "-"
+    better_e = ratio(o, e, higher) if not plain else "-"
     print(f"| {name:<28} | {fmt(o):>10} | {fmt(p):>10} | {fmt(e):>10} | {better:>10} | {better_e:>11} |")
 print()
 print("Ratios: how many times better ours is (higher is better for rates, lower for times and memory).")

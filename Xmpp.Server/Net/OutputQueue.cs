@@ -1,7 +1,7 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
-using System.Threading.Channels;
 using Xmpp.Core;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
@@ -21,14 +21,21 @@ public enum EnqueueResult
 }
 
 /// <summary>
-/// The output side of one XML stream: an unbounded channel whose stanza count is capped, drained by one
+/// The output side of one XML stream: a lock-free queue whose stanza count is capped, drained by one
 /// writer loop that serialises into pooled buffers, so that routing never waits on a socket. Used by
 /// client and server-to-server streams alike.
+/// Producers never take a lock: a Channel's writer takes one per item, and in a presence fan-out dozens of
+/// threads write to the same stream at once. A producer wakes the writer only when it is asleep
+/// (<see cref="_signalled"/> goes from 0 to 1), so a burst costs one semaphore release.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore holds no OS handle (AvailableWaitHandle is never used); it lives as long as the stream.")]
 internal sealed class OutputQueue
 {
     private static readonly UTF8Encoding Utf8 = new(false);
-    private readonly Channel<OutItem> _out = Channel.CreateUnbounded<OutItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentQueue<OutItem> _items = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private int _signalled;
+    private volatile bool _completed;
     private readonly Func<Stream> _stream;
     private readonly bool _serverStream;
     private readonly string _contentNamespace;
@@ -52,7 +59,7 @@ internal sealed class OutputQueue
             return EnqueueResult.Full;
         }
 
-        if (!_out.Writer.TryWrite(new OutItem(stanza, null, null, false)))
+        if (!TryAdd(new OutItem(stanza, null, null, false)))
         {
             Interlocked.Decrement(ref _queued);
             return EnqueueResult.Closed;
@@ -61,13 +68,37 @@ internal sealed class OutputQueue
         return EnqueueResult.Queued;
     }
 
-    public bool EnqueueRaw(string xml) => _out.Writer.TryWrite(new OutItem(null, xml, null, false));
+    public bool EnqueueRaw(string xml) => TryAdd(new OutItem(null, xml, null, false));
+
+    /// <summary>
+    /// Queues an item unless the stream is complete. An item that races with <see cref="Complete"/> may land
+    /// after the closing tag: the writer never writes it, and <see cref="Drain"/> returns it for bouncing.
+    /// </summary>
+    private bool TryAdd(OutItem item)
+    {
+        if (_completed)
+        {
+            return false;
+        }
+
+        _items.Enqueue(item);
+        Signal();
+        return true;
+    }
+
+    private void Signal()
+    {
+        if (Interlocked.Exchange(ref _signalled, 1) == 0)
+        {
+            _wake.Release();
+        }
+    }
 
     /// <summary>Completes when everything queued before it has been written.</summary>
     public Task FlushAsync()
     {
         var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_out.Writer.TryWrite(new OutItem(null, null, tcs, false)))
+        if (!TryAdd(new OutItem(null, null, tcs, false)))
         {
             tcs.TrySetCanceled();
         }
@@ -78,8 +109,10 @@ internal sealed class OutputQueue
     /// <summary>Queues the last bytes of the stream (its closing tag) and takes nothing more.</summary>
     public void Complete(string finalXml)
     {
-        _out.Writer.TryWrite(new OutItem(null, finalXml, null, true));
-        _out.Writer.TryComplete();
+        if (TryAdd(new OutItem(null, finalXml, null, true)))
+        {
+            _completed = true;
+        }
     }
 
     /// <summary>
@@ -110,15 +143,29 @@ internal sealed class OutputQueue
         StringBuilder? sb = null;
         try
         {
-            var reader = _out.Reader;
             var done = false;
-            while (!done && await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            while (!done)
             {
-                // The builder lives only while there is output: an idle stream holds none (it would keep
-                // the largest size it ever grew to, several KB after the login exchange).
+                if (_items.IsEmpty)
+                {
+                    // The builder lives only while there is output: an idle stream holds none (it would keep
+                    // the largest size it ever grew to, several KB after the login exchange).
+                    sb = null;
+
+                    // Let producers wake us, then look again: an item queued before the reset is seen here,
+                    // one queued after it releases the semaphore.
+                    Volatile.Write(ref _signalled, 0);
+                    if (_items.IsEmpty)
+                    {
+                        await _wake.WaitAsync(ct).ConfigureAwait(false);
+                    }
+
+                    continue;
+                }
+
                 sb ??= new StringBuilder(1024);
                 TaskCompletionSource? flushed = null;
-                while (sb.Length < 64 * 1024 && reader.TryRead(out var item))
+                while (sb.Length < 64 * 1024 && _items.TryDequeue(out var item))
                 {
                     if (item.Element is not null)
                     {
@@ -148,11 +195,6 @@ internal sealed class OutputQueue
                     await WriteAsync(sb, ct).ConfigureAwait(false);
                 }
 
-                if (!reader.TryPeek(out _))
-                {
-                    sb = null;
-                }
-
                 flushed?.TrySetResult();
             }
         }
@@ -169,13 +211,13 @@ internal sealed class OutputQueue
 
     private void ReleaseBarriers()
     {
-        if (!_out.Reader.TryPeek(out _))
+        if (_items.IsEmpty)
         {
             return;
         }
 
         var keep = new List<OutItem>();
-        while (_out.Reader.TryRead(out var item))
+        while (_items.TryDequeue(out var item))
         {
             if (item.Flushed is not null)
             {
@@ -195,7 +237,7 @@ internal sealed class OutputQueue
     {
         var left = _left.Select(i => i.Element!).ToList();
         _left = [];
-        while (_out.Reader.TryRead(out var item))
+        while (_items.TryDequeue(out var item))
         {
             if (item.Element is not null)
             {

@@ -44,6 +44,9 @@ public interface IRosterStore
 {
     Task<StoredRoster> LoadAsync(string host, string username, CancellationToken cancellationToken);
 
+    /// <summary>One entry, or null (also when the account does not exist).</summary>
+    Task<RosterItem?> GetItemAsync(string host, string username, string contact, CancellationToken cancellationToken);
+
     /// <summary>Adds or replaces an entry and sets the roster version.</summary>
     Task SaveAsync(string host, string username, RosterItem item, long version, CancellationToken cancellationToken);
 

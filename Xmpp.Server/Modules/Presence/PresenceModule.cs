@@ -390,12 +390,9 @@ public sealed class PresenceModule : IXmppModule
     {
         var user = ctx.To!.Bare;
         var prober = ctx.From;
-        var subscribed = prober.Bare == user;
-        if (!subscribed && await ExistsAsync(user, ct).ConfigureAwait(false))
-        {
-            var roster = await Rosters.GetAsync(user, ct).ConfigureAwait(false);
-            subscribed = roster.Find(prober) is { HasFrom: true };
-        }
+        // §4.3.2: only a contact with a subscription from the user gets an answer. One entry is read, not
+        // the roster: an unknown account has none either, and gets the same 'unsubscribed'.
+        var subscribed = prober.Bare == user || await Rosters.FindAsync(user, prober, ct).ConfigureAwait(false) is { HasFrom: true };
 
         if (!subscribed)
         {

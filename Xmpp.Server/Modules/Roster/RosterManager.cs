@@ -74,6 +74,21 @@ public sealed class RosterManager
     }
 
     /// <summary>
+    /// One entry of an account's roster: from the cache for an online account, else one row from the store
+    /// (answering a probe for an offline contact needs one entry, not the whole roster).
+    /// </summary>
+    public async ValueTask<RosterItem?> FindAsync(Jid owner, Jid contact, CancellationToken cancellationToken)
+    {
+        owner = owner.Bare;
+        if (_cache.TryGetValue(owner, out var cached))
+        {
+            return cached.Find(contact);
+        }
+
+        return await _store.GetItemAsync(owner.Domain, owner.Local!, contact.Bare.ToString(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Changes one entry atomically: <paramref name="mutate"/> gets the current entry (or null) and returns
     /// the new one (null removes it; the same instance means no change). Writes it, bumps the version
     /// when the client-visible item changed and pushes it. Returns the entry before and after.

@@ -31,6 +31,21 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
         return new StoredRoster(list, version);
     }
 
+    public async Task<RosterItem?> GetItemAsync(string host, string username, string contact, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = """
+            SELECT contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster
+            FROM roster_items WHERE host = $h AND username = $u AND contact = $c
+            """;
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Parameters.AddWithValue("$c", contact);
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+    }
+
     public Task SaveAsync(string host, string username, RosterItem item, long version, CancellationToken cancellationToken)
     {
         return storage.WriteAsync<bool>(
