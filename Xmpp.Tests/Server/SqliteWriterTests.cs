@@ -79,6 +79,18 @@ public sealed class SqliteWriterTests
     }
 
     [Test]
+    public async Task Deleting_an_account_cascades_to_its_data()
+    {
+        // Readers open without foreign-key enforcement; the writer keeps it, so deletes still cascade.
+        await _storage.Offline.StoreAsync("localhost", "u3", "<message/>", 10, CancellationToken.None);
+        await _storage.LastActivity.SetAsync("localhost", "u3", new LastActivity(DateTimeOffset.UtcNow, null), CancellationToken.None);
+        Assert.That(await _storage.Users.DeleteAsync("localhost", "u3", CancellationToken.None), Is.True);
+        Assert.That(await _storage.Offline.LoadAsync("localhost", "u3", CancellationToken.None), Is.Empty);
+        Assert.That(await _storage.LastActivity.GetAsync("localhost", "u3", CancellationToken.None), Is.Null);
+        Assert.That(await _storage.Users.GetCredentialAsync("localhost", "u3", ScramHash.Sha1, CancellationToken.None), Is.Null);
+    }
+
+    [Test]
     public async Task Writes_after_close_are_refused()
     {
         await _storage.DisposeAsync();

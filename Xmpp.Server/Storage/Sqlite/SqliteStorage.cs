@@ -76,6 +76,7 @@ public sealed class SqliteStorage : IStorage
     ];
 
     private readonly string _connectionString;
+    private readonly string _readConnectionString;
     private readonly SqliteWriter _writer;
 
     public SqliteStorage(string file)
@@ -90,7 +91,10 @@ public sealed class SqliteStorage : IStorage
             ForeignKeys = true,
             DefaultTimeout = 30,
         }.ToString();
-        _writer = new SqliteWriter(OpenAsync);
+
+        // Readers need no foreign-key enforcement, and with it every open, pooled or not, runs a PRAGMA.
+        _readConnectionString = new SqliteConnectionStringBuilder(_connectionString) { ForeignKeys = null }.ToString();
+        _writer = new SqliteWriter(OpenWriterAsync);
         Users = new SqliteUserStore(this);
         Roster = new SqliteRosterStore(this);
         Offline = new SqliteOfflineStore(this);
@@ -111,7 +115,16 @@ public sealed class SqliteStorage : IStorage
 
     public string Describe() => $"sqlite {File}";
 
+    /// <summary>A pooled connection for reads; every write goes through <see cref="WriteAsync"/>.</summary>
     internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_readConnectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return connection;
+    }
+
+    /// <summary>A connection with foreign keys enforced (cascading deletes), for the writer and migrations.</summary>
+    private async Task<SqliteConnection> OpenWriterAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -130,7 +143,7 @@ public sealed class SqliteStorage : IStorage
             Directory.CreateDirectory(dir);
         }
 
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenWriterAsync(cancellationToken).ConfigureAwait(false);
         await ExecAsync(connection, null, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", cancellationToken).ConfigureAwait(false);
         await ExecAsync(connection, null, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);", cancellationToken).ConfigureAwait(false);
         int current;
