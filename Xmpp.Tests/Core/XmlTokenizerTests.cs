@@ -13,11 +13,6 @@ public sealed class XmlTokenizerTests
 {
     private const string Header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
-    private sealed class ChunkedStream(byte[] data, int chunk) : MemoryStream(data)
-    {
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            base.ReadAsync(buffer[..Math.Min(chunk, buffer.Length)], cancellationToken);
-    }
 
     private static async Task<List<Element>> Stanzas(string body, int chunk = 4096) => await Stanzas(Encoding.UTF8.GetBytes(Header + body + "</stream:stream>"), chunk);
 

@@ -8,15 +8,6 @@ public sealed class XmppStreamReaderTests
 {
     private const string Header = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
-    /// <summary>A stream that returns at most N bytes per read, like a slow TCP connection.</summary>
-    private sealed class ChunkedStream(byte[] data, int chunk) : MemoryStream(data)
-    {
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            base.ReadAsync(buffer[..Math.Min(chunk, buffer.Length)], cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            base.ReadAsync(buffer, offset, Math.Min(chunk, count), cancellationToken);
-    }
 
     private static async Task<List<XmppStreamEvent>> ReadAll(string xml, int chunk = 4096, XmlReaderLimits? limits = null)
     {
