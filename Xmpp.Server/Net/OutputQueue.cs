@@ -35,7 +35,8 @@ internal sealed class OutputQueue
     private readonly ConcurrentQueue<OutItem> _items = new();
     private readonly SemaphoreSlim _wake = new(0);
     private int _signalled;
-    private volatile bool _completed;
+    private int _completed;
+    private int _adding;
     private readonly Func<Stream> _stream;
     private readonly bool _serverStream;
     private readonly string _contentNamespace;
@@ -71,17 +72,28 @@ internal sealed class OutputQueue
     public bool EnqueueRaw(string xml) => TryAdd(new OutItem(null, xml, null, false));
 
     /// <summary>
-    /// Queues an item unless the stream is complete. An item that races with <see cref="Complete"/> may land
-    /// after the closing tag: the writer never writes it, and <see cref="Drain"/> returns it for bouncing.
+    /// Queues an item unless the stream is complete. Nothing can land after the closing tag, where it would
+    /// be reported as queued but never written: a producer announces itself (<see cref="_adding"/>) before
+    /// it looks at <see cref="_completed"/>, and <see cref="Complete"/> sets that flag before it waits for
+    /// producers in flight. Both use full fences, so one of them always sees the other.
     /// </summary>
     private bool TryAdd(OutItem item)
     {
-        if (_completed)
+        Interlocked.Increment(ref _adding);
+        try
         {
-            return false;
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                return false;
+            }
+
+            _items.Enqueue(item);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _adding);
         }
 
-        _items.Enqueue(item);
         Signal();
         return true;
     }
@@ -109,10 +121,19 @@ internal sealed class OutputQueue
     /// <summary>Queues the last bytes of the stream (its closing tag) and takes nothing more.</summary>
     public void Complete(string finalXml)
     {
-        if (TryAdd(new OutItem(null, finalXml, null, true)))
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
         {
-            _completed = true;
+            return;
         }
+
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref _adding) != 0)
+        {
+            spin.SpinOnce();
+        }
+
+        _items.Enqueue(new OutItem(null, finalXml, null, true));
+        Signal();
     }
 
     /// <summary>
