@@ -17,6 +17,12 @@ internal static partial class OpenSsl
     private const int SslCtrlMode = 33;
     private const long SslModeReleaseBuffers = 0x10;
 
+    private const BindingFlags Instance = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
+
+    /// <summary>SslStream's SafeHandle fields, looked up once (reflection per connection would be wasted).</summary>
+    private static readonly FieldInfo[] HandleFields =
+        [.. typeof(SslStream).GetFields(Instance).Where(f => typeof(SafeHandle).IsAssignableFrom(f.FieldType))];
+
     /// <summary>
     /// Sets SSL_MODE_RELEASE_BUFFERS: OpenSSL frees a connection's record read and write buffers (about
     /// 34 KB together) whenever they are empty instead of keeping them for the life of the connection,
@@ -63,14 +69,8 @@ internal static partial class OpenSsl
 
     private static SafeHandle? FindSslHandle(SslStream stream)
     {
-        const BindingFlags Flags = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
-        foreach (var field in typeof(SslStream).GetFields(Flags))
+        foreach (var field in HandleFields)
         {
-            if (!typeof(SafeHandle).IsAssignableFrom(field.FieldType))
-            {
-                continue;
-            }
-
             var value = field.GetValue(stream);
             if (value is null)
             {
@@ -82,8 +82,8 @@ internal static partial class OpenSsl
                 return (SafeHandle)value;
             }
 
-            // SafeDeleteSslContext wraps the SafeSslHandle.
-            foreach (var inner in value.GetType().GetFields(Flags))
+            // Other runtime versions wrap the SafeSslHandle in a SafeDeleteSslContext.
+            foreach (var inner in value.GetType().GetFields(Instance))
             {
                 if (inner.FieldType.Name == "SafeSslHandle")
                 {

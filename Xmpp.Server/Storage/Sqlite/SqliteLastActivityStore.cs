@@ -6,7 +6,7 @@ internal sealed class SqliteLastActivityStore(SqliteStorage storage) : ILastActi
 {
     public Task SetAsync(string host, string username, LastActivity activity, CancellationToken cancellationToken)
     {
-        return storage.WriteAsync<int>(
+        return storage.WriteAsync(
             async (connection, tx, ct) =>
             {
                 await using var cmd = connection.CreateCommand();
@@ -20,7 +20,7 @@ internal sealed class SqliteLastActivityStore(SqliteStorage storage) : ILastActi
                 cmd.Parameters.AddWithValue("$u", username);
                 cmd.Parameters.AddWithValue("$t", activity.When.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
                 cmd.Parameters.AddWithValue("$s", (object?)activity.Status ?? DBNull.Value);
-                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken);
     }

@@ -46,12 +46,14 @@ internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
         return list;
     }
 
-    public Task DeleteAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken) =>
-        ids.Count == 0 ? Task.CompletedTask : DeleteSomeAsync(host, username, ids, cancellationToken);
-
-    private Task<bool> DeleteSomeAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
+    public Task DeleteAsync(string host, string username, IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
     {
-        return storage.WriteAsync<bool>(
+        if (ids.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        return storage.WriteAsync(
             async (connection, tx, ct) =>
             {
                 foreach (var chunk in ids.Chunk(500))
@@ -70,8 +72,6 @@ internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
                     cmd.Parameters.AddWithValue("$u", username);
                     await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
-
-                return true;
             },
             cancellationToken);
     }

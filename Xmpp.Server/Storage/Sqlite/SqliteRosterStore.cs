@@ -48,7 +48,7 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
 
     public Task SaveAsync(string host, string username, RosterItem item, long version, CancellationToken cancellationToken)
     {
-        return storage.WriteAsync<bool>(
+        return storage.WriteAsync(
             async (connection, tx, ct) =>
             {
                 await using (var cmd = connection.CreateCommand())
@@ -75,15 +75,13 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
                 }
 
                 await SetVersionAsync(connection, tx, host, username, version, ct).ConfigureAwait(false);
-
-                return true;
             },
             cancellationToken);
     }
 
     public Task RemoveAsync(string host, string username, string contact, long version, CancellationToken cancellationToken)
     {
-        return storage.WriteAsync<bool>(
+        return storage.WriteAsync(
             async (connection, tx, ct) =>
             {
                 await using (var cmd = connection.CreateCommand())
@@ -97,8 +95,6 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
                 }
 
                 await SetVersionAsync(connection, tx, host, username, version, ct).ConfigureAwait(false);
-
-                return true;
             },
             cancellationToken);
     }

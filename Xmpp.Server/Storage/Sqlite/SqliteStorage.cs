@@ -135,6 +135,16 @@ public sealed class SqliteStorage : IStorage
     internal Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) =>
         _writer.WriteAsync(work, cancellationToken);
 
+    /// <summary>A write with no result.</summary>
+    internal Task WriteAsync(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task> work, CancellationToken cancellationToken) =>
+        _writer.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await work(connection, tx, ct).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken);
+
     public async Task<int> MigrateAsync(CancellationToken cancellationToken)
     {
         var dir = Path.GetDirectoryName(File);
