@@ -24,7 +24,7 @@ public static class Precis
     public static bool TryPrepareUsernameCaseMapped(string input, out string output)
     {
         output = string.Empty;
-        if (input.Length == 0)
+        if (input.Length == 0 || !OnlyScalarValuesWithoutNoncharacters(input))
         {
             return false;
         }
@@ -52,7 +52,7 @@ public static class Precis
     public static bool TryPrepareOpaqueString(string input, out string output)
     {
         output = string.Empty;
-        if (input.Length == 0)
+        if (input.Length == 0 || !OnlyScalarValuesWithoutNoncharacters(input))
         {
             return false;
         }
@@ -85,6 +85,38 @@ public static class Precis
         }
 
         output = s;
+        return true;
+    }
+
+    /// <summary>
+    /// Lone surrogates and noncharacters are DISALLOWED in every PRECIS class (RFC 8264 §9.13,
+    /// PrecisIgnorableProperties), and string.Normalize throws on them, so they are refused first.
+    /// Found by fuzzing: U+FFFE in a SASL username reached Normalize.
+    /// </summary>
+    private static bool OnlyScalarValuesWithoutNoncharacters(string s)
+    {
+        for (var i = 0; i < s.Length; i++)
+        {
+            var c = s[i];
+            if (char.IsHighSurrogate(c))
+            {
+                if (i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1]))
+                {
+                    return false;
+                }
+
+                var cp = char.ConvertToUtf32(c, s[++i]);
+                if ((cp & 0xFFFE) == 0xFFFE)
+                {
+                    return false;
+                }
+            }
+            else if (char.IsLowSurrogate(c) || (c >= '\uFDD0' && c <= '\uFDEF') || c >= '\uFFFE')
+            {
+                return false;
+            }
+        }
+
         return true;
     }
 

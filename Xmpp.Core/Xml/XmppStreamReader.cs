@@ -276,9 +276,9 @@ public sealed class XmppStreamReader : IXmppStreamReader
         return i + _scan;
     }
 
-    private int Find(ReadOnlySpan<byte> data, ReadOnlySpan<byte> value)
+    private int Find(ReadOnlySpan<byte> data, ReadOnlySpan<byte> value, int start = 0)
     {
-        var from = Math.Max(0, _scan - value.Length + 1);
+        var from = Math.Max(start, _scan - value.Length + 1);
         var i = data[from..].IndexOf(value);
         if (i < 0)
         {
@@ -348,7 +348,19 @@ public sealed class XmppStreamReader : IXmppStreamReader
             throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "processing instructions are not allowed (RFC 6120 §11.1)");
         }
 
-        var end = Find(data, "?>"u8);
+        // Only "<?xml" and whitespace can start the declaration: refuse anything else at once rather than
+        // waiting for a "?>" that may never come. The terminator is searched for after "<?": in "<?>" the
+        // '?' of the opening does not close it (found by fuzzing).
+        var head = data[2..Math.Min(data.Length, 6)];
+        for (var j = 0; j < head.Length; j++)
+        {
+            if (j < 3 ? head[j] != "xml"u8[j] : !XmlNames.IsWhitespace(head[j]))
+            {
+                throw new XmppStreamException(StreamErrorCondition.RestrictedXml, "processing instructions are not allowed (RFC 6120 §11.1)");
+            }
+        }
+
+        var end = Find(data, "?>"u8, start: 2);
         if (end < 0)
         {
             return 0;

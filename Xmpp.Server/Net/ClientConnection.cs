@@ -25,7 +25,6 @@ namespace Xmpp.Server.Net;
 public sealed class ClientConnection : IClientSession, IConnection
 {
     private readonly ServerContext _ctx;
-    private readonly Socket _socket;
     private readonly IPEndPoint _remote;
     private readonly bool _directTls;
     private readonly Logger _log;
@@ -47,14 +46,19 @@ public sealed class ClientConnection : IClientSession, IConnection
     private bool _bound;
 
     public ClientConnection(ServerContext ctx, Socket socket, bool directTls, CancellationToken shutdown)
+        : this(ctx, new NetworkStream(socket, ownsSocket: true), (IPEndPoint)socket.RemoteEndPoint!, directTls, shutdown)
+    {
+    }
+
+    /// <summary>A stream over any transport (the socket's, or an in-memory one for the fuzzer); disposing it releases the transport.</summary>
+    public ClientConnection(ServerContext ctx, Stream transport, IPEndPoint remote, bool directTls, CancellationToken shutdown)
     {
         _ctx = ctx;
-        _socket = socket;
-        _remote = (IPEndPoint)socket.RemoteEndPoint!;
+        _remote = remote;
         _directTls = directTls;
         _log = ctx.Logs.GetLogger("C2s");
         _cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
-        _activity = new ActivityStream(new NetworkStream(socket, ownsSocket: true));
+        _activity = new ActivityStream(transport);
         _stream = _activity;
         _out = new OutputQueue(() => _stream, serverStream: false);
         ConnectionId = ctx.Connections.NextId();
@@ -209,7 +213,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         Close(null);
-        await Teardown.ReleaseAsync(writer, _ctx.Options.Limits.CloseTimeout, _cts, _stream, _socket, _log).ConfigureAwait(false);
+        await Teardown.ReleaseAsync(writer, _ctx.Options.Limits.CloseTimeout, _cts, _stream, null, _log).ConfigureAwait(false);
         _cts.Dispose();
         _log.Info("Connection closed{Who}", _jid is null ? string.Empty : " for " + _jid);
     }

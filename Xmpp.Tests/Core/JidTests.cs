@@ -56,6 +56,25 @@ public sealed class JidTests
     public void Invalid_jids_are_refused(string input) =>
         Assert.That(Jid.TryParse(input, out _), Is.False, input);
 
+    /// <summary>
+    /// Noncharacters and lone surrogates are DISALLOWED (RFC 8264 §9.13). Found by fuzzing: string.Normalize
+    /// threw on U+FFFE. In code rather than in attributes, whose strings are stored as UTF-8 and cannot hold
+    /// a lone surrogate.
+    /// </summary>
+    [Test]
+    public void Noncharacters_and_lone_surrogates_are_refused()
+    {
+        string[] inputs =
+        [
+            "us\uFFFEer@example.com", "user@example.com/re\uFFFFs", "us\uFDD0er@example.com", "user@example.com/\uD83F\uDFFE",
+            "us\uD800er@example.com", "user@example.com/\uDC00", "user@example.com/a\uD800",
+        ];
+        foreach (var input in inputs)
+        {
+            Assert.That(Jid.TryParse(input, out _), Is.False, string.Join(" ", input.Select(c => ((int)c).ToString("X4", System.Globalization.CultureInfo.InvariantCulture))));
+        }
+    }
+
     [Test]
     public void Parts_longer_than_1023_bytes_are_refused()
     {

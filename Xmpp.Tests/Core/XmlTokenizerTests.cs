@@ -136,6 +136,14 @@ public sealed class XmlTokenizerTests
     public void Declaration_after_the_start_is_restricted() =>
         Assert.That(ErrorOf("<?xml version='1.0'?><presence/>"), Is.EqualTo(StreamErrorCondition.RestrictedXml));
 
+    // Found by fuzzing: the '?' of "<?" was taken for the start of "?>", and the reader threw
+    // ArgumentOutOfRangeException instead of a stream error.
+    [TestCase("<?>")]
+    [TestCase("<?>vvv")]
+    [TestCase("<??>")]
+    public void Malformed_processing_instruction_at_the_start_is_restricted(string start) =>
+        Assert.That(ErrorOfRaw(start + Header), Is.EqualTo(StreamErrorCondition.RestrictedXml));
+
     [Test]
     public void Text_before_the_header_is_not_well_formed() =>
         Assert.That(ErrorOfRaw("hello" + Header), Is.EqualTo(StreamErrorCondition.NotWellFormed));

@@ -1,0 +1,68 @@
+using Xmpp.Core.Sasl;
+
+namespace Xmpp.Fuzz;
+
+/// <summary>
+/// SASL message parsing: the mechanism picked by the first byte (PLAIN or SCRAM-SHA-1/256/512, with or
+/// without channel binding) gets the rest of the input as a sequence of messages separated by 0xFF. The
+/// mechanism must answer each with a challenge, a success or a failure (never an exception), and can
+/// only succeed for the account that exists, which no fuzzer can guess the password of.
+/// </summary>
+public static class SaslTarget
+{
+    private static readonly Dictionary<ScramHash, ScramCredential> Credentials = ScramHashes.All.ToDictionary(h => h, h => ScramCredential.Create(h, "r0m3o-and-jul1et!", 4096, new byte[16]));
+
+    public static void Run(byte[] input)
+    {
+        if (input.Length == 0)
+        {
+            return;
+        }
+
+        var hashes = ScramHashes.All.ToArray();
+        var choice = input[0] % 7;
+        ValueTask<ScramCredential?> Lookup(string user, ScramHash hash, CancellationToken ct) =>
+            ValueTask.FromResult(user == "juliet" ? Credentials[hash] : null);
+        ISaslServerMechanism mechanism = choice == 6
+            ? new PlainServerMechanism(Lookup)
+            : new ScramServerMechanism(hashes[choice % 3], choice >= 3, Lookup, choice >= 3 ? new FakeBinding() : null);
+        var messages = Split(input.AsMemory(1));
+        foreach (var message in messages)
+        {
+            var step = mechanism.StepAsync(message, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            switch (step.Kind)
+            {
+                case SaslStepKind.Challenge:
+                    continue;
+                case SaslStepKind.Success:
+                    throw new FuzzFindingException($"{mechanism.Name} succeeded for '{mechanism.Username}' without the password");
+                default:
+                    return;
+            }
+        }
+    }
+
+    private static List<ReadOnlyMemory<byte>> Split(ReadOnlyMemory<byte> data)
+    {
+        var list = new List<ReadOnlyMemory<byte>>();
+        while (true)
+        {
+            var i = data.Span.IndexOf((byte)0xFF);
+            if (i < 0)
+            {
+                list.Add(data);
+                return list;
+            }
+
+            list.Add(data[..i]);
+            data = data[(i + 1)..];
+        }
+    }
+
+    private sealed class FakeBinding : IChannelBindingSource
+    {
+        public IReadOnlyList<string> SupportedTypes { get; } = [ChannelBindingTypes.TlsExporter, ChannelBindingTypes.TlsServerEndPoint];
+
+        public byte[]? GetBindingData(string type) => type == ChannelBindingTypes.TlsExporter ? new byte[32] : new byte[48];
+    }
+}
