@@ -132,22 +132,17 @@ internal static class XmlNames
             return Encoding.ASCII.GetString(raw);
         }
 
+        // Names are checked against XML 1.0 5th edition (§2.3) and also against the older, narrower rules of
+        // the 4th edition that System.Xml and expat (Prosody, ejabberd's fast_xml) still apply: a name only
+        // one of them accepts would break the stream of whoever we forward the stanza to. Both must agree,
+        // so supplementary characters, which the 4th edition does not allow in names, are refused too
+        // (found by fuzzing: U+0700 and U+FFCB names that System.Xml refused).
         var name = XmlText.Utf8(raw);
         for (var i = 0; i < name.Length; i++)
         {
             var c = name[i];
-            if (char.IsHighSurrogate(c) && i + 1 < name.Length)
-            {
-                // Supplementary characters U+10000-U+EFFFF are name characters (XML 1.0 5th ed. §2.3).
-                if (char.ConvertToUtf32(c, name[++i]) > 0xEFFFF)
-                {
-                    throw NotWellFormed("invalid character in a name");
-                }
-
-                continue;
-            }
-
-            if (!IsNameChar(c, start: i == 0))
+            var start = i == 0;
+            if (!IsNameChar(c, start) || !(start ? System.Xml.XmlConvert.IsStartNCNameChar(c) : System.Xml.XmlConvert.IsNCNameChar(c)))
             {
                 throw NotWellFormed("invalid character in a name");
             }

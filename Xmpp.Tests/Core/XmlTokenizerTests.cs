@@ -144,6 +144,14 @@ public sealed class XmlTokenizerTests
     public void Malformed_processing_instruction_at_the_start_is_restricted(string start) =>
         Assert.That(ErrorOfRaw(start + Header), Is.EqualTo(StreamErrorCondition.RestrictedXml));
 
+    // Found by fuzzing: names valid in XML 1.0 5th edition that System.Xml and expat (4th edition rules)
+    // refuse; forwarding them would break the receiver's stream.
+    [TestCase("<presence\u0700/>")]
+    [TestCase("<iq type='result' id\uFFCB='2'/>")]
+    [TestCase("<message><x\U00010400 xmlns='urn:x'/></message>")]
+    public void Names_outside_the_4th_edition_rules_are_not_well_formed(string stanza) =>
+        Assert.That(ErrorOf(stanza), Is.EqualTo(StreamErrorCondition.NotWellFormed));
+
     [Test]
     public void Text_before_the_header_is_not_well_formed() =>
         Assert.That(ErrorOfRaw("hello" + Header), Is.EqualTo(StreamErrorCondition.NotWellFormed));
