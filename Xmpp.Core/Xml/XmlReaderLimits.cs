@@ -9,8 +9,11 @@ public sealed record XmlReaderLimits
     /// <summary>Maximum nesting depth inside a stanza.</summary>
     public int MaxDepth { get; init; } = 64;
 
-    /// <summary>Maximum number of attributes on one element.</summary>
+    /// <summary>Maximum number of attributes on one element (namespace declarations not counted).</summary>
     public int MaxAttributes { get; init; } = 64;
+
+    /// <summary>Maximum number of namespace declarations on one element.</summary>
+    public int MaxNamespaceDeclarations { get; init; } = 32;
 
     /// <summary>
     /// Server-to-server streams: elements in jabber:server are read as jabber:client, so that the rest of

@@ -521,9 +521,14 @@ public sealed class XmppStreamReader : IXmppStreamReader
             }
         }
 
-        if (declarations > _limits.MaxAttributes || _attrs.Count - declarations > _limits.MaxAttributes)
+        if (declarations > _limits.MaxNamespaceDeclarations)
         {
-            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many attributes or namespace declarations");
+            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many namespace declarations on one element");
+        }
+
+        if (_attrs.Count - declarations > _limits.MaxAttributes)
+        {
+            throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many attributes on one element");
         }
 
         var ns = Resolve(prefix, element: true);

@@ -204,7 +204,7 @@ public static class ConfigLoader
                     }
 
                 case "authentication":
-                    ctx.CheckAttributes(e, "iterations", "allow-plain", "max-failures", "failure-delay", "max-failure-delay");
+                    ctx.CheckAttributes(e, "iterations", "allow-plain", "max-failures", "failure-delay", "max-failure-delay", "ip-failures", "account-failures", "block-time");
                     options = options with
                     {
                         Auth = new AuthOptions
@@ -214,23 +214,35 @@ public static class ConfigLoader
                             MaxFailuresPerStream = ctx.Int(e, "max-failures", 6, 3, 6),
                             FailureDelay = TimeSpan.FromSeconds(ctx.Double(e, "failure-delay", 1, 0, 60)),
                             MaxFailureDelay = TimeSpan.FromSeconds(ctx.Double(e, "max-failure-delay", 16, 0, 3600)),
+                            FailuresPerIp = ctx.Int(e, "ip-failures", 30, 0, 1_000_000),
+                            FailuresPerAccount = ctx.Int(e, "account-failures", 10, 0, 1_000_000),
+                            BlockTime = TimeSpan.FromSeconds(ctx.Double(e, "block-time", 300, 1, 86_400)),
                         },
                     };
                     break;
 
                 case "limits":
-                    ctx.CheckAttributes(e, "stanza-size", "depth", "auth-timeout", "output-queue", "close-timeout", "idle-timeout", "roster-items");
+                    ctx.CheckAttributes(
+                        e, "stanza-size", "s2s-stanza-size", "depth", "attributes", "namespaces", "auth-timeout", "output-queue", "close-timeout",
+                        "idle-timeout", "roster-items", "connections-per-ip", "stanza-rate", "stanza-burst", "sessions-per-account");
                     options = options with
                     {
                         Limits = new LimitOptions
                         {
                             StanzaSize = ctx.Int(e, "stanza-size", 256 * 1024, 10_000, 64 * 1024 * 1024),
+                            S2sStanzaSize = ctx.Int(e, "s2s-stanza-size", 512 * 1024, 10_000, 64 * 1024 * 1024),
                             MaxDepth = ctx.Int(e, "depth", 64, 8, 1024),
+                            MaxAttributes = ctx.Int(e, "attributes", 64, 8, 10_000),
+                            MaxNamespaces = ctx.Int(e, "namespaces", 32, 4, 10_000),
                             AuthTimeout = TimeSpan.FromSeconds(ctx.Double(e, "auth-timeout", 60, 1, 3600)),
                             OutputQueue = ctx.Int(e, "output-queue", 10_000, 16, 10_000_000),
                             CloseTimeout = TimeSpan.FromSeconds(ctx.Double(e, "close-timeout", 5, 0, 600)),
                             IdleTimeout = TimeSpan.FromSeconds(ctx.Double(e, "idle-timeout", 300, 1, 86_400)),
                             RosterItems = ctx.Int(e, "roster-items", 2000, 10, 1_000_000),
+                            ConnectionsPerIp = ctx.Int(e, "connections-per-ip", 100, 0, 10_000_000),
+                            StanzaRate = ctx.Double(e, "stanza-rate", 50, 0, 1_000_000),
+                            StanzaBurst = ctx.Int(e, "stanza-burst", 250, 1, 10_000_000),
+                            SessionsPerAccount = ctx.Int(e, "sessions-per-account", 16, 1, 100_000),
                         },
                     };
                     break;

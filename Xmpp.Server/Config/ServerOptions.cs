@@ -146,13 +146,54 @@ public sealed record AuthOptions
 
     /// <summary>Upper bound of that delay.</summary>
     public TimeSpan MaxFailureDelay { get; init; } = TimeSpan.FromSeconds(16);
+
+    /// <summary>
+    /// Failed attempts from one address within 10 minutes after which that address may not try again for
+    /// <see cref="BlockTime"/>; 0: never blocked.
+    /// </summary>
+    public int FailuresPerIp { get; init; } = 30;
+
+    /// <summary>
+    /// Failed attempts for one username (whether the account exists or not) within 10 minutes after which
+    /// that username may not try again for <see cref="BlockTime"/>, from anywhere; 0: never blocked.
+    /// </summary>
+    public int FailuresPerAccount { get; init; } = 10;
+
+    /// <summary>How long a blocked address or username is refused.</summary>
+    public TimeSpan BlockTime { get; init; } = TimeSpan.FromMinutes(5);
 }
 
 public sealed record LimitOptions
 {
+    /// <summary>Bytes of one top-level element on a client stream (policy-violation beyond it).</summary>
     public int StanzaSize { get; init; } = 256 * 1024;
 
+    /// <summary>The same on a server-to-server stream, which carries other servers' larger stanzas (Prosody's default).</summary>
+    public int S2sStanzaSize { get; init; } = 512 * 1024;
+
     public int MaxDepth { get; init; } = 64;
+
+    /// <summary>Attributes on one element, namespace declarations not counted.</summary>
+    public int MaxAttributes { get; init; } = 64;
+
+    /// <summary>Namespace declarations on one element.</summary>
+    public int MaxNamespaces { get; init; } = 32;
+
+    /// <summary>Open connections (client and server streams together) from one IP address; 0: no limit.</summary>
+    public int ConnectionsPerIp { get; init; } = 100;
+
+    /// <summary>
+    /// Stanzas (and other top-level elements) a client stream may send per second, sustained; a token
+    /// bucket of <see cref="StanzaBurst"/> tokens refilled at this rate. A client that empties it gets a
+    /// policy-violation stream error. 0: no limit.
+    /// </summary>
+    public double StanzaRate { get; init; } = 50;
+
+    /// <summary>Size of that bucket: how many elements a client may send at once.</summary>
+    public int StanzaBurst { get; init; } = 250;
+
+    /// <summary>Resources bound at once to one account; one more is refused with resource-constraint (RFC 6120 §7.6.2.1).</summary>
+    public int SessionsPerAccount { get; init; } = 16;
 
     /// <summary>How long a connection may take from accept to a bound resource.</summary>
     public TimeSpan AuthTimeout { get; init; } = TimeSpan.FromSeconds(60);

@@ -70,7 +70,7 @@ public sealed class XmppServer : IAsyncDisposable
             Hooks = hooks,
             Router = router,
             Connections = new ConnectionManager(),
-            AuthFailures = new AuthFailureTracker(options.Auth.FailureDelay, options.Auth.MaxFailureDelay, TimeProvider.System),
+            AuthFailures = new AuthFailureTracker(options.Auth, TimeProvider.System),
             StreamFeatures = new StreamFeatureRegistry(),
         };
         context.S2s = new S2s.S2sManager(context);

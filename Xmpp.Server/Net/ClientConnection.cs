@@ -31,6 +31,7 @@ public sealed class ClientConnection : IClientSession, IConnection
     private readonly OutputQueue _out;
     private readonly CancellationTokenSource _cts;
     private readonly ActivityStream _activity;
+    private readonly TokenBucket? _rate;
     private volatile Stream _stream;
     private long _pingSentAt;
     private int _closing;
@@ -59,6 +60,8 @@ public sealed class ClientConnection : IClientSession, IConnection
         _log = ctx.Logs.GetLogger("C2s");
         _cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         _activity = new ActivityStream(transport);
+        var limits = ctx.Options.Limits;
+        _rate = limits.StanzaRate > 0 ? new TokenBucket(limits.StanzaRate, limits.StanzaBurst) : null;
         _stream = _activity;
         _out = new OutputQueue(() => _stream, serverStream: false);
         ConnectionId = ctx.Connections.NextId();
@@ -118,6 +121,8 @@ public sealed class ClientConnection : IClientSession, IConnection
                 {
                     MaxStanzaBytes = _ctx.Options.Limits.StanzaSize,
                     MaxDepth = _ctx.Options.Limits.MaxDepth,
+                    MaxAttributes = _ctx.Options.Limits.MaxAttributes,
+                    MaxNamespaceDeclarations = _ctx.Options.Limits.MaxNamespaces,
                 });
                 var ev = await reader.ReadAsync(ct).ConfigureAwait(false);
                 if (ev.Kind != XmppStreamEventKind.Header)
@@ -140,6 +145,14 @@ public sealed class ClientConnection : IClientSession, IConnection
                     {
                         _log.Info("Connection dropped by the client");
                         break;
+                    }
+
+                    if (_rate is not null && !_rate.TryTake())
+                    {
+                        // XEP-0205 §6: a flood is cut off, not queued without bound.
+                        throw new XmppStreamException(
+                            StreamErrorCondition.PolicyViolation,
+                            $"more than {_ctx.Options.Limits.StanzaRate:0.#} stanzas per second (bursts of {_ctx.Options.Limits.StanzaBurst})");
                     }
 
                     var next = await HandleAsync(ev.Element!, ct).ConfigureAwait(false);
@@ -512,7 +525,17 @@ public sealed class ClientConnection : IClientSession, IConnection
             resource = prepared;
         }
 
-        _jid = Jid.Parse(_user + "@" + _host).WithResource(resource);
+        var jid = Jid.Parse(_user + "@" + _host).WithResource(resource);
+        var others = _ctx.Sessions.Resources(jid.Bare);
+        if (others.Count >= _ctx.Options.Limits.SessionsPerAccount && !others.Any(o => o.Jid == jid))
+        {
+            // RFC 6120 §7.6.2.1: the account has reached its limit of simultaneous resources.
+            _log.Warn("Refusing to bind {Jid}: {Count} sessions of the account are bound already", jid, others.Count);
+            TrySend(Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.ResourceConstraint, $"at most {_ctx.Options.Limits.SessionsPerAccount} sessions per account")));
+            return;
+        }
+
+        _jid = jid;
         _bound = true;
         var replaced = _ctx.Sessions.Bind(this);
         if (replaced is not null && !ReferenceEquals(replaced, this))
@@ -588,6 +611,11 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(failure, $"mechanism '{mechanism}' is not offered", mechanism, ct).ConfigureAwait(false);
                     }
 
+                    if (_ctx.AuthFailures.IsBlocked(_remote.Address))
+                    {
+                        return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts from your address; try again later", mechanism, ct).ConfigureAwait(false);
+                    }
+
                     _sasl = CreateMechanism(mechanism);
                     if (!TryDecode(e.Text, out var initial))
                     {
@@ -639,9 +667,15 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(SaslFailure.InvalidAuthzid, "may only act as " + bare, mech.Name, ct).ConfigureAwait(false);
                     }
 
+                    if (_ctx.AuthFailures.IsBlocked(bare))
+                    {
+                        // The same answer as for a wrong password during the block, so a guess cannot be tested.
+                        return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts", mech.Name, ct, mech.Username).ConfigureAwait(false);
+                    }
+
                     _user = mech.Username;
                     _sasl = null;
-                    _ctx.AuthFailures.RecordSuccess(_remote.Address);
+                    _ctx.AuthFailures.RecordSuccess(_remote.Address, bare);
                     _log.Info("Authenticated {User} with {Mechanism}", bare, mech.Name);
                     var data = step.Data is { Length: > 0 } ? Convert.ToBase64String(step.Data) : string.Empty;
                     SendRaw("<success xmlns='" + Ns.Sasl + "'>" + data + "</success>");
@@ -678,11 +712,18 @@ public sealed class ClientConnection : IClientSession, IConnection
             _saslFailures++;
         }
 
+        var account = user is null ? null : user + "@" + _host;
+        if (counts && account is not null && _ctx.AuthFailures.IsBlocked(account))
+        {
+            failure = SaslFailure.TemporaryAuthFailure;
+            reason = "too many failed attempts for this account; try again later";
+        }
+
         var condition = ErrorNames.ToElementName(failure);
         _log.Warn("Authentication failed for {User} from {Remote} with {Mechanism}: {Condition} ({Reason})", user ?? "?", _remote, mechanism ?? "?", condition, reason);
         if (counts)
         {
-            var delay = _ctx.AuthFailures.RecordFailure(_remote.Address);
+            var delay = _ctx.AuthFailures.RecordFailure(_remote.Address, account);
             if (delay > TimeSpan.Zero)
             {
                 await Task.Delay(delay, ct).ConfigureAwait(false);

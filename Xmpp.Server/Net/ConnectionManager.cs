@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 
 namespace Xmpp.Server.Net;
 
@@ -9,6 +10,7 @@ namespace Xmpp.Server.Net;
 public sealed class ConnectionManager
 {
     private readonly ConcurrentDictionary<long, (IConnection Connection, Task Run)> _connections = new();
+    private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private long _nextId;
 
     public int Count => _connections.Count;
@@ -17,8 +19,61 @@ public sealed class ConnectionManager
 
     public long NextId() => Interlocked.Increment(ref _nextId);
 
-    /// <summary>Runs a new connection on the thread pool (never a thread per connection) and tracks it until it ends.</summary>
-    public void Start(IConnection connection)
+    /// <summary>Open connections from one address (accepted ones; outgoing streams are not counted).</summary>
+    public int CountFrom(IPAddress address) => _perAddress.TryGetValue(Normalize(address), out var n) ? n : 0;
+
+    /// <summary>
+    /// Counts one more accepted connection from an address, unless <paramref name="limit"/> (when positive)
+    /// are open already. Every successful call is matched by the release at the end of <see cref="Start"/>.
+    /// </summary>
+    public bool TryAdmit(IPAddress address, int limit)
+    {
+        address = Normalize(address);
+        while (true)
+        {
+            if (!_perAddress.TryGetValue(address, out var n))
+            {
+                if (_perAddress.TryAdd(address, 1))
+                {
+                    return true;
+                }
+
+                continue;
+            }
+
+            if (limit > 0 && n >= limit)
+            {
+                return false;
+            }
+
+            if (_perAddress.TryUpdate(address, n + 1, n))
+            {
+                return true;
+            }
+        }
+    }
+
+    private void Release(IPAddress address)
+    {
+        while (_perAddress.TryGetValue(address, out var n))
+        {
+            var done = n <= 1
+                ? _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, n))
+                : _perAddress.TryUpdate(address, n - 1, n);
+            if (done)
+            {
+                return;
+            }
+        }
+    }
+
+    private static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+
+    /// <summary>
+    /// Runs a new connection on the thread pool (never a thread per connection) and tracks it until it ends;
+    /// <paramref name="admitted"/> is the address <see cref="TryAdmit"/> counted it under, released at the end.
+    /// </summary>
+    public void Start(IConnection connection, IPAddress? admitted = null)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // A connection started from another connection's flow (an outgoing s2s stream opened for a
@@ -34,6 +89,10 @@ public sealed class ConnectionManager
             finally
             {
                 _connections.TryRemove(connection.ConnectionId, out _);
+                if (admitted is not null)
+                {
+                    Release(Normalize(admitted));
+                }
             }
         });
         _connections[connection.ConnectionId] = (connection, run);

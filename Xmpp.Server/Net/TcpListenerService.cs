@@ -66,10 +66,55 @@ public sealed class TcpListenerService : IDisposable
             }
 
             client.NoDelay = true;
+            var address = ((IPEndPoint)client.RemoteEndPoint!).Address;
+            var limit = _ctx.Options.Limits.ConnectionsPerIp;
+            if (!_ctx.Connections.TryAdmit(address, limit))
+            {
+                _log.Warn("Refusing a connection from {Remote} on {Endpoint}: {Limit} connections from that address are open already", client.RemoteEndPoint, LocalEndPoint, limit);
+                _ = RefuseAsync(client);
+                continue;
+            }
+
             IConnection connection = Kind.IsServer()
                 ? new S2s.IncomingS2s(_ctx, _ctx.S2s, client, _directTls, shutdown)
                 : new ClientConnection(_ctx, client, _directTls, shutdown);
-            _ctx.Connections.Start(connection);
+            _ctx.Connections.Start(connection, address);
+        }
+    }
+
+    /// <summary>
+    /// Ends a connection over the per-address limit: on a plain-text port with a policy-violation stream
+    /// error after our stream header (RFC 6120 §4.9.1.1: an error before the peer's header still opens the
+    /// stream first), on a direct-TLS port by closing it. Reads and discards for up to a second before
+    /// closing, so that the peer's unread header does not turn the close into a reset that hides the error.
+    /// </summary>
+    private async Task RefuseAsync(Socket client)
+    {
+        try
+        {
+            using (client)
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                if (!_directTls)
+                {
+                    var content = Kind.IsServer() ? Xmpp.Core.Ns.Server : Xmpp.Core.Ns.Client;
+                    var xml = "<?xml version='1.0'?><stream:stream xmlns='" + content + "' xmlns:stream='" + Xmpp.Core.Ns.Stream +
+                        "' from='" + Xmpp.Core.Xml.ElementWriter.Escape(_ctx.Options.Hosts[0].Name) + "' version='1.0'><stream:error><policy-violation xmlns='" +
+                        Xmpp.Core.Ns.Streams + "'/><text xmlns='" + Xmpp.Core.Ns.Streams +
+                        "' xml:lang='en'>too many connections from your address</text></stream:error></stream:stream>";
+                    await client.SendAsync(System.Text.Encoding.UTF8.GetBytes(xml), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                }
+
+                client.Shutdown(SocketShutdown.Send);
+                var buffer = new byte[512];
+                while (await client.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).ConfigureAwait(false) > 0)
+                {
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The peer is gone or silent: nothing more to do.
         }
     }
 

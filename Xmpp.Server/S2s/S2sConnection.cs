@@ -89,8 +89,10 @@ public abstract class S2sConnection : IConnection
 
     protected XmppStreamReader NewReader() => new(Transport!, new XmlReaderLimits
     {
-        MaxStanzaBytes = Ctx.Options.Limits.StanzaSize,
+        MaxStanzaBytes = Ctx.Options.Limits.S2sStanzaSize,
         MaxDepth = Ctx.Options.Limits.MaxDepth,
+        MaxAttributes = Ctx.Options.Limits.MaxAttributes,
+        MaxNamespaceDeclarations = Ctx.Options.Limits.MaxNamespaces,
         ServerNamespaceAsClient = true,
     });
 

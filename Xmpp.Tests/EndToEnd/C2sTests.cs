@@ -316,7 +316,7 @@ public sealed class C2sTests
     public async Task Client_that_stops_reading_is_disconnected_and_others_are_unaffected()
     {
         const string Carol = "carol@localhost:carol";
-        await using var server = await TestServer.StartAsync(o => o with { Limits = o.Limits with { OutputQueue = 16 } }, Alice, Bob, Carol);
+        await using var server = await TestServer.StartAsync(o => o with { Limits = o.Limits with { OutputQueue = 16, StanzaRate = 0 } }, Alice, Bob, Carol);
         await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
         await using var bob = await RawXmppClient.ConnectAsync(server.C2sPort);
         await using var carol = await RawXmppClient.ConnectAsync(server.C2sPort);
