@@ -7,9 +7,15 @@ namespace Xmpp.Core.Sasl;
 public sealed class PlainServerMechanism : ISaslServerMechanism
 {
     private readonly CredentialLookup _lookup;
+    private readonly DecoyCredentials? _decoys;
     private bool _done;
 
-    public PlainServerMechanism(CredentialLookup lookup) => _lookup = lookup;
+    /// <param name="decoys">A missing account is checked against a decoy, so it takes as long as a wrong password.</param>
+    public PlainServerMechanism(CredentialLookup lookup, DecoyCredentials? decoys = null)
+    {
+        _lookup = lookup;
+        _decoys = decoys;
+    }
 
     public string Name => "PLAIN";
 
@@ -60,7 +66,13 @@ public sealed class PlainServerMechanism : ISaslServerMechanism
 
         var credential = await _lookup(local, ScramHash.Sha256, cancellationToken).ConfigureAwait(false)
             ?? await _lookup(local, ScramHash.Sha1, cancellationToken).ConfigureAwait(false);
-        if (credential is null || !credential.Verify(password))
+        if (credential is null)
+        {
+            _decoys?.Plain.Verify(password);
+            return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
+        }
+
+        if (!credential.Verify(password))
         {
             return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
         }

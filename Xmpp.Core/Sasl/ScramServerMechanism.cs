@@ -22,12 +22,16 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
     private string _serverFirst = string.Empty;
     private string _nonce = string.Empty;
     private byte[]? _expectedBindingData;
+    private readonly DecoyCredentials? _decoys;
     private ScramCredential? _credential;
+    private bool _decoy;
 
     /// <param name="channelBinding">The TLS channel, or null on a stream without TLS.</param>
     /// <param name="serverNonce">Fixed server nonce for test vectors; random when null.</param>
-    public ScramServerMechanism(ScramHash hash, bool plus, CredentialLookup lookup, IChannelBindingSource? channelBinding, string? serverNonce = null)
+    /// <param name="decoys">What to answer for a username without credentials (random salts when null).</param>
+    public ScramServerMechanism(ScramHash hash, bool plus, CredentialLookup lookup, IChannelBindingSource? channelBinding, string? serverNonce = null, DecoyCredentials? decoys = null)
     {
+        _decoys = decoys;
         _hash = hash;
         _plus = plus;
         _lookup = lookup;
@@ -171,11 +175,16 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
         _credential = await _lookup(user, _hash, cancellationToken).ConfigureAwait(false);
         Username = user;
 
-        // An unknown user still gets a plausible challenge so the exchange does not reveal which accounts exist.
-        var salt = _credential?.Salt ?? RandomNumberGenerator.GetBytes(16);
-        var iterations = _credential?.Iterations ?? ScramCredential.MinimumIterations;
+        // An unknown user gets the same kind of challenge as a real one, and then the same work, so the
+        // exchange does not reveal which accounts exist (see DecoyCredentials).
+        if (_credential is null)
+        {
+            _decoy = true;
+            _credential = _decoys?.For(user, _hash) ?? new DecoyCredentials(RandomNumberGenerator.GetBytes(32), ScramCredential.MinimumIterations).For(user, _hash);
+        }
+
         _nonce = clientNonce + _serverNonce;
-        _serverFirst = $"r={_nonce},s={Convert.ToBase64String(salt)},i={iterations}";
+        _serverFirst = $"r={_nonce},s={Convert.ToBase64String(_credential.Salt)},i={_credential.Iterations}";
         _state = State.SentServerFirst;
         return SaslStep.Challenge(Encoding.UTF8.GetBytes(_serverFirst));
     }
@@ -231,7 +240,7 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
             clientKey[i] = (byte)(proof[i] ^ clientSignature[i]);
         }
 
-        if (!CryptographicOperations.FixedTimeEquals(_hash.Hash(clientKey), _credential.StoredKey))
+        if (!CryptographicOperations.FixedTimeEquals(_hash.Hash(clientKey), _credential.StoredKey) | _decoy)
         {
             return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
         }

@@ -327,7 +327,7 @@ public static class CommandLine
         await stdout.WriteLineAsync($"data directory: {options.DataDirectory}").ConfigureAwait(false);
         try
         {
-            Directory.CreateDirectory(options.DataDirectory);
+            PrivateFiles.EnsureDirectory(options.DataDirectory);
             var storage = XmppServer.CreateStorage(options);
             await using (storage.ConfigureAwait(false))
             {

@@ -31,6 +31,9 @@ public sealed class ServerContext
 
     public required StreamFeatureRegistry StreamFeatures { get; init; }
 
+    /// <summary>What SASL answers for usernames without credentials, so that no account can be told apart from a missing one.</summary>
+    public required Xmpp.Core.Sasl.DecoyCredentials Decoys { get; init; }
+
     /// <summary>Federation (set right after the context is built: it needs the context itself).</summary>
     public S2s.S2sManager S2s { get; internal set; } = null!;
 }

@@ -53,7 +53,8 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>Opens storage (applying migrations), loads or generates certificates and loads modules; listens nowhere yet.</summary>
     public static async Task<XmppServer> CreateAsync(ServerOptions options, LogFactory logs, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(options.DataDirectory);
+        PrivateFiles.EnsureDirectory(options.DataDirectory);
+        var secret = PrivateFiles.ReadOrCreateSecret(Path.Combine(options.DataDirectory, "server.secret"));
         var storage = CreateStorage(options);
         await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
         var certificates = CertificateStore.Load(options);
@@ -72,6 +73,7 @@ public sealed class XmppServer : IAsyncDisposable
             Connections = new ConnectionManager(),
             AuthFailures = new AuthFailureTracker(options.Auth, TimeProvider.System),
             StreamFeatures = new StreamFeatureRegistry(),
+            Decoys = new Xmpp.Core.Sasl.DecoyCredentials(secret, options.Auth.Iterations),
         };
         context.S2s = new S2s.S2sManager(context);
         context.S2s.Register(hooks);

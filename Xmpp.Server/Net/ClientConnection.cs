@@ -694,13 +694,13 @@ public sealed class ClientConnection : IClientSession, IConnection
             new(_ctx.Storage.Users.GetCredentialAsync(host, user, hash, ct));
         if (name == "PLAIN")
         {
-            return new PlainServerMechanism(Lookup);
+            return new PlainServerMechanism(Lookup, _ctx.Decoys);
         }
 
         var plus = name.EndsWith("-PLUS", StringComparison.Ordinal);
         var baseName = plus ? name[..^5] : name;
         var hash = ScramHashes.All.First(h => h.MechanismName() == baseName);
-        return new ScramServerMechanism(hash, plus, Lookup, _channelBinding);
+        return new ScramServerMechanism(hash, plus, Lookup, _channelBinding, decoys: _ctx.Decoys);
     }
 
     private async ValueTask<Next> SaslFailAsync(SaslFailure failure, string reason, string? mechanism, CancellationToken ct, string? user = null, bool counts = true)

@@ -72,14 +72,9 @@ public sealed class CertificateStore : IDisposable
         var keyFile = Path.Combine(dir, host.Name + ".key");
         if (!File.Exists(certFile) || !File.Exists(keyFile))
         {
-            Directory.CreateDirectory(dir);
+            Hosting.PrivateFiles.EnsureDirectory(dir);
             var (certPem, keyPem) = GenerateSelfSigned(host.Name);
-            File.WriteAllText(keyFile, keyPem);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
+            Hosting.PrivateFiles.WriteAllText(keyFile, keyPem);
             File.WriteAllText(certFile, certPem);
             return new HostCertificate(host.Name, LoadPem(certFile, keyFile), generated: true, certFile);
         }

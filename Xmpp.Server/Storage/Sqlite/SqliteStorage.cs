@@ -150,8 +150,10 @@ public sealed class SqliteStorage : IStorage
         var dir = Path.GetDirectoryName(File);
         if (!string.IsNullOrEmpty(dir))
         {
-            Directory.CreateDirectory(dir);
+            Hosting.PrivateFiles.EnsureDirectory(dir);
         }
+
+        Hosting.PrivateFiles.Touch(File);
 
         await using var connection = await OpenWriterAsync(cancellationToken).ConfigureAwait(false);
         await ExecAsync(connection, null, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", cancellationToken).ConfigureAwait(false);

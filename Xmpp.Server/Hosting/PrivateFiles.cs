@@ -1,0 +1,93 @@
+using System.Security.Cryptography;
+
+namespace Xmpp.Server.Hosting;
+
+/// <summary>
+/// Files only the server's own user may read: the data directory (0700), generated private keys, the
+/// database and the server secret (0600). Created with those modes from the start, so there is no moment
+/// at which another user could open them.
+/// </summary>
+public static class PrivateFiles
+{
+    private const UnixFileMode OwnerDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode OwnerFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Creates a directory (and its parents) owner-only when missing; an existing one is left as the admin set it.</summary>
+    public static void EnsureDirectory(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            return;
+        }
+
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path, OwnerDirectory);
+        }
+    }
+
+    /// <summary>Writes a new file readable by the owner only (replacing any existing one).</summary>
+    public static void WriteAllText(string path, string contents)
+    {
+        File.Delete(path);
+        using var stream = new FileStream(path, Options(FileMode.CreateNew));
+        using var writer = new StreamWriter(stream);
+        writer.Write(contents);
+    }
+
+    /// <summary>Creates an empty owner-only file unless it exists (so that SQLite, which copies the database file's mode to its -wal and -shm files, never creates it world-readable).</summary>
+    public static void Touch(string path)
+    {
+        if (File.Exists(path))
+        {
+            return;
+        }
+
+        try
+        {
+            using var stream = new FileStream(path, Options(FileMode.CreateNew));
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            // Created meanwhile by someone else.
+        }
+    }
+
+    /// <summary>The server's persistent secret (32 random bytes in an owner-only file), created on first use.</summary>
+    public static byte[] ReadOrCreateSecret(string path)
+    {
+        if (File.Exists(path))
+        {
+            var existing = File.ReadAllBytes(path);
+            if (existing.Length >= 32)
+            {
+                return existing;
+            }
+        }
+
+        var secret = RandomNumberGenerator.GetBytes(32);
+        File.Delete(path);
+        using (var stream = new FileStream(path, Options(FileMode.CreateNew)))
+        {
+            stream.Write(secret);
+            stream.Flush(flushToDisk: true);
+        }
+
+        return secret;
+    }
+
+    private static FileStreamOptions Options(FileMode mode)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = OwnerFile;
+        }
+
+        return options;
+    }
+}
