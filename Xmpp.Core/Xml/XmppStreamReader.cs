@@ -547,6 +547,13 @@ public sealed class XmppStreamReader : IXmppStreamReader
             return true;
         }
 
+        if (_open.Count == 0 && local == "stream" && ns == Ns.Stream)
+        {
+            // A second stream header inside the stream can never complete as a stanza: refuse it at once
+            // instead of holding it open until the size limit or a timeout (a stream-header flood).
+            throw new XmppStreamException(StreamErrorCondition.UnsupportedStanzaType, "a stream header inside the stream");
+        }
+
         if (_limits.ServerNamespaceAsClient && ns == Ns.Server)
         {
             ns = Ns.Client;
