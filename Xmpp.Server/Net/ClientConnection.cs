@@ -827,7 +827,7 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     private void SendRaw(string xml) => _out.EnqueueRaw(xml);
 
-    private Task FlushAsync() => _out.FlushAsync();
+    public Task FlushAsync() => _out.FlushAsync();
 
     public void Close(StreamError? streamError)
     {

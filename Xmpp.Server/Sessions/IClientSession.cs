@@ -33,6 +33,12 @@ public interface IClientSession
     /// <summary>Queues a stanza for this client without waiting; false when the session is closing or its queue is full.</summary>
     bool TrySend(Element stanza);
 
+    /// <summary>
+    /// Completes when everything queued so far has been written to the connection; cancelled if the
+    /// connection ends first.
+    /// </summary>
+    Task FlushAsync();
+
     /// <summary>Ends the stream, with a stream error when given.</summary>
     void Close(StreamError? streamError);
 }

@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Xmpp.Core;
 using Xmpp.Core.Sasl;
+using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Tls;
 
@@ -95,6 +96,33 @@ public sealed class RawXmppClient : IAsyncDisposable
 
         Assert.That(ev.Kind, Is.EqualTo(XmppStreamEventKind.Element), "expected an element, got " + ev.Kind);
         return ev.Element!;
+    }
+
+    /// <summary>The next element, or null when the stream ends or the connection drops (no assertion).</summary>
+    public async Task<Element?> ReadOrEndAsync()
+    {
+        while (true)
+        {
+            XmppStreamEvent ev;
+            try
+            {
+                ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+            }
+            catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or XmppStreamException)
+            {
+                return null;
+            }
+
+            switch (ev.Kind)
+            {
+                case XmppStreamEventKind.Element:
+                    return ev.Element;
+                case XmppStreamEventKind.Header:
+                    continue;
+                default:
+                    return null;
+            }
+        }
     }
 
     /// <summary>Reads until an element matching the predicate arrives (skipping others, such as presence echoes).</summary>

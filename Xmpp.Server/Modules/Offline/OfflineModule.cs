@@ -20,6 +20,7 @@ public sealed class OfflineModule : IXmppModule
     private const string Delay = "urn:xmpp:delay";
     private const string Hints = "urn:xmpp:hints";
     private const string ChatStates = "http://jabber.org/protocol/chatstates";
+    private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(30);
     private readonly SemaphoreSlim[] _locks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
     public string Name => "offline";
@@ -97,6 +98,18 @@ public sealed class OfflineModule : IXmppModule
                     }
 
                     sent.Add(m.Id);
+                }
+
+                // Deleted only once written to the socket: if the server dies or the connection drops before
+                // that, the messages stay stored and come again at the next login (at least once, never lost).
+                try
+                {
+                    await session.FlushAsync().WaitAsync(FlushTimeout, ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is TimeoutException or TaskCanceledException)
+                {
+                    context.Log.Info("Keeping {Count} offline messages of {Jid}: the connection did not take them", sent.Count, session.Jid);
+                    return false;
                 }
 
                 await store.DeleteAsync(owner.Domain, owner.Local!, sent, ct).ConfigureAwait(false);
