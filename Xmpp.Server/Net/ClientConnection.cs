@@ -782,7 +782,8 @@ public sealed class ClientConnection : IClientSession, IConnection
                 return ValueTask.FromResult(new SslServerAuthenticationOptions
                 {
                     ServerCertificateContext = chosen.Context,
-                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    EnabledSslProtocols = TlsPolicy.Protocols,
+                    CipherSuitesPolicy = TlsPolicy.CipherSuites,
                     ClientCertificateRequired = false,
                     CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
                     AllowRenegotiation = false,

@@ -212,7 +212,8 @@ public abstract class S2sConnection : IConnection
                 return ValueTask.FromResult(new SslServerAuthenticationOptions
                 {
                     ServerCertificateContext = chosen.Context,
-                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    EnabledSslProtocols = TlsPolicy.Protocols,
+                    CipherSuitesPolicy = TlsPolicy.CipherSuites,
                     ClientCertificateRequired = true,
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     AllowRenegotiation = false,
@@ -234,7 +235,8 @@ public abstract class S2sConnection : IConnection
             new SslClientAuthenticationOptions
             {
                 TargetHost = remoteDomain,
-                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                EnabledSslProtocols = TlsPolicy.Protocols,
+                CipherSuitesPolicy = TlsPolicy.CipherSuites,
                 CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                 ClientCertificateContext = ours.Context,
                 RemoteCertificateValidationCallback = (_, _, _, _) => true,

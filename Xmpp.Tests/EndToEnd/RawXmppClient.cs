@@ -159,18 +159,19 @@ public sealed class RawXmppClient : IAsyncDisposable
         }
     }
 
-    public async Task StartTlsAsync()
+    /// <param name="options">Client TLS options (versions, cipher suites); TLS 1.2 or 1.3 to localhost when null.</param>
+    public async Task StartTlsAsync(SslClientAuthenticationOptions? options = null)
     {
         await SendAsync("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
         var proceed = await ReadAsync();
         Assert.That(proceed.Name, Is.EqualTo("proceed"));
-        await HandshakeAsync();
+        await HandshakeAsync(options);
     }
 
-    private async Task HandshakeAsync()
+    private async Task HandshakeAsync(SslClientAuthenticationOptions? options = null)
     {
         var ssl = new SslStream(_stream, false, (_, _, _, _) => true);
-        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        await ssl.AuthenticateAsClientAsync(options ?? new SslClientAuthenticationOptions
         {
             TargetHost = "localhost",
             EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
