@@ -30,7 +30,7 @@ public static class ElementWriter
         if (ns != parentNamespace)
         {
             sb.Append(" xmlns='");
-            Escape(sb, ns);
+            Escape(sb, ns, attribute: true);
             sb.Append('\'');
         }
 
@@ -51,12 +51,12 @@ public static class ElementWriter
                 // Rare: a foreign-namespace attribute gets a prefix declared right here.
                 var prefix = "a" + prefixCount++;
                 sb.Append("xmlns:").Append(prefix).Append("='");
-                Escape(sb, a.Namespace);
+                Escape(sb, a.Namespace, attribute: true);
                 sb.Append("' ").Append(prefix).Append(':').Append(a.LocalName);
             }
 
             sb.Append("='");
-            Escape(sb, a.Value);
+            Escape(sb, a.Value, attribute: true);
             sb.Append('\'');
         }
 
@@ -83,7 +83,14 @@ public static class ElementWriter
     }
 
     /// <summary>Escapes text for both attribute values (single-quoted) and character data.</summary>
-    public static void Escape(StringBuilder sb, string s)
+    public static void Escape(StringBuilder sb, string s) => Escape(sb, s, attribute: false);
+
+    /// <summary>
+    /// Escapes text; in an attribute value also tab and line feed, which a parser would otherwise turn into
+    /// spaces (XML 1.0 §3.3.3 attribute-value normalisation), changing a value that arrived as character
+    /// references (found by fuzzing: a forwarded attribute changed on the way).
+    /// </summary>
+    public static void Escape(StringBuilder sb, string s, bool attribute)
     {
         var start = 0;
         for (var i = 0; i < s.Length; i++)
@@ -96,6 +103,8 @@ public static class ElementWriter
                 '\'' => "&apos;",
                 '"' => "&quot;",
                 '\r' => "&#xD;",
+                '\t' when attribute => "&#x9;",
+                '\n' when attribute => "&#xA;",
 
                 // Characters XML 1.0 forbids (controls, lone surrogates, U+FFFE/F) never reach the wire.
                 < ' ' when s[i] is not ('\t' or '\n') => "\uFFFD",

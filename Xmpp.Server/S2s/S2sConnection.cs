@@ -142,7 +142,7 @@ public abstract class S2sConnection : IConnection
         foreach (var a in e.Attributes)
         {
             sb.Append(' ').Append(a.LocalName).Append("='");
-            ElementWriter.Escape(sb, a.Value);
+            ElementWriter.Escape(sb, a.Value, attribute: true);
             sb.Append('\'');
         }
 

@@ -152,6 +152,18 @@ public sealed class XmlTokenizerTests
     public void Names_outside_the_4th_edition_rules_are_not_well_formed(string stanza) =>
         Assert.That(ErrorOf(stanza), Is.EqualTo(StreamErrorCondition.NotWellFormed));
 
+    // Found by fuzzing: tab and line feed that arrived as character references in an attribute were written
+    // literally, and the next parser normalised them to spaces.
+    [Test]
+    public async Task Whitespace_character_references_in_attributes_survive_a_round_trip()
+    {
+        var m = (await Stanzas("<message id='a&#x9;b&#xA;c&#xD;d'><x xmlns='urn:&#x9;x'/></message>"))[0];
+        Assert.That(m.GetAttribute("id"), Is.EqualTo("a\tb\nc\rd"));
+        var again = ElementParser.Parse(ElementWriter.ToXml(m, null));
+        Assert.That(again.GetAttribute("id"), Is.EqualTo("a\tb\nc\rd"));
+        Assert.That(again.FirstElement()!.Namespace, Is.EqualTo("urn:\tx"));
+    }
+
     [Test]
     public void Text_before_the_header_is_not_well_formed() =>
         Assert.That(ErrorOfRaw("hello" + Header), Is.EqualTo(StreamErrorCondition.NotWellFormed));
