@@ -16,6 +16,10 @@ public sealed class ConfigTests
         Assert.That(options.S2s.AllowDialback, Is.True);
         Assert.That(options.Tls.Required, Is.True);
         Assert.That(options.Limits.StanzaSize, Is.EqualTo(262144));
+
+        // The shipped file spells out the defaults: it must say what the code does.
+        Assert.That(options.Limits, Is.EqualTo(new LimitOptions()));
+        Assert.That(options.Auth, Is.EqualTo(new AuthOptions()));
         Assert.That(options.DataDirectory, Is.EqualTo(Path.Combine(Path.GetDirectoryName(file)!, "data")));
         Assert.That(options.Storage.File, Is.EqualTo(Path.Combine(Path.GetDirectoryName(file)!, "data", "xmpp.db")));
     }
