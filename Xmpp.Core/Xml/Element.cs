@@ -21,6 +21,12 @@ public sealed class Element
 
     public string Namespace { get; }
 
+    /// <summary>
+    /// About how many bytes this element took on the wire when a stream reader parsed it as a stanza;
+    /// 0 for elements built in code. Output queues use it to bound the memory a slow reader can hold.
+    /// </summary>
+    public int WireSize { get; set; }
+
     public IReadOnlyList<XmlAttr> Attributes => (IReadOnlyList<XmlAttr>?)_attributes ?? [];
 
     /// <summary>Child nodes in document order: <see cref="Element"/> or <see cref="string"/> (text).</summary>

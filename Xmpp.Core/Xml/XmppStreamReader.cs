@@ -717,6 +717,8 @@ public sealed class XmppStreamReader : IXmppStreamReader
 
     private XmppStreamEvent Complete(Element element)
     {
+        // What the stanza cost on the wire (all but its last tag), for output queues that bound bytes.
+        element.WireSize = (int)Math.Min(_stanzaBytes, int.MaxValue);
         Boundary();
         return new XmppStreamEvent(XmppStreamEventKind.Element, Element: element);
     }

@@ -223,7 +223,7 @@ public static class ConfigLoader
 
                 case "limits":
                     ctx.CheckAttributes(
-                        e, "stanza-size", "s2s-stanza-size", "depth", "attributes", "namespaces", "auth-timeout", "output-queue", "close-timeout",
+                        e, "stanza-size", "s2s-stanza-size", "depth", "attributes", "namespaces", "auth-timeout", "output-queue", "output-bytes", "close-timeout",
                         "idle-timeout", "roster-items", "connections-per-ip", "stanza-rate", "stanza-burst", "sessions-per-account");
                     options = options with
                     {
@@ -236,6 +236,7 @@ public static class ConfigLoader
                             MaxNamespaces = ctx.Int(e, "namespaces", 32, 4, 10_000),
                             AuthTimeout = TimeSpan.FromSeconds(ctx.Double(e, "auth-timeout", 60, 1, 3600)),
                             OutputQueue = ctx.Int(e, "output-queue", 10_000, 16, 10_000_000),
+                            OutputBytes = ctx.Int(e, "output-bytes", 16 * 1024 * 1024, 64 * 1024, int.MaxValue),
                             CloseTimeout = TimeSpan.FromSeconds(ctx.Double(e, "close-timeout", 5, 0, 600)),
                             IdleTimeout = TimeSpan.FromSeconds(ctx.Double(e, "idle-timeout", 300, 1, 86_400)),
                             RosterItems = ctx.Int(e, "roster-items", 2000, 10, 1_000_000),

@@ -201,6 +201,12 @@ public sealed record LimitOptions
     /// <summary>Stanzas queued for one connection before it is treated as a stuck reader and closed.</summary>
     public int OutputQueue { get; init; } = 10_000;
 
+    /// <summary>
+    /// Bytes queued for one connection (estimated from the stanzas' size on the wire) before it is treated
+    /// as a stuck reader and closed: without it, 10,000 stanzas of 256 KiB could hold 2.5 GiB.
+    /// </summary>
+    public long OutputBytes { get; init; } = 16 * 1024 * 1024;
+
     /// <summary>How long to wait for the peer's closing tag after sending ours.</summary>
     public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(5);
 

@@ -813,12 +813,13 @@ public sealed class ClientConnection : IClientSession, IConnection
             return false;
         }
 
-        switch (_out.TryEnqueue(stanza, _ctx.Options.Limits.OutputQueue))
+        var limits = _ctx.Options.Limits;
+        switch (_out.TryEnqueue(stanza, limits.OutputQueue, limits.OutputBytes))
         {
             case EnqueueResult.Queued:
                 return true;
             case EnqueueResult.Full:
-                _log.Warn("Output queue of {Jid} is full ({Limit} stanzas): closing the connection", _jid, _ctx.Options.Limits.OutputQueue);
+                _log.Warn("Output queue of {Jid} is full ({Limit} stanzas or {Bytes} bytes): closing the connection", _jid, limits.OutputQueue, limits.OutputBytes);
                 Close(new StreamError(StreamErrorCondition.ResourceConstraint, "client is not reading"));
                 return false;
             default:

@@ -41,6 +41,7 @@ internal sealed class OutputQueue
     private readonly bool _serverStream;
     private readonly string _contentNamespace;
     private int _queued;
+    private long _queuedBytes;
     private List<OutItem> _left = [];
 
     /// <param name="stream">The current transport (it changes at STARTTLS).</param>
@@ -52,22 +53,41 @@ internal sealed class OutputQueue
         _contentNamespace = serverStream ? Ns.Server : Ns.Client;
     }
 
-    public EnqueueResult TryEnqueue(Element stanza, int limit)
+    /// <summary>Bytes of the stanzas waiting, estimated (see <see cref="Element.WireSize"/>).</summary>
+    public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
+
+    /// <param name="limit">Stanzas that may wait.</param>
+    /// <param name="byteLimit">Estimated bytes that may wait (0: no limit); an element built in code counts as <see cref="MinimumCost"/>.</param>
+    public EnqueueResult TryEnqueue(Element stanza, int limit, long byteLimit = 0)
     {
+        var cost = Math.Max(stanza.WireSize, MinimumCost);
         if (Interlocked.Increment(ref _queued) > limit)
         {
             Interlocked.Decrement(ref _queued);
             return EnqueueResult.Full;
         }
 
-        if (!TryAdd(new OutItem(stanza, null, null, false)))
+        // One stanza is always taken, however large, so that a limit below the stanza size cannot block a stream.
+        var bytes = Interlocked.Add(ref _queuedBytes, cost);
+        if (byteLimit > 0 && bytes > byteLimit && bytes != cost)
         {
+            Interlocked.Add(ref _queuedBytes, -cost);
+            Interlocked.Decrement(ref _queued);
+            return EnqueueResult.Full;
+        }
+
+        if (!TryAdd(new OutItem(stanza, null, null, false, cost)))
+        {
+            Interlocked.Add(ref _queuedBytes, -cost);
             Interlocked.Decrement(ref _queued);
             return EnqueueResult.Closed;
         }
 
         return EnqueueResult.Queued;
     }
+
+    /// <summary>What a stanza without a known wire size counts for.</summary>
+    public const int MinimumCost = 256;
 
     public bool EnqueueRaw(string xml) => TryAdd(new OutItem(null, xml, null, false));
 
@@ -191,6 +211,7 @@ internal sealed class OutputQueue
                     if (item.Element is not null)
                     {
                         Interlocked.Decrement(ref _queued);
+                        Interlocked.Add(ref _queuedBytes, -item.Cost);
                         ElementWriter.Write(sb, item.Element, _contentNamespace, _serverStream);
                     }
                     else if (item.Raw is not null)
@@ -294,5 +315,5 @@ internal sealed class OutputQueue
         }
     }
 
-    private readonly record struct OutItem(Element? Element, string? Raw, TaskCompletionSource? Flushed, bool Close);
+    private readonly record struct OutItem(Element? Element, string? Raw, TaskCompletionSource? Flushed, bool Close, int Cost = 0);
 }

@@ -164,7 +164,7 @@ public abstract class S2sConnection : IConnection
     }
 
     protected EnqueueResult Enqueue(Element stanza) =>
-        IsClosing ? EnqueueResult.Closed : _out.TryEnqueue(stanza, Ctx.Options.S2s.QueueLimit);
+        IsClosing ? EnqueueResult.Closed : _out.TryEnqueue(stanza, Ctx.Options.S2s.QueueLimit, Ctx.Options.Limits.OutputBytes);
 
     protected Task FlushAsync() => _out.FlushAsync();
 

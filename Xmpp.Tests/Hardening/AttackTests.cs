@@ -276,6 +276,39 @@ public sealed class AttackTests
         }
     }
 
+    [Test]
+    public async Task A_slow_reader_of_large_stanzas_is_cut_off_by_bytes_not_only_by_count()
+    {
+        // 10,000 stanzas may wait, but only 1 MiB: large stanzas to a reader that does not read must not
+        // pile up (10,000 x 256 KiB would be 2.5 GiB).
+        await using var s = await Scene.StartAsync(o => o with { Limits = o.Limits with { StanzaRate = 0, OutputBytes = 1024 * 1024 } });
+        var reader = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
+        var writer = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
+        await using (reader)
+        await using (writer)
+        {
+            await reader.LoginAsync("mallory", "evil", resource: "slow");
+            await writer.LoginAsync("mallory", "evil", resource: "fast");
+            var readerJid = Xmpp.Core.Addressing.Jid.Parse("mallory@localhost/slow");
+            var body = new string('x', 200_000);
+            for (var i = 0; i < 200 && s.Server.Server.Context.Sessions.Find(readerJid) is not null; i++)
+            {
+                await writer.SendAsync($"<message to='mallory@localhost/slow' type='chat'><body>{body}</body></message>");
+            }
+
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (s.Server.Server.Context.Sessions.Find(readerJid) is not null && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+
+            Assert.That(s.Server.Server.Context.Sessions.Find(readerJid), Is.Null, "the slow reader's session ended");
+            Assert.That(s.Server.Logs, Has.Some.Contains("Output queue of mallory@localhost/slow is full"));
+        }
+
+        await s.AssertBystandersChatAsync();
+    }
+
     // ---- addresses -------------------------------------------------------------------------------------
 
     [Test]

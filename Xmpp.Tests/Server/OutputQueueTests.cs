@@ -9,6 +9,18 @@ namespace Xmpp.Tests.Server;
 public sealed class OutputQueueTests
 {
     [Test]
+    public void Bytes_are_bounded_as_well_as_stanzas_and_one_stanza_always_fits()
+    {
+        var queue = new OutputQueue(() => Stream.Null, serverStream: false);
+        Element Big() => new Element("message", Ns.Client) { WireSize = 100_000 };
+        Assert.That(queue.TryEnqueue(Big(), 1000, byteLimit: 50_000), Is.EqualTo(EnqueueResult.Queued), "alone it exceeds the limit, but is taken");
+        Assert.That(queue.TryEnqueue(Big(), 1000, byteLimit: 50_000), Is.EqualTo(EnqueueResult.Full));
+        Assert.That(queue.QueuedBytes, Is.EqualTo(100_000));
+        Assert.That(queue.TryEnqueue(new Element("presence", Ns.Client), 1000, byteLimit: 150_000), Is.EqualTo(EnqueueResult.Queued));
+        Assert.That(queue.QueuedBytes, Is.EqualTo(100_000 + OutputQueue.MinimumCost), "an element built in code counts the minimum");
+    }
+
+    [Test]
     [Repeat(20)]
     public async Task Every_stanza_reported_as_queued_is_written_before_the_closing_tag()
     {
