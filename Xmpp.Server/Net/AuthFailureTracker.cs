@@ -12,7 +12,7 @@ namespace Xmpp.Server.Net;
 /// waits twice as long as the previous, up to a maximum. After <see cref="AuthOptions.FailuresPerIp"/> the
 /// address is blocked for <see cref="AuthOptions.BlockTime"/>.</item>
 /// <item>By username, from any address: after <see cref="AuthOptions.FailuresPerAccount"/> the username is
-/// blocked for the same time. Usernames are tracked whether the account exists or not, and a blocked one
+/// blocked for the same time, and the delay grows with the higher of the two counts. Usernames are tracked whether the account exists or not, and a blocked one
 /// gets the same answer either way, so blocking reveals nothing about which accounts exist.</item>
 /// </list>
 /// Single node, in memory: a cluster would keep these counters in its shared store.
@@ -29,18 +29,19 @@ public sealed class AuthFailureTracker(AuthOptions options, TimeProvider time)
     public TimeSpan RecordFailure(IPAddress address, string? username = null)
     {
         var now = time.GetUtcNow();
-        var entry = Count(_byAddress, address, options.FailuresPerIp, now);
+        var count = Count(_byAddress, address, options.FailuresPerIp, now).Count;
         if (username is not null)
         {
-            Count(_byUser, username, options.FailuresPerAccount, now);
+            // Guesses at one account from many addresses are slowed down as well.
+            count = Math.Max(count, Count(_byUser, username, options.FailuresPerAccount, now).Count);
         }
 
-        if (entry.Count <= FreeFailures || options.FailureDelay <= TimeSpan.Zero)
+        if (count <= FreeFailures || options.FailureDelay <= TimeSpan.Zero)
         {
             return TimeSpan.Zero;
         }
 
-        var factor = Math.Pow(2, Math.Min(entry.Count - FreeFailures - 1, 20));
+        var factor = Math.Pow(2, Math.Min(count - FreeFailures - 1, 20));
         return TimeSpan.FromTicks((long)Math.Min(options.FailureDelay.Ticks * factor, options.MaxFailureDelay.Ticks));
     }
 

@@ -81,6 +81,7 @@ public sealed class AuthFailureTrackerTests
         }
 
         Assert.That(tracker.IsBlocked("juliet@example.com"), Is.True);
+        Assert.That(tracker.IsBlocked(IPAddress.Parse("192.0.2.9")), Is.False, "addresses are not blocked by it");
         Assert.That(tracker.IsBlocked("romeo@example.com"), Is.False);
         Assert.That(tracker.IsBlocked(IPAddress.Parse("192.0.2.1")), Is.False, "no address limit configured");
     }
@@ -97,5 +98,13 @@ public sealed class AuthFailureTrackerTests
         Assert.That(bucket.TryTake(later), Is.False);
         var much = later + (System.Diagnostics.Stopwatch.Frequency * 60);
         Assert.That(Enumerable.Range(0, 6).Count(_ => bucket.TryTake(much)), Is.EqualTo(5), "never more than the burst");
+    }
+
+    [Test]
+    public void Guesses_at_one_account_from_many_addresses_are_slowed_down()
+    {
+        var tracker = new AuthFailureTracker(new AuthOptions { FailureDelay = TimeSpan.FromSeconds(1), MaxFailureDelay = TimeSpan.FromSeconds(60), FailuresPerIp = 0, FailuresPerAccount = 0 }, new ManualTime());
+        var delays = Enumerable.Range(0, 6).Select(i => tracker.RecordFailure(IPAddress.Parse("192.0.2." + (i + 1)), "juliet@example.com").TotalSeconds).ToList();
+        Assert.That(delays, Is.EqualTo(new double[] { 0, 0, 0, 1, 2, 4 }));
     }
 }
