@@ -204,11 +204,13 @@ public sealed class CrashDurabilityTests
             var process = Process.Start(psi)!;
             var writer = new StreamWriter(log) { AutoFlush = true };
             var gate = new object();
+            var closed = false;
             void Write(string? line)
             {
-                if (line is not null)
+                lock (gate)
                 {
-                    lock (gate)
+                    // Output events can still arrive after Exited: they are dropped, never written to a closed file.
+                    if (line is not null && !closed)
                     {
                         writer.WriteLine(line);
                     }
@@ -221,6 +223,7 @@ public sealed class CrashDurabilityTests
             {
                 lock (gate)
                 {
+                    closed = true;
                     writer.Dispose();
                 }
             };
