@@ -159,6 +159,14 @@ public sealed class RawXmppClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Opens the stream, negotiates STARTTLS and opens it again: ready for SASL.</summary>
+    public async Task<Element> OpenTlsAsync()
+    {
+        await OpenAsync();
+        await StartTlsAsync();
+        return await OpenAsync();
+    }
+
     /// <param name="options">Client TLS options (versions, cipher suites); TLS 1.2 or 1.3 to localhost when null.</param>
     public async Task StartTlsAsync(SslClientAuthenticationOptions? options = null)
     {

@@ -342,9 +342,7 @@ public sealed class AttackTests
         var mallory = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
         await using (mallory)
         {
-            await mallory.OpenAsync();
-            await mallory.StartTlsAsync();
-            await mallory.OpenAsync();
+            await mallory.OpenTlsAsync();
             Assert.That((await mallory.AuthenticateAsync("SCRAM-SHA-256", "mallory", "evil")).Name, Is.EqualTo("success"));
             await mallory.OpenAsync();
             var reply = await mallory.IqAsync($"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>");
@@ -373,9 +371,7 @@ public sealed class AttackTests
 
             var third = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
             clients.Add(third);
-            await third.OpenAsync();
-            await third.StartTlsAsync();
-            await third.OpenAsync();
+            await third.OpenTlsAsync();
             Assert.That((await third.AuthenticateAsync("SCRAM-SHA-256", "mallory", "evil")).Name, Is.EqualTo("success"));
             await third.OpenAsync();
             var reply = await third.IqAsync("<iq type='set' id='b3'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r2</resource></bind></iq>");
@@ -409,9 +405,7 @@ public sealed class AttackTests
         var honest = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
         await using (honest)
         {
-            await honest.OpenAsync();
-            await honest.StartTlsAsync();
-            await honest.OpenAsync();
+            await honest.OpenTlsAsync();
             var scram = new ScramClient(ScramHash.Sha256, "mallory", "evil");
             clientFirst = scram.ClientFirst();
             await honest.SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{B64(clientFirst)}</auth>");
@@ -424,9 +418,7 @@ public sealed class AttackTests
         var attacker = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
         await using (attacker)
         {
-            await attacker.OpenAsync();
-            await attacker.StartTlsAsync();
-            await attacker.OpenAsync();
+            await attacker.OpenTlsAsync();
 
             // Replay: same client-first, the recorded client-final; the server's nonce is new, so it fails.
             await attacker.SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{B64(clientFirst)}</auth>");
@@ -455,9 +447,7 @@ public sealed class AttackTests
         var attacker = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
         await using (attacker)
         {
-            await attacker.OpenAsync();
-            await attacker.StartTlsAsync();
-            await attacker.OpenAsync();
+            await attacker.OpenTlsAsync();
 
             async Task<string> ServerFirstAsync(string user)
             {
@@ -495,9 +485,7 @@ public sealed class AttackTests
         var attacker = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
         await using (attacker)
         {
-            await attacker.OpenAsync();
-            await attacker.StartTlsAsync();
-            await attacker.OpenAsync();
+            await attacker.OpenTlsAsync();
             for (var i = 0; i < 4; i++)
             {
                 Assert.That((await attacker.AuthenticateAsync("SCRAM-SHA-256", "bob", "guess" + i)).FirstElement()!.Name, Is.EqualTo("not-authorized"));
@@ -511,9 +499,7 @@ public sealed class AttackTests
         var owner = await RawXmppClient.ConnectAsync(s.Server.C2sPort);
         await using (owner)
         {
-            await owner.OpenAsync();
-            await owner.StartTlsAsync();
-            await owner.OpenAsync();
+            await owner.OpenTlsAsync();
             var right = await owner.AuthenticateAsync("SCRAM-SHA-256", "bob", "builder");
             Assert.That(right.FirstElement()!.Name, Is.EqualTo("temporary-auth-failure"));
 

@@ -86,9 +86,7 @@ public sealed class SecurityPostureTests
             var other = await RawXmppClient.ConnectAsync(server.C2sPort);
             await using (other)
             {
-                await other.OpenAsync();
-                await other.StartTlsAsync();
-                await other.OpenAsync();
+                await other.OpenTlsAsync();
                 await other.AuthenticateAsync("SCRAM-SHA-256", "alice", "wrong-" + Password);
             }
         }
