@@ -21,10 +21,20 @@ if (args.Length > 1)
     return 0;
 }
 
+// afl-fuzz hides the target's output: with XMPPFUZZ_LOG set, each failure is also appended to that file.
+var log = Environment.GetEnvironmentVariable("XMPPFUZZ_LOG");
 Fuzzer.Run(stream =>
 {
     using var buffer = new MemoryStream();
     stream.CopyTo(buffer);
-    target(buffer.ToArray());
+    try
+    {
+        target(buffer.ToArray());
+    }
+    catch (Exception ex) when (log is not null)
+    {
+        File.AppendAllText(log, ex + Environment.NewLine + Environment.NewLine);
+        throw;
+    }
 });
 return 0;

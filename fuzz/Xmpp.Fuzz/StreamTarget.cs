@@ -62,7 +62,9 @@ public static class StreamTarget
                 Storage = new StorageOptions { File = Path.Combine(dataDir, "xmpp.db") },
                 Listeners = [],
                 Tls = new TlsOptions { Required = false },
-                Auth = new AuthOptions { FailureDelay = TimeSpan.Zero, MaxFailureDelay = TimeSpan.Zero },
+                // No blocking: one process runs millions of inputs, and their failed logins must not lock
+                // the harness's own account or address out (found when the blocks were added).
+                Auth = new AuthOptions { FailureDelay = TimeSpan.Zero, MaxFailureDelay = TimeSpan.Zero, FailuresPerIp = 0, FailuresPerAccount = 0 },
                 Limits = new LimitOptions { CloseTimeout = TimeSpan.FromMilliseconds(200), AuthTimeout = TimeSpan.FromSeconds(30) },
 
                 // Stanzas for other domains must not leave the machine: DNS goes to a closed loopback port.
@@ -144,6 +146,11 @@ public static class StreamTarget
             var scram = new ScramClient(ScramHash.Sha1, "juliet", "secret");
             await SendAsync(client, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>" + B64(scram.ClientFirst()) + "</auth>").ConfigureAwait(false);
             var challenge = await NextElementAsync(reader).ConfigureAwait(false);
+            if (challenge.Name != "challenge")
+            {
+                throw new FuzzFindingException("the harness could not log in: " + ElementWriter.ToXml(challenge, null));
+            }
+
             var serverFirst = Encoding.UTF8.GetString(Convert.FromBase64String(challenge.Text));
             await SendAsync(client, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + B64(scram.ClientFinal(serverFirst)) + "</response>").ConfigureAwait(false);
             var success = await NextElementAsync(reader).ConfigureAwait(false);
