@@ -41,6 +41,7 @@ public sealed record ServerOptions
             ["version"] = new Dictionary<string, string>(),
             ["offline"] = new Dictionary<string, string>(),
             ["last"] = new Dictionary<string, string>(),
+            ["time"] = new Dictionary<string, string>(),
         };
 }
 

@@ -60,6 +60,7 @@ public sealed class ModuleHost
         ["version"] = () => new Version.VersionModule(),
         ["offline"] = () => new Offline.OfflineModule(),
         ["last"] = () => new LastActivity.LastActivityModule(),
+        ["time"] = () => new Time.TimeModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

@@ -1,6 +1,7 @@
 """nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
 
-Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time]
+  time: after login, ask the server for its time (XEP-0202, as Gajim's contact info does)
 Prints one line starting with OK or FAIL.
 """
 import sys
@@ -10,6 +11,7 @@ from nbxmpp.client import Client
 from nbxmpp.const import ConnectionProtocol, ConnectionType
 
 host, port, domain, user, password, kind = sys.argv[1:7]
+action = sys.argv[7] if len(sys.argv) > 7 else "login"
 loop = GLib.MainLoop()
 result = {"line": "FAIL no connection"}
 
@@ -25,6 +27,18 @@ client.set_ignore_tls_errors(True)
 
 
 def on_connected(c, _signal):
+    if action == "time":
+        def done(task):
+            try:
+                result["line"] = f"OK server time as nbxmpp parsed it: {task.finish()}"
+            except Exception as e:  # noqa: BLE001 - any failure is the result
+                result["line"] = f"FAIL {type(e).__name__}: {e}"
+            c.disconnect()
+
+        # nbxmpp holds done-callbacks weakly (Gajim's are methods of live objects): keep this one alive.
+        result["callback"] = done
+        result["task"] = c.get_module("EntityTime").request_entity_time(domain, callback=done)
+        return
     result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
     c.disconnect()
 
