@@ -6,6 +6,7 @@ public sealed class DiscoRegistry
     private readonly SortedSet<string> _hostFeatures = new(StringComparer.Ordinal);
     private readonly SortedSet<string> _accountFeatures = new(StringComparer.Ordinal);
     private readonly List<(string Category, string Type, string? Name)> _hostIdentities = [];
+    private readonly List<Xmpp.Core.Xml.Element> _hostExtensions = [];
 
     public IReadOnlyCollection<string> HostFeatures => _hostFeatures;
 
@@ -27,4 +28,9 @@ public sealed class DiscoRegistry
     }
 
     public void AddHostIdentity(string category, string type, string? name) => _hostIdentities.Add((category, type, name));
+
+    /// <summary>XEP-0128 extended information: data forms (type "result", with a FORM_TYPE) added to the server's disco#info.</summary>
+    public IReadOnlyList<Xmpp.Core.Xml.Element> HostExtensions => _hostExtensions;
+
+    public void AddHostExtension(Xmpp.Core.Xml.Element form) => _hostExtensions.Add(form);
 }

@@ -61,6 +61,7 @@ public sealed class ModuleHost
         ["offline"] = () => new Offline.OfflineModule(),
         ["last"] = () => new LastActivity.LastActivityModule(),
         ["time"] = () => new Time.TimeModule(),
+        ["contact"] = () => new ContactAddresses.ContactAddressesModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

@@ -1,7 +1,8 @@
 """nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
 
-Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time]
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact]
   time: after login, ask the server for its time (XEP-0202, as Gajim's contact info does)
+  contact: read the server's contact addresses (XEP-0157) from disco#info, as Gajim's server info does
 Prints one line starting with OK or FAIL.
 """
 import sys
@@ -38,6 +39,25 @@ def on_connected(c, _signal):
         # nbxmpp holds done-callbacks weakly (Gajim's are methods of live objects): keep this one alive.
         result["callback"] = done
         result["task"] = c.get_module("EntityTime").request_entity_time(domain, callback=done)
+        return
+    if action == "contact":
+        def info(task):
+            try:
+                disco = task.finish()
+                found = {}
+                for form in disco.dataforms:
+                    if form["FORM_TYPE"].value == "http://jabber.org/network/serverinfo":
+                        for field in form.iter_fields():
+                            if field.var != "FORM_TYPE":
+                                found[field.var] = list(field.values)
+                ok = bool(found.get("admin-addresses")) and bool(found.get("abuse-addresses"))
+                result["line"] = f"{'OK' if ok else 'FAIL'} contact addresses: {found}"
+            except Exception as e:  # noqa: BLE001 - any failure is the result
+                result["line"] = f"FAIL {type(e).__name__}: {e}"
+            c.disconnect()
+
+        result["callback"] = info
+        result["task"] = c.get_module("Discovery").disco_info(domain, callback=info)
         return
     result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
     c.disconnect()

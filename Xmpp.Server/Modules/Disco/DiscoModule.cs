@@ -39,6 +39,11 @@ public sealed class DiscoModule : IXmppModule
                 query.AddChild("feature").SetAttribute("var", f);
             }
 
+            foreach (var form in disco.HostExtensions)
+            {
+                query.Add(form);
+            }
+
             return ValueTask.FromResult<Element?>(query);
         });
 
