@@ -679,6 +679,14 @@ public sealed class XmppStreamReader : IXmppStreamReader
             throw NotWellFormed("the xmlns prefix is reserved");
         }
 
+        if (prefix == XmlNames.XmlPrefix && element)
+        {
+            // Allowed by Namespaces in XML, but no XMPP element lives in the xml namespace, and it cannot be
+            // written without its reserved prefix (it may not be a default namespace): refused rather than
+            // forwarded in a form the next parser rejects (found by fuzzing).
+            throw new XmppStreamException(StreamErrorCondition.BadFormat, "elements in the xml namespace are not allowed");
+        }
+
         for (var i = _bindings.Count - 1; i >= 0; i--)
         {
             if (_bindings[i].Prefix == prefix)

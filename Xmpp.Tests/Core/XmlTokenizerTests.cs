@@ -164,6 +164,12 @@ public sealed class XmlTokenizerTests
         Assert.That(again.FirstElement()!.Namespace, Is.EqualTo("urn:\tx"));
     }
 
+    // Found by fuzzing: an element in the xml namespace was written as xmlns='...XML/1998/namespace', which
+    // no parser accepts.
+    [Test]
+    public void Element_in_the_xml_namespace_is_bad_format() =>
+        Assert.That(ErrorOf("<message><xml:c/></message>"), Is.EqualTo(StreamErrorCondition.BadFormat));
+
     [Test]
     public void Text_before_the_header_is_not_well_formed() =>
         Assert.That(ErrorOfRaw("hello" + Header), Is.EqualTo(StreamErrorCondition.NotWellFormed));
