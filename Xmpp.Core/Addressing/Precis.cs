@@ -105,13 +105,12 @@ public static class Precis
                     return false;
                 }
 
-                var cp = char.ConvertToUtf32(c, s[++i]);
-                if ((cp & 0xFFFE) == 0xFFFE)
+                if (IsNoncharacter(char.ConvertToUtf32(c, s[++i])))
                 {
                     return false;
                 }
             }
-            else if (char.IsLowSurrogate(c) || (c >= '\uFDD0' && c <= '\uFDEF') || c >= '\uFFFE')
+            else if (char.IsLowSurrogate(c) || IsNoncharacter(c))
             {
                 return false;
             }

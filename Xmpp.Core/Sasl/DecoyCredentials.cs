@@ -19,8 +19,6 @@ public sealed class DecoyCredentials(byte[] secret, int iterations)
     private readonly Lazy<ScramCredential> _plain = new(() =>
         ScramCredential.Create(ScramHash.Sha256, Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)), iterations));
 
-    public int Iterations => iterations;
-
     public ScramCredential For(string username, ScramHash hash)
     {
         var salt = HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes("scram-decoy-salt\0" + hash.MechanismName() + "\0" + username))[..16];

@@ -31,12 +31,15 @@ public static class PrivateFiles
     }
 
     /// <summary>Writes a new file readable by the owner only (replacing any existing one).</summary>
-    public static void WriteAllText(string path, string contents)
+    public static void WriteAllText(string path, string contents) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(contents));
+
+    /// <summary>Writes a new owner-only file (replacing any existing one) and flushes it to disk.</summary>
+    public static void WriteAllBytes(string path, byte[] contents)
     {
         File.Delete(path);
         using var stream = new FileStream(path, Options(FileMode.CreateNew));
-        using var writer = new StreamWriter(stream);
-        writer.Write(contents);
+        stream.Write(contents);
+        stream.Flush(flushToDisk: true);
     }
 
     /// <summary>Creates an empty owner-only file unless it exists (so that SQLite, which copies the database file's mode to its -wal and -shm files, never creates it world-readable).</summary>
@@ -70,13 +73,7 @@ public static class PrivateFiles
         }
 
         var secret = RandomNumberGenerator.GetBytes(32);
-        File.Delete(path);
-        using (var stream = new FileStream(path, Options(FileMode.CreateNew)))
-        {
-            stream.Write(secret);
-            stream.Flush(flushToDisk: true);
-        }
-
+        WriteAllBytes(path, secret);
         return secret;
     }
 

@@ -27,40 +27,43 @@ client.set_custom_host(f"{host}:{port}", ConnectionProtocol.TCP, ctype)
 client.set_ignore_tls_errors(True)
 
 
+def time_line(parsed):
+    return f"OK server time as nbxmpp parsed it: {parsed}"
+
+
+def contact_line(disco):
+    found = {}
+    for form in disco.dataforms:
+        if form["FORM_TYPE"].value == "http://jabber.org/network/serverinfo":
+            for field in form.iter_fields():
+                if field.var != "FORM_TYPE":
+                    found[field.var] = list(field.values)
+    ok = bool(found.get("admin-addresses")) and bool(found.get("abuse-addresses"))
+    return f"{'OK' if ok else 'FAIL'} contact addresses: {found}"
+
+
+def run_task(c, start, describe):
+    """Starts an nbxmpp task; its result, described, is the line printed. Then disconnects."""
+    def done(task):
+        try:
+            result["line"] = describe(task.finish())
+        except Exception as e:  # noqa: BLE001 - any failure is the result
+            result["line"] = f"FAIL {type(e).__name__}: {e}"
+        c.disconnect()
+
+    # nbxmpp holds done-callbacks weakly (Gajim's are methods of live objects): keep this one alive.
+    result["callback"] = done
+    result["task"] = start(callback=done)
+
+
 def on_connected(c, _signal):
     if action == "time":
-        def done(task):
-            try:
-                result["line"] = f"OK server time as nbxmpp parsed it: {task.finish()}"
-            except Exception as e:  # noqa: BLE001 - any failure is the result
-                result["line"] = f"FAIL {type(e).__name__}: {e}"
-            c.disconnect()
-
-        # nbxmpp holds done-callbacks weakly (Gajim's are methods of live objects): keep this one alive.
-        result["callback"] = done
-        result["task"] = c.get_module("EntityTime").request_entity_time(domain, callback=done)
-        return
-    if action == "contact":
-        def info(task):
-            try:
-                disco = task.finish()
-                found = {}
-                for form in disco.dataforms:
-                    if form["FORM_TYPE"].value == "http://jabber.org/network/serverinfo":
-                        for field in form.iter_fields():
-                            if field.var != "FORM_TYPE":
-                                found[field.var] = list(field.values)
-                ok = bool(found.get("admin-addresses")) and bool(found.get("abuse-addresses"))
-                result["line"] = f"{'OK' if ok else 'FAIL'} contact addresses: {found}"
-            except Exception as e:  # noqa: BLE001 - any failure is the result
-                result["line"] = f"FAIL {type(e).__name__}: {e}"
-            c.disconnect()
-
-        result["callback"] = info
-        result["task"] = c.get_module("Discovery").disco_info(domain, callback=info)
-        return
-    result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
-    c.disconnect()
+        run_task(c, lambda callback: c.get_module("EntityTime").request_entity_time(domain, callback=callback), time_line)
+    elif action == "contact":
+        run_task(c, lambda callback: c.get_module("Discovery").disco_info(domain, callback=callback), contact_line)
+    else:
+        result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
+        c.disconnect()
 
 
 def on_failed(c, signal, *args):
