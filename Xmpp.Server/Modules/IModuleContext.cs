@@ -16,8 +16,12 @@ public interface IModuleContext
 {
     ServerOptions Options { get; }
 
-    /// <summary>This module's attributes from &lt;modules&gt; in the configuration.</summary>
-    IReadOnlyDictionary<string, string> ModuleOptions { get; }
+    /// <summary>
+    /// One of this module's attributes from &lt;modules&gt; in the configuration, or null when not given.
+    /// Asking for a name is what makes it a valid attribute: after registration the host refuses, as a
+    /// configuration error, every attribute the module never asked for.
+    /// </summary>
+    string? Option(string name);
 
     Logger Log { get; }
 

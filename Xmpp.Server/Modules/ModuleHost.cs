@@ -95,15 +95,49 @@ public sealed class ModuleHost
 
     private void Load(IXmppModule module, IReadOnlyDictionary<string, string> moduleOptions)
     {
-        module.Register(new Context(this, module, moduleOptions));
+        var context = new Context(this, module, moduleOptions);
+        try
+        {
+            module.Register(context);
+        }
+        catch (ConfigException) when (UnknownOption(module, context, moduleOptions) is { } typo)
+        {
+            // A misspelt attribute is the likelier cause of whatever the module found missing.
+            throw new ConfigException(typo);
+        }
+
+        if (UnknownOption(module, context, moduleOptions) is { } unknown)
+        {
+            throw new ConfigException(unknown);
+        }
+
         _loaded.Add(module);
+    }
+
+    private static string? UnknownOption(IXmppModule module, Context context, IReadOnlyDictionary<string, string> moduleOptions)
+    {
+        var unknown = moduleOptions.Keys.Where(k => !context.Asked.Contains(k)).Order(StringComparer.Ordinal).FirstOrDefault();
+        if (unknown is null)
+        {
+            return null;
+        }
+
+        var allowed = context.Asked.Count == 0 ? "it has none" : "allowed: " + string.Join(", ", context.Asked.Order(StringComparer.Ordinal));
+        return $"module {module.Name}: unknown option '{unknown}' ({allowed})";
     }
 
     private sealed class Context(ModuleHost host, IXmppModule module, IReadOnlyDictionary<string, string> moduleOptions) : IModuleContext
     {
         public ServerOptions Options => host.Options;
 
-        public IReadOnlyDictionary<string, string> ModuleOptions => moduleOptions;
+        /// <summary>The attribute names the module asked for.</summary>
+        public HashSet<string> Asked { get; } = new(StringComparer.Ordinal);
+
+        public string? Option(string name)
+        {
+            Asked.Add(name);
+            return moduleOptions.TryGetValue(name, out var value) ? value : null;
+        }
 
         public Logger Log { get; } = host.Logs.GetLogger("Module." + module.Name);
 

@@ -31,6 +31,19 @@ public sealed class TimeTests
         Assert.That(routed.GetAttribute("from"), Is.EqualTo("alice@localhost/test"));
     }
 
+    [TestCase("time", "zone", "module time: unknown option 'zone' (it has none)")]
+    [TestCase("offline", "max", "module offline: unknown option 'max' (allowed: max-per-user)")]
+    [TestCase("version", "show_os", "module version: unknown option 'show_os' (allowed: show-os)")]
+    public void Attributes_a_module_does_not_ask_for_are_configuration_errors(string module, string option, string message)
+    {
+        var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>(Xmpp.Server.Config.ServerOptions.DefaultModules)
+        {
+            [module] = new Dictionary<string, string> { [option] = "1" },
+        };
+        var ex = Assert.ThrowsAsync<Xmpp.Server.Config.ConfigException>(async () => await (await TestServer.StartAsync(o => o with { Modules = modules })).DisposeAsync());
+        Assert.That(ex!.Message, Is.EqualTo(message));
+    }
+
     [TestCase(-330, "-05:30")]
     [TestCase(0, "+00:00")]
     [TestCase(345, "+05:45")]

@@ -30,20 +30,12 @@ public sealed class ContactAddressesModule : IXmppModule
 
     public void Register(IModuleContext context)
     {
-        foreach (var key in context.ModuleOptions.Keys)
-        {
-            if (!Kinds.Any(k => k.Option == key))
-            {
-                throw new Config.ConfigException($"module contact: unknown option '{key}' (allowed: {string.Join(", ", Kinds.Select(k => k.Option))})");
-            }
-        }
-
         var form = new Element("x", DataForms).SetAttribute("type", "result");
         form.AddChild("field").SetAttribute("var", "FORM_TYPE").SetAttribute("type", "hidden").AddChild("value").AddText(FormType);
         var any = false;
         foreach (var (option, field) in Kinds)
         {
-            if (!context.ModuleOptions.TryGetValue(option, out var value))
+            if (context.Option(option) is not { } value)
             {
                 continue;
             }

@@ -28,7 +28,7 @@ public sealed class OfflineModule : IXmppModule
     public void Register(IModuleContext context)
     {
         var limit = 1000;
-        if (context.ModuleOptions.TryGetValue("max-per-user", out var text) &&
+        if (context.Option("max-per-user") is { } text &&
             !int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out limit))
         {
             throw new Config.ConfigException($"{context.Options.SourceFile ?? "configuration"}: <offline max-per-user='{text}'/> must be a whole number (0 disables storage)");

@@ -17,11 +17,6 @@ public sealed class TimeModule : IXmppModule
 
     public void Register(IModuleContext context)
     {
-        foreach (var key in context.ModuleOptions.Keys)
-        {
-            throw new Config.ConfigException($"module time: unknown option '{key}' (it has none)");
-        }
-
         var clock = TimeProvider.System;
         context.Disco.AddFeature(Namespace, IqTarget.Host);
         context.HandleIq("get", Namespace, "time", IqTarget.Host, (_, _, _) => ValueTask.FromResult<Element?>(Answer(clock.GetLocalNow())));

@@ -16,14 +16,7 @@ public sealed class VersionModule : IXmppModule
 
     public void Register(IModuleContext context)
     {
-        var showOs = context.ModuleOptions.TryGetValue("show-os", out var v) && v == "true";
-        foreach (var key in context.ModuleOptions.Keys)
-        {
-            if (key != "show-os")
-            {
-                throw new Config.ConfigException($"module version: unknown option '{key}' (allowed: show-os)");
-            }
-        }
+        var showOs = context.Option("show-os") == "true";
 
         context.Disco.AddFeature(Ns.Version, IqTarget.Host);
         context.HandleIq("get", Ns.Version, "query", IqTarget.Host, (_, _, _) =>
