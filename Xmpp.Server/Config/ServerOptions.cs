@@ -42,6 +42,8 @@ public sealed record ServerOptions
             ["offline"] = new Dictionary<string, string>(),
             ["last"] = new Dictionary<string, string>(),
             ["time"] = new Dictionary<string, string>(),
+            ["private"] = new Dictionary<string, string>(),
+            ["vcard"] = new Dictionary<string, string>(),
         };
 }
 

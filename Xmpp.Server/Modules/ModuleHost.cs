@@ -62,6 +62,8 @@ public sealed class ModuleHost
         ["last"] = () => new LastActivity.LastActivityModule(),
         ["time"] = () => new Time.TimeModule(),
         ["contact"] = () => new ContactAddresses.ContactAddressesModule(),
+        ["private"] = () => new PrivateStorage.PrivateStorageModule(),
+        ["vcard"] = () => new VCard.VCardModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

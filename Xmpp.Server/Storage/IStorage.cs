@@ -14,6 +14,9 @@ public interface IStorage : IAsyncDisposable
 
     ILastActivityStore LastActivity { get; }
 
+    /// <summary>Private XML (XEP-0049) and vCards (XEP-0054).</summary>
+    IUserDocumentStore Documents { get; }
+
     /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
     Task<int> MigrateAsync(CancellationToken cancellationToken);
 

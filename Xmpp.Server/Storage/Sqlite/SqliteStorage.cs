@@ -73,6 +73,18 @@ public sealed class SqliteStorage : IStorage
             FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
         );
         """,
+        """
+        CREATE TABLE user_documents (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            xml TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (host, username, kind, key),
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        """,
     ];
 
     private readonly string _connectionString;
@@ -99,6 +111,7 @@ public sealed class SqliteStorage : IStorage
         Roster = new SqliteRosterStore(this);
         Offline = new SqliteOfflineStore(this);
         LastActivity = new SqliteLastActivityStore(this);
+        Documents = new SqliteUserDocumentStore(this);
     }
 
     public string File { get; }
@@ -110,6 +123,8 @@ public sealed class SqliteStorage : IStorage
     public IOfflineStore Offline { get; }
 
     public ILastActivityStore LastActivity { get; }
+
+    public IUserDocumentStore Documents { get; }
 
     public static int LatestVersion => Migrations.Length;
 

@@ -1,0 +1,59 @@
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+
+namespace Xmpp.Server.Modules.VCard;
+
+/// <summary>
+/// vcard-temp (XEP-0054): the server keeps each account's vCard; the account sets it, anyone may read it
+/// (the profile and the avatar that XEP-0153 hashes point to). Queries to a full JID go to that client.
+/// </summary>
+[Specification("XEP-0054", "1.2")]
+public sealed class VCardModule : IXmppModule
+{
+    public const string Namespace = "vcard-temp";
+
+    public const string Kind = "vcard";
+
+    public string Name => "vcard";
+
+    public void Register(IModuleContext context)
+    {
+        context.Disco.AddFeature(Namespace, IqTarget.Host | IqTarget.Bare);
+        context.HandleIq("get", Namespace, "vCard", IqTarget.Bare, async (ctx, _, ct) =>
+        {
+            var owner = ctx.To!.Bare;
+            var xml = await context.Storage.Documents.GetAsync(owner.Domain, owner.Local!, Kind, string.Empty, ct).ConfigureAwait(false);
+            if (xml is not null)
+            {
+                return ElementParser.Parse(xml);
+            }
+
+            // §3.1: no vCard is item-not-found (or an empty vCard); an account that does not exist is
+            // service-unavailable, as for any other request to it (RFC 6121 §8.5.1).
+            if (context.Sessions.Resources(owner).Count == 0 && !await context.Storage.Users.ExistsAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
+            }
+
+            return new Element("vCard", Namespace);
+        });
+
+        context.HandleIq("set", Namespace, "vCard", IqTarget.Bare, async (ctx, vcard, ct) =>
+        {
+            var owner = ctx.To!.Bare;
+            if (ctx.From.Bare != owner)
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "only the account itself may change its vCard");
+            }
+
+            // An empty vCard removes it.
+            var xml = vcard.ElementCount() == 0 && vcard.Text.Trim().Length == 0 ? null : vcard.ToString();
+            await context.Storage.Documents.SetAsync(owner.Domain, owner.Local!, Kind, string.Empty, xml, ct).ConfigureAwait(false);
+            return null;
+        });
+
+        // The server's own vCard: none, but the query is understood (§3.1 allows item-not-found).
+        context.HandleIq("get", Namespace, "vCard", IqTarget.Host, (_, _, _) =>
+            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound));
+    }
+}

@@ -1,0 +1,17 @@
+namespace Xmpp.Server.Storage;
+
+/// <summary>
+/// Small XML documents an account keeps on the server, each named by a kind and a key: private XML
+/// storage (XEP-0049, kind "private", key the child's namespace), vcard-temp (XEP-0054, kind "vcard",
+/// empty key). Stored as the serialised element.
+/// </summary>
+public interface IUserDocumentStore
+{
+    Task<string?> GetAsync(string host, string username, string kind, string key, CancellationToken cancellationToken);
+
+    /// <summary>Stores or replaces a document; a null <paramref name="xml"/> deletes it. False when the account does not exist.</summary>
+    Task<bool> SetAsync(string host, string username, string kind, string key, string? xml, CancellationToken cancellationToken);
+
+    /// <summary>Every document of a kind for an account, by key (for export).</summary>
+    Task<IReadOnlyDictionary<string, string>> ListAsync(string host, string username, string kind, CancellationToken cancellationToken);
+}

@@ -1,0 +1,63 @@
+using System.Globalization;
+
+namespace Xmpp.Server.Storage.Sqlite;
+
+internal sealed class SqliteUserDocumentStore(SqliteStorage storage) : IUserDocumentStore
+{
+    public async Task<string?> GetAsync(string host, string username, string kind, string key, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT xml FROM user_documents WHERE host = $h AND username = $u AND kind = $k AND key = $key";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Parameters.AddWithValue("$k", kind);
+        cmd.Parameters.AddWithValue("$key", key);
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+    }
+
+    public Task<bool> SetAsync(string host, string username, string kind, string key, string? xml, CancellationToken cancellationToken)
+    {
+        return storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = xml is null
+                    ? "DELETE FROM user_documents WHERE host = $h AND username = $u AND kind = $k AND key = $key; SELECT EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)"
+                    : """
+                      INSERT INTO user_documents (host, username, kind, key, xml, updated_at)
+                      SELECT $h, $u, $k, $key, $x, $t WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
+                      ON CONFLICT (host, username, kind, key) DO UPDATE SET xml = $x, updated_at = $t;
+                      SELECT changes()
+                      """;
+                cmd.Parameters.AddWithValue("$h", host);
+                cmd.Parameters.AddWithValue("$u", username);
+                cmd.Parameters.AddWithValue("$k", kind);
+                cmd.Parameters.AddWithValue("$key", key);
+                cmd.Parameters.AddWithValue("$x", (object?)xml ?? DBNull.Value);
+                cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
+                var result = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+                return Convert.ToInt64(result, CultureInfo.InvariantCulture) > 0;
+            },
+            cancellationToken);
+    }
+
+    public async Task<IReadOnlyDictionary<string, string>> ListAsync(string host, string username, string kind, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT key, xml FROM user_documents WHERE host = $h AND username = $u AND kind = $k ORDER BY key";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Parameters.AddWithValue("$k", kind);
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            result[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return result;
+    }
+}
