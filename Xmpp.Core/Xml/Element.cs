@@ -109,6 +109,10 @@ public sealed class Element
         return child;
     }
 
+    /// <summary>Removes every child element with this name and namespace; returns how many.</summary>
+    public int RemoveChildren(string name, string ns) =>
+        _nodes?.RemoveAll(n => n is Element e && e.Name == name && e.Namespace == ns) ?? 0;
+
     public IEnumerable<Element> Elements()
     {
         if (_nodes is null)

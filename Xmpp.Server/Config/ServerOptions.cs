@@ -44,6 +44,7 @@ public sealed record ServerOptions
             ["time"] = new Dictionary<string, string>(),
             ["private"] = new Dictionary<string, string>(),
             ["vcard"] = new Dictionary<string, string>(),
+            ["carbons"] = new Dictionary<string, string>(),
         };
 }
 

@@ -64,6 +64,7 @@ public sealed class ModuleHost
         ["contact"] = () => new ContactAddresses.ContactAddressesModule(),
         ["private"] = () => new PrivateStorage.PrivateStorageModule(),
         ["vcard"] = () => new VCard.VCardModule(),
+        ["carbons"] = () => new Carbons.CarbonsModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

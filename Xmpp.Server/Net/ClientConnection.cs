@@ -88,6 +88,8 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     public ISet<Jid> DirectedPresence { get; } = new HashSet<Jid>();
 
+    public SessionItems Items { get; } = new();
+
     public async Task RunAsync()
     {
         using var scope = ScopeContext.PushProperty("ConnectionId", ConnectionId);

@@ -18,6 +18,21 @@ public static class HookNames
     /// </summary>
     public const string PresenceOutbound = "pre-presence";
 
+    /// <summary>A message from a local client, before it is routed (carbons copy it, blocking refuses it).</summary>
+    public const string MessageOutbound = "pre-message";
+
+    /// <summary>An iq from a local client, before it is routed.</summary>
+    public const string IqOutbound = "pre-iq";
+
+    /// <summary>"pre-KIND" for a stanza from a local client.</summary>
+    public static string Outbound(string kind) => kind switch
+    {
+        "message" => MessageOutbound,
+        "presence" => PresenceOutbound,
+        "iq" => IqOutbound,
+        _ => "pre-" + kind,
+    };
+
     /// <summary>A resource became available with non-negative priority (offline messages are delivered then).</summary>
     public const string PresenceInitial = "presence/initial";
 

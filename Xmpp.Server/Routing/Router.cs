@@ -63,8 +63,8 @@ public sealed class Router : IStanzaRouter
         }
 
         var context = new StanzaContext(stanza, from, to, origin, this);
-        if (origin is not null && stanza.Name == "presence" &&
-            await _hooks.FireAsync(HookNames.PresenceOutbound, context, cancellationToken).ConfigureAwait(false))
+        if (origin is not null &&
+            await _hooks.FireAsync(HookNames.Outbound(stanza.Name), context, cancellationToken).ConfigureAwait(false))
         {
             return;
         }

@@ -30,6 +30,9 @@ public interface IClientSession
     /// </summary>
     ISet<Jid> DirectedPresence { get; }
 
+    /// <summary>What modules keep for this session.</summary>
+    SessionItems Items { get; }
+
     /// <summary>Queues a stanza for this client without waiting; false when the session is closing or its queue is full.</summary>
     bool TrySend(Element stanza);
 

@@ -4,6 +4,9 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
   Each USER is "name@domain/resource"; the password is the local part followed by PASSWORD_SUFFIX.
   profile   USER1 publishes a vCard (XEP-0054) and bookmarks in private storage (XEP-0048 over XEP-0049);
             USER2 reads USER1's vCard; USER1 reads its bookmarks back.
+  carbons   USER1 and USER2 are two resources of one account, both enabling XEP-0280 with slixmpp's plugin;
+            USER3 writes to USER1, USER2 answers: USER2 sees the message as a received carbon, USER1 the
+            answer as a sent carbon.
 Prints one line starting with OK or FAIL.
 """
 import asyncio
@@ -64,6 +67,44 @@ async def profile():
     finally:
         alice.disconnect()
         bob.disconnect()
+
+
+async def carbons():
+    one = await connect(users[0], ["xep_0280"])
+    two = await connect(users[1], ["xep_0280"])
+    peer = await connect(users[2], [])
+    try:
+        await one["xep_0280"].enable(timeout=10)
+        await two["xep_0280"].enable(timeout=10)
+        info = await one["xep_0030"].get_info(jid=one.boundjid.domain, timeout=10)
+        if "urn:xmpp:carbons:2" not in info["disco_info"]["features"]:
+            return "FAIL urn:xmpp:carbons:2 not in the server's disco#info"
+        got = {}
+        done = asyncio.get_event_loop().create_future()
+
+        def seen(kind):
+            def handler(msg):
+                inner = msg["carbon_received" if kind == "received" else "carbon_sent"]
+                if msg["from"] != two.boundjid.bare:
+                    got[kind] = f"spoofed carbon from {msg['from']}"
+                else:
+                    got[kind] = f"{inner['from']}->{inner['to']}: {inner['body']}"
+                if len(got) == 2 and not done.done():
+                    done.set_result(True)
+            return handler
+
+        two.add_event_handler("carbon_received", seen("received"))
+        one.add_event_handler("carbon_sent", seen("sent"))
+        await asyncio.sleep(0.3)
+        peer.send_message(mto=one.boundjid.full, mbody="to one", mtype="chat")
+        await asyncio.sleep(0.3)
+        two.send_message(mto=peer.boundjid.bare, mbody="from two", mtype="chat")
+        await asyncio.wait_for(done, timeout=10)
+        ok = got["received"] == f"{peer.boundjid.full}->{one.boundjid.full}: to one" and got["sent"] == f"{two.boundjid.full}->{peer.boundjid.bare}: from two"
+        return f"{'OK' if ok else 'FAIL'} received carbon {got['received']!r}; sent carbon {got['sent']!r}"
+    finally:
+        for c in (one, two, peer):
+            c.disconnect()
 
 
 async def main():

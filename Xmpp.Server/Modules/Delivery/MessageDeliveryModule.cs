@@ -1,5 +1,6 @@
 using Xmpp.Core.Stanzas;
 using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
 
 namespace Xmpp.Server.Modules.Delivery;
 
@@ -37,6 +38,36 @@ public sealed class MessageDeliveryModule : IXmppModule
         context.Hook(HookNames.Stanza("message", Target.Bare), (ctx, ct) => DeliverToBareAsync(context, ctx, ct), priority: -1);
     }
 
+    /// <summary>
+    /// §8.5.2.1: the resources a message to the bare JID goes to: normal and chat to every available
+    /// resource of the highest non-negative priority, headline to all with non-negative priority.
+    /// </summary>
+    public static List<IClientSession> BareRecipients(IReadOnlyList<IClientSession> resources, string? type)
+    {
+        var best = int.MinValue;
+        foreach (var r in resources)
+        {
+            if (r.IsAvailable && r.Priority >= 0 && r.Priority > best)
+            {
+                best = r.Priority;
+            }
+        }
+
+        var recipients = new List<IClientSession>();
+        if (best != int.MinValue)
+        {
+            foreach (var r in resources)
+            {
+                if (r.IsAvailable && (r.Priority == best || (type == "headline" && r.Priority >= 0)))
+                {
+                    recipients.Add(r);
+                }
+            }
+        }
+
+        return recipients;
+    }
+
     private static async ValueTask<bool> Bounce(StanzaContext ctx, StanzaErrorCondition condition, string? text, CancellationToken ct)
     {
         await ctx.Router.BounceAsync(ctx.Stanza, new StanzaError(condition, text), ct).ConfigureAwait(false);
@@ -67,26 +98,10 @@ public sealed class MessageDeliveryModule : IXmppModule
             return await Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct).ConfigureAwait(false);
         }
 
-        var best = int.MinValue;
-        foreach (var r in resources)
-        {
-            if (r.IsAvailable && r.Priority >= 0 && r.Priority > best)
-            {
-                best = r.Priority;
-            }
-        }
-
         var delivered = false;
-        if (best != int.MinValue)
+        foreach (var r in BareRecipients(resources, type))
         {
-            foreach (var r in resources)
-            {
-                // Normal and chat to every resource of the highest priority; headline to all non-negative ones.
-                if (r.IsAvailable && (r.Priority == best || (type == "headline" && r.Priority >= 0)))
-                {
-                    delivered |= r.TrySend(ctx.Stanza);
-                }
-            }
+            delivered |= r.TrySend(ctx.Stanza);
         }
 
         if (delivered || type == "headline")

@@ -48,10 +48,7 @@ public sealed class OfflineModule : IXmppModule
 
             var owner = ctx.To!.Bare;
             var copy = message.Clone();
-            copy.Add(new Element("delay", Delay)
-                .SetAttribute("from", owner.Domain)
-                .SetAttribute("stamp", DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture))
-                .AddText("Offline Storage"));
+            copy.Add(Forwarded.Delay(DateTimeOffset.UtcNow, owner.Domain).AddText("Offline Storage"));
             if (!await store.StoreAsync(owner.Domain, owner.Local!, copy.ToString(), limit, ct).ConfigureAwait(false))
             {
                 context.Log.Warn("Offline storage of {User} is full ({Limit} messages): bouncing a message from {Sender}", owner, limit, ctx.From);

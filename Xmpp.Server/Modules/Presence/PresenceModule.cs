@@ -428,9 +428,7 @@ public sealed class PresenceModule : IXmppModule
             }
 
             // XEP-0203: when the user went offline.
-            unavailable.Add(new Element("delay", "urn:xmpp:delay")
-                .SetAttribute("from", user.ToString())
-                .SetAttribute("stamp", lastActivity.When.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)));
+            unavailable.Add(Forwarded.Delay(lastActivity.When, user.ToString()));
         }
 
         await Router.RouteAsync(unavailable, null, ct).ConfigureAwait(false);
