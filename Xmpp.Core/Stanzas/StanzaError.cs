@@ -7,6 +7,9 @@ public sealed record StanzaError(StanzaErrorCondition Condition, string? Text = 
 {
     public string ErrorType => Type ?? DefaultType(Condition);
 
+    /// <summary>An application-specific condition (RFC 6120 §8.3.3.2), written after the defined one and the text.</summary>
+    public Element? Application { get; init; }
+
     public static string DefaultType(StanzaErrorCondition condition) => condition switch
     {
         StanzaErrorCondition.BadRequest => "modify",
@@ -39,6 +42,11 @@ public sealed record StanzaError(StanzaErrorCondition Condition, string? Text = 
         if (!string.IsNullOrEmpty(Text))
         {
             error.Add(new Element("text", Ns.Stanzas).SetAttribute("lang", Ns.Xml, "en").AddText(Text));
+        }
+
+        if (Application is not null)
+        {
+            error.Add(Application.Clone());
         }
 
         return error;

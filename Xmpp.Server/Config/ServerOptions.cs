@@ -45,6 +45,7 @@ public sealed record ServerOptions
             ["private"] = new Dictionary<string, string>(),
             ["vcard"] = new Dictionary<string, string>(),
             ["carbons"] = new Dictionary<string, string>(),
+            ["blocking"] = new Dictionary<string, string> { ["max-items"] = "1000" },
         };
 }
 

@@ -65,6 +65,7 @@ public sealed class ModuleHost
         ["private"] = () => new PrivateStorage.PrivateStorageModule(),
         ["vcard"] = () => new VCard.VCardModule(),
         ["carbons"] = () => new Carbons.CarbonsModule(),
+        ["blocking"] = () => new Blocking.BlockingModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

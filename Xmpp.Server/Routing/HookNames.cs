@@ -18,6 +18,12 @@ public static class HookNames
     /// </summary>
     public const string PresenceOutbound = "pre-presence";
 
+    /// <summary>
+    /// Every stanza between two different accounts (or an account and another entity) of which at least one
+    /// is local, before anything else handles it; a handler that returns true stops it (blocking, XEP-0191).
+    /// </summary>
+    public const string Filter = "stanza/filter";
+
     /// <summary>A message from a local client, before it is routed (carbons copy it, blocking refuses it).</summary>
     public const string MessageOutbound = "pre-message";
 

@@ -63,6 +63,15 @@ public sealed class Router : IStanzaRouter
         }
 
         var context = new StanzaContext(stanza, from, to, origin, this);
+        if (from.Local is not null || to.Local is not null)
+        {
+            if (from.Bare != to.Bare && (IsLocal(from.Domain) || IsLocal(to.Domain)) &&
+                await _hooks.FireAsync(HookNames.Filter, context, cancellationToken).ConfigureAwait(false))
+            {
+                return;
+            }
+        }
+
         if (origin is not null &&
             await _hooks.FireAsync(HookNames.Outbound(stanza.Name), context, cancellationToken).ConfigureAwait(false))
         {

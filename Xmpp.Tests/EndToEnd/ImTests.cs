@@ -13,7 +13,7 @@ public sealed class ImTests
     private const string Bob = "bob@localhost:builder";
     private const string Carol = "carol@localhost:singer";
 
-    private static async Task<RawXmppClient> OnlineAsync(TestServer server, string user, string password, string resource = "r", string presence = "<presence/>", bool roster = true)
+    internal static async Task<RawXmppClient> OnlineAsync(TestServer server, string user, string password, string resource = "r", string presence = "<presence/>", bool roster = true)
     {
         var client = await RawXmppClient.ConnectAsync(server.C2sPort);
         await client.LoginAsync(user, password, resource: resource);
@@ -32,7 +32,7 @@ public sealed class ImTests
     }
 
     /// <summary>Mutual subscription through the protocol (A subscribes, B approves, and the other way round).</summary>
-    private static async Task BefriendAsync(RawXmppClient a, string aJid, RawXmppClient b, string bJid)
+    internal static async Task BefriendAsync(RawXmppClient a, string aJid, RawXmppClient b, string bJid)
     {
         await a.SendAsync($"<presence type='subscribe' to='{bJid}'/>");
         await a.DrainAsync();

@@ -7,6 +7,9 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
   carbons   USER1 and USER2 are two resources of one account, both enabling XEP-0280 with slixmpp's plugin;
             USER3 writes to USER1, USER2 answers: USER2 sees the message as a received carbon, USER1 the
             answer as a sent carbon.
+  blocking  USER1 blocks USER2 with slixmpp's XEP-0191 plugin: USER2's message bounces with
+            service-unavailable, USER1's own message to USER2 comes back not-acceptable with <blocked/>;
+            after unblocking, USER2's message arrives.
 Prints one line starting with OK or FAIL.
 """
 import asyncio
@@ -105,6 +108,33 @@ async def carbons():
     finally:
         for c in (one, two, peer):
             c.disconnect()
+
+
+async def blocking():
+    alice = await connect(users[0], ["xep_0191"])
+    bob = await connect(users[1], [])
+    try:
+        inbox = asyncio.Queue()
+        alice.add_event_handler("message", lambda m: inbox.put_nowait(("alice", m)))
+        bob.add_event_handler("message", lambda m: inbox.put_nowait(("bob", m)))
+        await alice["xep_0191"].block([bob.boundjid.bare], timeout=10)
+        listed = [str(j) for j in (await alice["xep_0191"].get_blocked(timeout=10))["blocklist"]["items"]]
+        bob.send_message(mto=alice.boundjid.bare, mbody="can you hear me", mtype="chat")
+        who, m = await asyncio.wait_for(inbox.get(), timeout=10)
+        bounce = m["error"]["condition"] if who == "bob" and m["type"] == "error" else f"{who} got {m['type']}"
+        alice.send_message(mto=bob.boundjid.bare, mbody="blocked", mtype="chat")
+        who, m = await asyncio.wait_for(inbox.get(), timeout=10)
+        refused = m["error"]["condition"] if who == "alice" and m["type"] == "error" else f"{who} got {m['type']}"
+        app = m.xml.find("{jabber:client}error/{urn:xmpp:blocking:errors}blocked") is not None
+        await alice["xep_0191"].unblock([bob.boundjid.bare], timeout=10)
+        bob.send_message(mto=alice.boundjid.bare, mbody="now?", mtype="chat")
+        who, m = await asyncio.wait_for(inbox.get(), timeout=10)
+        after = f"{who} got {m['body']!r}"
+        ok = listed == [bob.boundjid.bare] and bounce == "service-unavailable" and refused == "not-acceptable" and app and after == "alice got 'now?'"
+        return f"{'OK' if ok else 'FAIL'} list {listed}; blocked sender got {bounce}; own message {refused} (blocked element: {app}); after unblock: {after}"
+    finally:
+        alice.disconnect()
+        bob.disconnect()
 
 
 async def main():

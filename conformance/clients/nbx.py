@@ -1,8 +1,10 @@
 """nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
 
-Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact]
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking]
   time: after login, ask the server for its time (XEP-0202, as Gajim's contact info does)
   contact: read the server's contact addresses (XEP-0157) from disco#info, as Gajim's server info does
+  blocking: with nbxmpp's Blocking module (Gajim's "Block" menu, XEP-0191): read the list, block an
+            address, read it again, unblock it, read it once more
 Prints one line starting with OK or FAIL.
 """
 import sys
@@ -56,11 +58,64 @@ def run_task(c, start, describe):
     result["task"] = start(callback=done)
 
 
+def blocking_flow(c):
+    """Each step starts the next from its callback; nbxmpp keeps callbacks weakly, so they live in result."""
+    from nbxmpp.protocol import JID
+    module = c.get_module("Blocking")
+    spammer = JID.from_string("spammer@spam.example")
+    seen = []
+
+    def fail(e):
+        result["line"] = f"FAIL {type(e).__name__}: {e}"
+        c.disconnect()
+
+    def listed(then):
+        def callback(task):
+            try:
+                seen.append(sorted(str(j) for j in task.finish()))
+            except Exception as e:  # noqa: BLE001
+                return fail(e)
+            then()
+        result.setdefault("callbacks", []).append(callback)
+        return callback
+
+    def changed(then):
+        def callback(task):
+            try:
+                task.finish()
+            except Exception as e:  # noqa: BLE001
+                return fail(e)
+            then()
+        result.setdefault("callbacks", []).append(callback)
+        return callback
+
+    def finish():
+        ok = seen == [[], ["spammer@spam.example"], []]
+        result["line"] = f"{'OK' if ok else 'FAIL'} block lists read by nbxmpp: {seen}"
+        c.disconnect()
+
+    def read_last():
+        result["t4"] = module.request_blocking_list(callback=listed(finish))
+
+    def unblock():
+        result["t3"] = module.unblock([spammer], callback=changed(read_last))
+
+    def read_blocked():
+        result["t2"] = module.request_blocking_list(callback=listed(unblock))
+
+    def block():
+        result["t1"] = module.block([spammer], callback=changed(read_blocked))
+
+    result["t0"] = module.request_blocking_list(callback=listed(block))
+
+
 def on_connected(c, _signal):
     if action == "time":
         run_task(c, lambda callback: c.get_module("EntityTime").request_entity_time(domain, callback=callback), time_line)
     elif action == "contact":
         run_task(c, lambda callback: c.get_module("Discovery").disco_info(domain, callback=callback), contact_line)
+    elif action == "blocking":
+        blocking_flow(c)
     else:
         result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
         c.disconnect()
