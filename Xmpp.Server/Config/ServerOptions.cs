@@ -46,6 +46,7 @@ public sealed record ServerOptions
             ["vcard"] = new Dictionary<string, string>(),
             ["carbons"] = new Dictionary<string, string>(),
             ["blocking"] = new Dictionary<string, string> { ["max-items"] = "1000" },
+            ["pep"] = new Dictionary<string, string> { ["max-items"] = "256", ["max-nodes"] = "256" },
         };
 }
 

@@ -7,6 +7,8 @@ public sealed class DiscoRegistry
     private readonly SortedSet<string> _accountFeatures = new(StringComparer.Ordinal);
     private readonly List<(string Category, string Type, string? Name)> _hostIdentities = [];
     private readonly List<Xmpp.Core.Xml.Element> _hostExtensions = [];
+    private readonly List<(string Category, string Type, string? Name)> _accountIdentities = [];
+    private readonly List<Func<Routing.StanzaContext, CancellationToken, ValueTask<IEnumerable<Xmpp.Core.Xml.Element>>>> _accountItems = [];
 
     public IReadOnlyCollection<string> HostFeatures => _hostFeatures;
 
@@ -26,6 +28,16 @@ public sealed class DiscoRegistry
             _accountFeatures.Add(feature);
         }
     }
+
+    /// <summary>Identities of every account besides account/registered (e.g. pubsub/pep).</summary>
+    public IReadOnlyList<(string Category, string Type, string? Name)> AccountIdentities => _accountIdentities;
+
+    public void AddAccountIdentity(string category, string type, string? name) => _accountIdentities.Add((category, type, name));
+
+    /// <summary>Sources of an account's disco#items (e.g. its PEP nodes), given the request.</summary>
+    public IReadOnlyList<Func<Routing.StanzaContext, CancellationToken, ValueTask<IEnumerable<Xmpp.Core.Xml.Element>>>> AccountItems => _accountItems;
+
+    public void AddAccountItems(Func<Routing.StanzaContext, CancellationToken, ValueTask<IEnumerable<Xmpp.Core.Xml.Element>>> source) => _accountItems.Add(source);
 
     public void AddHostIdentity(string category, string type, string? name) => _hostIdentities.Add((category, type, name));
 

@@ -66,6 +66,7 @@ public sealed class ModuleHost
         ["vcard"] = () => new VCard.VCardModule(),
         ["carbons"] = () => new Carbons.CarbonsModule(),
         ["blocking"] = () => new Blocking.BlockingModule(),
+        ["pep"] = () => new Pep.PepModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

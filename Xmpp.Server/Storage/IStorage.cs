@@ -17,6 +17,9 @@ public interface IStorage : IAsyncDisposable
     /// <summary>Private XML (XEP-0049) and vCards (XEP-0054).</summary>
     IUserDocumentStore Documents { get; }
 
+    /// <summary>Personal eventing (XEP-0163) nodes and items.</summary>
+    IPubSubStore PubSub { get; }
+
     /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
     Task<int> MigrateAsync(CancellationToken cancellationToken);
 

@@ -33,6 +33,9 @@ public sealed class RawXmppClient : IAsyncDisposable
 
     public string? BoundJid { get; private set; }
 
+    /// <summary>The disco#info this client answers caps queries with (tests of XEP-0115 set it).</summary>
+    public Element? CapsQuery { get; set; }
+
     public static async Task<RawXmppClient> ConnectAsync(int port, bool directTls = false)
     {
         var tcp = new TcpClient();

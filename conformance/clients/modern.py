@@ -7,6 +7,9 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
   carbons   USER1 and USER2 are two resources of one account, both enabling XEP-0280 with slixmpp's plugin;
             USER3 writes to USER1, USER2 answers: USER2 sees the message as a received carbon, USER1 the
             answer as a sent carbon.
+  pep       USER1 and USER2 subscribe to each other (slixmpp's defaults approve); USER1 publishes an avatar
+            with slixmpp's XEP-0084 plugin (data, then metadata); USER2, whose XEP-0115 caps carry the
+            metadata node's +notify, gets the notification and fetches the data by its id.
   blocking  USER1 blocks USER2 with slixmpp's XEP-0191 plugin: USER2's message bounces with
             service-unavailable, USER1's own message to USER2 comes back not-acceptable with <blocked/>;
             after unblocking, USER2's message arrives.
@@ -108,6 +111,38 @@ async def carbons():
     finally:
         for c in (one, two, peer):
             c.disconnect()
+
+
+async def pep():
+    plugins = ["xep_0115", "xep_0163", "xep_0060", "xep_0084"]
+    alice = await connect(users[0], plugins)
+    bob = await connect(users[1], plugins)
+    try:
+        got = asyncio.get_event_loop().create_future()
+        bob.add_event_handler("avatar_metadata_publish", lambda m: got.done() or got.set_result(m))
+        bob.send_presence_subscription(pto=alice.boundjid.bare)
+        for _ in range(100):
+            if alice.client_roster[bob.boundjid.bare]["subscription"] == "both" and bob.client_roster[alice.boundjid.bare]["subscription"] == "both":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            return "FAIL the two accounts did not become mutual contacts"
+        await asyncio.sleep(0.5)
+
+        import hashlib
+        data = b"\x89PNG\r\n\x1a\n conformance avatar"
+        avatar_id = hashlib.sha1(data).hexdigest()
+        await alice["xep_0084"].publish_avatar(data, timeout=10)
+        await alice["xep_0084"].publish_avatar_metadata({"id": avatar_id, "type": "image/png", "bytes": len(data)}, timeout=10)
+        event = await asyncio.wait_for(got, timeout=10)
+        info = event["pubsub_event"]["items"]["item"]["avatar_metadata"]["info"]
+        fetched = await bob["xep_0084"].retrieve_avatar(alice.boundjid.bare, info["id"], timeout=10)
+        value = fetched["pubsub"]["items"]["item"]["avatar_data"]["value"]
+        ok = info["id"] == avatar_id and value == data and event["from"] == alice.boundjid.bare
+        return f"{'OK' if ok else 'FAIL'} notification from {event['from']} for avatar {info['id'][:12]}…, data fetched: {len(value)} bytes, equal: {value == data}"
+    finally:
+        alice.disconnect()
+        bob.disconnect()
 
 
 async def blocking():

@@ -1,10 +1,12 @@
 """nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
 
-Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking]
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking|bookmarks]
   time: after login, ask the server for its time (XEP-0202, as Gajim's contact info does)
   contact: read the server's contact addresses (XEP-0157) from disco#info, as Gajim's server info does
   blocking: with nbxmpp's Blocking module (Gajim's "Block" menu, XEP-0191): read the list, block an
             address, read it again, unblock it, read it once more
+  bookmarks: store two bookmarks with nbxmpp's NativeBookmarks (XEP-0402 on PEP, with Gajim's
+            publish-options) and read them back
 Prints one line starting with OK or FAIL.
 """
 import sys
@@ -109,6 +111,32 @@ def blocking_flow(c):
     result["t0"] = module.request_blocking_list(callback=listed(block))
 
 
+def bookmarks_flow(c):
+    from nbxmpp.protocol import JID
+    from nbxmpp.structs import BookmarkData
+    module = c.get_module("NativeBookmarks")
+    wanted = [BookmarkData(jid=JID.from_string("tea@conference.localhost"), name="Tea", nick="carol", autojoin=True),
+              BookmarkData(jid=JID.from_string("chess@conference.localhost"), name="Chess", nick="carol")]
+
+    def describe(bookmarks):
+        got = sorted((str(b.jid), b.name, b.nick, b.autojoin) for b in bookmarks)
+        expected = sorted((str(b.jid), b.name, b.nick, b.autojoin) for b in wanted)
+        return f"{'OK' if got == expected else 'FAIL'} native bookmarks read back by nbxmpp: {got}"
+
+    def stored(task):
+        try:
+            task.finish()
+        except Exception as e:  # noqa: BLE001
+            result["line"] = f"FAIL {type(e).__name__}: {e}"
+            c.disconnect()
+            return
+        # The publishes went out before this request on the same stream, and the server handles a stream in order.
+        run_task(c, lambda callback: module.request_bookmarks(callback=callback), describe)
+
+    result["stored"] = stored
+    result["store"] = module.store_bookmarks(wanted, callback=stored)
+
+
 def on_connected(c, _signal):
     if action == "time":
         run_task(c, lambda callback: c.get_module("EntityTime").request_entity_time(domain, callback=callback), time_line)
@@ -116,6 +144,8 @@ def on_connected(c, _signal):
         run_task(c, lambda callback: c.get_module("Discovery").disco_info(domain, callback=callback), contact_line)
     elif action == "blocking":
         blocking_flow(c)
+    elif action == "bookmarks":
+        bookmarks_flow(c)
     else:
         result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
         c.disconnect()

@@ -47,7 +47,7 @@ public sealed class DiscoModule : IXmppModule
             return ValueTask.FromResult<Element?>(query);
         });
 
-        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Host | IqTarget.Bare, (ctx, payload, _) =>
+        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Host, (ctx, payload, _) =>
         {
             if (payload.GetAttribute("node") is not null)
             {
@@ -55,6 +55,25 @@ public sealed class DiscoModule : IXmppModule
             }
 
             return ValueTask.FromResult<Element?>(new Element("query", Ns.DiscoItems));
+        });
+
+        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Bare, async (ctx, payload, ct) =>
+        {
+            if (payload.GetAttribute("node") is not null)
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+            }
+
+            var query = new Element("query", Ns.DiscoItems);
+            foreach (var source in disco.AccountItems)
+            {
+                foreach (var item in await source(ctx, ct).ConfigureAwait(false))
+                {
+                    query.Add(item);
+                }
+            }
+
+            return query;
         });
 
         context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Bare, async (ctx, payload, ct) =>
@@ -73,6 +92,10 @@ public sealed class DiscoModule : IXmppModule
 
             var query = new Element("query", Ns.DiscoInfo);
             query.AddChild("identity").SetAttribute("category", "account").SetAttribute("type", "registered");
+            foreach (var (category, type, name) in disco.AccountIdentities)
+            {
+                query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
+            }
             foreach (var f in disco.AccountFeatures)
             {
                 query.AddChild("feature").SetAttribute("var", f);

@@ -85,6 +85,30 @@ public sealed class SqliteStorage : IStorage
             FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
         );
         """,
+        """
+        CREATE TABLE pubsub_nodes (
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            node TEXT NOT NULL,
+            config TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (host, username, node),
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        CREATE TABLE pubsub_items (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            node TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            xml TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            UNIQUE (host, username, node, item_id),
+            FOREIGN KEY (host, username, node) REFERENCES pubsub_nodes (host, username, node) ON DELETE CASCADE
+        );
+        CREATE INDEX pubsub_items_newest ON pubsub_items (host, username, node, id);
+        """,
     ];
 
     private readonly string _connectionString;
@@ -112,6 +136,7 @@ public sealed class SqliteStorage : IStorage
         Offline = new SqliteOfflineStore(this);
         LastActivity = new SqliteLastActivityStore(this);
         Documents = new SqliteUserDocumentStore(this);
+        PubSub = new SqlitePubSubStore(this);
     }
 
     public string File { get; }
@@ -125,6 +150,8 @@ public sealed class SqliteStorage : IStorage
     public ILastActivityStore LastActivity { get; }
 
     public IUserDocumentStore Documents { get; }
+
+    public IPubSubStore PubSub { get; }
 
     public static int LatestVersion => Migrations.Length;
 

@@ -1,0 +1,493 @@
+using System.Globalization;
+using Xmpp.Core;
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Routing;
+using Xmpp.Server.Storage;
+
+namespace Xmpp.Server.Modules.Pep;
+
+/// <summary>
+/// Personal eventing (XEP-0163): every account is a pubsub service (XEP-0060) of its own, for avatars,
+/// OMEMO keys, bookmarks, nicknames and the like. Nodes are created on first publish with the
+/// publish-options given (XEP-0060 §7.1.5, XEP-0223 for private data), items are durable, and
+/// notifications go to the resources whose entity capabilities (XEP-0115) ask for NODE+notify and whom
+/// the access model admits: the owner, presence subscribers, anyone (open), or only the owner
+/// (whitelist). A resource that comes online gets the last item of each such node.
+/// </summary>
+[Specification("XEP-0163", "1.2.2")]
+[Specification("XEP-0060", "1.26 (PEP subset)")]
+[Specification("XEP-0115", "1.6")]
+[Specification("XEP-0223", "1.1.1")]
+public sealed class PepModule : IXmppModule
+{
+    public const string Namespace = "http://jabber.org/protocol/pubsub";
+    public const string OwnerNamespace = "http://jabber.org/protocol/pubsub#owner";
+    public const string EventNamespace = "http://jabber.org/protocol/pubsub#event";
+    public const string ErrorsNamespace = "http://jabber.org/protocol/pubsub#errors";
+
+    /// <summary>What the service does, as XEP-0060 §10 names it.</summary>
+    public static readonly string[] Features =
+    [
+        "access-open", "access-presence", "access-whitelist", "auto-create", "auto-subscribe", "config-node",
+        "create-and-configure", "create-nodes", "delete-items", "delete-nodes", "filtered-notifications",
+        "item-ids", "last-published", "multi-items", "persistent-items", "presence-notifications",
+        "presence-subscribe", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-default",
+        "retrieve-items",
+    ];
+
+    private IModuleContext _context = null!;
+    private ContactCaps _caps = null!;
+    private int _maxItems;
+    private int _maxNodes;
+    private long _nextId;
+
+    public string Name => "pep";
+
+    private IPubSubStore Store => _context.Storage.PubSub;
+
+    public void Register(IModuleContext context)
+    {
+        _context = context;
+        _caps = new ContactCaps(context.Router, context.Log);
+        _maxItems = PositiveOption(context, "max-items", 256);
+        _maxNodes = PositiveOption(context, "max-nodes", 256);
+
+        context.Disco.AddAccountIdentity("pubsub", "pep", null);
+        context.Disco.AddFeature(Namespace, IqTarget.Bare);
+        foreach (var f in Features)
+        {
+            context.Disco.AddFeature(Namespace + "#" + f, IqTarget.Bare);
+        }
+
+        context.Disco.AddAccountItems(VisibleNodesAsync);
+        context.HandleIq("get", Namespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => GetAsync(ctx, pubsub, ct));
+        context.HandleIq("set", Namespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => SetAsync(ctx, pubsub, ct));
+        context.HandleIq("get", OwnerNamespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => OwnerAsync(ctx, pubsub, ct));
+        context.HandleIq("set", OwnerNamespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => OwnerAsync(ctx, pubsub, ct));
+
+        // Presence that reaches an account: its contacts' resources come and go.
+        context.Hook(HookNames.Stanza("presence", Target.Bare), OnInboundPresenceAsync, priority: 1);
+        context.Hook(HookNames.Stanza("presence", Target.Full), OnInboundPresenceAsync, priority: 1);
+
+        // The account's own resources.
+        context.Hook(HookNames.PresenceBroadcast, OnOwnPresenceAsync, priority: 1);
+        context.Hook(HookNames.ResourceUnbound, (ctx, unused) =>
+        {
+            var owner = ctx.From.Bare;
+            _caps.Gone(owner, ctx.From);
+            if (context.Sessions.Resources(owner).Count == 0)
+            {
+                _caps.Forget(owner);
+            }
+
+            return ValueTask.FromResult(false);
+        });
+
+        // Answers to our caps queries.
+        context.Hook(HookNames.Stanza("iq", Target.Bare), (ctx, ct) => _caps.OnResponseAsync(ctx, ct), priority: 10);
+    }
+
+    private static int PositiveOption(IModuleContext context, string name, int fallback)
+    {
+        var text = context.Option(name);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= 1
+            ? value
+            : throw new Config.ConfigException($"module pep: {name} must be a positive integer, not '{text}'");
+    }
+
+    // ---- requests ------------------------------------------------------------------------------------
+
+    private async ValueTask<Element?> GetAsync(StanzaContext ctx, Element pubsub, CancellationToken ct)
+    {
+        var owner = ctx.To!.Bare;
+        var items = pubsub.Child("items", Namespace) ?? throw Unsupported(pubsub.FirstElement()?.Name ?? "retrieve-items");
+        var nodeName = NodeName(items);
+        var node = await FindNodeAsync(owner, nodeName, ct).ConfigureAwait(false);
+        await CheckAccessAsync(owner, ctx.From, node.Config, ct).ConfigureAwait(false);
+
+        int? max = null;
+        if (items.GetAttribute("max_items") is { } maxText)
+        {
+            max = int.TryParse(maxText, NumberStyles.None, CultureInfo.InvariantCulture, out var m) && m > 0
+                ? m
+                : throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "max_items must be a positive integer");
+        }
+
+        var ids = items.Elements().Where(e => e.Is("item", Namespace)).Select(e => e.GetAttribute("id")).OfType<string>().ToList();
+        var found = await Store.GetItemsAsync(owner.Domain, owner.Local!, nodeName, max, ids.Count > 0 ? ids : null, ct).ConfigureAwait(false);
+        var result = new Element("pubsub", Namespace);
+        var list = result.AddChild("items").SetAttribute("node", nodeName);
+        foreach (var item in found)
+        {
+            list.Add(ItemElement(Namespace, item, payload: true));
+        }
+
+        return result;
+    }
+
+    private async ValueTask<Element?> SetAsync(StanzaContext ctx, Element pubsub, CancellationToken ct)
+    {
+        var owner = ctx.To!.Bare;
+        if (pubsub.Child("publish", Namespace) is { } publish)
+        {
+            RequireOwner(ctx);
+            return await PublishAsync(owner, publish, DataForm.Values(pubsub.Child("publish-options", Namespace)?.Child("x", DataForm.Namespace)), ct).ConfigureAwait(false);
+        }
+
+        if (pubsub.Child("retract", Namespace) is { } retract)
+        {
+            RequireOwner(ctx);
+            await RetractAsync(owner, retract, ct).ConfigureAwait(false);
+            return null;
+        }
+
+        if (pubsub.Child("create", Namespace) is { } create)
+        {
+            RequireOwner(ctx);
+            var nodeName = create.GetAttribute("node") ?? throw PubSubError(StanzaErrorCondition.NotAcceptable, "nodeid-required", "PEP nodes have names");
+            var config = new NodeConfig();
+            if (DataForm.Values(pubsub.Child("configure", Namespace)?.Child("x", DataForm.Namespace)) is { } values)
+            {
+                config = config.With(values, _maxItems, out var problem) ?? throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, problem);
+            }
+
+            await CreateAsync(owner, nodeName, config, ct).ConfigureAwait(false);
+            return null;
+        }
+
+        // PEP subscriptions follow presence (XEP-0163 §4.4); explicit ones are not offered.
+        throw Unsupported(pubsub.FirstElement()?.Name ?? "publish");
+    }
+
+    private async ValueTask<Element?> OwnerAsync(StanzaContext ctx, Element pubsub, CancellationToken ct)
+    {
+        RequireOwner(ctx);
+        var owner = ctx.To!.Bare;
+        var command = pubsub.FirstElement() ?? throw new StanzaErrorException(StanzaErrorCondition.BadRequest);
+        if (command.Is("default", OwnerNamespace) && ctx.Type == "get")
+        {
+            var result = new Element("pubsub", OwnerNamespace);
+            result.AddChild("default").Add(new NodeConfig().ToForm());
+            return result;
+        }
+
+        var nodeName = NodeName(command);
+        var node = await FindNodeAsync(owner, nodeName, ct).ConfigureAwait(false);
+        switch (command.Name)
+        {
+            case "configure" when ctx.Type == "get":
+                var result = new Element("pubsub", OwnerNamespace);
+                result.AddChild("configure").SetAttribute("node", nodeName).Add(node.Config.ToForm());
+                return result;
+            case "configure":
+                var values = DataForm.Values(command.Child("x", DataForm.Namespace)) ?? throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "a configuration form is required");
+                if (command.Child("x", DataForm.Namespace)!.GetAttribute("type") == "cancel")
+                {
+                    return null;
+                }
+
+                var config = node.Config.With(values, _maxItems, out var problem) ?? throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, problem);
+                await Store.SetConfigAsync(owner.Domain, owner.Local!, nodeName, config.Serialize(), ct).ConfigureAwait(false);
+                return null;
+            case "delete" when ctx.Type == "set":
+                await Store.DeleteNodeAsync(owner.Domain, owner.Local!, nodeName, ct).ConfigureAwait(false);
+                if (node.Config.NotifyDelete)
+                {
+                    await NotifyAsync(owner, nodeName, node.Config, new Element("delete", EventNamespace).SetAttribute("node", nodeName), ct).ConfigureAwait(false);
+                }
+
+                return null;
+            case "purge" when ctx.Type == "set":
+                await Store.PurgeAsync(owner.Domain, owner.Local!, nodeName, ct).ConfigureAwait(false);
+                await NotifyAsync(owner, nodeName, node.Config, new Element("purge", EventNamespace).SetAttribute("node", nodeName), ct).ConfigureAwait(false);
+                return null;
+            default:
+                throw Unsupported(command.Name);
+        }
+    }
+
+    private async ValueTask<Element> PublishAsync(Jid owner, Element publish, Dictionary<string, List<string>>? options, CancellationToken ct)
+    {
+        var nodeName = NodeName(publish);
+        if (options is not null && DataForm.FormType(options) != NodeConfig.PublishOptionsFormType)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "publish-options need FORM_TYPE " + NodeConfig.PublishOptionsFormType);
+        }
+
+        var items = publish.Elements().Where(e => e.Is("item", Namespace)).ToList();
+        if (items.Count > 1)
+        {
+            throw PubSubError(StanzaErrorCondition.BadRequest, "invalid-payload", "publish one item at a time");
+        }
+
+        var payload = items.Count == 1 ? items[0].Elements().ToList() : [];
+        if (payload.Count != 1)
+        {
+            // §7.1.3.6: a PEP node delivers payloads, so an item carries exactly one.
+            throw PubSubError(StanzaErrorCondition.BadRequest, payload.Count == 0 ? "item-required" : "invalid-payload", "an item carries exactly one payload element");
+        }
+
+        var stored = await Store.GetNodeAsync(owner.Domain, owner.Local!, nodeName, ct).ConfigureAwait(false);
+        NodeConfig config;
+        if (stored is null)
+        {
+            // §7.1.4 auto-create, with the publish options as its configuration.
+            config = new NodeConfig();
+            if (options is not null)
+            {
+                config = config.With(options, _maxItems, out var problem) ?? throw PreconditionNotMet(problem);
+                if (problem is not null)
+                {
+                    throw PreconditionNotMet(problem);
+                }
+            }
+
+            await CreateAsync(owner, nodeName, config, ct, exists: false).ConfigureAwait(false);
+        }
+        else
+        {
+            config = NodeConfig.Parse(stored.Config, _maxItems);
+            if (options is not null && !config.Satisfies(options, _maxItems, out var problem))
+            {
+                throw PreconditionNotMet(problem);
+            }
+        }
+
+        var id = items[0].GetAttribute("id") is { Length: > 0 } given ? given : Guid.NewGuid().ToString("N");
+        var item = new PubSubItem(id, payload[0].ToString(), owner.ToString(), DateTimeOffset.UtcNow);
+        await Store.PublishAsync(owner.Domain, owner.Local!, nodeName, item, config.MaxItems, ct).ConfigureAwait(false);
+        _context.Log.Debug("{Owner} published {Item} on {Node}", owner, id, nodeName);
+
+        var eventItems = new Element("items", EventNamespace).SetAttribute("node", nodeName);
+        eventItems.Add(ItemElement(EventNamespace, item, config.DeliverPayloads));
+        await NotifyAsync(owner, nodeName, config, eventItems, ct).ConfigureAwait(false);
+
+        var result = new Element("pubsub", Namespace);
+        result.AddChild("publish").SetAttribute("node", nodeName).AddChild("item").SetAttribute("id", id);
+        return result;
+    }
+
+    private async ValueTask RetractAsync(Jid owner, Element retract, CancellationToken ct)
+    {
+        var nodeName = NodeName(retract);
+        var node = await FindNodeAsync(owner, nodeName, ct).ConfigureAwait(false);
+        var id = retract.Child("item", Namespace)?.GetAttribute("id") ?? throw PubSubError(StanzaErrorCondition.BadRequest, "item-required", "which item?");
+        if (!await Store.RetractAsync(owner.Domain, owner.Local!, nodeName, id, ct).ConfigureAwait(false))
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+        }
+
+        var notify = retract.GetAttribute("notify") is { } n ? DataForm.ParseBoolean(n) == true : node.Config.NotifyRetract;
+        if (notify)
+        {
+            var eventItems = new Element("items", EventNamespace).SetAttribute("node", nodeName);
+            eventItems.AddChild("retract").SetAttribute("id", id);
+            await NotifyAsync(owner, nodeName, node.Config, eventItems, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask CreateAsync(Jid owner, string nodeName, NodeConfig config, CancellationToken ct, bool exists = true)
+    {
+        var nodes = await Store.ListNodesAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false);
+        if (nodes.Count >= _maxNodes)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ResourceConstraint, $"at most {_maxNodes} nodes per account");
+        }
+
+        if (!await Store.CreateNodeAsync(owner.Domain, owner.Local!, nodeName, config.Serialize(), ct).ConfigureAwait(false) && exists)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.Conflict, "the node exists");
+        }
+    }
+
+    private async ValueTask<(string Name, NodeConfig Config)> FindNodeAsync(Jid owner, string nodeName, CancellationToken ct)
+    {
+        var stored = await Store.GetNodeAsync(owner.Domain, owner.Local!, nodeName, ct).ConfigureAwait(false)
+            ?? throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+        return (nodeName, NodeConfig.Parse(stored.Config, _maxItems));
+    }
+
+    // ---- access and notifications --------------------------------------------------------------------
+
+    /// <summary>Whether an entity may see a node's items (XEP-0060 §6.1.3 for the errors).</summary>
+    private async ValueTask<bool> MaySeeAsync(Jid owner, Jid entity, NodeConfig config, CancellationToken ct)
+    {
+        if (entity.Bare == owner)
+        {
+            return true;
+        }
+
+        return config.Access switch
+        {
+            AccessModel.Open => true,
+            AccessModel.Presence => (await _context.Rosters.FindAsync(owner, entity, ct).ConfigureAwait(false)) is { HasFrom: true },
+            _ => false,
+        };
+    }
+
+    private async ValueTask CheckAccessAsync(Jid owner, Jid entity, NodeConfig config, CancellationToken ct)
+    {
+        if (await MaySeeAsync(owner, entity, config, ct).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        throw config.Access == AccessModel.Presence
+            ? PubSubError(StanzaErrorCondition.NotAuthorized, "presence-subscription-required", null)
+            : PubSubError(StanzaErrorCondition.NotAllowed, "closed-node", null);
+    }
+
+    /// <summary>§4.3: an event to every resource available to the owner that asked for NODE+notify and may see the node.</summary>
+    private async ValueTask NotifyAsync(Jid owner, string nodeName, NodeConfig config, Element payload, CancellationToken ct)
+    {
+        var feature = nodeName + "+notify";
+        foreach (var (resource, key) in _caps.Available(owner).ToList())
+        {
+            if (_caps.Has(resource, key, feature) && await MaySeeAsync(owner, resource, config, ct).ConfigureAwait(false))
+            {
+                await SendEventAsync(owner, resource, payload, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private ValueTask SendEventAsync(Jid owner, Jid to, Element payload, CancellationToken ct)
+    {
+        var message = new Element("message", Ns.Client)
+            .SetAttribute("from", owner.ToString())
+            .SetAttribute("to", to.ToString())
+            .SetAttribute("type", "headline")
+            .SetAttribute("id", "pep" + Interlocked.Increment(ref _nextId).ToString(CultureInfo.InvariantCulture));
+        message.AddChild("event", EventNamespace).Add(payload);
+        return _context.Router.RouteAsync(message, owner, null, ct);
+    }
+
+    /// <summary>§4.3.2: a resource that just became available gets the last item of each node it wants and may see.</summary>
+    private async ValueTask SendLastItemsAsync(Jid owner, Jid resource, string? key, CancellationToken ct)
+    {
+        foreach (var node in await Store.ListNodesAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+        {
+            var config = NodeConfig.Parse(node.Config, _maxItems);
+            if (config.SendLastPublishedItem != "on_sub_and_presence" || !_caps.Has(resource, key, node.Node + "+notify") ||
+                !await MaySeeAsync(owner, resource, config, ct).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            var last = await Store.GetItemsAsync(owner.Domain, owner.Local!, node.Node, 1, null, ct).ConfigureAwait(false);
+            if (last.Count == 1)
+            {
+                var items = new Element("items", EventNamespace).SetAttribute("node", node.Node);
+                var item = ItemElement(EventNamespace, last[0], config.DeliverPayloads);
+                item.Add(Forwarded.Delay(last[0].Published, owner.ToString()));
+                items.Add(item);
+                await SendEventAsync(owner, resource, items, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async ValueTask<bool> OnInboundPresenceAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        var owner = ctx.To!.Bare;
+        var from = ctx.From;
+        if (from.Resource is null || from.Bare == owner)
+        {
+            return false;
+        }
+
+        if (ctx.Type == "unavailable")
+        {
+            _caps.Gone(owner, from);
+        }
+        else if (ctx.Type is null)
+        {
+            var key = ContactCaps.Key(ctx.Stanza);
+
+            // Remembered only while the owner is online to publish; an offline owner's last items go out all the same.
+            var online = _context.Sessions.Resources(owner).Count > 0;
+            if (!online || _caps.Seen(owner, from, key))
+            {
+                await _caps.LearnAsync(owner, from, key, ContactCaps.Node(ctx.Stanza), SendLastItemsAsync, ct).ConfigureAwait(false);
+            }
+        }
+
+        return false;
+    }
+
+    private async ValueTask<bool> OnOwnPresenceAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        var owner = ctx.From.Bare;
+        if (ctx.Type == "unavailable")
+        {
+            _caps.Gone(owner, ctx.From);
+        }
+        else if (ctx.Type is null)
+        {
+            var key = ContactCaps.Key(ctx.Stanza);
+            if (_caps.Seen(owner, ctx.From, key))
+            {
+                await _caps.LearnAsync(owner, ctx.From, key, ContactCaps.Node(ctx.Stanza), SendLastItemsAsync, ct).ConfigureAwait(false);
+            }
+        }
+
+        return false;
+    }
+
+    private async ValueTask<IEnumerable<Element>> VisibleNodesAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        var owner = ctx.To!.Bare;
+        var items = new List<Element>();
+        foreach (var node in await Store.ListNodesAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+        {
+            var config = NodeConfig.Parse(node.Config, _maxItems);
+            if (await MaySeeAsync(owner, ctx.From, config, ct).ConfigureAwait(false))
+            {
+                items.Add(new Element("item", Ns.DiscoItems).SetAttribute("jid", owner.ToString()).SetAttribute("node", node.Node).SetAttribute("name", config.Title));
+            }
+        }
+
+        return items;
+    }
+
+    // ---- helpers -------------------------------------------------------------------------------------
+
+    private static Element ItemElement(string ns, PubSubItem item, bool payload)
+    {
+        var element = new Element("item", ns).SetAttribute("id", item.Id).SetAttribute("publisher", item.Publisher);
+        if (payload && item.Xml.Length > 0)
+        {
+            element.Add(ElementParser.Parse(item.Xml));
+        }
+
+        return element;
+    }
+
+    private static string NodeName(Element command) =>
+        command.GetAttribute("node") is { Length: > 0 } node ? node : throw PubSubError(StanzaErrorCondition.BadRequest, "nodeid-required", "which node?");
+
+    private static void RequireOwner(StanzaContext ctx)
+    {
+        if (ctx.From.Bare != ctx.To!.Bare)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "only the account itself changes its personal nodes");
+        }
+    }
+
+    private static StanzaErrorException PubSubError(StanzaErrorCondition condition, string application, string? text) =>
+        new(new StanzaError(condition, text) { Application = new Element(application, ErrorsNamespace) });
+
+    private static StanzaErrorException PreconditionNotMet(string? text) =>
+        PubSubError(StanzaErrorCondition.Conflict, "precondition-not-met", text);
+
+    private static StanzaErrorException Unsupported(string feature) =>
+        new(new StanzaError(StanzaErrorCondition.FeatureNotImplemented)
+        {
+            Application = new Element("unsupported", ErrorsNamespace).SetAttribute("feature", feature),
+        });
+}

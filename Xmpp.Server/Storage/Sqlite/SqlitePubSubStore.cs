@@ -1,0 +1,156 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace Xmpp.Server.Storage.Sqlite;
+
+internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
+{
+    public async Task<PubSubNode?> GetNodeAsync(string host, string username, string node, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT config FROM pubsub_nodes WHERE host = $h AND username = $u AND node = $n";
+        Bind(cmd, host, username, node);
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string config ? new PubSubNode(node, config) : null;
+    }
+
+    public async Task<IReadOnlyList<PubSubNode>> ListNodesAsync(string host, string username, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT node, config FROM pubsub_nodes WHERE host = $h AND username = $u ORDER BY node";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        var nodes = new List<PubSubNode>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            nodes.Add(new PubSubNode(reader.GetString(0), reader.GetString(1)));
+        }
+
+        return nodes;
+    }
+
+    public Task<bool> CreateNodeAsync(string host, string username, string node, string config, CancellationToken cancellationToken) =>
+        storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = Command(connection, tx, """
+                    INSERT INTO pubsub_nodes (host, username, node, config, created_at)
+                    SELECT $h, $u, $n, $c, $t WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
+                    ON CONFLICT (host, username, node) DO NOTHING
+                    """, host, username, node);
+                cmd.Parameters.AddWithValue("$c", config);
+                cmd.Parameters.AddWithValue("$t", Now());
+                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
+            },
+            cancellationToken);
+
+    public Task SetConfigAsync(string host, string username, string node, string config, CancellationToken cancellationToken) =>
+        storage.WriteAsync(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = Command(connection, tx, "UPDATE pubsub_nodes SET config = $c WHERE host = $h AND username = $u AND node = $n", host, username, node);
+                cmd.Parameters.AddWithValue("$c", config);
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken);
+
+    public Task<bool> DeleteNodeAsync(string host, string username, string node, CancellationToken cancellationToken) =>
+        storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_nodes WHERE host = $h AND username = $u AND node = $n", host, username, node);
+                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
+            },
+            cancellationToken);
+
+    public Task PublishAsync(string host, string username, string node, PubSubItem item, int maxItems, CancellationToken cancellationToken) =>
+        storage.WriteAsync(
+            async (connection, tx, ct) =>
+            {
+                // Delete and insert, so that a republished id becomes the newest item.
+                await using var cmd = Command(connection, tx, """
+                    DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n AND item_id = $i;
+                    INSERT INTO pubsub_items (host, username, node, item_id, xml, publisher, published_at) VALUES ($h, $u, $n, $i, $x, $p, $t);
+                    DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n AND id NOT IN
+                        (SELECT id FROM pubsub_items WHERE host = $h AND username = $u AND node = $n ORDER BY id DESC LIMIT $m);
+                    """, host, username, node);
+                cmd.Parameters.AddWithValue("$i", item.Id);
+                cmd.Parameters.AddWithValue("$x", item.Xml);
+                cmd.Parameters.AddWithValue("$p", item.Publisher);
+                cmd.Parameters.AddWithValue("$t", item.Published.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
+                cmd.Parameters.AddWithValue("$m", maxItems);
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken);
+
+    public Task<bool> RetractAsync(string host, string username, string node, string itemId, CancellationToken cancellationToken) =>
+        storage.WriteAsync<bool>(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n AND item_id = $i", host, username, node);
+                cmd.Parameters.AddWithValue("$i", itemId);
+                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
+            },
+            cancellationToken);
+
+    public Task PurgeAsync(string host, string username, string node, CancellationToken cancellationToken) =>
+        storage.WriteAsync(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n", host, username, node);
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken);
+
+    public async Task<IReadOnlyList<PubSubItem>> GetItemsAsync(string host, string username, string node, int? max, IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        Bind(cmd, host, username, node);
+        var where = "host = $h AND username = $u AND node = $n";
+        if (ids is not null)
+        {
+            var names = new List<string>();
+            foreach (var id in ids)
+            {
+                var name = "$i" + names.Count.ToString(CultureInfo.InvariantCulture);
+                names.Add(name);
+                cmd.Parameters.AddWithValue(name, id);
+            }
+
+            where += names.Count == 0 ? " AND 0" : $" AND item_id IN ({string.Join(", ", names)})";
+        }
+
+        cmd.CommandText = $"SELECT item_id, xml, publisher, published_at FROM (SELECT id, item_id, xml, publisher, published_at FROM pubsub_items WHERE {where} ORDER BY id DESC LIMIT $m) ORDER BY id";
+        cmd.Parameters.AddWithValue("$m", max ?? -1);
+        var items = new List<PubSubItem>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var when = DateTimeOffset.Parse(reader.GetString(3), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+            items.Add(new PubSubItem(reader.GetString(0), reader.GetString(1), reader.GetString(2), when));
+        }
+
+        return items;
+    }
+
+    private static string Now() => DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
+
+    private static void Bind(SqliteCommand cmd, string host, string username, string node)
+    {
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Parameters.AddWithValue("$n", node);
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction tx, string sql, string host, string username, string node)
+    {
+        var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        Bind(cmd, host, username, node);
+        return cmd;
+    }
+}

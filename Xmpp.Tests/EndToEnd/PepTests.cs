@@ -1,0 +1,190 @@
+using Xmpp.Core.Caps;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Modules.Pep;
+
+namespace Xmpp.Tests.EndToEnd;
+
+/// <summary>XEP-0163 personal eventing with XEP-0115 +notify filtering, XEP-0060 publish-options and access models.</summary>
+public sealed class PepTests
+{
+    private const string Avatar = "urn:xmpp:avatar:metadata";
+    private const string Nick = "http://jabber.org/protocol/nick";
+    private const string Event = PepModule.EventNamespace;
+
+    [Test]
+    public async Task Published_items_reach_contacts_and_own_resources_that_want_them_and_only_those()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder", "carol@localhost:singer");
+        await using var alice = await ImTests.OnlineAsync(server, "alice", "wonderland", "phone", presence: "");
+        await using var bob = await ImTests.OnlineAsync(server, "bob", "builder", "desk", presence: "");
+        await using var carol = await ImTests.OnlineAsync(server, "carol", "singer", "tab", presence: "");
+        await ImTests.BefriendAsync(alice, "alice@localhost", bob, "bob@localhost");
+
+        // Alice's own laptop wants avatars; Bob wants avatars and nicknames; Carol (no subscription) wants both too.
+        await using var laptop = await ImTests.OnlineAsync(server, "alice", "wonderland", "laptop", presence: "");
+        await AnnounceAsync(alice, []);
+        await AnnounceAsync(laptop, [Avatar + "+notify"]);
+        await AnnounceAsync(bob, [Avatar + "+notify", Nick + "+notify"]);
+        await AnnounceAsync(carol, [Avatar + "+notify", Nick + "+notify"]);
+        await Settle(alice, laptop, bob, carol);
+
+        var info = await alice.IqAsync("<iq type='get' id='d1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        Assert.That(info.FirstElement()!.Elements().Any(e => e.Name == "identity" && e.GetAttribute("category") == "pubsub" && e.GetAttribute("type") == "pep"));
+        Assert.That(info.FirstElement()!.Elements().Select(e => e.GetAttribute("var")), Does.Contain(PepModule.Namespace + "#publish-options"));
+
+        var published = await alice.IqAsync(Publish("p1", Avatar, "a1", "<metadata xmlns='urn:xmpp:avatar:metadata'><info id='a1' bytes='10' type='image/png'/></metadata>"));
+        Assert.That(published.GetAttribute("type"), Is.EqualTo("result"));
+        Assert.That(published.Child("pubsub", PepModule.Namespace)!.Child("publish", PepModule.Namespace)!.FirstElement()!.GetAttribute("id"), Is.EqualTo("a1"));
+
+        Assert.That(Events(await laptop.DrainAsync()), Is.EqualTo(new[] { $"{Avatar}:a1" }), "own resource with +notify");
+        Assert.That(Events(await bob.DrainAsync()), Is.EqualTo(new[] { $"{Avatar}:a1" }), "subscribed contact with +notify");
+        Assert.That(Events(await carol.DrainAsync()), Is.Empty, "not subscribed to Alice's presence");
+        Assert.That(Events(await alice.DrainAsync()), Is.Empty, "no +notify");
+
+        // Open access lets anyone read, but notifications follow presence (XEP-0163 §4.3): not to Carol.
+        await alice.IqAsync(Publish("p2", Nick, "n1", "<nick xmlns='http://jabber.org/protocol/nick'>Alice</nick>", "<field var='pubsub#access_model'><value>open</value></field>"));
+        Assert.That(Events(await carol.DrainAsync()), Is.Empty);
+        Assert.That(Events(await bob.DrainAsync()), Is.EqualTo(new[] { $"{Nick}:n1" }));
+        Assert.That(Events(await laptop.DrainAsync()), Is.Empty);
+
+        // Items: Bob may read the presence-access node, Carol may not; both may read the open one.
+        var bobItems = await bob.IqAsync($"<iq type='get' id='i1' to='alice@localhost'><pubsub xmlns='{PepModule.Namespace}'><items node='{Avatar}'/></pubsub></iq>");
+        Assert.That(bobItems.Child("pubsub", PepModule.Namespace)!.Child("items", PepModule.Namespace)!.Child("item", PepModule.Namespace)!.GetAttribute("id"), Is.EqualTo("a1"));
+        var carolItems = await carol.IqAsync($"<iq type='get' id='i2' to='alice@localhost'><pubsub xmlns='{PepModule.Namespace}'><items node='{Avatar}'/></pubsub></iq>");
+        var error = carolItems.Child("error", "jabber:client")!;
+        Assert.That(error.Child("not-authorized", "urn:ietf:params:xml:ns:xmpp-stanzas"), Is.Not.Null);
+        Assert.That(error.Child("presence-subscription-required", PepModule.ErrorsNamespace), Is.Not.Null);
+        var carolNick = await carol.IqAsync($"<iq type='get' id='i3' to='alice@localhost'><pubsub xmlns='{PepModule.Namespace}'><items node='{Nick}'/></pubsub></iq>");
+        Assert.That(carolNick.GetAttribute("type"), Is.EqualTo("result"));
+
+        // Only the owner publishes.
+        var forged = await bob.IqAsync($"<iq type='set' id='f1' to='alice@localhost'><pubsub xmlns='{PepModule.Namespace}'><publish node='{Nick}'><item><nick xmlns='{Nick}'>Mallory</nick></item></publish></pubsub></iq>");
+        Assert.That(forged.Child("error", "jabber:client")!.Child("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"), Is.Not.Null);
+
+        // Retract notifies.
+        await alice.IqAsync($"<iq type='set' id='r1'><pubsub xmlns='{PepModule.Namespace}'><retract node='{Nick}' notify='true'><item id='n1'/></retract></pubsub></iq>");
+        var retracted = (await bob.DrainAsync()).Single(e => e.Name == "message");
+        Assert.That(retracted.Child("event", Event)!.Child("items", Event)!.Child("retract", Event)!.GetAttribute("id"), Is.EqualTo("n1"));
+        await carol.DrainAsync();
+
+        // Bob's second device comes online and gets the last avatar at once.
+        await using var tablet = await ImTests.OnlineAsync(server, "bob", "builder", "tablet", presence: "");
+        await AnnounceAsync(tablet, [Avatar + "+notify"]);
+        var last = Events(await Settle(tablet));
+        Assert.That(last, Is.EqualTo(new[] { $"{Avatar}:a1" }));
+    }
+
+    [Test]
+    public async Task Publish_options_max_items_and_whitelist_private_storage()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder");
+        await using var alice = await ImTests.OnlineAsync(server, "alice", "wonderland");
+        await using var bob = await ImTests.OnlineAsync(server, "bob", "builder");
+        await ImTests.BefriendAsync(alice, "alice@localhost", bob, "bob@localhost");
+
+        // XEP-0402-style private node: whitelist, many items.
+        const string Bookmarks = "urn:xmpp:bookmarks:1";
+        var options = "<field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#access_model'><value>whitelist</value></field><field var='pubsub#max_items'><value>max</value></field><field var='pubsub#send_last_published_item'><value>never</value></field>";
+        foreach (var room in new[] { "tea", "chess", "news" })
+        {
+            var r = await alice.IqAsync(Publish("b" + room, Bookmarks, $"{room}@conference.localhost", $"<conference xmlns='{Bookmarks}' autojoin='true'/>", options));
+            Assert.That(r.GetAttribute("type"), Is.EqualTo("result"), r.ToString());
+        }
+
+        var all = await alice.IqAsync($"<iq type='get' id='g1'><pubsub xmlns='{PepModule.Namespace}'><items node='{Bookmarks}'/></pubsub></iq>");
+        Assert.That(ItemIds(all), Is.EqualTo(new[] { "tea@conference.localhost", "chess@conference.localhost", "news@conference.localhost" }));
+        var newest = await alice.IqAsync($"<iq type='get' id='g2'><pubsub xmlns='{PepModule.Namespace}'><items node='{Bookmarks}' max_items='2'/></pubsub></iq>");
+        Assert.That(ItemIds(newest), Is.EqualTo(new[] { "chess@conference.localhost", "news@conference.localhost" }));
+        var one = await alice.IqAsync($"<iq type='get' id='g3'><pubsub xmlns='{PepModule.Namespace}'><items node='{Bookmarks}'><item id='tea@conference.localhost'/></items></pubsub></iq>");
+        Assert.That(ItemIds(one), Is.EqualTo(new[] { "tea@conference.localhost" }));
+
+        var denied = await bob.IqAsync($"<iq type='get' id='g4' to='alice@localhost'><pubsub xmlns='{PepModule.Namespace}'><items node='{Bookmarks}'/></pubsub></iq>");
+        Assert.That(denied.Child("error", "jabber:client")!.Child("closed-node", PepModule.ErrorsNamespace), Is.Not.Null);
+
+        // A precondition that does not hold is refused; the node is unchanged.
+        var conflict = await alice.IqAsync(Publish("c1", Bookmarks, "x", $"<conference xmlns='{Bookmarks}'/>", "<field var='pubsub#access_model'><value>open</value></field>"));
+        Assert.That(conflict.Child("error", "jabber:client")!.Child("precondition-not-met", PepModule.ErrorsNamespace), Is.Not.Null);
+
+        // Default PEP node: one item; the configuration form shows it; the owner changes it.
+        await alice.IqAsync(Publish("m1", "urn:example:mood", "1", "<mood xmlns='urn:example:mood'>happy</mood>"));
+        await alice.IqAsync(Publish("m2", "urn:example:mood", "2", "<mood xmlns='urn:example:mood'>sleepy</mood>"));
+        var moods = await alice.IqAsync($"<iq type='get' id='g5'><pubsub xmlns='{PepModule.Namespace}'><items node='urn:example:mood'/></pubsub></iq>");
+        Assert.That(ItemIds(moods), Is.EqualTo(new[] { "2" }));
+        var form = await alice.IqAsync($"<iq type='get' id='c2'><pubsub xmlns='{PepModule.OwnerNamespace}'><configure node='urn:example:mood'/></pubsub></iq>");
+        var fields = DataFormValues(form.Child("pubsub", PepModule.OwnerNamespace)!.Child("configure", PepModule.OwnerNamespace)!.Child("x", "jabber:x:data")!);
+        Assert.That(fields["pubsub#max_items"], Is.EqualTo("1"));
+        Assert.That(fields["pubsub#access_model"], Is.EqualTo("presence"));
+
+        // Disco#items lists what the asker may see: Bob sees the mood node, not the bookmarks.
+        var bobItems = await bob.IqAsync("<iq type='get' id='di' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+        Assert.That(bobItems.FirstElement()!.Elements().Select(e => e.GetAttribute("node")), Is.EqualTo(new[] { "urn:example:mood" }));
+
+        // Delete.
+        var deleted = await alice.IqAsync($"<iq type='set' id='x1'><pubsub xmlns='{PepModule.OwnerNamespace}'><delete node='urn:example:mood'/></pubsub></iq>");
+        Assert.That(deleted.GetAttribute("type"), Is.EqualTo("result"));
+        var gone = await alice.IqAsync($"<iq type='get' id='g6'><pubsub xmlns='{PepModule.Namespace}'><items node='urn:example:mood'/></pubsub></iq>");
+        Assert.That(gone.Child("error", "jabber:client")!.Child("item-not-found", "urn:ietf:params:xml:ns:xmpp-stanzas"), Is.Not.Null);
+    }
+
+    private static string Publish(string id, string node, string itemId, string payload, string? options = null)
+    {
+        var publishOptions = options is null ? "" :
+            $"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{NodeConfig.PublishOptionsFormType}</value></field>{options}</x></publish-options>";
+        return $"<iq type='set' id='{id}'><pubsub xmlns='{PepModule.Namespace}'><publish node='{node}'><item id='{itemId}'>{payload}</item></publish>{publishOptions}</pubsub></iq>";
+    }
+
+    /// <summary>Sends available presence with caps for these features and answers the server's disco#info queries about them.</summary>
+    private static async Task AnnounceAsync(RawXmppClient client, string[] features)
+    {
+        var query = new Element("query", "http://jabber.org/protocol/disco#info");
+        query.AddChild("identity").SetAttribute("category", "client").SetAttribute("type", "pc").SetAttribute("name", "test");
+        foreach (var f in features.Append("http://jabber.org/protocol/disco#info"))
+        {
+            query.AddChild("feature").SetAttribute("var", f);
+        }
+
+        var ver = EntityCapabilities.Verification(query)!;
+        client.CapsQuery = query;
+        await client.SendAsync($"<presence>{EntityCapabilities.Element("https://test.example", ver)}</presence>");
+    }
+
+    /// <summary>Drains each client, answering caps queries, until nothing more arrives; returns what the first one saw.</summary>
+    private static async Task<List<Element>> Settle(params RawXmppClient[] clients)
+    {
+        var first = new List<Element>();
+        for (var round = 0; round < 4; round++)
+        {
+            foreach (var c in clients)
+            {
+                foreach (var e in await c.DrainAsync())
+                {
+                    if (e.Name == "iq" && e.GetAttribute("type") == "get" && e.Child("query", "http://jabber.org/protocol/disco#info") is { } q && c.CapsQuery is { } answer)
+                    {
+                        var reply = answer.Clone().SetAttribute("node", q.GetAttribute("node"));
+                        await c.SendAsync($"<iq type='result' id='{e.GetAttribute("id")}' to='{e.GetAttribute("from")}'>{reply}</iq>");
+                    }
+                    else if (ReferenceEquals(c, clients[0]))
+                    {
+                        first.Add(e);
+                    }
+                }
+            }
+        }
+
+        return first;
+    }
+
+    private static List<string> Events(List<Element> stanzas) =>
+        stanzas.Where(e => e.Name == "message")
+            .Select(e => e.Child("event", Event)?.Child("items", Event))
+            .Where(i => i is not null)
+            .SelectMany(i => i!.Elements().Where(x => x.Name == "item").Select(x => i.GetAttribute("node") + ":" + x.GetAttribute("id")))
+            .ToList();
+
+    private static List<string?> ItemIds(Element reply) =>
+        reply.Child("pubsub", PepModule.Namespace)!.Child("items", PepModule.Namespace)!.Elements().Select(e => e.GetAttribute("id")).ToList();
+
+    private static Dictionary<string, string> DataFormValues(Element form) =>
+        form.Elements().Where(e => e.Name == "field" && e.GetAttribute("var") is not null)
+            .ToDictionary(e => e.GetAttribute("var")!, e => e.ChildText("value", "jabber:x:data") ?? "");
+}
