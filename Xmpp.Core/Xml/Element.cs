@@ -110,8 +110,10 @@ public sealed class Element
     }
 
     /// <summary>Removes every child element with this name and namespace; returns how many.</summary>
-    public int RemoveChildren(string name, string ns) =>
-        _nodes?.RemoveAll(n => n is Element e && e.Name == name && e.Namespace == ns) ?? 0;
+    public int RemoveChildren(string name, string ns) => RemoveChildren(e => e.Name == name && e.Namespace == ns);
+
+    /// <summary>Removes every child element that matches; returns how many.</summary>
+    public int RemoveChildren(Func<Element, bool> match) => _nodes?.RemoveAll(n => n is Element e && match(e)) ?? 0;
 
     public IEnumerable<Element> Elements()
     {

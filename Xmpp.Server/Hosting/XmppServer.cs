@@ -86,6 +86,7 @@ public sealed class XmppServer : IAsyncDisposable
     public void Start()
     {
         Context.S2s.Start(_shutdown.Token);
+        Modules.StartBackground(_shutdown.Token);
         var sweep = Options.Limits.IdleTimeout < Options.S2s.IdleTimeout ? Options.Limits.IdleTimeout : Options.S2s.IdleTimeout;
         _idleSweep = Context.Connections.RunIdleSweepAsync(sweep, _shutdown.Token);
         foreach (var l in Options.Listeners)
@@ -151,6 +152,7 @@ public sealed class XmppServer : IAsyncDisposable
         await _shutdown.CancelAsync().ConfigureAwait(false);
         await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         await _idleSweep.ConfigureAwait(false);
+        await Modules.StoppedAsync().ConfigureAwait(false);
 
         await Context.Storage.DisposeAsync().ConfigureAwait(false);
         _log.Info("Server stopped");

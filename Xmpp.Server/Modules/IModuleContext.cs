@@ -45,6 +45,12 @@ public interface IModuleContext
     /// <summary>Fires a hook (see <see cref="HookNames"/>); true when a handler took the event.</summary>
     ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Work the module runs while the server runs (expiry sweeps and the like): started with the listeners,
+    /// cancelled at shutdown and awaited before storage closes. It must end when the token is cancelled.
+    /// </summary>
+    void RunInBackground(Func<CancellationToken, Task> work);
+
     /// <summary>Registers a request handler for iq type get or set with payload NS:NAME addressed to the given targets.</summary>
     void HandleIq(string type, string ns, string name, IqTarget targets, IqHandler handler);
 }

@@ -15,6 +15,8 @@ namespace Xmpp.Server.Modules;
 public sealed class ModuleHost
 {
     private readonly List<IXmppModule> _loaded = [];
+    private readonly List<(string Module, Func<CancellationToken, Task> Work)> _background = [];
+    private readonly List<Task> _running = [];
 
     public ModuleHost(ServerContext server)
     {
@@ -67,6 +69,7 @@ public sealed class ModuleHost
         ["carbons"] = () => new Carbons.CarbonsModule(),
         ["blocking"] = () => new Blocking.BlockingModule(),
         ["pep"] = () => new Pep.PepModule(),
+        ["mam"] = () => new Mam.MamModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -77,6 +80,34 @@ public sealed class ModuleHost
         () => new Presence.PresenceModule(),
         () => new Roster.RosterModule(),
     ];
+
+    /// <summary>Starts the modules' background work (<see cref="IModuleContext.RunInBackground"/>).</summary>
+    internal void StartBackground(CancellationToken stopping)
+    {
+        foreach (var (module, work) in _background)
+        {
+            var log = Logs.GetLogger("Module." + module);
+            _running.Add(Task.Run(
+                async () =>
+                {
+                    try
+                    {
+                        await work(stopping).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                    {
+                    }
+                    catch (Exception ex)
+                    {
+                        log.Error(ex, "Background work of module {Module} failed", module);
+                    }
+                },
+                CancellationToken.None));
+        }
+    }
+
+    /// <summary>Waits for the background work to end (after the token given to <see cref="StartBackground"/> is cancelled).</summary>
+    internal Task StoppedAsync() => Task.WhenAll(_running);
 
     public void LoadAll()
     {
@@ -157,6 +188,8 @@ public sealed class ModuleHost
         public RosterManager Rosters => host.Rosters;
 
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+
+        public void RunInBackground(Func<CancellationToken, Task> work) => host._background.Add((module.Name, work));
 
         public void Hook(string name, StanzaHandler handler, int priority = 0) => host.Hooks.On(name, handler, priority);
 

@@ -20,6 +20,9 @@ public interface IStorage : IAsyncDisposable
     /// <summary>Personal eventing (XEP-0163) nodes and items.</summary>
     IPubSubStore PubSub { get; }
 
+    /// <summary>Message archives (XEP-0313).</summary>
+    IArchiveStore Archive { get; }
+
     /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
     Task<int> MigrateAsync(CancellationToken cancellationToken);
 

@@ -10,6 +10,8 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
   pep       USER1 and USER2 subscribe to each other (slixmpp's defaults approve); USER1 publishes an avatar
             with slixmpp's XEP-0084 plugin (data, then metadata); USER2, whose XEP-0115 caps carry the
             metadata node's +notify, gets the notification and fetches the data by its id.
+  mam       USER1 and USER2 exchange five messages; a second client of USER1 reads the conversation back
+            with slixmpp's XEP-0313 plugin, two per page (XEP-0059), in order.
   blocking  USER1 blocks USER2 with slixmpp's XEP-0191 plugin: USER2's message bounces with
             service-unavailable, USER1's own message to USER2 comes back not-acceptable with <blocked/>;
             after unblocking, USER2's message arrives.
@@ -140,6 +142,37 @@ async def pep():
         value = fetched["pubsub"]["items"]["item"]["avatar_data"]["value"]
         ok = info["id"] == avatar_id and value == data and event["from"] == alice.boundjid.bare
         return f"{'OK' if ok else 'FAIL'} notification from {event['from']} for avatar {info['id'][:12]}…, data fetched: {len(value)} bytes, equal: {value == data}"
+    finally:
+        alice.disconnect()
+        bob.disconnect()
+
+
+async def mam():
+    alice = await connect(users[0], ["xep_0313", "xep_0059"])
+    bob = await connect(users[1], [])
+    try:
+        inbox = asyncio.Queue()
+        alice.add_event_handler("message", lambda m: m["body"] and inbox.put_nowait(m))
+        bob.add_event_handler("message", lambda m: m["body"] and inbox.put_nowait(m))
+        said = []
+        for i in range(5):
+            sender, receiver = (alice, bob) if i % 2 == 0 else (bob, alice)
+            text = f"mam {i} from {sender.boundjid.user}"
+            sender.send_message(mto=receiver.boundjid.bare, mbody=text, mtype="chat")
+            said.append(text)
+            await asyncio.wait_for(inbox.get(), timeout=10)
+        alice.disconnect()
+        await asyncio.sleep(0.3)
+
+        reader = await connect(users[0].split("/")[0] + "/history", ["xep_0313", "xep_0059"])
+        try:
+            read = []
+            async for m in reader["xep_0313"].iterate(jid=reader.boundjid.bare, with_jid=bob.boundjid.bare, rsm={"max": 2}):
+                read.append(m["mam_result"]["forwarded"]["stanza"]["body"])
+            ok = read == said
+            return f"{'OK' if ok else 'FAIL'} read back {len(read)} of {len(said)} messages in pages of 2: {read}"
+        finally:
+            reader.disconnect()
     finally:
         alice.disconnect()
         bob.disconnect()

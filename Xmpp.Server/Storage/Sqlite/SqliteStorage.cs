@@ -109,6 +109,24 @@ public sealed class SqliteStorage : IStorage
         );
         CREATE INDEX pubsub_items_newest ON pubsub_items (host, username, node, id);
         """,
+        """
+        CREATE TABLE archive (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            stanza_id TEXT NOT NULL,
+            with_bare TEXT NOT NULL,
+            with_full TEXT NOT NULL,
+            outgoing INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            xml TEXT NOT NULL,
+            FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+        );
+        CREATE UNIQUE INDEX archive_stanza_id ON archive (host, username, stanza_id);
+        CREATE INDEX archive_owner ON archive (host, username, id);
+        CREATE INDEX archive_with ON archive (host, username, with_bare, id);
+        CREATE INDEX archive_at ON archive (host, username, at);
+        """,
     ];
 
     private readonly string _connectionString;
@@ -137,6 +155,7 @@ public sealed class SqliteStorage : IStorage
         LastActivity = new SqliteLastActivityStore(this);
         Documents = new SqliteUserDocumentStore(this);
         PubSub = new SqlitePubSubStore(this);
+        Archive = new SqliteArchiveStore(this);
     }
 
     public string File { get; }
@@ -152,6 +171,8 @@ public sealed class SqliteStorage : IStorage
     public IUserDocumentStore Documents { get; }
 
     public IPubSubStore PubSub { get; }
+
+    public IArchiveStore Archive { get; }
 
     public static int LatestVersion => Migrations.Length;
 

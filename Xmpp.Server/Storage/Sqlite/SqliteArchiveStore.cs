@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Xmpp.Server.Storage.Sqlite;
+
+/// <summary>
+/// The archive table: row ids grow with arrival, so every page is a range scan of an index on
+/// (owner, id) or (owner, correspondent, id), and time bounds become id bounds through the index on
+/// (owner, time). No query reads more rows than the page it returns, whatever the archive's size.
+/// </summary>
+internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
+{
+    public Task AppendAsync(string host, string username, ArchivedMessage message, CancellationToken cancellationToken) =>
+        storage.WriteAsync(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = """
+                    INSERT INTO archive (host, username, stanza_id, with_bare, with_full, outgoing, at, xml)
+                    SELECT $h, $u, $i, $wb, $wf, $o, $t, $x WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
+                    """;
+                var slash = message.With.IndexOf('/', StringComparison.Ordinal);
+                cmd.Parameters.AddWithValue("$h", host);
+                cmd.Parameters.AddWithValue("$u", username);
+                cmd.Parameters.AddWithValue("$i", message.Id);
+                cmd.Parameters.AddWithValue("$wb", slash < 0 ? message.With : message.With[..slash]);
+                cmd.Parameters.AddWithValue("$wf", message.With);
+                cmd.Parameters.AddWithValue("$o", message.Outgoing ? 1 : 0);
+                cmd.Parameters.AddWithValue("$t", message.At.ToUnixTimeMilliseconds());
+                cmd.Parameters.AddWithValue("$x", message.Xml);
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken);
+
+    public async Task<ArchivePage?> QueryAsync(string host, string username, ArchiveQuery query, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        long? after = null, before = null;
+        if (query.AfterId is not null && (after = await RowIdAsync(connection, host, username, query.AfterId, cancellationToken).ConfigureAwait(false)) is null)
+        {
+            return null;
+        }
+
+        if (query.BeforeId is not null && (before = await RowIdAsync(connection, host, username, query.BeforeId, cancellationToken).ConfigureAwait(false)) is null)
+        {
+            return null;
+        }
+
+        await using var cmd = connection.CreateCommand();
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        var where = new StringBuilder("host = $h AND username = $u");
+        if (query.With is not null)
+        {
+            var slash = query.With.IndexOf('/', StringComparison.Ordinal);
+            where.Append(" AND with_bare = $wb");
+            cmd.Parameters.AddWithValue("$wb", slash < 0 ? query.With : query.With[..slash]);
+            if (query.WithIsFull)
+            {
+                where.Append(" AND with_full = $wf");
+                cmd.Parameters.AddWithValue("$wf", query.With);
+            }
+        }
+
+        if (query.Start is { } start)
+        {
+            // The first row at or after the start bounds the id range; rows arrive in time order.
+            where.Append(" AND at >= $s AND id >= (SELECT id FROM archive WHERE host = $h AND username = $u AND at >= $s ORDER BY at, id LIMIT 1)");
+            cmd.Parameters.AddWithValue("$s", start.ToUnixTimeMilliseconds());
+        }
+
+        if (query.End is { } end)
+        {
+            where.Append(" AND at <= $e AND id <= (SELECT id FROM archive WHERE host = $h AND username = $u AND at <= $e ORDER BY at DESC, id DESC LIMIT 1)");
+            cmd.Parameters.AddWithValue("$e", end.ToUnixTimeMilliseconds());
+        }
+
+        if (after is not null)
+        {
+            where.Append(" AND id > $after");
+            cmd.Parameters.AddWithValue("$after", after.Value);
+        }
+
+        if (before is not null)
+        {
+            where.Append(" AND id < $before");
+            cmd.Parameters.AddWithValue("$before", before.Value);
+        }
+
+        if (query.Ids is not null)
+        {
+            var names = new List<string>();
+            foreach (var id in query.Ids)
+            {
+                var name = "$id" + names.Count.ToString(CultureInfo.InvariantCulture);
+                names.Add(name);
+                cmd.Parameters.AddWithValue(name, id);
+            }
+
+            where.Append(names.Count == 0 ? " AND 0" : $" AND stanza_id IN ({string.Join(", ", names)})");
+        }
+
+        var backward = before is not null || query.Last;
+        cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE {where} ORDER BY id {(backward ? "DESC" : "ASC")} LIMIT $max";
+        cmd.Parameters.AddWithValue("$max", query.Max + 1);
+        var messages = new List<ArchivedMessage>();
+        await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                messages.Add(Read(reader));
+            }
+        }
+
+        var complete = messages.Count <= query.Max;
+        if (!complete)
+        {
+            messages.RemoveAt(messages.Count - 1);
+        }
+
+        if (backward)
+        {
+            messages.Reverse();
+        }
+
+        return new ArchivePage(messages, complete);
+    }
+
+    public async Task<(ArchivedMessage First, ArchivedMessage Last)?> BoundsAsync(string host, string username, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        ArchivedMessage? first = null, last = null;
+        foreach (var order in new[] { "ASC", "DESC" })
+        {
+            await using var cmd = connection.CreateCommand();
+            cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE host = $h AND username = $u ORDER BY id {order} LIMIT 1";
+            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Parameters.AddWithValue("$u", username);
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                (order == "ASC" ? ref first : ref last) = Read(reader);
+            }
+        }
+
+        return first is null || last is null ? null : (first, last);
+    }
+
+    public Task<int> ExpireAsync(DateTimeOffset? before, int keepPerAccount, CancellationToken cancellationToken) =>
+        storage.WriteAsync<int>(
+            async (connection, tx, ct) =>
+            {
+                var removed = 0;
+                if (before is { } cutoff)
+                {
+                    await using var cmd = connection.CreateCommand();
+                    cmd.Transaction = tx;
+                    cmd.CommandText = "DELETE FROM archive WHERE at < $t";
+                    cmd.Parameters.AddWithValue("$t", cutoff.ToUnixTimeMilliseconds());
+                    removed += await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
+
+                if (keepPerAccount > 0)
+                {
+                    await using var cmd = connection.CreateCommand();
+                    cmd.Transaction = tx;
+                    cmd.CommandText = """
+                        DELETE FROM archive WHERE id IN (
+                            SELECT a.id FROM (SELECT host, username FROM archive GROUP BY host, username HAVING COUNT(*) > $k) o
+                            JOIN archive a ON a.host = o.host AND a.username = o.username
+                            WHERE a.id < (SELECT id FROM archive b WHERE b.host = o.host AND b.username = o.username ORDER BY id DESC LIMIT 1 OFFSET $k - 1))
+                        """;
+                    cmd.Parameters.AddWithValue("$k", keepPerAccount);
+                    removed += await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
+
+                return removed;
+            },
+            cancellationToken);
+
+    private static async Task<long?> RowIdAsync(SqliteConnection connection, string host, string username, string stanzaId, CancellationToken ct)
+    {
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT id FROM archive WHERE host = $h AND username = $u AND stanza_id = $i";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Parameters.AddWithValue("$i", stanzaId);
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is long id ? id : null;
+    }
+
+    private static ArchivedMessage Read(SqliteDataReader reader) =>
+        new(reader.GetString(0), reader.GetString(1), reader.GetInt64(2) != 0, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), reader.GetString(4));
+}
