@@ -34,6 +34,12 @@ public sealed class ServerContext
     /// <summary>What SASL answers for usernames without credentials, so that no account can be told apart from a missing one.</summary>
     public required Xmpp.Core.Sasl.DecoyCredentials Decoys { get; init; }
 
+    /// <summary>XEP-0198 settings, when the stream management module is loaded.</summary>
+    public StreamManagementOptions? StreamManagement { get; internal set; }
+
+    /// <summary>Sessions that can be resumed (XEP-0198).</summary>
+    public ResumableSessions Resumption { get; } = new();
+
     /// <summary>Federation (set right after the context is built: it needs the context itself).</summary>
     public S2s.S2sManager S2s { get; internal set; } = null!;
 }

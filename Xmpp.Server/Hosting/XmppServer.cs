@@ -152,6 +152,7 @@ public sealed class XmppServer : IAsyncDisposable
         await _shutdown.CancelAsync().ConfigureAwait(false);
         await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         await _idleSweep.ConfigureAwait(false);
+        await Context.Resumption.EndAllAsync().ConfigureAwait(false);
         await Modules.StoppedAsync().ConfigureAwait(false);
 
         await Context.Storage.DisposeAsync().ConfigureAwait(false);

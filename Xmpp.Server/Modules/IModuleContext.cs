@@ -45,6 +45,9 @@ public interface IModuleContext
     /// <summary>Fires a hook (see <see cref="HookNames"/>); true when a handler took the event.</summary>
     ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken);
 
+    /// <summary>Turns on XEP-0198 stream management for client streams (the stream feature is the module's to add).</summary>
+    void EnableStreamManagement(Net.StreamManagementOptions options);
+
     /// <summary>
     /// Work the module runs while the server runs (expiry sweeps and the like): started with the listeners,
     /// cancelled at shutdown and awaited before storage closes. It must end when the token is cancelled.

@@ -27,6 +27,7 @@ public sealed class ModuleHost
         Storage = server.Storage;
         Hooks = server.Hooks;
         StreamFeatures = server.StreamFeatures;
+        Server = server;
         Rosters = new RosterManager(server.Storage.Roster, server.Sessions, server.Logs.GetLogger("Roster"))
         {
             MaxItems = server.Options.Limits.RosterItems,
@@ -51,6 +52,8 @@ public sealed class ModuleHost
 
     internal StreamFeatureRegistry StreamFeatures { get; }
 
+    internal ServerContext Server { get; }
+
     /// <summary>Rosters of local accounts (RFC 6121 §2), shared by the roster and presence modules.</summary>
     public RosterManager Rosters { get; }
 
@@ -70,6 +73,7 @@ public sealed class ModuleHost
         ["blocking"] = () => new Blocking.BlockingModule(),
         ["pep"] = () => new Pep.PepModule(),
         ["mam"] = () => new Mam.MamModule(),
+        ["sm"] = () => new StreamManagement.StreamManagementModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -188,6 +192,8 @@ public sealed class ModuleHost
         public RosterManager Rosters => host.Rosters;
 
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+
+        public void EnableStreamManagement(StreamManagementOptions options) => host.Server.StreamManagement = options;
 
         public void RunInBackground(Func<CancellationToken, Task> work) => host._background.Add((module.Name, work));
 

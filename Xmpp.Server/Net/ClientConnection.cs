@@ -46,6 +46,17 @@ public sealed class ClientConnection : IClientSession, IConnection
     private Jid? _jid;
     private bool _bound;
 
+    // XEP-0198: the managed stream's state, where the session is in its life, and why the stream ended.
+    private readonly CancellationToken _shutdown;
+    private SmState? _sm;
+    private SmPhase _phase;
+    private ClientConnection? _resumedBy;
+    private bool _resumePending;
+    private bool _endedByClient;
+    private bool _closedWithError;
+    private CancellationTokenSource? _resumeWait;
+    private Task? _ending;
+
     public ClientConnection(ServerContext ctx, Socket socket, bool directTls, CancellationToken shutdown)
         : this(ctx, new NetworkStream(socket, ownsSocket: true), (IPEndPoint)socket.RemoteEndPoint!, directTls, shutdown)
     {
@@ -59,6 +70,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         _directTls = directTls;
         _log = ctx.Logs.GetLogger("C2s");
         _cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        _shutdown = shutdown;
         _activity = new ActivityStream(transport);
         var limits = ctx.Options.Limits;
         _rate = limits.StanzaRate > 0 ? new TokenBucket(limits.StanzaRate, limits.StanzaBurst) : null;
@@ -72,6 +84,15 @@ public sealed class ClientConnection : IClientSession, IConnection
         Continue,
         Restart,
         Stop,
+    }
+
+    /// <summary>A managed session's life (XEP-0198 §5): on its stream, waiting for resumption, taken over by a new stream, or over.</summary>
+    private enum SmPhase
+    {
+        Active,
+        Hibernating,
+        Resumed,
+        Ended,
     }
 
     public long ConnectionId { get; }
@@ -139,6 +160,7 @@ public sealed class ClientConnection : IClientSession, IConnection
                     if (ev.Kind == XmppStreamEventKind.End)
                     {
                         _log.Info("Client closed the stream");
+                        _endedByClient = true;
                         Close(null);
                         break;
                     }
@@ -213,24 +235,210 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     private async Task TeardownAsync(Task writer)
     {
-        if (_bound)
+        Close(null);
+        var phase = SmPhase.Ended;
+        if (_bound && _sm is { } sm)
         {
-            _ctx.Sessions.Unbind(this);
-            try
+            lock (sm.Gate)
             {
-                var ctx = new StanzaContext(new Element("presence", Ns.Client), _jid!, null, this, _ctx.Router);
-                await _ctx.Hooks.FireAsync(HookNames.ResourceUnbound, ctx, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                _log.Error(ex, "Error while ending the session of {Jid}", _jid);
+                // XEP-0198 §5: a resumable session whose connection was lost (not closed by the client, not
+                // ended by us with an error, not at shutdown) waits to be resumed instead of ending.
+                if (_phase == SmPhase.Active)
+                {
+                    _phase = sm.ResumeId is not null && !_endedByClient && !_closedWithError && !_shutdown.IsCancellationRequested
+                        ? SmPhase.Hibernating
+                        : SmPhase.Ended;
+                }
+
+                phase = _phase;
             }
         }
 
-        Close(null);
+        if (_bound && phase == SmPhase.Ended)
+        {
+            await EndSessionAsync().ConfigureAwait(false);
+        }
+
         await Teardown.ReleaseAsync(writer, _ctx.Options.Limits.CloseTimeout, _cts, _stream, null, _log).ConfigureAwait(false);
         _cts.Dispose();
-        _log.Info("Connection closed{Who}", _jid is null ? string.Empty : " for " + _jid);
+        switch (phase)
+        {
+            case SmPhase.Hibernating:
+                _log.Info("Connection lost for {Jid}; the session waits {Seconds} s to be resumed", _jid, (int)_sm!.ResumeTimeout.TotalSeconds);
+                _resumeWait = CancellationTokenSource.CreateLinkedTokenSource(_shutdown);
+                _ = WaitForResumptionAsync(_resumeWait.Token);
+                break;
+            case SmPhase.Resumed:
+                _log.Info("Connection closed for {Jid}: the session continues on connection c{Successor}", _jid, _resumedBy?.ConnectionId);
+                break;
+            default:
+                _log.Info("Connection closed{Who}", _jid is null ? string.Empty : " for " + _jid);
+                break;
+        }
+    }
+
+    /// <summary>The session is over: out of the session manager, modules told (unavailable presence), unacknowledged stanzas rerouted.</summary>
+    private async Task EndSessionAsync()
+    {
+        _ctx.Sessions.Unbind(this);
+        if (_sm?.ResumeId is { } id)
+        {
+            _ctx.Resumption.Remove(id, this);
+        }
+
+        try
+        {
+            var ctx = new StanzaContext(new Element("presence", Ns.Client), _jid!, null, this, _ctx.Router);
+            await _ctx.Hooks.FireAsync(HookNames.ResourceUnbound, ctx, CancellationToken.None).ConfigureAwait(false);
+            await RerouteUnackedAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            _log.Error(ex, "Error while ending the session of {Jid}", _jid);
+        }
+    }
+
+    private async Task WaitForResumptionAsync(CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(_sm!.ResumeTimeout, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Resumed, or the server is stopping.
+        }
+
+        await EndHibernationAsync(_shutdown.IsCancellationRequested ? "the server is shutting down" : "not resumed in time").ConfigureAwait(false);
+    }
+
+    /// <summary>Ends a session that waits for resumption (its timeout, shutdown, a replacing bind); nothing if it is not waiting.</summary>
+    internal Task EndHibernationAsync(string reason)
+    {
+        if (_sm is not { } sm)
+        {
+            return Task.CompletedTask;
+        }
+
+        TaskCompletionSource? ending = null;
+        lock (sm.Gate)
+        {
+            if (_phase == SmPhase.Hibernating)
+            {
+                _phase = SmPhase.Ended;
+                ending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _ending = ending.Task;
+            }
+            else
+            {
+                return _ending ?? Task.CompletedTask;
+            }
+        }
+
+        try
+        {
+            _resumeWait?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The wait is over already.
+        }
+
+        _log.Info("Session of {Jid} ends: {Reason}", _jid, reason);
+        return EndAndSignalAsync(ending);
+    }
+
+    private async Task EndAndSignalAsync(TaskCompletionSource ending)
+    {
+        try
+        {
+            await EndSessionAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            ending.SetResult();
+        }
+    }
+
+    /// <summary>
+    /// §4 "no data loss": what the client never acknowledged does not vanish with the session. Messages go to
+    /// the account's other available resources, else to offline storage, else back to the sender; requests
+    /// are answered with an error; presence, copies (carbons, archive results, notifications) and errors are
+    /// dropped, since they exist elsewhere or expire anyway.
+    /// </summary>
+    private async Task RerouteUnackedAsync()
+    {
+        if (_sm is null)
+        {
+            return;
+        }
+
+        List<Element> pending;
+        lock (_sm.Gate)
+        {
+            pending = [.. _sm.Unacked];
+            _sm.Unacked.Clear();
+        }
+
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var rerouted = 0;
+        foreach (var stanza in pending)
+        {
+            var type = stanza.GetAttribute("type");
+            if (stanza.Name == "iq" && type is "get" or "set")
+            {
+                await _ctx.Router.BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RecipientUnavailable, "the session ended"), CancellationToken.None).ConfigureAwait(false);
+            }
+            else if (stanza.Name == "message" && type is not ("error" or "groupchat" or "headline") && !IsCopy(stanza))
+            {
+                await RerouteMessageAsync(stanza).ConfigureAwait(false);
+                rerouted++;
+            }
+        }
+
+        _log.Info("{Count} unacknowledged stanzas of {Jid} handled at session end ({Messages} messages rerouted)", pending.Count, _jid, rerouted);
+    }
+
+    /// <summary>A wrapper around a message that exists elsewhere (a carbon, an archive result, a pubsub event).</summary>
+    private static bool IsCopy(Element message)
+    {
+        foreach (var child in message.Elements())
+        {
+            if (child.Namespace is "urn:xmpp:carbons:2" or "urn:xmpp:mam:2" or "http://jabber.org/protocol/pubsub#event")
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private async Task RerouteMessageAsync(Element message)
+    {
+        var delivered = false;
+        foreach (var r in _ctx.Sessions.Resources(_jid!.Bare))
+        {
+            if (r.IsAvailable && r.Priority >= 0)
+            {
+                delivered |= r.TrySend(message);
+            }
+        }
+
+        if (delivered)
+        {
+            return;
+        }
+
+        var from = Jid.TryParse(message.GetAttribute("from"), out var f) ? f : Jid.Parse(_jid.Domain);
+        var ctx = new StanzaContext(message, from, _jid.Bare, null, _ctx.Router);
+        if (!await _ctx.Hooks.FireAsync(HookNames.MessageOffline, ctx, CancellationToken.None).ConfigureAwait(false))
+        {
+            await _ctx.Router.BounceAsync(message, new StanzaError(StanzaErrorCondition.RecipientUnavailable, "the recipient's session ended before it received this"), CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
@@ -428,6 +636,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             // The peer ends the stream with an error of its own (RFC 6120 §4.9.1.2): log it and close ours.
             var condition = e.FirstElement()?.Name ?? "unknown";
             _log.Warn("Client sent stream error {Condition}: {Text}", condition, e.ChildText("text", Ns.Streams) ?? string.Empty);
+            _endedByClient = true;
             Close(null);
             return Next.Stop;
         }
@@ -463,6 +672,12 @@ public sealed class ClientConnection : IClientSession, IConnection
             throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "the stream is already authenticated");
         }
 
+        if (e.Namespace == SmState.Namespace && _ctx.StreamManagement is not null)
+        {
+            HandleStreamManagement(e);
+            return Next.Continue;
+        }
+
         if (!Stanza.IsStanza(e) || e.Namespace != Ns.Client)
         {
             throw new XmppStreamException(StreamErrorCondition.UnsupportedStanzaType, $"unknown element <{e.Name} xmlns='{e.Namespace}'/>");
@@ -474,6 +689,15 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         await HandleStanzaAsync(e, ct).ConfigureAwait(false);
+        if (_sm is { } sm)
+        {
+            lock (sm.Gate)
+            {
+                // §4: 'h' counts the stanzas handled, whatever came of them.
+                sm.Inbound++;
+            }
+        }
+
         return Next.Continue;
     }
 
@@ -810,6 +1034,11 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     public bool TrySend(Element stanza)
     {
+        if (_sm is { } sm)
+        {
+            return TrySendManaged(sm, stanza);
+        }
+
         if (Volatile.Read(ref _closing) != 0)
         {
             return false;
@@ -829,12 +1058,257 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
     }
 
+    /// <summary>
+    /// §4: every stanza sent on a managed stream is kept until the client acknowledges it, and an &lt;r/&gt;
+    /// follows unless one is out already. While the session waits for resumption, stanzas are only kept;
+    /// once it is resumed elsewhere, they go to the new stream.
+    /// </summary>
+    private bool TrySendManaged(SmState sm, Element stanza)
+    {
+        ClientConnection? successor;
+        var overflow = false;
+        lock (sm.Gate)
+        {
+            switch (_phase)
+            {
+                case SmPhase.Ended:
+                    return false;
+                case SmPhase.Resumed:
+                    successor = _resumedBy;
+                    break;
+                default:
+                    if (sm.Unacked.Count >= _ctx.StreamManagement!.MaxUnacked)
+                    {
+                        overflow = true;
+                        successor = null;
+                        break;
+                    }
+
+                    if (_phase == SmPhase.Hibernating || _resumePending)
+                    {
+                        sm.Unacked.Enqueue(stanza);
+                        sm.Sent++;
+                        return true;
+                    }
+
+                    if (Volatile.Read(ref _closing) != 0)
+                    {
+                        return false;
+                    }
+
+                    var limits = _ctx.Options.Limits;
+                    var queued = _out.TryEnqueue(stanza, limits.OutputQueue, limits.OutputBytes);
+                    if (queued == EnqueueResult.Queued)
+                    {
+                        sm.Unacked.Enqueue(stanza);
+                        sm.Sent++;
+                        if (!sm.AckRequested)
+                        {
+                            sm.AckRequested = true;
+                            SendRaw("<r xmlns='" + SmState.Namespace + "'/>");
+                        }
+
+                        return true;
+                    }
+
+                    overflow = queued == EnqueueResult.Full;
+                    successor = null;
+                    break;
+            }
+        }
+
+        if (overflow)
+        {
+            // Not reading, or not acknowledging: the session ends (its unacknowledged messages are rerouted).
+            _log.Warn("{Jid} holds {Count} unacknowledged stanzas or a full output queue: ending the session", _jid, sm.Unacked.Count);
+            Close(new StreamError(StreamErrorCondition.ResourceConstraint, "too many unacknowledged stanzas"));
+            return false;
+        }
+
+        return successor?.TrySend(stanza) ?? false;
+    }
+
+    /// <summary>XEP-0198 elements: enable (§3), r and a (§4), resume (§5).</summary>
+    private void HandleStreamManagement(Element e)
+    {
+        const string Ns3 = SmState.Namespace;
+        switch (e.Name)
+        {
+            case "enable" when _bound && _sm is null:
+                var options = _ctx.StreamManagement!;
+                var resume = e.GetAttribute("resume") is "true" or "1" && options.ResumeTimeout > TimeSpan.Zero;
+                var timeout = options.ResumeTimeout;
+                if (resume && long.TryParse(e.GetAttribute("max"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var max) && max > 0 && max < timeout.TotalSeconds)
+                {
+                    timeout = TimeSpan.FromSeconds(max);
+                }
+
+                var id = resume ? Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(18)).Replace('+', '-').Replace('/', '_') : null;
+                _sm = new SmState { ResumeId = id, ResumeTimeout = timeout };
+                if (id is not null)
+                {
+                    _ctx.Resumption.Add(id, this);
+                    SendRaw($"<enabled xmlns='{Ns3}' id='{id}' resume='true' max='{(int)timeout.TotalSeconds}'/>");
+                }
+                else
+                {
+                    SendRaw($"<enabled xmlns='{Ns3}'/>");
+                }
+
+                _log.Info("Stream management enabled{Resume}", resume ? $", resumable for {(int)timeout.TotalSeconds} s" : string.Empty);
+                break;
+            case "r" when _sm is not null:
+                long h;
+                lock (_sm.Gate)
+                {
+                    h = _sm.Inbound;
+                }
+
+                SendRaw($"<a xmlns='{Ns3}' h='{h % 4294967296L}'/>");
+                break;
+            case "a" when _sm is not null:
+                if (!long.TryParse(e.GetAttribute("h"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var acked))
+                {
+                    throw new XmppStreamException(StreamErrorCondition.BadFormat, "an <a/> needs a numeric 'h'");
+                }
+
+                lock (_sm.Gate)
+                {
+                    _sm.AckRequested = false;
+                    if (!_sm.Acknowledge(acked))
+                    {
+                        // §4: the client claims to have handled more than was sent.
+                        throw new XmppStreamException(StreamErrorCondition.UndefinedCondition, $"acknowledged {acked} stanzas of {_sm.Sent} sent");
+                    }
+                }
+
+                break;
+            case "resume" when !_bound && _sm is null && _user is not null:
+                Resume(e);
+                break;
+            default:
+                // §3: enabling before binding or twice, r/a before enabling, resuming after binding.
+                SendRaw($"<failed xmlns='{Ns3}'><unexpected-request xmlns='{Ns.Stanzas}'/></failed>");
+                break;
+        }
+    }
+
+    /// <summary>§5: this new stream takes over a session that lost its connection (or is about to).</summary>
+    private void Resume(Element resume)
+    {
+        var previd = resume.GetAttribute("previd");
+        var old = previd is null ? null : _ctx.Resumption.Find(previd);
+        var account = Jid.Parse(_user + "@" + _host);
+        if (old is null || !long.TryParse(resume.GetAttribute("h"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var h) ||
+            !old.TryHandOver(this, account, h))
+        {
+            _log.Info("Resumption of {Id} refused: unknown, expired, not this account's, or a wrong count", previd);
+            SendRaw($"<failed xmlns='{SmState.Namespace}'><item-not-found xmlns='{Ns.Stanzas}'/></failed>");
+            return;
+        }
+
+        // The session's state moves here; modules see the same session continue (no unbind, no bind).
+        _jid = old._jid;
+        IsAvailable = old.IsAvailable;
+        Priority = old.Priority;
+        LastPresence = old.LastPresence;
+        RosterRequested = old.RosterRequested;
+        foreach (var j in old.DirectedPresence)
+        {
+            DirectedPresence.Add(j);
+        }
+
+        Items.CopyFrom(old.Items);
+        _bound = true;
+        _ctx.Resumption.Add(previd!, this);
+        _ctx.Sessions.Bind(this);
+
+        var sm = _sm!;
+        lock (sm.Gate)
+        {
+            SendRaw($"<resumed xmlns='{SmState.Namespace}' previd='{previd}' h='{sm.Inbound % 4294967296L}'/>");
+            var limits = _ctx.Options.Limits;
+            foreach (var stanza in sm.Unacked)
+            {
+                _out.TryEnqueue(stanza, limits.OutputQueue, limits.OutputBytes);
+            }
+
+            if (sm.Unacked.Count > 0)
+            {
+                sm.AckRequested = true;
+                SendRaw("<r xmlns='" + SmState.Namespace + "'/>");
+            }
+
+            _resumePending = false;
+            _log.Info("Resumed the session of {Jid} from connection c{Old}: {Count} unacknowledged stanzas sent again", _jid, old.ConnectionId, sm.Unacked.Count);
+        }
+    }
+
+    /// <summary>
+    /// Hands this session over to a new stream of the same account (§5): true when it was live or waiting,
+    /// and <paramref name="h"/> is plausible. The successor gets the state and the stanzas past <paramref name="h"/>.
+    /// </summary>
+    private bool TryHandOver(ClientConnection successor, Jid account, long h)
+    {
+        if (_sm is not { } sm || _jid is null || _jid.Bare != account)
+        {
+            return false;
+        }
+
+        bool wasLive;
+        lock (sm.Gate)
+        {
+            if (_phase is SmPhase.Ended or SmPhase.Resumed || !sm.Acknowledge(h))
+            {
+                return false;
+            }
+
+            wasLive = _phase == SmPhase.Active;
+            successor._sm = sm.CopyForResumption(sm.ResumeId!);
+            successor._resumePending = true;
+            sm.Unacked.Clear();
+            _resumedBy = successor;
+            _phase = SmPhase.Resumed;
+        }
+
+        if (wasLive)
+        {
+            // The old connection may not know yet that it is dead: it is closed, without ending the session.
+            Close(null);
+        }
+        else
+        {
+            try
+            {
+                _resumeWait?.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The wait is over already.
+            }
+        }
+
+        return true;
+    }
+
     private void SendRaw(string xml) => _out.EnqueueRaw(xml);
 
     public Task FlushAsync() => _out.FlushAsync();
 
     public void Close(StreamError? streamError)
     {
+        if (streamError is not null && streamError.Condition != StreamErrorCondition.ConnectionTimeout)
+        {
+            // Ended by us for a reason (conflict, policy, shutdown ...): not a session to resume.
+            _closedWithError = true;
+        }
+
+        if (_sm is not null && _phase == SmPhase.Hibernating)
+        {
+            _ = EndHibernationAsync(streamError?.Text ?? "closed");
+            return;
+        }
+
         if (Interlocked.Exchange(ref _closing, 1) != 0)
         {
             return;

@@ -25,6 +25,9 @@ public sealed class SessionItems
 
     public bool Has(string key) => Get<object>(key) is not null;
 
+    /// <summary>Takes every item of another session (a resumed one, XEP-0198).</summary>
+    public void CopyFrom(SessionItems other) => Volatile.Write(ref _items, Volatile.Read(ref other._items));
+
     /// <summary>Sets or (with null) removes an item.</summary>
     public void Set(string key, object? value)
     {

@@ -232,6 +232,17 @@ public sealed class RawXmppClient : IAsyncDisposable
         return result;
     }
 
+    /// <summary>STARTTLS (unless direct TLS) and SASL, no bind; returns the features after the restart.</summary>
+    public async Task<Element> AuthenticateOnlyAsync(string user, string password)
+    {
+        await OpenAsync();
+        await StartTlsAsync();
+        await OpenAsync();
+        var result = await AuthenticateAsync("SCRAM-SHA-256", user, password);
+        Assert.That(result.Name, Is.EqualTo("success"), result.ToString());
+        return await OpenAsync();
+    }
+
     /// <summary>STARTTLS (unless direct TLS), SASL, bind, initial presence optional.</summary>
     public async Task<string> LoginAsync(string user, string password, string mechanism = "SCRAM-SHA-256", string? resource = "test", string? bindingType = null)
     {
