@@ -9,6 +9,7 @@ namespace Xmpp.Core.Addressing;
 /// An XMPP address (RFC 7622), always held in prepared (normalised) form, so equality is ordinal.
 /// The only ways to make one are <see cref="TryParse"/> and <see cref="TryCreate"/>.
 /// </summary>
+[Specification("RFC 7622", "", Note = "JIDs with PRECIS (RFC 8264/8265): UsernameCaseMapped localparts, OpaqueString resourceparts, IDNA domainparts, 1023-byte limits.")]
 public sealed class Jid : IEquatable<Jid>
 {
     private const int MaxPartBytes = 1023;

@@ -5,6 +5,7 @@ using Xmpp.Core.Xml;
 namespace Xmpp.Core.Caps;
 
 /// <summary>XEP-0115 entity capabilities: the verification string of a disco#info result (§5) and the &lt;c/&gt; element.</summary>
+[Specification("XEP-0115", "1.6", Note = "The verification string of §5 (identities, features, extended forms), checked against the XEP's examples.")]
 public static class EntityCapabilities
 {
     public const string Namespace = "http://jabber.org/protocol/caps";

@@ -4,6 +4,7 @@ using Xmpp.Core.Addressing;
 namespace Xmpp.Core.Sasl;
 
 /// <summary>SASL PLAIN (RFC 4616), checked against the stored SCRAM keys. Offered only over TLS.</summary>
+[Specification("RFC 4616", "", Note = "PLAIN, over TLS only and when allowed.")]
 public sealed class PlainServerMechanism : ISaslServerMechanism
 {
     private readonly CredentialLookup _lookup;

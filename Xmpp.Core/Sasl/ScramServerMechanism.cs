@@ -8,6 +8,10 @@ namespace Xmpp.Core.Sasl;
 /// Server side of SCRAM-SHA-1/256/512 and their -PLUS variants (RFC 5802, RFC 7677), with channel
 /// binding (RFC 5929 tls-server-end-point, RFC 9266 tls-exporter).
 /// </summary>
+[Specification("RFC 5802", "", Note = "SCRAM-SHA-1 and -PLUS, from stored keys; a missing account answers with a stable decoy salt so it cannot be told apart.")]
+[Specification("RFC 7677", "", Note = "SCRAM-SHA-256 and -PLUS; SCRAM-SHA-512 and -PLUS alike.")]
+[Specification("RFC 9266", "", Note = "tls-exporter channel binding, on TLS 1.3.")]
+[Specification("RFC 5929", "§4", Note = "tls-server-end-point channel binding.")]
 public sealed class ScramServerMechanism : ISaslServerMechanism
 {
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);

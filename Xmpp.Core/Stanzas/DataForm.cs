@@ -3,6 +3,7 @@ using Xmpp.Core.Xml;
 namespace Xmpp.Core.Stanzas;
 
 /// <summary>XEP-0004 data forms: building result/form forms and reading submitted values.</summary>
+[Specification("XEP-0004", "2.13.1", Note = "Data forms for node configuration, publish-options, archive queries and server information.")]
 public static class DataForm
 {
     public const string Namespace = "jabber:x:data";

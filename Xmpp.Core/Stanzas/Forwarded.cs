@@ -4,6 +4,7 @@ using Xmpp.Core.Xml;
 namespace Xmpp.Core.Stanzas;
 
 /// <summary>Stanza forwarding (XEP-0297), the wrapper of carbons (XEP-0280) and archive results (XEP-0313).</summary>
+[Specification("XEP-0297", "1.0", Note = "Forwarding wrappers for carbons and archive results.")]
 public static class Forwarded
 {
     public const string Namespace = "urn:xmpp:forward:0";

@@ -28,6 +28,7 @@ public static class CommandLine
           users [HOST]            list accounts
           check                   validate configuration, certificates and storage; show what would listen
           import FILE             accounts (plaintext passwords), rosters and offline messages from a XEP-0227 file
+          compliance              print the table of implemented specifications (as in README)
           version                 print the version
 
         Options:
@@ -68,6 +69,13 @@ public static class CommandLine
 
         var command = positional.Count > 0 ? positional[0] : "run";
         var rest = positional.Skip(1).ToList();
+        if (command == "compliance")
+        {
+            // The README's compliance table, from the code's own declarations.
+            await stdout.WriteAsync(Modules.Compliance.Markdown()).ConfigureAwait(false);
+            return Ok;
+        }
+
         if (command == "version")
         {
             await stdout.WriteLineAsync("xmppserver " + VersionModule.ProductVersion).ConfigureAwait(false);

@@ -11,12 +11,3 @@ public interface IXmppModule
 
     void Register(IModuleContext context);
 }
-
-/// <summary>Declares the specification a module implements (for the compliance list in README and disco).</summary>
-[AttributeUsage(AttributeTargets.Class, AllowMultiple = true)]
-public sealed class SpecificationAttribute(string name, string version) : Attribute
-{
-    public string Name { get; } = name;
-
-    public string Version { get; } = version;
-}

@@ -22,6 +22,11 @@ namespace Xmpp.Server.Net;
 /// loop fed by an unbounded channel whose stanza count is capped, so routing never waits on this socket.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the stream and socket and disposes them in its teardown.")]
+[Specification("RFC 6120", "§4–§8, §11", Note = "Client streams: STARTTLS (required by default; TLS 1.2 with ECDHE and AEAD, or TLS 1.3), SASL, resource binding (client-chosen or generated; binding a bound resource again replaces the old session with conflict), stanza semantics, stream and stanza errors, restricted XML.")]
+[Specification("RFC 3921", "§3", Note = "The legacy session iq, answered and offered as optional.")]
+[Specification("XEP-0368", "1.1.0", Note = "Direct TLS for clients on a second port (ALPN xmpp-client).")]
+[Specification("XEP-0440", "0.4.2", Note = "The supported channel binding types are offered in the stream features.")]
+[Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
 public sealed class ClientConnection : IClientSession, IConnection
 {
     private readonly ServerContext _ctx;

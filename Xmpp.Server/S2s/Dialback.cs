@@ -8,6 +8,9 @@ namespace Xmpp.Server.S2s;
 /// key = HMAC-SHA256(hex(SHA256(secret)), receiving + " " + originating + " " + stream id), as lowercase hex.
 /// The secret is random per server process; only this server ever checks its own keys.
 /// </summary>
+[Specification("XEP-0220", "1.1.1", Note = "Server Dialback in both roles, with db:verify answered as the authoritative server.")]
+[Specification("XEP-0185", "1.0", Note = "Dialback keys by the recommended HMAC-SHA256 construction.")]
+[Specification("XEP-0344", "1.1", Note = "Dialback accepted at once from peers with a valid certificate.")]
 public sealed class Dialback
 {
     private readonly byte[] _hmacKey;

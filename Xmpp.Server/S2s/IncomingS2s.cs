@@ -17,6 +17,7 @@ namespace Xmpp.Server.S2s;
 /// XEP-0344). Stanzas are accepted only from authenticated domains to our own domains. We also answer
 /// db:verify requests for keys we issued as the authoritative server.
 /// </summary>
+[Specification("XEP-0178", "1.2", Note = "SASL EXTERNAL between servers with certificates.")]
 public sealed class IncomingS2s : S2sConnection
 {
     private readonly IPEndPoint _remote;

@@ -13,6 +13,7 @@ namespace Xmpp.Server.S2s;
 /// stream per (local domain, remote domain) pair, answers and asks dialback questions, and bounces what
 /// cannot be delivered. Incoming streams are accepted by the s2s listeners.
 /// </summary>
+[Specification("RFC 6120", "§3.2, §5, §13.7", Note = "Server streams: SRV lookup with fallback, STARTTLS, certificate identity checks, one outgoing stream per domain pair, bounces for what cannot be delivered.")]
 public sealed class S2sManager
 {
     private readonly ServerContext _ctx;

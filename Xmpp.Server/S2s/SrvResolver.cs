@@ -18,6 +18,7 @@ public sealed record SrvRecord(string Target, int Port, int Priority, int Weight
 /// priority and by weight (RFC 2782), direct TLS first at equal priority; else the domain itself on
 /// port 5269. Addresses of the targets are looked up with the same DNS server.
 /// </summary>
+[Specification("XEP-0368", "1.1.0", Note = "_xmpps-server direct-TLS SRV records, and a direct-TLS server listener (s2s-tls).")]
 public sealed class SrvResolver
 {
     private readonly LookupClient _dns;

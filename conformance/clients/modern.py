@@ -11,7 +11,7 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
             with slixmpp's XEP-0084 plugin (data, then metadata); USER2, whose XEP-0115 caps carry the
             metadata node's +notify, gets the notification and fetches the data by its id.
   mam       USER1 and USER2 exchange five messages; a second client of USER1 reads the conversation back
-            with slixmpp's XEP-0313 plugin, two per page (XEP-0059), in order.
+            with slixmpp's XEP-0313 plugin (with USER2, since just before), two per page (XEP-0059), in order.
   resume    USER1 enables XEP-0198 with slixmpp's plugin; its TCP connection is cut without a closing tag,
             USER2 writes meanwhile; slixmpp reconnects and resumes: every message arrives exactly once and
             USER2 never sees USER1 go offline.
@@ -155,12 +155,17 @@ async def mam():
     bob = await connect(users[1], [])
     try:
         inbox = asyncio.Queue()
-        alice.add_event_handler("message", lambda m: m["body"] and inbox.put_nowait(m))
-        bob.add_event_handler("message", lambda m: m["body"] and inbox.put_nowait(m))
+        # Earlier cases wrote to these accounts too: this run's messages carry a tag, and only they count.
+        import uuid
+        tag = uuid.uuid4().hex[:8]
+        alice.add_event_handler("message", lambda m: tag in (m["body"] or "") and inbox.put_nowait(m))
+        bob.add_event_handler("message", lambda m: tag in (m["body"] or "") and inbox.put_nowait(m))
+        import datetime
+        since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=2)
         said = []
         for i in range(5):
             sender, receiver = (alice, bob) if i % 2 == 0 else (bob, alice)
-            text = f"mam {i} from {sender.boundjid.user}"
+            text = f"mam {i} from {sender.boundjid.user} {tag}"
             sender.send_message(mto=receiver.boundjid.bare, mbody=text, mtype="chat")
             said.append(text)
             await asyncio.wait_for(inbox.get(), timeout=10)
@@ -170,10 +175,12 @@ async def mam():
         reader = await connect(users[0].split("/")[0] + "/history", ["xep_0313", "xep_0059"])
         try:
             read = []
-            async for m in reader["xep_0313"].iterate(jid=reader.boundjid.bare, with_jid=bob.boundjid.bare, rsm={"max": 2}):
-                read.append(m["mam_result"]["forwarded"]["stanza"]["body"])
+            async for m in reader["xep_0313"].iterate(jid=reader.boundjid.bare, start=since, with_jid=bob.boundjid.bare, rsm={"max": 2}):
+                body = m["mam_result"]["forwarded"]["stanza"]["body"]
+                if tag in body:
+                    read.append(body)
             ok = read == said
-            return f"{'OK' if ok else 'FAIL'} read back {len(read)} of {len(said)} messages in pages of 2: {read}"
+            return f"{'OK' if ok else 'FAIL'} read back {len(read)} of {len(said)} messages in pages of 2, in order: {ok}"
         finally:
             reader.disconnect()
     finally:
@@ -229,22 +236,30 @@ async def blocking():
     alice = await connect(users[0], ["xep_0191"])
     bob = await connect(users[1], [])
     try:
+        # Only this scenario's messages count: earlier cases may have left offline messages for these accounts.
+        import uuid
+        tag = uuid.uuid4().hex[:8]
         inbox = asyncio.Queue()
-        alice.add_event_handler("message", lambda m: inbox.put_nowait(("alice", m)))
-        bob.add_event_handler("message", lambda m: inbox.put_nowait(("bob", m)))
+        mine = lambda m: tag in (m["body"] or "") or m["id"].startswith(tag)
+        alice.add_event_handler("message", lambda m: mine(m) and inbox.put_nowait(("alice", m)))
+        bob.add_event_handler("message", lambda m: mine(m) and inbox.put_nowait(("bob", m)))
         await alice["xep_0191"].block([bob.boundjid.bare], timeout=10)
         listed = [str(j) for j in (await alice["xep_0191"].get_blocked(timeout=10))["blocklist"]["items"]]
-        bob.send_message(mto=alice.boundjid.bare, mbody="can you hear me", mtype="chat")
+        msg = bob.make_message(mto=alice.boundjid.bare, mbody=f"can you hear me {tag}", mtype="chat")
+        msg["id"] = tag + "-1"
+        msg.send()
         who, m = await asyncio.wait_for(inbox.get(), timeout=10)
         bounce = m["error"]["condition"] if who == "bob" and m["type"] == "error" else f"{who} got {m['type']}"
-        alice.send_message(mto=bob.boundjid.bare, mbody="blocked", mtype="chat")
+        msg = alice.make_message(mto=bob.boundjid.bare, mbody=f"blocked {tag}", mtype="chat")
+        msg["id"] = tag + "-2"
+        msg.send()
         who, m = await asyncio.wait_for(inbox.get(), timeout=10)
         refused = m["error"]["condition"] if who == "alice" and m["type"] == "error" else f"{who} got {m['type']}"
         app = m.xml.find("{jabber:client}error/{urn:xmpp:blocking:errors}blocked") is not None
         await alice["xep_0191"].unblock([bob.boundjid.bare], timeout=10)
-        bob.send_message(mto=alice.boundjid.bare, mbody="now?", mtype="chat")
+        bob.send_message(mto=alice.boundjid.bare, mbody=f"now? {tag}", mtype="chat")
         who, m = await asyncio.wait_for(inbox.get(), timeout=10)
-        after = f"{who} got {m['body']!r}"
+        after = f"{who} got {m['body'].replace(' ' + tag, '')!r}"
         ok = listed == [bob.boundjid.bare] and bounce == "service-unavailable" and refused == "not-acceptable" and app and after == "alice got 'now?'"
         return f"{'OK' if ok else 'FAIL'} list {listed}; blocked sender got {bounce}; own message {refused} (blocked element: {app}); after unblock: {after}"
     finally:

@@ -16,7 +16,7 @@ namespace Xmpp.Server.Modules.Blocking;
 /// clients get not-acceptable with &lt;blocked/&gt;), blocking sends the contact unavailable presence and
 /// unblocking the current one, and every change is pushed to the resources that asked for the list.
 /// </summary>
-[Specification("XEP-0191", "1.3")]
+[Specification("XEP-0191", "1.3", Note = "Block lists kept across sessions with the XEP's JID matching (full, bare, domain/resource, domain and subdomains), both directions, unavailable presence on block and current presence on unblock, pushes to interested resources; at most max-items entries.")]
 public sealed class BlockingModule : IXmppModule, IDisposable
 {
     public const string Namespace = "urn:xmpp:blocking";

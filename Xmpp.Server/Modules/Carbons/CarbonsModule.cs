@@ -12,7 +12,7 @@ namespace Xmpp.Server.Modules.Carbons;
 /// instant messages its other resources send (&lt;sent/&gt;) and of those addressed to the account that
 /// the RFC 6121 delivery rules gave to another resource (&lt;received/&gt;), so all devices see both sides.
 /// </summary>
-[Specification("XEP-0280", "1.0.1")]
+[Specification("XEP-0280", "1.0.1", Note = "Sent and received carbons by the XEP's eligibility rules (chat, normal with a body, chat states, receipts, markers, encrypted payloads; not groupchat or messages from MUC), <private/> honoured and stripped.")]
 public sealed class CarbonsModule : IXmppModule
 {
     public const string Namespace = "urn:xmpp:carbons:2";

@@ -8,7 +8,7 @@ namespace Xmpp.Server.Modules.ContactAddresses;
 /// (mailto:, xmpp:, https:, tel: ...), separated by spaces or commas:
 /// &lt;contact abuse="mailto:abuse@example.org xmpp:abuse@example.org" admin="xmpp:admin@example.org"/&gt;.
 /// </summary>
-[Specification("XEP-0157", "1.1.1")]
+[Specification("XEP-0157", "1.1.1", Note = "Contact addresses (abuse, admin, feedback, sales, security, status, support) as a XEP-0128 form in the server's disco#info.")]
 public sealed class ContactAddressesModule : IXmppModule
 {
     public const string FormType = "http://jabber.org/network/serverinfo";

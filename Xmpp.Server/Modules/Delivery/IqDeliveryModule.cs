@@ -7,7 +7,7 @@ namespace Xmpp.Server.Modules.Delivery;
 /// service-unavailable (RFC 6121 §8.5.3.2.1, done by the router when nobody handles them).
 /// Results and errors addressed to the server or an account are consumed silently.
 /// </summary>
-[Specification("RFC 6121", "8.5.3")]
+[Specification("RFC 6121", "§8.5.3", Note = "Iq to a full JID goes to that resource; to a missing one, service-unavailable.")]
 public sealed class IqDeliveryModule : IXmppModule
 {
     public string Name => "iq";

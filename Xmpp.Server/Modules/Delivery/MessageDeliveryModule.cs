@@ -10,7 +10,7 @@ namespace Xmpp.Server.Modules.Delivery;
 /// offered to offline storage ("message/offline/handle") and bounced with service-unavailable when
 /// nothing stores it.
 /// </summary>
-[Specification("RFC 6121", "8.5")]
+[Specification("RFC 6121", "§8.5", Note = "Message delivery rules for full and bare JIDs: highest priority resources, headline to all non-negative ones, offline storage or service-unavailable.")]
 public sealed class MessageDeliveryModule : IXmppModule
 {
     public string Name => "message";

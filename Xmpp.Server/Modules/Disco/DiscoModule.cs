@@ -8,7 +8,7 @@ namespace Xmpp.Server.Modules.Disco;
 /// XEP-0030 Service Discovery on the server (identity server/im and every module's features) and on
 /// accounts (identity account/registered), answered by the server for accounts that exist.
 /// </summary>
-[Specification("XEP-0030", "2.5rc3")]
+[Specification("XEP-0030", "2.5rc3", Note = "disco#info and disco#items on the server and on accounts (with their PEP nodes when pep is on).")]
 public sealed class DiscoModule : IXmppModule
 {
     public string Name => "disco";

@@ -9,7 +9,7 @@ namespace Xmpp.Server.Modules.LastActivity;
 /// its last logout with the status it left with, to the account itself and its presence subscribers only
 /// (others get forbidden); for the server, its uptime. Queries to a full JID go to that client.
 /// </summary>
-[Specification("XEP-0012", "2.0")]
+[Specification("XEP-0012", "2.0", Note = "Last activity of accounts (to the account and its presence subscribers) and the server's uptime.")]
 public sealed class LastActivityModule : IXmppModule
 {
     private const string Ns = "jabber:iq:last";

@@ -13,8 +13,8 @@ namespace Xmpp.Server.Modules.Offline;
 /// non-negative priority. Chat-state-only messages and those with a XEP-0334 no-store hint are not kept.
 /// Option: max-per-user (default 1000).
 /// </summary>
-[Specification("XEP-0160", "1.0.1")]
-[Specification("XEP-0203", "2.0")]
+[Specification("XEP-0160", "1.0.1", Note = "Offline messages with a per-account limit (max-per-user), delivered on initial presence and deleted only once written to the client.")]
+[Specification("XEP-0203", "2.0", Note = "Delay stamps on offline messages.")]
 public sealed class OfflineModule : IXmppModule
 {
     private const string Delay = "urn:xmpp:delay";

@@ -16,10 +16,12 @@ namespace Xmpp.Server.Modules.Pep;
 /// the access model admits: the owner, presence subscribers, anyone (open), or only the owner
 /// (whitelist). A resource that comes online gets the last item of each such node.
 /// </summary>
-[Specification("XEP-0163", "1.2.2")]
-[Specification("XEP-0060", "1.26 (PEP subset)")]
-[Specification("XEP-0115", "1.6")]
-[Specification("XEP-0223", "1.1.1")]
+[Specification("XEP-0163", "1.2.2", Note = "Every account is a PEP service: auto-create on publish, notifications to the owner's and subscribed contacts' resources whose caps ask for NODE+notify, the last item to resources that come online; durable.")]
+[Specification("XEP-0060", "1.26", Note = "The PEP subset: publish (with publish-options), retract, items (max_items, by id), create, configure, default, delete, purge; access models presence, open and whitelist; pubsub#errors conditions. No explicit subscriptions, affiliations or collections.")]
+[Specification("XEP-0115", "1.6", Note = "Clients' caps are resolved by disco#info once per hash and cached only when the SHA-1 hash verifies; they decide +notify.")]
+[Specification("XEP-0223", "1.1.1", Note = "Private PEP nodes: whitelist access with persist_items through publish-options.")]
+[Specification("XEP-0084", "1.1.4", Note = "Avatars are PEP nodes (data and metadata); tested with slixmpp's plugin.")]
+[Specification("XEP-0402", "1.2.0", Note = "Native bookmarks are a PEP node with the XEP's publish-options; tested with nbxmpp (Gajim).")]
 public sealed class PepModule : IXmppModule
 {
     public const string Namespace = "http://jabber.org/protocol/pubsub";

@@ -4,7 +4,7 @@ using Xmpp.Core.Xml;
 namespace Xmpp.Server.Modules.Ping;
 
 /// <summary>XEP-0199 XMPP Ping: the server answers pings to itself and on behalf of accounts.</summary>
-[Specification("XEP-0199", "2.0.1")]
+[Specification("XEP-0199", "2.0.1", Note = "Ping to the server and to accounts; the server pings clients silent for half the idle timeout.")]
 public sealed class PingModule : IXmppModule
 {
     public string Name => "ping";

@@ -17,8 +17,8 @@ namespace Xmpp.Server.Modules.Presence;
 /// recipient when a resource goes offline, however its session ends. The time and status of the last
 /// logout are kept for probe answers and XEP-0012.
 /// </summary>
-[Specification("RFC 6121", "3")]
-[Specification("RFC 6121", "4")]
+[Specification("RFC 6121", "§3, §4", Note = "Presence subscriptions with every state of Appendix A (none/to/from/both, pending in/out) and pre-approval (§3.4); initial presence, probes, broadcast, directed presence, priority, and unavailable presence to subscribers and directed recipients on every kind of session end.")]
+[Specification("XEP-0203", "2.0", Note = "Delay stamps on probe answers for offline contacts (when they left).")]
 public sealed class PresenceModule : IXmppModule
 {
     private IModuleContext _context = null!;

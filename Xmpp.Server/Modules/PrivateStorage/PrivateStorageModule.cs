@@ -8,7 +8,8 @@ namespace Xmpp.Server.Modules.PrivateStorage;
 /// its root element's name and namespace, readable and writable only by the account itself. Clients still
 /// use it for XEP-0048 bookmarks and their own preferences.
 /// </summary>
-[Specification("XEP-0049", "1.2")]
+[Specification("XEP-0049", "1.2", Note = "Private XML storage per account, keyed by the root element's name and namespace; jabber: namespaces refused.")]
+[Specification("XEP-0048", "1.2", Note = "Bookmarks in private storage work as any private XML (tested with slixmpp's plugin); no conversion to XEP-0402 (XEP-0411) yet.")]
 public sealed class PrivateStorageModule : IXmppModule
 {
     public const string Namespace = "jabber:iq:private";

@@ -13,7 +13,8 @@ namespace Xmpp.Server.Modules.Roster;
 /// subscriptions in both directions (§2.5.2). Subscription states change through presence (see the
 /// presence module), never through a roster set.
 /// </summary>
-[Specification("RFC 6121", "2")]
+[Specification("RFC 6121", "§2", Note = "Roster get, set and remove with pushes to every resource that requested the roster; removing a contact cancels the subscriptions both ways; versioning (§2.6).")]
+[Specification("XEP-0237", "1.3", Note = "Roster versioning, as RFC 6121 §2.6 took it over.")]
 public sealed class RosterModule : IXmppModule
 {
     private const int MaxNameLength = 1023;

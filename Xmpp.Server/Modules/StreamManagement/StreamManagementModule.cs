@@ -11,7 +11,7 @@ namespace Xmpp.Server.Modules.StreamManagement;
 /// resource, to offline storage, or back to its sender, never nowhere. The mechanism lives in the client
 /// stream (Net/ClientConnection); this module switches it on and offers the feature.
 /// </summary>
-[Specification("XEP-0198", "1.6.1")]
+[Specification("XEP-0198", "1.6.1", Note = "Acks both ways, resumption within resume-timeout taking over a live or dropped connection, no unavailable presence while resumable; at session end unacknowledged messages go to other resources, offline storage or back to the sender.")]
 public sealed class StreamManagementModule : IXmppModule
 {
     public string Name => "sm";

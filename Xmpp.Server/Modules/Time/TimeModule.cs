@@ -8,7 +8,7 @@ namespace Xmpp.Server.Modules.Time;
 /// and the server's offset from UTC (§3: "tzo" as ±hh:mm, "Z" not allowed there). Queries to an account's
 /// full JID are routed to the client, which answers for itself.
 /// </summary>
-[Specification("XEP-0202", "2.0")]
+[Specification("XEP-0202", "2.0", Note = "Entity time of the server (UTC with milliseconds and its offset); queries to a full JID go to the client.")]
 public sealed class TimeModule : IXmppModule
 {
     public const string Namespace = "urn:xmpp:time";

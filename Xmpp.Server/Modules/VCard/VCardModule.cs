@@ -7,7 +7,7 @@ namespace Xmpp.Server.Modules.VCard;
 /// vcard-temp (XEP-0054): the server keeps each account's vCard; the account sets it, anyone may read it
 /// (the profile and the avatar that XEP-0153 hashes point to). Queries to a full JID go to that client.
 /// </summary>
-[Specification("XEP-0054", "1.2")]
+[Specification("XEP-0054", "1.2", Note = "vCards set by their owner and readable by anyone; an empty vCard removes it. No XEP-0153/XEP-0398 avatar hashes in presence yet.")]
 public sealed class VCardModule : IXmppModule
 {
     public const string Namespace = "vcard-temp";

@@ -6,7 +6,7 @@ using Xmpp.Core.Xml;
 namespace Xmpp.Server.Modules.Version;
 
 /// <summary>XEP-0092 Software Version of the server. The operating system is shown only with show-os="true".</summary>
-[Specification("XEP-0092", "1.1")]
+[Specification("XEP-0092", "1.1", Note = "Software version of the server; the OS only with show-os=\"true\".")]
 public sealed class VersionModule : IXmppModule
 {
     public string Name => "version";
