@@ -31,6 +31,9 @@ public sealed class ServerContext
 
     public required StreamFeatureRegistry StreamFeatures { get; init; }
 
+    /// <summary>Handlers of non-stanza elements on bound client streams.</summary>
+    public StreamElementRegistry StreamElements { get; } = new();
+
     /// <summary>What SASL answers for usernames without credentials, so that no account can be told apart from a missing one.</summary>
     public required Xmpp.Core.Sasl.DecoyCredentials Decoys { get; init; }
 

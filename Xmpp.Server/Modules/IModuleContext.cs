@@ -45,6 +45,9 @@ public interface IModuleContext
     /// <summary>Fires a hook (see <see cref="HookNames"/>); true when a handler took the event.</summary>
     ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken);
 
+    /// <summary>Handles top-level elements of a namespace that are not stanzas, on bound client streams.</summary>
+    void HandleStreamElement(string ns, Action<IClientSession, Element> handler);
+
     /// <summary>Turns on XEP-0198 stream management for client streams (the stream feature is the module's to add).</summary>
     void EnableStreamManagement(Net.StreamManagementOptions options);
 

@@ -74,6 +74,7 @@ public sealed class ModuleHost
         ["pep"] = () => new Pep.PepModule(),
         ["mam"] = () => new Mam.MamModule(),
         ["sm"] = () => new StreamManagement.StreamManagementModule(),
+        ["csi"] = () => new ClientState.ClientStateModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -192,6 +193,8 @@ public sealed class ModuleHost
         public RosterManager Rosters => host.Rosters;
 
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+
+        public void HandleStreamElement(string ns, Action<IClientSession, Element> handler) => host.Server.StreamElements.Add(ns, handler);
 
         public void EnableStreamManagement(StreamManagementOptions options) => host.Server.StreamManagement = options;
 

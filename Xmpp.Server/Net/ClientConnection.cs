@@ -116,6 +116,8 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     public SessionItems Items { get; } = new();
 
+    public ISendFilter? SendFilter { get; set; }
+
     public async Task RunAsync()
     {
         using var scope = ScopeContext.PushProperty("ConnectionId", ConnectionId);
@@ -683,6 +685,12 @@ public sealed class ClientConnection : IClientSession, IConnection
             return Next.Continue;
         }
 
+        if (_bound && e.Namespace != Ns.Client && _ctx.StreamElements.TryGet(e.Namespace, out var nonza))
+        {
+            nonza(this, e);
+            return Next.Continue;
+        }
+
         if (!Stanza.IsStanza(e) || e.Namespace != Ns.Client)
         {
             throw new XmppStreamException(StreamErrorCondition.UnsupportedStanzaType, $"unknown element <{e.Name} xmlns='{e.Namespace}'/>");
@@ -1039,6 +1047,16 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     public bool TrySend(Element stanza)
     {
+        if (SendFilter is { } filter && filter.Hold(this, stanza))
+        {
+            return true;
+        }
+
+        return SendUnfiltered(stanza);
+    }
+
+    public bool SendUnfiltered(Element stanza)
+    {
         if (_sm is { } sm)
         {
             return TrySendManaged(sm, stanza);
@@ -1224,6 +1242,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         Items.CopyFrom(old.Items);
+        SendFilter = old.SendFilter;
         _bound = true;
         _ctx.Resumption.Add(previd!, this);
         _ctx.Sessions.Bind(this);

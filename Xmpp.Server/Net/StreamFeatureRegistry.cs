@@ -14,3 +14,17 @@ public sealed class StreamFeatureRegistry
 
     public void Add(Element feature) => _afterAuth.Add(feature);
 }
+
+/// <summary>
+/// Handlers of top-level elements that are not stanzas ("nonzas", such as XEP-0352's &lt;active/&gt;),
+/// by namespace, for bound client streams. Filled while the server starts, read-only after.
+/// </summary>
+public sealed class StreamElementRegistry
+{
+    private readonly Dictionary<string, Action<Sessions.IClientSession, Element>> _handlers = new(StringComparer.Ordinal);
+
+    public void Add(string ns, Action<Sessions.IClientSession, Element> handler) => _handlers.Add(ns, handler);
+
+    public bool TryGet(string ns, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Action<Sessions.IClientSession, Element>? handler) =>
+        _handlers.TryGetValue(ns, out handler);
+}

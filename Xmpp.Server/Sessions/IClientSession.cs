@@ -33,6 +33,12 @@ public interface IClientSession
     /// <summary>What modules keep for this session.</summary>
     SessionItems Items { get; }
 
+    /// <summary>A filter in front of <see cref="TrySend"/>, set by a module (XEP-0352), or null.</summary>
+    ISendFilter? SendFilter { get; set; }
+
+    /// <summary>Queues a stanza past the <see cref="SendFilter"/> (what it held, when it lets go).</summary>
+    bool SendUnfiltered(Element stanza);
+
     /// <summary>Queues a stanza for this client without waiting; false when the session is closing or its queue is full.</summary>
     bool TrySend(Element stanza);
 

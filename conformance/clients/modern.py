@@ -15,6 +15,8 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
   resume    USER1 enables XEP-0198 with slixmpp's plugin; its TCP connection is cut without a closing tag,
             USER2 writes meanwhile; slixmpp reconnects and resumes: every message arrives exactly once and
             USER2 never sees USER1 go offline.
+  csi       USER1 tells the server it is inactive with slixmpp's XEP-0352 plugin; USER2 changes its presence
+            three times, then writes: USER1 gets one presence (the latest), then the message.
   blocking  USER1 blocks USER2 with slixmpp's XEP-0191 plugin: USER2's message bounces with
             service-unavailable, USER1's own message to USER2 comes back not-acceptable with <blocked/>;
             after unblocking, USER2's message arrives.
@@ -227,6 +229,46 @@ async def resume():
         await asyncio.sleep(0.5)
         ok = bodies == ["before", "during 1", "during 2"] and not offline
         return f"{'OK' if ok else 'FAIL'} resumed as {alice.boundjid.full}; messages {bodies}; contact saw it offline: {offline or 'never'}"
+    finally:
+        alice.disconnect()
+        bob.disconnect()
+
+
+async def csi():
+    alice = await connect(users[0], ["xep_0352"])
+    bob = await connect(users[1], [])
+    try:
+        import uuid
+        tag = uuid.uuid4().hex[:8]
+        bob.send_presence_subscription(pto=alice.boundjid.bare)
+        for _ in range(100):
+            if alice.client_roster[bob.boundjid.bare]["subscription"] == "both" and bob.client_roster[alice.boundjid.bare]["subscription"] == "both":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            return "FAIL the two accounts did not become mutual contacts"
+        await asyncio.sleep(0.5)
+        seen = []
+        done = asyncio.get_event_loop().create_future()
+        alice.add_event_handler("presence", lambda p: p["from"] == bob.boundjid and p["status"].startswith(tag) and seen.append(p["status"][len(tag) + 1:]))
+
+        def on_message(m):
+            if tag in (m["body"] or ""):
+                seen.append("message")
+                done.done() or done.set_result(True)
+        alice.add_event_handler("message", on_message)
+        if not alice["xep_0352"].enabled:
+            return "FAIL the server did not offer urn:xmpp:csi:0"
+        alice["xep_0352"].send_inactive()
+        await asyncio.sleep(0.3)
+        for status in ("one", "two", "three"):
+            bob.send_presence(pstatus=f"{tag} {status}")
+        await asyncio.sleep(0.5)
+        bob.send_message(mto=alice.boundjid.bare, mbody=f"important {tag}", mtype="chat")
+        await asyncio.wait_for(done, timeout=10)
+        alice["xep_0352"].send_active()
+        ok = seen == ["three", "message"]
+        return f"{'OK' if ok else 'FAIL'} while inactive the client got {seen}"
     finally:
         alice.disconnect()
         bob.disconnect()
