@@ -75,6 +75,7 @@ public sealed class ModuleHost
         ["mam"] = () => new Mam.MamModule(),
         ["sm"] = () => new StreamManagement.StreamManagementModule(),
         ["csi"] = () => new ClientState.ClientStateModule(),
+        ["extdisco"] = () => new ExternalServices.ExternalServicesModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

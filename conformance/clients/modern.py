@@ -17,6 +17,9 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
             USER2 never sees USER1 go offline.
   csi       USER1 tells the server it is inactive with slixmpp's XEP-0352 plugin; USER2 changes its presence
             three times, then writes: USER1 gets one presence (the latest), then the message.
+  extdisco  USER1 asks for external services (XEP-0215) and gets a TURN server with credentials; coturn's own
+            client (turnutils_uclient) allocates a relay on that server with them, and fails with a
+            tampered password.
   blocking  USER1 blocks USER2 with slixmpp's XEP-0191 plugin: USER2's message bounces with
             service-unavailable, USER1's own message to USER2 comes back not-acceptable with <blocked/>;
             after unblocking, USER2's message arrives.
@@ -272,6 +275,35 @@ async def csi():
     finally:
         alice.disconnect()
         bob.disconnect()
+
+
+async def extdisco():
+    import subprocess
+    import xml.etree.ElementTree as ET
+    alice = await connect(users[0], [])
+    try:
+        iq = alice.Iq()
+        iq["type"] = "get"
+        iq["to"] = alice.boundjid.domain
+        iq.append(ET.Element("{urn:xmpp:extdisco:2}services"))
+        reply = await iq.send(timeout=10)
+        turn = [e for e in reply.xml.iter("{urn:xmpp:extdisco:2}service") if e.get("type") == "turn" and e.get("transport") == "udp"]
+        if not turn:
+            return f"FAIL no TURN service offered: {reply}"
+        t = turn[0]
+
+        def allocate(password):
+            run = subprocess.run(["turnutils_uclient", "-u", t.get("username"), "-w", password, "-p", t.get("port"), "-n", "1", "-m", "1",
+                                  "-e", t.get("host"), t.get("host")], capture_output=True, text=True, timeout=30)
+            out = run.stdout + run.stderr
+            return run.returncode == 0 and "Cannot complete Allocation" not in out and "tot_send_msgs=2" in out
+
+        good = allocate(t.get("password"))
+        bad = allocate(t.get("password")[::-1])
+        ok = good and not bad
+        return f"{'OK' if ok else 'FAIL'} TURN {t.get('host')}:{t.get('port')} user {t.get('username')} (expires {t.get('expires')}): relay allocated with the given password: {good}, with a tampered one: {bad}"
+    finally:
+        alice.disconnect()
 
 
 async def blocking():
