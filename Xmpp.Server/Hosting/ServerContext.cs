@@ -31,6 +31,9 @@ public sealed class ServerContext
 
     public required StreamFeatureRegistry StreamFeatures { get; init; }
 
+    /// <summary>Features and requests before authentication (in-band registration).</summary>
+    public PreAuthRegistry PreAuth { get; } = new();
+
     /// <summary>Handlers of non-stanza elements on bound client streams.</summary>
     public StreamElementRegistry StreamElements { get; } = new();
 

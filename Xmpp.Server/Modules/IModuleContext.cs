@@ -11,6 +11,13 @@ namespace Xmpp.Server.Modules;
 /// <summary>A request iq handler: returns the result payload (or null for an empty result), or throws <see cref="StanzaErrorException"/>.</summary>
 public delegate ValueTask<Element?> IqHandler(StanzaContext context, Element payload, CancellationToken cancellationToken);
 
+/// <summary>Special results of an <see cref="IqHandler"/>.</summary>
+public static class IqReply
+{
+    /// <summary>The handler sent the reply itself (it had to come before something else it did).</summary>
+    public static readonly Element Answered = new("answered", "urn:xmppserver:internal");
+}
+
 /// <summary>What a module can see of the server and register with it.</summary>
 public interface IModuleContext
 {
@@ -44,6 +51,12 @@ public interface IModuleContext
 
     /// <summary>Fires a hook (see <see cref="HookNames"/>); true when a handler took the event.</summary>
     ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken);
+
+    /// <summary>Offers a stream feature before authentication (next to the SASL mechanisms).</summary>
+    void AddPreAuthStreamFeature(Element feature);
+
+    /// <summary>Answers iq requests with a payload of this namespace from clients that have not authenticated.</summary>
+    void HandlePreAuthIq(string ns, Net.PreAuthIqHandler handler);
 
     /// <summary>Handles top-level elements of a namespace that are not stanzas, on bound client streams.</summary>
     void HandleStreamElement(string ns, Action<IClientSession, Element> handler);

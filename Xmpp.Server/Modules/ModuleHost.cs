@@ -76,6 +76,7 @@ public sealed class ModuleHost
         ["sm"] = () => new StreamManagement.StreamManagementModule(),
         ["csi"] = () => new ClientState.ClientStateModule(),
         ["extdisco"] = () => new ExternalServices.ExternalServicesModule(),
+        ["register"] = () => new Registration.RegistrationModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -195,6 +196,10 @@ public sealed class ModuleHost
 
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
 
+        public void AddPreAuthStreamFeature(Element feature) => host.Server.PreAuth.AddFeature(feature);
+
+        public void HandlePreAuthIq(string ns, PreAuthIqHandler handler) => host.Server.PreAuth.Add(ns, handler);
+
         public void HandleStreamElement(string ns, Action<IClientSession, Element> handler) => host.Server.StreamElements.Add(ns, handler);
 
         public void EnableStreamManagement(StreamManagementOptions options) => host.Server.StreamManagement = options;
@@ -215,6 +220,11 @@ public sealed class ModuleHost
                 try
                 {
                     var result = await handler(ctx, payload, ct).ConfigureAwait(false);
+                    if (ReferenceEquals(result, IqReply.Answered))
+                    {
+                        return true;
+                    }
+
                     reply = Stanza.IqResult(ctx.Stanza, result);
                 }
                 catch (StanzaErrorException ex)

@@ -579,6 +579,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             }
 
             features.Add(mechanisms);
+            features.AddRange(_ctx.PreAuth.Features);
             if (_channelBinding is not null)
             {
                 // XEP-0440: which channel binding types the server supports.
@@ -668,6 +669,14 @@ public sealed class ClientConnection : IClientSession, IConnection
             if (e.Namespace == Ns.Sasl)
             {
                 return await HandleSaslAsync(e, ct).ConfigureAwait(false);
+            }
+
+            if (e.Is("iq", Ns.Client) && e.GetAttribute("id") is not null && e.FirstElement() is { } payload &&
+                (_tls || !_ctx.Options.Tls.Required) && _ctx.PreAuth.TryGet(payload.Namespace, out var preAuth))
+            {
+                var reply = await preAuth(new PreAuthRequest(e, payload, _host!, _remote.Address), ct).ConfigureAwait(false);
+                SendRaw(ElementWriter.ToXml(reply, Ns.Client));
+                return Next.Continue;
             }
 
             // RFC 6120 §4.9.3.12: nothing but negotiation before authentication.

@@ -20,6 +20,8 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
   extdisco  USER1 asks for external services (XEP-0215) and gets a TURN server with credentials; coturn's own
             client (turnutils_uclient) allocates a relay on that server with them, and fails with a
             tampered password.
+  register  a new account named after USER1 (with a random suffix) is created in-band with slixmpp's XEP-0077
+            plugin, logs in, changes its password, and removes itself.
   blocking  USER1 blocks USER2 with slixmpp's XEP-0191 plugin: USER2's message bounces with
             service-unavailable, USER1's own message to USER2 comes back not-acceptable with <blocked/>;
             after unblocking, USER2's message arrives.
@@ -30,6 +32,8 @@ import ssl
 import sys
 
 import slixmpp
+import logging, os
+if os.environ.get("SLIXDEBUG"): logging.basicConfig(level=logging.DEBUG)
 
 scenario, host, port, suffix = sys.argv[1:5]
 users = sys.argv[5:]
@@ -304,6 +308,48 @@ async def extdisco():
         return f"{'OK' if ok else 'FAIL'} TURN {t.get('host')}:{t.get('port')} user {t.get('username')} (expires {t.get('expires')}): relay allocated with the given password: {good}, with a tampered one: {bad}"
     finally:
         alice.disconnect()
+
+
+async def register():
+    import uuid
+    name = users[0].split("@")[0] + "-" + uuid.uuid4().hex[:6]
+    domain = users[0].split("@")[1].split("/")[0]
+    jid = f"{name}@{domain}/ibr"
+    client = slixmpp.ClientXMPP(jid, "first-pass", sasl_mech="SCRAM-SHA-256")
+    client.ssl_context.check_hostname = False
+    client.ssl_context.verify_mode = ssl.CERT_NONE
+    for p in ("xep_0030", "xep_0004", "xep_0066", "xep_0077"):
+        client.register_plugin(p)
+    # COMPAT: slixmpp 1.8 holds back every stanza before the session starts except bind and session iqs, so
+    # its own XEP-0077 plugin cannot send the registration iq; this private switch lets stanzas through.
+    client._always_send_everything = True
+    registered = asyncio.get_event_loop().create_future()
+    started = asyncio.get_event_loop().create_future()
+
+    async def on_register(_form):
+        iq = client.Iq()
+        iq["type"] = "set"
+        iq["register"]["username"] = name
+        iq["register"]["password"] = "first-pass"
+        try:
+            await iq.send(timeout=10)
+            registered.done() or registered.set_result("created")
+        except Exception as e:  # noqa: BLE001
+            registered.done() or registered.set_result(f"refused: {e}")
+
+    client.add_event_handler("register", on_register)
+    client.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    client.connect((host, int(port)), force_starttls=True)
+    try:
+        outcome = await asyncio.wait_for(registered, timeout=15)
+        if outcome != "created":
+            return f"FAIL registration {outcome}"
+        await asyncio.wait_for(started, timeout=15)
+        await client["xep_0077"].change_password("second-pass", timeout=10)
+        await client["xep_0077"].cancel_registration(timeout=10)
+        return f"OK registered {name}@{domain}, logged in as {client.boundjid.full}, changed the password and removed the account"
+    finally:
+        client.disconnect()
 
 
 async def blocking():
