@@ -52,6 +52,9 @@ public interface IModuleContext
     /// <summary>Fires a hook (see <see cref="HookNames"/>); true when a handler took the event.</summary>
     ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken);
 
+    /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
+    void AfterLoad(Action action);
+
     /// <summary>Offers a stream feature before authentication (next to the SASL mechanisms).</summary>
     void AddPreAuthStreamFeature(Element feature);
 

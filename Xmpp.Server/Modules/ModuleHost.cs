@@ -17,6 +17,7 @@ public sealed class ModuleHost
     private readonly List<IXmppModule> _loaded = [];
     private readonly List<(string Module, Func<CancellationToken, Task> Work)> _background = [];
     private readonly List<Task> _running = [];
+    private readonly List<Action> _afterLoad = [];
 
     public ModuleHost(ServerContext server)
     {
@@ -133,6 +134,11 @@ public sealed class ModuleHost
             Load(factory(), moduleOptions);
         }
 
+        foreach (var action in _afterLoad)
+        {
+            action();
+        }
+
         Hooks.Freeze();
     }
 
@@ -195,6 +201,8 @@ public sealed class ModuleHost
         public RosterManager Rosters => host.Rosters;
 
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+
+        public void AfterLoad(Action action) => host._afterLoad.Add(action);
 
         public void AddPreAuthStreamFeature(Element feature) => host.Server.PreAuth.AddFeature(feature);
 

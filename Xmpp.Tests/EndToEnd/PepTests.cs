@@ -188,3 +188,25 @@ public sealed class PepTests
         form.Elements().Where(e => e.Name == "field" && e.GetAttribute("var") is not null)
             .ToDictionary(e => e.GetAttribute("var")!, e => e.ChildText("value", "jabber:x:data") ?? "");
 }
+
+/// <summary>XEP-0115 §6.3: the server's own caps.</summary>
+public sealed class ServerCapsTests
+{
+    [Test]
+    public async Task Stream_features_carry_the_servers_caps_which_verify_against_its_disco_info()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland");
+        await using var c = await RawXmppClient.ConnectAsync(server.C2sPort);
+        var features = await c.AuthenticateOnlyAsync("alice", "wonderland");
+        var caps = features.Child("c", EntityCapabilities.Namespace)!;
+        Assert.That(caps.GetAttribute("hash"), Is.EqualTo("sha-1"));
+        await c.SendAsync("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+        await c.ReadAsync();
+
+        var node = caps.GetAttribute("node") + "#" + caps.GetAttribute("ver");
+        var info = await c.IqAsync($"<iq type='get' id='d' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='{node}'/></iq>");
+        var query = info.Child("query", "http://jabber.org/protocol/disco#info")!;
+        Assert.That(query.GetAttribute("node"), Is.EqualTo(node));
+        Assert.That(EntityCapabilities.Verification(query), Is.EqualTo(caps.GetAttribute("ver")));
+    }
+}

@@ -9,9 +9,35 @@ namespace Xmpp.Server.Modules.Disco;
 /// accounts (identity account/registered), answered by the server for accounts that exist.
 /// </summary>
 [Specification("XEP-0030", "2.5rc3", Note = "disco#info and disco#items on the server and on accounts (with their PEP nodes when pep is on).")]
+[Specification("XEP-0115", "1.6", Note = "The server's own caps (SHA-1 over its disco#info) in the stream features, answered at NODE#VER.")]
 public sealed class DiscoModule : IXmppModule
 {
+    /// <summary>The node of the server's XEP-0115 caps.</summary>
+    public const string CapsNode = "urn:xmppserver:caps";
+
     public string Name => "disco";
+
+    /// <summary>The server's disco#info: its identities, every module's features and the XEP-0128 forms.</summary>
+    public static Element HostInfo(DiscoRegistry disco)
+    {
+        var query = new Element("query", Ns.DiscoInfo);
+        foreach (var (category, type, name) in disco.HostIdentities)
+        {
+            query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
+        }
+
+        foreach (var f in disco.HostFeatures)
+        {
+            query.AddChild("feature").SetAttribute("var", f);
+        }
+
+        foreach (var form in disco.HostExtensions)
+        {
+            query.Add(form);
+        }
+
+        return query;
+    }
 
     public void Register(IModuleContext context)
     {
@@ -20,30 +46,26 @@ public sealed class DiscoModule : IXmppModule
         disco.AddFeature(Ns.DiscoInfo, IqTarget.Host | IqTarget.Bare);
         disco.AddFeature(Ns.DiscoItems, IqTarget.Host | IqTarget.Bare);
 
+        // XEP-0115 §6.3: the server's own caps in its stream features, so clients need not ask what it does;
+        // a disco#info to NODE#VER answers like one without a node.
+        string? ver = null;
+        var caps = new Element("c", Xmpp.Core.Caps.EntityCapabilities.Namespace);
+        context.AfterLoad(() =>
+        {
+            ver = Xmpp.Core.Caps.EntityCapabilities.Verification(HostInfo(disco));
+            caps.SetAttribute("hash", "sha-1").SetAttribute("node", CapsNode).SetAttribute("ver", ver);
+        });
+        context.AddStreamFeature(caps);
+
         context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Host, (ctx, payload, _) =>
         {
             var node = payload.GetAttribute("node");
-            if (node is not null)
+            if (node is not null && node != CapsNode + "#" + ver)
             {
                 throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
             }
 
-            var query = new Element("query", Ns.DiscoInfo);
-            foreach (var (category, type, name) in disco.HostIdentities)
-            {
-                query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
-            }
-
-            foreach (var f in disco.HostFeatures)
-            {
-                query.AddChild("feature").SetAttribute("var", f);
-            }
-
-            foreach (var form in disco.HostExtensions)
-            {
-                query.Add(form);
-            }
-
+            var query = HostInfo(disco).SetAttribute("node", node);
             return ValueTask.FromResult<Element?>(query);
         });
 
