@@ -210,3 +210,46 @@ public sealed class ServerCapsTests
         Assert.That(EntityCapabilities.Verification(query), Is.EqualTo(caps.GetAttribute("ver")));
     }
 }
+
+/// <summary>XEP-0411: legacy (XEP-0048 in private XML) and native (XEP-0402) bookmarks in step.</summary>
+public sealed class BookmarkConversionTests
+{
+    private const string Native = "urn:xmpp:bookmarks:1";
+
+    [Test]
+    public async Task Bookmarks_stored_either_way_are_seen_the_other_way()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland");
+        await using var alice = await ImTests.OnlineAsync(server, "alice", "wonderland");
+        var info = await alice.IqAsync("<iq type='get' id='d' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        Assert.That(info.FirstElement()!.Elements().Select(e => e.GetAttribute("var")), Does.Contain(Native + "#compat"));
+
+        // An old client stores two rooms and a URL the XEP-0048 way.
+        await alice.IqAsync("<iq type='set' id='l1'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>" +
+            "<conference jid='tea@conference.localhost' name='Tea' autojoin='true'><nick>Alice</nick></conference>" +
+            "<conference jid='chess@conference.localhost' name='Chess'/><url name='Home' url='https://example.org/'/></storage></query></iq>");
+        Assert.That(await NativeAsync(alice), Is.EqualTo(new[] { "tea@conference.localhost Tea true Alice", "chess@conference.localhost Chess  " }));
+
+        // A new client removes one room and adds another the XEP-0402 way.
+        await alice.IqAsync($"<iq type='set' id='r'><pubsub xmlns='{PepModule.Namespace}'><retract node='{Native}'><item id='chess@conference.localhost'/></retract></pubsub></iq>");
+        await alice.IqAsync($"<iq type='set' id='p'><pubsub xmlns='{PepModule.Namespace}'><publish node='{Native}'><item id='go@conference.localhost'><conference xmlns='{Native}' name='Go'><nick>A.</nick></conference></item></publish></pubsub></iq>");
+        var legacy = (await alice.IqAsync("<iq type='get' id='l2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>"))
+            .FirstElement()!.FirstElement()!;
+        Assert.That(legacy.Elements().Where(e => e.Name == "conference").Select(e => e.GetAttribute("jid") + " " + e.ChildText("nick", "storage:bookmarks")),
+            Is.EqualTo(new[] { "tea@conference.localhost Alice", "go@conference.localhost A." }));
+        Assert.That(legacy.Child("url", "storage:bookmarks")!.GetAttribute("url"), Is.EqualTo("https://example.org/"), "URL bookmarks are kept");
+
+        // And the old client's next store replaces the set again.
+        await alice.IqAsync("<iq type='set' id='l3'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='go@conference.localhost' name='Go'><nick>A.</nick></conference></storage></query></iq>");
+        Assert.That(await NativeAsync(alice), Is.EqualTo(new[] { "go@conference.localhost Go  A." }));
+    }
+
+    private static async Task<List<string>> NativeAsync(RawXmppClient client)
+    {
+        var items = await client.IqAsync($"<iq type='get' id='n{Guid.NewGuid():N}'><pubsub xmlns='{PepModule.Namespace}'><items node='{Native}'/></pubsub></iq>");
+        return items.Child("pubsub", PepModule.Namespace)!.Child("items", PepModule.Namespace)!.Elements()
+            .Select(i => (i.GetAttribute("id"), i.Child("conference", Native)!))
+            .Select(p => $"{p.Item1} {p.Item2.GetAttribute("name")} {p.Item2.GetAttribute("autojoin")} {p.Item2.ChildText("nick", Native)}")
+            .ToList();
+    }
+}

@@ -1,10 +1,12 @@
 """nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
 
-Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking|bookmarks|mam]
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking|bookmarks|mam|legacy-bookmarks]
   time: after login, ask the server for its time (XEP-0202, as Gajim's contact info does)
   contact: read the server's contact addresses (XEP-0157) from disco#info, as Gajim's server info does
   blocking: with nbxmpp's Blocking module (Gajim's "Block" menu, XEP-0191): read the list, block an
             address, read it again, unblock it, read it once more
+  legacy-bookmarks: read the native bookmarks (XEP-0402) and find tea@conference.DOMAIN, which another
+       client stored the old way (XEP-0048 in private XML): the server converts (XEP-0411)
   mam: send two messages to bob@DOMAIN, then read them back from the archive with nbxmpp's MAM module and
        a message handler like Gajim's (XEP-0313), checking that results come from the own archive
   bookmarks: store two bookmarks with nbxmpp's NativeBookmarks (XEP-0402 on PEP, with Gajim's
@@ -180,6 +182,10 @@ def on_connected(c, _signal):
         bookmarks_flow(c)
     elif action == "mam":
         mam_flow(c)
+    elif action == "legacy-bookmarks":
+        room = f"tea@conference.{domain}"
+        run_task(c, lambda callback: c.get_module("NativeBookmarks").request_bookmarks(callback=callback),
+                 lambda bookmarks: f"{'OK' if room in [str(b.jid) for b in bookmarks] else 'FAIL'} native bookmarks seen by nbxmpp: {[str(b.jid) for b in bookmarks]}")
     else:
         result["line"] = f"OK bound {c.get_bound_jid()} over {c.tls_version} {c.ciphersuite}"
         c.disconnect()

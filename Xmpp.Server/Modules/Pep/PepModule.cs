@@ -21,6 +21,7 @@ namespace Xmpp.Server.Modules.Pep;
 [Specification("XEP-0115", "1.6", Note = "Clients' caps are resolved by disco#info once per hash and cached only when the SHA-1 hash verifies; they decide +notify.")]
 [Specification("XEP-0223", "1.1.1", Note = "Private PEP nodes: whitelist access with persist_items through publish-options.")]
 [Specification("XEP-0084", "1.1.4", Note = "Avatars are PEP nodes (data and metadata); tested with slixmpp's plugin.")]
+[Specification("XEP-0411", "1.0.0", Note = "Bookmarks stored the old way (XEP-0048 in private XML) appear as native bookmarks on PEP and the other way round, advertised as urn:xmpp:bookmarks:1#compat.")]
 [Specification("XEP-0402", "1.2.0", Note = "Native bookmarks are a PEP node with the XEP's publish-options; tested with nbxmpp (Gajim).")]
 public sealed class PepModule : IXmppModule
 {
@@ -28,6 +29,11 @@ public sealed class PepModule : IXmppModule
     public const string OwnerNamespace = "http://jabber.org/protocol/pubsub#owner";
     public const string EventNamespace = "http://jabber.org/protocol/pubsub#event";
     public const string ErrorsNamespace = "http://jabber.org/protocol/pubsub#errors";
+
+    /// <summary>XEP-0402 native bookmarks, and the XEP-0048 storage they are kept in step with (XEP-0411).</summary>
+    public const string BookmarksNode = "urn:xmpp:bookmarks:1";
+    private const string LegacyBookmarks = "storage:bookmarks";
+    private const string LegacyKey = "storage " + LegacyBookmarks;
 
     /// <summary>What the service does, as XEP-0060 §10 names it.</summary>
     public static readonly string[] Features =
@@ -64,6 +70,8 @@ public sealed class PepModule : IXmppModule
         }
 
         context.Disco.AddAccountItems(VisibleNodesAsync);
+        context.Disco.AddFeature(BookmarksNode + "#compat", IqTarget.Bare);
+        context.Hook(PrivateStorage.PrivateStorageModule.Stored, OnPrivateStoredAsync);
         context.HandleIq("get", Namespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => GetAsync(ctx, pubsub, ct));
         context.HandleIq("set", Namespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => SetAsync(ctx, pubsub, ct));
         context.HandleIq("get", OwnerNamespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => OwnerAsync(ctx, pubsub, ct));
@@ -205,17 +213,26 @@ public sealed class PepModule : IXmppModule
                     await NotifyAsync(owner, nodeName, node.Config, new Element("delete", EventNamespace).SetAttribute("node", nodeName), ct).ConfigureAwait(false);
                 }
 
+                if (nodeName == BookmarksNode)
+                {
+                    await MirrorToLegacyAsync(owner, ct).ConfigureAwait(false);
+                }
+
                 return null;
             case "purge" when ctx.Type == "set":
                 await Store.PurgeAsync(owner.Domain, owner.Local!, nodeName, ct).ConfigureAwait(false);
                 await NotifyAsync(owner, nodeName, node.Config, new Element("purge", EventNamespace).SetAttribute("node", nodeName), ct).ConfigureAwait(false);
+                if (nodeName == BookmarksNode)
+                {
+                    await MirrorToLegacyAsync(owner, ct).ConfigureAwait(false);
+                }
                 return null;
             default:
                 throw Unsupported(command.Name);
         }
     }
 
-    private async ValueTask<Element> PublishAsync(Jid owner, Element publish, Dictionary<string, List<string>>? options, CancellationToken ct)
+    private async ValueTask<Element> PublishAsync(Jid owner, Element publish, Dictionary<string, List<string>>? options, CancellationToken ct, bool mirror = true)
     {
         var nodeName = NodeName(publish);
         if (options is not null && DataForm.FormType(options) != NodeConfig.PublishOptionsFormType)
@@ -270,13 +287,17 @@ public sealed class PepModule : IXmppModule
         var eventItems = new Element("items", EventNamespace).SetAttribute("node", nodeName);
         eventItems.Add(ItemElement(EventNamespace, item, config.DeliverPayloads));
         await NotifyAsync(owner, nodeName, config, eventItems, ct).ConfigureAwait(false);
+        if (mirror && nodeName == BookmarksNode)
+        {
+            await MirrorToLegacyAsync(owner, ct).ConfigureAwait(false);
+        }
 
         var result = new Element("pubsub", Namespace);
         result.AddChild("publish").SetAttribute("node", nodeName).AddChild("item").SetAttribute("id", id);
         return result;
     }
 
-    private async ValueTask RetractAsync(Jid owner, Element retract, CancellationToken ct)
+    private async ValueTask RetractAsync(Jid owner, Element retract, CancellationToken ct, bool mirror = true)
     {
         var nodeName = NodeName(retract);
         var node = await FindNodeAsync(owner, nodeName, ct).ConfigureAwait(false);
@@ -293,7 +314,121 @@ public sealed class PepModule : IXmppModule
             eventItems.AddChild("retract").SetAttribute("id", id);
             await NotifyAsync(owner, nodeName, node.Config, eventItems, ct).ConfigureAwait(false);
         }
+
+        if (mirror && nodeName == BookmarksNode)
+        {
+            await MirrorToLegacyAsync(owner, ct).ConfigureAwait(false);
+        }
     }
+
+    // ---- XEP-0411: native and legacy bookmarks kept in step -----------------------------------------
+
+    /// <summary>Legacy bookmarks were stored in private XML: publish what is new or changed, retract what is gone.</summary>
+    private async ValueTask<bool> OnPrivateStoredAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        if (ctx.Stanza.FirstElement()?.Child("storage", LegacyBookmarks) is not { } storage)
+        {
+            return false;
+        }
+
+        var owner = ctx.From.Bare;
+        var wanted = new Dictionary<string, Element>(StringComparer.Ordinal);
+        foreach (var c in storage.Elements().Where(e => e.Is("conference", LegacyBookmarks)))
+        {
+            if (Jid.TryParse(c.GetAttribute("jid"), out var room))
+            {
+                var native = new Element("conference", BookmarksNode)
+                    .SetAttribute("name", c.GetAttribute("name"))
+                    .SetAttribute("autojoin", c.GetAttribute("autojoin") is "true" or "1" ? "true" : null);
+                foreach (var child in new[] { "nick", "password" })
+                {
+                    if (c.ChildText(child, LegacyBookmarks) is { } text)
+                    {
+                        native.AddChild(child).AddText(text);
+                    }
+                }
+
+                wanted[room.Bare.ToString()] = native;
+            }
+        }
+
+        var existing = await Store.GetNodeAsync(owner.Domain, owner.Local!, BookmarksNode, ct).ConfigureAwait(false) is null
+            ? []
+            : await Store.GetItemsAsync(owner.Domain, owner.Local!, BookmarksNode, null, null, ct).ConfigureAwait(false);
+        foreach (var gone in existing.Where(i => !wanted.ContainsKey(i.Id)))
+        {
+            var retract = new Element("retract", Namespace).SetAttribute("node", BookmarksNode).SetAttribute("notify", "true");
+            retract.AddChild("item").SetAttribute("id", gone.Id);
+            await RetractAsync(owner, retract, ct, mirror: false).ConfigureAwait(false);
+        }
+
+        foreach (var (room, native) in wanted)
+        {
+            if (existing.Any(i => i.Id == room && i.Xml == native.ToString()))
+            {
+                continue;
+            }
+
+            var publish = new Element("publish", Namespace).SetAttribute("node", BookmarksNode);
+            publish.AddChild("item").SetAttribute("id", room).Add(native);
+            try
+            {
+                await PublishAsync(owner, publish, BookmarkOptions(), ct, mirror: false).ConfigureAwait(false);
+            }
+            catch (StanzaErrorException)
+            {
+                // The node was made with other options by a client: publish under its own configuration.
+                await PublishAsync(owner, publish, null, ct, mirror: false).ConfigureAwait(false);
+            }
+        }
+
+        _context.Log.Debug("Legacy bookmarks of {Owner} mirrored to PEP: {Count} rooms", owner, wanted.Count);
+        return false;
+    }
+
+    /// <summary>Native bookmarks changed: the legacy document is rewritten from them, keeping its URL bookmarks.</summary>
+    private async ValueTask MirrorToLegacyAsync(Jid owner, CancellationToken ct)
+    {
+        var storage = new Element("storage", LegacyBookmarks);
+        if (await _context.Storage.Documents.GetAsync(owner.Domain, owner.Local!, PrivateStorage.PrivateStorageModule.Kind, LegacyKey, ct).ConfigureAwait(false) is { } old)
+        {
+            foreach (var url in ElementParser.Parse(old).Elements().Where(e => e.Is("url", LegacyBookmarks)))
+            {
+                storage.Add(url);
+            }
+        }
+
+        foreach (var item in await Store.GetItemsAsync(owner.Domain, owner.Local!, BookmarksNode, null, null, ct).ConfigureAwait(false))
+        {
+            if (item.Xml.Length == 0 || ElementParser.Parse(item.Xml) is not { } native || !native.Is("conference", BookmarksNode))
+            {
+                continue;
+            }
+
+            var conference = storage.AddChild("conference").SetAttribute("jid", item.Id)
+                .SetAttribute("name", native.GetAttribute("name"))
+                .SetAttribute("autojoin", native.GetAttribute("autojoin") is "true" or "1" ? "true" : "false");
+            foreach (var child in new[] { "nick", "password" })
+            {
+                if (native.ChildText(child, BookmarksNode) is { } text)
+                {
+                    conference.AddChild(child).AddText(text);
+                }
+            }
+        }
+
+        await _context.Storage.Documents.SetAsync(owner.Domain, owner.Local!, PrivateStorage.PrivateStorageModule.Kind, LegacyKey, storage.ToString(), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>XEP-0402 §3's publish-options for the bookmarks node.</summary>
+    private static Dictionary<string, List<string>> BookmarkOptions() => new(StringComparer.Ordinal)
+    {
+        ["FORM_TYPE"] = [NodeConfig.PublishOptionsFormType],
+        ["pubsub#persist_items"] = ["true"],
+        ["pubsub#max_items"] = ["max"],
+        ["pubsub#send_last_published_item"] = ["never"],
+        ["pubsub#access_model"] = ["whitelist"],
+    };
 
     private async ValueTask CreateAsync(Jid owner, string nodeName, NodeConfig config, CancellationToken ct, bool exists = true)
     {

@@ -9,13 +9,16 @@ namespace Xmpp.Server.Modules.PrivateStorage;
 /// use it for XEP-0048 bookmarks and their own preferences.
 /// </summary>
 [Specification("XEP-0049", "1.2", Note = "Private XML storage per account, keyed by the root element's name and namespace; jabber: namespaces refused.")]
-[Specification("XEP-0048", "1.2", Note = "Bookmarks in private storage work as any private XML (tested with slixmpp's plugin); no conversion to XEP-0402 (XEP-0411) yet.")]
+[Specification("XEP-0048", "1.2", Note = "Bookmarks in private storage (tested with slixmpp's plugin), kept in step with native ones when pep is on (XEP-0411).")]
 public sealed class PrivateStorageModule : IXmppModule
 {
     public const string Namespace = "jabber:iq:private";
 
     /// <summary>The store's kind for these documents.</summary>
     public const string Kind = "private";
+
+    /// <summary>Fired after a set was stored; the context's stanza is the iq.</summary>
+    public const string Stored = "private/stored";
 
     public string Name => "private";
 
@@ -48,6 +51,8 @@ public sealed class PrivateStorageModule : IXmppModule
                 await context.Storage.Documents.SetAsync(owner.Domain, owner.Local!, Kind, Key(fragment), fragment.ToString(), ct).ConfigureAwait(false);
             }
 
+            // Other modules may mirror what was stored (XEP-0411 bookmarks).
+            await context.FireAsync(Stored, ctx, ct).ConfigureAwait(false);
             return null;
         });
     }
