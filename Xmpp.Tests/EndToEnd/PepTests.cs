@@ -253,3 +253,48 @@ public sealed class BookmarkConversionTests
             .ToList();
     }
 }
+
+/// <summary>XEP-0398 with XEP-0153: PEP avatars and vCard photos are one avatar.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA5350", Justification = "XEP-0084 and XEP-0153 name images by their SHA-1.")]
+public sealed class AvatarConversionTests
+{
+    private const string Png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+    [Test]
+    public async Task A_pep_avatar_reaches_the_vcard_and_presence_and_a_vcard_photo_reaches_pep()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder");
+        await using var alice = await ImTests.OnlineAsync(server, "alice", "wonderland");
+        await using var bob = await ImTests.OnlineAsync(server, "bob", "builder");
+        await ImTests.BefriendAsync(alice, "alice@localhost", bob, "bob@localhost");
+        await bob.DrainAsync();
+        var info = await alice.IqAsync("<iq type='get' id='d' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        Assert.That(info.FirstElement()!.Elements().Select(e => e.GetAttribute("var")), Does.Contain("urn:xmpp:pep-vcard-conversion:0"));
+
+        // PEP → vCard and presence.
+        var bytes = Convert.FromBase64String(Png);
+        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(bytes));
+        await alice.IqAsync($"<iq type='set' id='a1'><pubsub xmlns='{PepModule.Namespace}'><publish node='urn:xmpp:avatar:data'><item id='{id}'><data xmlns='urn:xmpp:avatar:data'>{Png}</data></item></publish></pubsub></iq>");
+        await alice.IqAsync($"<iq type='set' id='a2'><pubsub xmlns='{PepModule.Namespace}'><publish node='urn:xmpp:avatar:metadata'><item id='{id}'><metadata xmlns='urn:xmpp:avatar:metadata'><info id='{id}' bytes='{bytes.Length}' type='image/png'/></metadata></item></publish></pubsub></iq>");
+        var presence = (await bob.DrainAsync()).Last(e => e.Name == "presence");
+        Assert.That(presence.Child("x", "vcard-temp:x:update")!.ChildText("photo", "vcard-temp:x:update"), Is.EqualTo(id));
+        var vcard = (await bob.IqAsync("<iq type='get' id='v' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>")).Child("vCard", "vcard-temp")!;
+        Assert.That(vcard.Child("PHOTO", "vcard-temp")!.ChildText("BINVAL", "vcard-temp"), Is.EqualTo(Png));
+        Assert.That(vcard.Child("PHOTO", "vcard-temp")!.ChildText("TYPE", "vcard-temp"), Is.EqualTo("image/png"));
+
+        // vCard → PEP: Bob sets a photo in his vCard the XEP-0153 way; Alice sees it on PEP and in his presence.
+        var other = Convert.ToBase64String([.. bytes, 0]);
+        var otherId = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData([.. bytes, 0]));
+        await bob.IqAsync($"<iq type='set' id='v2'><vCard xmlns='vcard-temp'><FN>Bob</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>{other}</BINVAL></PHOTO></vCard></iq>");
+        await alice.DrainAsync();
+        var meta = await alice.IqAsync($"<iq type='get' id='m' to='bob@localhost'><pubsub xmlns='{PepModule.Namespace}'><items node='urn:xmpp:avatar:metadata'/></pubsub></iq>");
+        var infoElement = meta.Child("pubsub", PepModule.Namespace)!.Child("items", PepModule.Namespace)!.Child("item", PepModule.Namespace)!.Child("metadata", "urn:xmpp:avatar:metadata")!.Child("info", "urn:xmpp:avatar:metadata")!;
+        Assert.That(infoElement.GetAttribute("id"), Is.EqualTo(otherId));
+        var data = await alice.IqAsync($"<iq type='get' id='dd' to='bob@localhost'><pubsub xmlns='{PepModule.Namespace}'><items node='urn:xmpp:avatar:data'><item id='{otherId}'/></items></pubsub></iq>");
+        Assert.That(data.Child("pubsub", PepModule.Namespace)!.Child("items", PepModule.Namespace)!.Child("item", PepModule.Namespace)!.ChildText("data", "urn:xmpp:avatar:data"), Is.EqualTo(other));
+
+        await bob.SendAsync("<presence><x xmlns='vcard-temp:x:update'><photo>stale</photo></x></presence>");
+        var fresh = await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/r");
+        Assert.That(fresh.Child("x", "vcard-temp:x:update")!.ChildText("photo", "vcard-temp:x:update"), Is.EqualTo(otherId));
+    }
+}

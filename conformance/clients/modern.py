@@ -9,7 +9,8 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
             answer as a sent carbon.
   pep       USER1 and USER2 subscribe to each other (slixmpp's defaults approve); USER1 publishes an avatar
             with slixmpp's XEP-0084 plugin (data, then metadata); USER2, whose XEP-0115 caps carry the
-            metadata node's +notify, gets the notification and fetches the data by its id.
+            metadata node's +notify, gets the notification and fetches the data by its id, finds the same
+            image in USER1's vCard and its hash in USER1's presence (XEP-0398, XEP-0153).
   mam       USER1 and USER2 exchange five messages; a second client of USER1 reads the conversation back
             with slixmpp's XEP-0313 plugin (with USER2, since just before), two per page (XEP-0059), in order.
   resume    USER1 enables XEP-0198 with slixmpp's plugin; its TCP connection is cut without a closing tag,
@@ -128,10 +129,12 @@ async def carbons():
 
 
 async def pep():
-    plugins = ["xep_0115", "xep_0163", "xep_0060", "xep_0084"]
+    plugins = ["xep_0115", "xep_0163", "xep_0060", "xep_0084", "xep_0054", "xep_0153"]
     alice = await connect(users[0], plugins)
     bob = await connect(users[1], plugins)
     try:
+        hashes = {}
+        bob.add_event_handler("vcard_avatar_update", lambda p: hashes.__setitem__(p["from"].bare, p["vcard_temp_update"]["photo"]))
         got = asyncio.get_event_loop().create_future()
         bob.add_event_handler("avatar_metadata_publish", lambda m: got.done() or got.set_result(m))
         bob.send_presence_subscription(pto=alice.boundjid.bare)
@@ -152,8 +155,18 @@ async def pep():
         info = event["pubsub_event"]["items"]["item"]["avatar_metadata"]["info"]
         fetched = await bob["xep_0084"].retrieve_avatar(alice.boundjid.bare, info["id"], timeout=10)
         value = fetched["pubsub"]["items"]["item"]["avatar_data"]["value"]
-        ok = info["id"] == avatar_id and value == data and event["from"] == alice.boundjid.bare
-        return f"{'OK' if ok else 'FAIL'} notification from {event['from']} for avatar {info['id'][:12]}…, data fetched: {len(value)} bytes, equal: {value == data}"
+
+        # XEP-0398: the same avatar in Alice's vCard, and its hash in her presence (XEP-0153), for clients
+        # that know only those.
+        for _ in range(50):
+            if hashes.get(alice.boundjid.bare) == avatar_id:
+                break
+            await asyncio.sleep(0.1)
+        vcard = await bob["xep_0054"].get_vcard(alice.boundjid.bare, local=False, timeout=10)
+        photo = vcard["vcard_temp"]["PHOTO"]["BINVAL"]
+        ok = info["id"] == avatar_id and value == data and event["from"] == alice.boundjid.bare and photo == data and hashes.get(alice.boundjid.bare) == avatar_id
+        return (f"{'OK' if ok else 'FAIL'} notification from {event['from']} for avatar {info['id'][:12]}…, data fetched: {value == data}; "
+                f"vCard photo equal: {photo == data}; presence hash: {hashes.get(alice.boundjid.bare, 'none')[:12]}…")
     finally:
         alice.disconnect()
         bob.disconnect()

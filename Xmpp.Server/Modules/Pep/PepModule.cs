@@ -21,9 +21,11 @@ namespace Xmpp.Server.Modules.Pep;
 [Specification("XEP-0115", "1.6", Note = "Clients' caps are resolved by disco#info once per hash and cached only when the SHA-1 hash verifies; they decide +notify.")]
 [Specification("XEP-0223", "1.1.1", Note = "Private PEP nodes: whitelist access with persist_items through publish-options.")]
 [Specification("XEP-0084", "1.1.4", Note = "Avatars are PEP nodes (data and metadata); tested with slixmpp's plugin.")]
+[Specification("XEP-0398", "0.3.0", Note = "A PEP avatar is copied into the vCard's PHOTO and a vCard photo is published as a PEP avatar; the avatar's hash is put into the account's presence (XEP-0153) for clients that look there.")]
+[Specification("XEP-0153", "1.1", Note = "vcard-temp:x:update photo hashes in presence, from the account's current avatar.")]
 [Specification("XEP-0411", "1.0.0", Note = "Bookmarks stored the old way (XEP-0048 in private XML) appear as native bookmarks on PEP and the other way round, advertised as urn:xmpp:bookmarks:1#compat.")]
 [Specification("XEP-0402", "1.2.0", Note = "Native bookmarks are a PEP node with the XEP's publish-options; tested with nbxmpp (Gajim).")]
-public sealed class PepModule : IXmppModule
+public sealed partial class PepModule : IXmppModule
 {
     public const string Namespace = "http://jabber.org/protocol/pubsub";
     public const string OwnerNamespace = "http://jabber.org/protocol/pubsub#owner";
@@ -72,6 +74,7 @@ public sealed class PepModule : IXmppModule
         context.Disco.AddAccountItems(VisibleNodesAsync);
         context.Disco.AddFeature(BookmarksNode + "#compat", IqTarget.Bare);
         context.Hook(PrivateStorage.PrivateStorageModule.Stored, OnPrivateStoredAsync);
+        RegisterAvatarConversion(context);
         context.HandleIq("get", Namespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => GetAsync(ctx, pubsub, ct));
         context.HandleIq("set", Namespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => SetAsync(ctx, pubsub, ct));
         context.HandleIq("get", OwnerNamespace, "pubsub", IqTarget.Bare, (ctx, pubsub, ct) => OwnerAsync(ctx, pubsub, ct));
@@ -290,6 +293,11 @@ public sealed class PepModule : IXmppModule
         if (mirror && nodeName == BookmarksNode)
         {
             await MirrorToLegacyAsync(owner, ct).ConfigureAwait(false);
+        }
+
+        if (nodeName == AvatarMetadataNode)
+        {
+            await OnAvatarMetadataAsync(owner, payload[0], fromVCard: !mirror, ct).ConfigureAwait(false);
         }
 
         var result = new Element("pubsub", Namespace);

@@ -7,12 +7,15 @@ namespace Xmpp.Server.Modules.VCard;
 /// vcard-temp (XEP-0054): the server keeps each account's vCard; the account sets it, anyone may read it
 /// (the profile and the avatar that XEP-0153 hashes point to). Queries to a full JID go to that client.
 /// </summary>
-[Specification("XEP-0054", "1.2", Note = "vCards set by their owner and readable by anyone; an empty vCard removes it. No XEP-0153/XEP-0398 avatar hashes in presence yet.")]
+[Specification("XEP-0054", "1.2", Note = "vCards set by their owner and readable by anyone; an empty vCard removes it. With pep on, its PHOTO and the PEP avatar are kept in step (XEP-0398).")]
 public sealed class VCardModule : IXmppModule
 {
     public const string Namespace = "vcard-temp";
 
     public const string Kind = "vcard";
+
+    /// <summary>Fired after an account stored its vCard; the context's stanza is the iq set.</summary>
+    public const string Changed = "vcard/changed";
 
     public string Name => "vcard";
 
@@ -49,6 +52,9 @@ public sealed class VCardModule : IXmppModule
             // An empty vCard removes it.
             var xml = vcard.ElementCount() == 0 && vcard.Text.Trim().Length == 0 ? null : vcard.ToString();
             await context.Storage.Documents.SetAsync(owner.Domain, owner.Local!, Kind, string.Empty, xml, ct).ConfigureAwait(false);
+
+            // Other modules may follow the change (XEP-0398: the PEP avatar).
+            await context.FireAsync(Changed, ctx, ct).ConfigureAwait(false);
             return null;
         });
 
