@@ -50,6 +50,7 @@ public sealed record ServerOptions
             ["mam"] = new Dictionary<string, string> { ["default"] = "always", ["expire-days"] = "0", ["max-per-user"] = "0", ["max-page"] = "250" },
             ["sm"] = new Dictionary<string, string> { ["resume-timeout"] = "300", ["max-unacked"] = "10000" },
             ["csi"] = new Dictionary<string, string> { ["max-held"] = "100" },
+            ["push"] = new Dictionary<string, string> { ["include-body"] = "false" },
         };
 }
 

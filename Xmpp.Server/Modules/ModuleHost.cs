@@ -78,6 +78,7 @@ public sealed class ModuleHost
         ["csi"] = () => new ClientState.ClientStateModule(),
         ["extdisco"] = () => new ExternalServices.ExternalServicesModule(),
         ["register"] = () => new Registration.RegistrationModule(),
+        ["push"] = () => new Push.PushModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

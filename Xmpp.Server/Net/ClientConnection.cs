@@ -118,6 +118,8 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     public ISendFilter? SendFilter { get; set; }
 
+    public bool IsHibernating => _sm is not null && _phase == SmPhase.Hibernating;
+
     public async Task RunAsync()
     {
         using var scope = ScopeContext.PushProperty("ConnectionId", ConnectionId);

@@ -12,6 +12,9 @@ public interface IClientSession
     /// <summary>The bound full JID.</summary>
     Jid Jid { get; }
 
+    /// <summary>The connection is gone and the session waits to be resumed (XEP-0198): stanzas are kept, not seen.</summary>
+    bool IsHibernating { get; }
+
     /// <summary>Whether the client has sent available presence and not unavailable since (RFC 6121 §4.2).</summary>
     bool IsAvailable { get; set; }
 
