@@ -412,6 +412,17 @@ public sealed class ClientConnection : IClientSession, IConnection
         _log.Info("{Count} unacknowledged stanzas of {Jid} handled at session end ({Messages} messages rerouted)", pending.Count, _jid, rerouted);
     }
 
+    /// <summary>XEP-0203: a message that reaches its client late says when the server got it.</summary>
+    private Element Delayed(Element stanza)
+    {
+        if (stanza.Name != "message" || stanza.Child("delay", Forwarded.DelayNamespace) is not null)
+        {
+            return stanza;
+        }
+
+        return stanza.Clone().Add(Forwarded.Delay(DateTimeOffset.UtcNow, _host));
+    }
+
     /// <summary>A wrapper around a message that exists elsewhere (a carbon, an archive result, a pubsub event).</summary>
     private static bool IsCopy(Element message)
     {
@@ -429,11 +440,12 @@ public sealed class ClientConnection : IClientSession, IConnection
     private async Task RerouteMessageAsync(Element message)
     {
         var delivered = false;
+        var late = Delayed(message);
         foreach (var r in _ctx.Sessions.Resources(_jid!.Bare))
         {
             if (r.IsAvailable && r.Priority >= 0)
             {
-                delivered |= r.TrySend(message);
+                delivered |= r.TrySend(late);
             }
         }
 
@@ -1120,7 +1132,7 @@ public sealed class ClientConnection : IClientSession, IConnection
 
                     if (_phase == SmPhase.Hibernating || _resumePending)
                     {
-                        sm.Unacked.Enqueue(stanza);
+                        sm.Unacked.Enqueue(_phase == SmPhase.Hibernating ? Delayed(stanza) : stanza);
                         sm.Sent++;
                         return true;
                     }

@@ -100,11 +100,13 @@ public sealed class StreamManagementTests
         {
             if (e.Name == "message")
             {
-                replayed.Add(e.ChildText("body", "jabber:client")!);
+                // XEP-0203: those that arrived while she was away say when.
+                var delayed = e.Child("delay", "urn:xmpp:delay") is not null;
+                replayed.Add(e.ChildText("body", "jabber:client")! + (delayed ? " (delayed)" : string.Empty));
             }
         }
 
-        Assert.That(replayed, Is.EqualTo(new[] { "message 2", "message 3", "message 4", "message 5" }));
+        Assert.That(replayed, Is.EqualTo(new[] { "message 2", "message 3", "message 4 (delayed)", "message 5 (delayed)" }));
 
         // The session goes on with the same address and presence.
         await bob.SendAsync("<message to='alice@localhost/phone' type='chat'><body>welcome back</body></message>");
