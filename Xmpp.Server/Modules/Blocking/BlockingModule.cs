@@ -25,8 +25,9 @@ public sealed class BlockingModule : IXmppModule, IDisposable
 
     private const string Kind = "blocklist";
     private const string RequestedKey = "blocklist-requested";
+    private const int MaxCached = 200_000;
 
-    /// <summary>Lists loaded so far, by account. Every change goes through this module, so they stay current.</summary>
+    /// <summary>Lists loaded so far, by account (at most MaxCached). Every change goes through this module, so they stay current.</summary>
     private readonly ConcurrentDictionary<Jid, FrozenSet<string>> _lists = new();
 
     /// <summary>Changes are rare: one at a time, so two resources changing a list at once lose nothing.</summary>
@@ -67,16 +68,6 @@ public sealed class BlockingModule : IXmppModule, IDisposable
         context.HandleIq("set", Namespace, "block", IqTarget.Bare, (ctx, block, ct) => ChangeAsync(ctx, block, BlockAsync, ct));
         context.HandleIq("set", Namespace, "unblock", IqTarget.Bare, (ctx, unblock, ct) => ChangeAsync(ctx, unblock, UnblockAsync, ct));
         context.Hook(HookNames.Filter, FilterAsync, priority: 100);
-        context.Hook(HookNames.ResourceUnbound, (ctx, unused) =>
-        {
-            // Lists of accounts that went offline are dropped; the next stanza for them reads the store.
-            if (context.Sessions.Resources(ctx.From.Bare).Count == 0)
-            {
-                _lists.TryRemove(ctx.From.Bare, out _);
-            }
-
-            return ValueTask.FromResult(false);
-        });
     }
 
     private async ValueTask<Element?> ChangeAsync(StanzaContext ctx, Element command, Func<Jid, Element, CancellationToken, Task> change, CancellationToken ct)
@@ -227,14 +218,16 @@ public sealed class BlockingModule : IXmppModule, IDisposable
         }
 
         var stored = await _context.Storage.Documents.ListAsync(owner.Domain, owner.Local!, Kind, ct).ConfigureAwait(false);
-        var list = stored.Keys.ToFrozenSet(StringComparer.Ordinal);
+        var list = stored.Count == 0 ? FrozenSet<string>.Empty : stored.Keys.ToFrozenSet(StringComparer.Ordinal);
 
-        // Kept only while the account is online; offline accounts are read each time.
-        if (_context.Sessions.Resources(owner).Count > 0)
+        // Every change goes through this module, so a loaded list stays right; offline accounts are kept too
+        // (presence to them would otherwise read the store each time), within a bound.
+        if (_lists.Count >= MaxCached)
         {
-            _lists.TryAdd(owner, list);
+            _lists.Clear();
         }
 
+        _lists.TryAdd(owner, list);
         return list;
     }
 

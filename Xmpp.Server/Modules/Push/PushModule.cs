@@ -25,6 +25,9 @@ public sealed class PushModule : IXmppModule
     /// <summary>Messages pushed per registration since its client was last connected (the summary's count).</summary>
     private readonly ConcurrentDictionary<string, int> _counts = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (Jid Owner, string Key)> _pending = new(StringComparer.Ordinal);
+
+    /// <summary>Registrations by account, read once per account (every message to it would otherwise read the store).</summary>
+    private readonly ConcurrentDictionary<Jid, IReadOnlyDictionary<string, string>> _registrations = new();
     private IModuleContext _context = null!;
     private bool _includeBody;
     private long _nextId;
@@ -54,6 +57,7 @@ public sealed class PushModule : IXmppModule
             }
 
             await context.Storage.Documents.SetAsync(owner.Domain, owner.Local!, Kind, Key(service, node), registration.ToString(), ct).ConfigureAwait(false);
+            _registrations.TryRemove(owner, out _);
             context.Log.Info("{User} enabled push notifications to {Service} for {Resource}", owner, service, ctx.From.Resource);
             return null;
         });
@@ -74,6 +78,7 @@ public sealed class PushModule : IXmppModule
                 }
             }
 
+            _registrations.TryRemove(owner, out _);
             return null;
         });
 
@@ -123,7 +128,17 @@ public sealed class PushModule : IXmppModule
             return false;
         }
 
-        var registrations = await _context.Storage.Documents.ListAsync(owner.Domain, owner.Local!, Kind, ct).ConfigureAwait(false);
+        if (!_registrations.TryGetValue(owner, out var registrations))
+        {
+            registrations = await _context.Storage.Documents.ListAsync(owner.Domain, owner.Local!, Kind, ct).ConfigureAwait(false);
+            if (_registrations.Count >= 200_000)
+            {
+                _registrations.Clear();
+            }
+
+            _registrations[owner] = registrations;
+        }
+
         if (registrations.Count == 0)
         {
             return false;
@@ -192,6 +207,7 @@ public sealed class PushModule : IXmppModule
         {
             _context.Log.Info("Push service of {User} refused a notification ({Condition}): registration removed", p.Owner, condition);
             await _context.Storage.Documents.SetAsync(p.Owner.Domain, p.Owner.Local!, Kind, p.Key, null, ct).ConfigureAwait(false);
+            _registrations.TryRemove(p.Owner, out _);
         }
 
         return true;
