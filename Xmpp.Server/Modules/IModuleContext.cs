@@ -23,6 +23,9 @@ public interface IModuleContext
 {
     ServerOptions Options { get; }
 
+    /// <summary>The module's configuration name (for messages).</summary>
+    string ModuleName { get; }
+
     /// <summary>
     /// One of this module's attributes from &lt;modules&gt; in the configuration, or null when not given.
     /// Asking for a name is what makes it a valid attribute: after registration the host refuses, as a

@@ -180,6 +180,8 @@ public sealed class ModuleHost
     {
         public ServerOptions Options => host.Options;
 
+        public string ModuleName => module.Name;
+
         /// <summary>The attribute names the module asked for.</summary>
         public HashSet<string> Asked { get; } = new(StringComparer.Ordinal);
 

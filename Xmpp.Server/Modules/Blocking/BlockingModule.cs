@@ -43,12 +43,7 @@ public sealed class BlockingModule : IXmppModule, IDisposable
     public void Register(IModuleContext context)
     {
         _context = context;
-        var max = context.Option("max-items");
-        _maxItems = 1000;
-        if (max is not null && (!int.TryParse(max, NumberStyles.None, CultureInfo.InvariantCulture, out _maxItems) || _maxItems < 1))
-        {
-            throw new Config.ConfigException($"module blocking: max-items must be a positive integer, not '{max}'");
-        }
+        _maxItems = context.Number("max-items", 1000, min: 1);
 
         context.Disco.AddFeature(Namespace, IqTarget.Host);
         context.HandleIq("get", Namespace, "blocklist", IqTarget.Bare, async (ctx, _, ct) =>

@@ -19,12 +19,7 @@ public sealed class ClientStateModule : IXmppModule
 
     public void Register(IModuleContext context)
     {
-        var maxText = context.Option("max-held");
-        var max = 100;
-        if (maxText is not null && (!int.TryParse(maxText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out max) || max < 1))
-        {
-            throw new Config.ConfigException($"module csi: max-held must be a positive integer, not '{maxText}'");
-        }
+        var max = context.Number("max-held", 100, min: 1);
 
         context.AddStreamFeature(new Element("csi", Namespace));
         context.HandleStreamElement(Namespace, (session, e) =>

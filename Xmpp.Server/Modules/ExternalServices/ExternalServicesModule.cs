@@ -45,10 +45,7 @@ public sealed class ExternalServicesModule : IXmppModule
         }
 
         var secret = context.Option("secret");
-        var ttl = context.Option("ttl");
-        _ttl = TimeSpan.FromSeconds(ttl is null ? 86_400 : int.TryParse(ttl, NumberStyles.None, CultureInfo.InvariantCulture, out var t) && t > 0
-            ? t
-            : throw new Config.ConfigException($"module extdisco: ttl must be a positive number of seconds, not '{ttl}'"));
+        _ttl = TimeSpan.FromSeconds(context.Number("ttl", 86_400, min: 1));
         if (_services.Count == 0)
         {
             throw new Config.ConfigException("module extdisco: give at least one of stun, turn, turns (host:port)");

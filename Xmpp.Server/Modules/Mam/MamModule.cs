@@ -56,9 +56,9 @@ public sealed class MamModule : IXmppModule
             throw new Config.ConfigException($"module mam: default must be always, never or roster, not '{_defaultPolicy}'");
         }
 
-        _maxPage = Number(context, "max-page", 250);
-        var expireDays = Number(context, "expire-days", 0);
-        var maxPerUser = Number(context, "max-per-user", 0);
+        _maxPage = context.Number("max-page", 250, min: 1);
+        var expireDays = context.Number("expire-days", 0);
+        var maxPerUser = context.Number("max-per-user", 0);
 
         foreach (var f in new[] { Namespace, ExtendedNamespace, StanzaIdNamespace })
         {
@@ -129,19 +129,6 @@ public sealed class MamModule : IXmppModule
         return message.Child("body", message.Namespace) is not null ||
             message.Child("store", HintsNamespace) is not null ||
             message.Elements().Any(e => ArchivedPayloads.Contains(e.Namespace));
-    }
-
-    private static int Number(IModuleContext context, string name, int fallback)
-    {
-        var text = context.Option(name);
-        if (text is null)
-        {
-            return fallback;
-        }
-
-        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
-            ? value
-            : throw new Config.ConfigException($"module mam: {name} must be a whole number, not '{text}'");
     }
 
     private async ValueTask<bool> OnInboundAsync(StanzaContext ctx, CancellationToken ct)

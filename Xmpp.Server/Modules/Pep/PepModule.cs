@@ -61,8 +61,8 @@ public sealed partial class PepModule : IXmppModule
     {
         _context = context;
         _caps = new ContactCaps(context.Router, context.Log);
-        _maxItems = PositiveOption(context, "max-items", 256);
-        _maxNodes = PositiveOption(context, "max-nodes", 256);
+        _maxItems = context.Number("max-items", 256, min: 1);
+        _maxNodes = context.Number("max-nodes", 256, min: 1);
 
         context.Disco.AddAccountIdentity("pubsub", "pep", null);
         context.Disco.AddFeature(Namespace, IqTarget.Bare);
@@ -100,19 +100,6 @@ public sealed partial class PepModule : IXmppModule
 
         // Answers to our caps queries.
         context.Hook(HookNames.Stanza("iq", Target.Bare), (ctx, ct) => _caps.OnResponseAsync(ctx, ct), priority: 10);
-    }
-
-    private static int PositiveOption(IModuleContext context, string name, int fallback)
-    {
-        var text = context.Option(name);
-        if (text is null)
-        {
-            return fallback;
-        }
-
-        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= 1
-            ? value
-            : throw new Config.ConfigException($"module pep: {name} must be a positive integer, not '{text}'");
     }
 
     // ---- requests ------------------------------------------------------------------------------------

@@ -37,12 +37,7 @@ public sealed class PushModule : IXmppModule
     public void Register(IModuleContext context)
     {
         _context = context;
-        _includeBody = context.Option("include-body") switch
-        {
-            null or "false" => false,
-            "true" => true,
-            var other => throw new Config.ConfigException($"module push: include-body must be true or false, not '{other}'"),
-        };
+        _includeBody = context.Flag("include-body", false);
 
         context.Disco.AddFeature(Namespace, IqTarget.Bare);
         context.HandleIq("set", Namespace, "enable", IqTarget.Bare, async (ctx, enable, ct) =>

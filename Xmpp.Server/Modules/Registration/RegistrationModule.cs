@@ -27,8 +27,8 @@ public sealed class RegistrationModule : IXmppModule
 
     public void Register(IModuleContext context)
     {
-        _perIp = Number(context, "per-ip", 1);
-        _window = TimeSpan.FromSeconds(Number(context, "window", 600));
+        _perIp = context.Number("per-ip", 1, min: 1);
+        _window = TimeSpan.FromSeconds(context.Number("window", 600, min: 1));
         var accounts = new AccountService(context.Options, context.Storage.Users);
 
         context.AddPreAuthStreamFeature(new Element("register", "http://jabber.org/features/iq-register"));
@@ -137,14 +137,6 @@ public sealed class RegistrationModule : IXmppModule
         }
 
         return ctx.From.Bare;
-    }
-
-    private static int Number(IModuleContext context, string name, int fallback)
-    {
-        var text = context.Option(name);
-        return text is null ? fallback
-            : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0 ? v
-            : throw new Config.ConfigException($"module register: {name} must be a positive integer, not '{text}'");
     }
 
     /// <summary>A sliding window of registration times per address; a place is taken before the account is created.</summary>

@@ -18,22 +18,9 @@ public sealed class StreamManagementModule : IXmppModule
 
     public void Register(IModuleContext context)
     {
-        var timeout = Number(context, "resume-timeout", 300, 0, 86_400);
-        var maxUnacked = Number(context, "max-unacked", 10_000, 1, 1_000_000);
+        var timeout = context.Number("resume-timeout", 300, 0, 86_400);
+        var maxUnacked = context.Number("max-unacked", 10_000, 1, 1_000_000);
         context.EnableStreamManagement(new StreamManagementOptions(TimeSpan.FromSeconds(timeout), maxUnacked));
         context.AddStreamFeature(new Element("sm", SmState.Namespace));
-    }
-
-    private static int Number(IModuleContext context, string name, int fallback, int min, int max)
-    {
-        var text = context.Option(name);
-        if (text is null)
-        {
-            return fallback;
-        }
-
-        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
-            ? value
-            : throw new Config.ConfigException($"module sm: {name} must be a whole number from {min} to {max}, not '{text}'");
     }
 }
