@@ -34,6 +34,9 @@ public sealed class ServerContext
     /// <summary>Features and requests before authentication (in-band registration).</summary>
     public PreAuthRegistry PreAuth { get; } = new();
 
+    /// <summary>What a XEP-0386 Bind2 request may switch on inline.</summary>
+    public Bind2Registry Bind2 { get; } = new();
+
     /// <summary>Handlers of non-stanza elements on bound client streams.</summary>
     public StreamElementRegistry StreamElements { get; } = new();
 

@@ -64,6 +64,9 @@ public interface IModuleContext
     /// <summary>Answers iq requests with a payload of this namespace from clients that have not authenticated.</summary>
     void HandlePreAuthIq(string ns, Net.PreAuthIqHandler handler);
 
+    /// <summary>Offers a feature inline in XEP-0386 Bind2: its element in a bind request runs the handler on the new session.</summary>
+    void HandleBind2Inline(string ns, Action<IClientSession, Element> handler);
+
     /// <summary>Handles top-level elements of a namespace that are not stanzas, on bound client streams.</summary>
     void HandleStreamElement(string ns, Action<IClientSession, Element> handler);
 

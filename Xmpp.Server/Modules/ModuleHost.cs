@@ -211,6 +211,8 @@ public sealed class ModuleHost
 
         public void HandlePreAuthIq(string ns, PreAuthIqHandler handler) => host.Server.PreAuth.Add(ns, handler);
 
+        public void HandleBind2Inline(string ns, Action<IClientSession, Element> handler) => host.Server.Bind2.Add(ns, handler);
+
         public void HandleStreamElement(string ns, Action<IClientSession, Element> handler) => host.Server.StreamElements.Add(ns, handler);
 
         public void EnableStreamManagement(StreamManagementOptions options) => host.Server.StreamManagement = options;

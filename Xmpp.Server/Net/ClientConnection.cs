@@ -25,6 +25,8 @@ namespace Xmpp.Server.Net;
 [Specification("RFC 6120", "§4–§8, §11", Note = "Client streams: STARTTLS (required by default; TLS 1.2 with ECDHE and AEAD, or TLS 1.3), SASL, resource binding (client-chosen or generated; binding a bound resource again replaces the old session with conflict), stanza semantics, stream and stanza errors, restricted XML.")]
 [Specification("RFC 3921", "§3", Note = "The legacy session iq, answered and offered as optional.")]
 [Specification("XEP-0368", "1.1.0", Note = "Direct TLS for clients on a second port (ALPN xmpp-client).")]
+[Specification("XEP-0388", "1.0.4", Note = "SASL2 with every SCRAM mechanism and PLAIN, success without a stream restart followed by the stream features, failures in the SASL2 form; no upgrade or second-factor tasks (continue).")]
+[Specification("XEP-0386", "1.0.0", Note = "Bind2 inside SASL2: a resource from the client's tag, the same for the same user agent; carbons, client state and stream management enabled inline; resumption inline first, binding if it fails.")]
 [Specification("XEP-0440", "0.4.2", Note = "The supported channel binding types are offered in the stream features.")]
 [Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
 public sealed class ClientConnection : IClientSession, IConnection
@@ -61,6 +63,11 @@ public sealed class ClientConnection : IClientSession, IConnection
     private bool _closedWithError;
     private CancellationTokenSource? _resumeWait;
     private Task? _ending;
+
+    // XEP-0388: the <authenticate/> of a SASL2 exchange in progress (its inline requests run on success).
+    private const string Sasl2Namespace = "urn:xmpp:sasl:2";
+    private const string Bind2Namespace = "urn:xmpp:bind:0";
+    private Element? _sasl2;
 
     public ClientConnection(ServerContext ctx, Socket socket, bool directTls, CancellationToken shutdown)
         : this(ctx, new NetworkStream(socket, ownsSocket: true), (IPEndPoint)socket.RemoteEndPoint!, directTls, shutdown)
@@ -593,6 +600,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             }
 
             features.Add(mechanisms);
+            features.Add(Sasl2Feature());
             features.AddRange(_ctx.PreAuth.Features);
             if (_channelBinding is not null)
             {
@@ -608,10 +616,14 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
         else if (_user is not null)
         {
-            features.Add(new Element("bind", Ns.Bind));
+            if (!_bound)
+            {
+                features.Add(new Element("bind", Ns.Bind));
 
-            // RFC 6121 obsoleted the session iq; old clients still send it, so it is offered as optional.
-            features.Add(new Element("session", Ns.Session).Add(new Element("optional", Ns.Session)));
+                // RFC 6121 obsoleted the session iq; old clients still send it, so it is offered as optional.
+                features.Add(new Element("session", Ns.Session).Add(new Element("optional", Ns.Session)));
+            }
+
             foreach (var f in _ctx.StreamFeatures.AfterAuthentication)
             {
                 features.Add(f);
@@ -685,6 +697,11 @@ public sealed class ClientConnection : IClientSession, IConnection
                 return await HandleSaslAsync(e, ct).ConfigureAwait(false);
             }
 
+            if (e.Namespace == Sasl2Namespace)
+            {
+                return await HandleSasl2Async(e, ct).ConfigureAwait(false);
+            }
+
             if (e.Is("iq", Ns.Client) && e.GetAttribute("id") is not null && e.FirstElement() is { } payload &&
                 (_tls || !_ctx.Options.Tls.Required) && _ctx.PreAuth.TryGet(payload.Namespace, out var preAuth))
             {
@@ -697,7 +714,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             throw new XmppStreamException(StreamErrorCondition.NotAuthorized, $"<{e.Name}/> before authentication");
         }
 
-        if (e.Namespace == Ns.Sasl || e.Namespace == Ns.Tls)
+        if (e.Namespace == Ns.Sasl || e.Namespace == Ns.Tls || e.Namespace == Sasl2Namespace)
         {
             throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "the stream is already authenticated");
         }
@@ -787,14 +804,28 @@ public sealed class ClientConnection : IClientSession, IConnection
             resource = prepared;
         }
 
+        if (BindResource(resource) is { } error)
+        {
+            TrySend(Stanza.ErrorReply(iq, error));
+            return;
+        }
+
+        var result = new Element("bind", Ns.Bind);
+        result.AddChild("jid").AddText(_jid!.ToString());
+        TrySend(Stanza.IqResult(iq, result));
+        await _ctx.Hooks.FireAsync(HookNames.ResourceBound, new StanzaContext(iq, _jid, null, this, _ctx.Router), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Binds a prepared resource (RFC 6120 §7, or XEP-0386 Bind2): the error when the account has too many sessions.</summary>
+    private StanzaError? BindResource(string resource)
+    {
         var jid = Jid.Parse(_user + "@" + _host).WithResource(resource);
         var others = _ctx.Sessions.Resources(jid.Bare);
         if (others.Count >= _ctx.Options.Limits.SessionsPerAccount && !others.Any(o => o.Jid == jid))
         {
             // RFC 6120 §7.6.2.1: the account has reached its limit of simultaneous resources.
             _log.Warn("Refusing to bind {Jid}: {Count} sessions of the account are bound already", jid, others.Count);
-            TrySend(Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.ResourceConstraint, $"at most {_ctx.Options.Limits.SessionsPerAccount} sessions per account")));
-            return;
+            return new StanzaError(StanzaErrorCondition.ResourceConstraint, $"at most {_ctx.Options.Limits.SessionsPerAccount} sessions per account");
         }
 
         _jid = jid;
@@ -807,11 +838,8 @@ public sealed class ClientConnection : IClientSession, IConnection
             replaced.Close(new StreamError(StreamErrorCondition.Conflict, "replaced by a new session"));
         }
 
-        var result = new Element("bind", Ns.Bind);
-        result.AddChild("jid").AddText(_jid.ToString());
-        TrySend(Stanza.IqResult(iq, result));
         _log.Info("Bound {Jid}", _jid);
-        await _ctx.Hooks.FireAsync(HookNames.ResourceBound, new StanzaContext(iq, _jid, null, this, _ctx.Router), ct).ConfigureAwait(false);
+        return null;
     }
 
     private async ValueTask HandleStanzaAsync(Element e, CancellationToken ct)
@@ -921,24 +949,11 @@ public sealed class ClientConnection : IClientSession, IConnection
 
             case SaslStepKind.Success:
                 {
-                    var mech = _sasl!;
-                    var bare = mech.Username + "@" + _host;
-                    if (mech.AuthorizationId is not null &&
-                        (!Jid.TryParse(mech.AuthorizationId, out var authz) || authz.ToString() != bare))
+                    if (await AcceptAsync(ct).ConfigureAwait(false) is { } refused)
                     {
-                        return await SaslFailAsync(SaslFailure.InvalidAuthzid, "may only act as " + bare, mech.Name, ct).ConfigureAwait(false);
+                        return refused;
                     }
 
-                    if (_ctx.AuthFailures.IsBlocked(bare))
-                    {
-                        // The same answer as for a wrong password during the block, so a guess cannot be tested.
-                        return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts", mech.Name, ct, mech.Username).ConfigureAwait(false);
-                    }
-
-                    _user = mech.Username;
-                    _sasl = null;
-                    _ctx.AuthFailures.RecordSuccess(_remote.Address, bare);
-                    _log.Info("Authenticated {User} with {Mechanism}", bare, mech.Name);
                     var data = step.Data is { Length: > 0 } ? Convert.ToBase64String(step.Data) : string.Empty;
                     SendRaw("<success xmlns='" + Ns.Sasl + "'>" + data + "</success>");
                     return Next.Restart;
@@ -947,6 +962,223 @@ public sealed class ClientConnection : IClientSession, IConnection
             default:
                 return await SaslFailAsync(step.Failure, step.Reason ?? "failed", _sasl?.Name, ct, _sasl?.Username, step.IsCredentialFailure).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// XEP-0388 SASL2 offer: the same mechanisms, and what may be done inline in the same round trip
+    /// (XEP-0386 Bind2 with the features modules offer there, XEP-0198 resumption).
+    /// </summary>
+    private Element Sasl2Feature()
+    {
+        var authentication = new Element("authentication", Sasl2Namespace);
+        foreach (var name in OfferedMechanisms())
+        {
+            authentication.AddChild("mechanism").AddText(name);
+        }
+
+        var inline = authentication.AddChild("inline");
+        var bindInline = inline.AddChild("bind", Bind2Namespace).AddChild("inline");
+        foreach (var ns in _ctx.Bind2.Features.Order(StringComparer.Ordinal))
+        {
+            bindInline.AddChild("feature").SetAttribute("var", ns);
+        }
+
+        if (_ctx.StreamManagement is not null)
+        {
+            bindInline.AddChild("feature").SetAttribute("var", SmState.Namespace);
+            inline.Add(new Element("sm", SmState.Namespace));
+        }
+
+        return authentication;
+    }
+
+    /// <summary>XEP-0388: authenticate, challenge/response, then success with no stream restart.</summary>
+    private async ValueTask<Next> HandleSasl2Async(Element e, CancellationToken ct)
+    {
+        SaslStep step;
+        switch (e.Name)
+        {
+            case "authenticate":
+                {
+                    var mechanism = e.GetAttribute("mechanism") ?? string.Empty;
+                    _sasl2 = e;
+                    if (!_tls && _ctx.Options.Tls.Required)
+                    {
+                        return await SaslFailAsync(SaslFailure.EncryptionRequired, "STARTTLS first", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    if (!OfferedMechanisms().Contains(mechanism))
+                    {
+                        return await SaslFailAsync(SaslFailure.InvalidMechanism, $"mechanism '{mechanism}' is not offered", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    if (_ctx.AuthFailures.IsBlocked(_remote.Address))
+                    {
+                        return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts from your address; try again later", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    _sasl = CreateMechanism(mechanism);
+                    if (!TryDecode(e.ChildText("initial-response", Sasl2Namespace) ?? string.Empty, out var initial))
+                    {
+                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    step = await _sasl.StepAsync(initial, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "response" when _sasl is not null && _sasl2 is not null:
+                {
+                    if (!TryDecode(e.Text, out var data))
+                    {
+                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", _sasl.Name, ct).ConfigureAwait(false);
+                    }
+
+                    step = await _sasl.StepAsync(data, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "abort":
+                _sasl = null;
+                _sasl2 ??= e;
+                return await SaslFailAsync(SaslFailure.Aborted, "aborted by the client", null, ct).ConfigureAwait(false);
+
+            default:
+                _sasl2 ??= e;
+                return await SaslFailAsync(SaslFailure.MalformedRequest, $"unexpected <{e.Name}/>", _sasl?.Name, ct).ConfigureAwait(false);
+        }
+
+        switch (step.Kind)
+        {
+            case SaslStepKind.Challenge:
+                SendRaw("<challenge xmlns='" + Sasl2Namespace + "'>" + Encode(step.Data) + "</challenge>");
+                return Next.Continue;
+            case SaslStepKind.Success:
+                if (await AcceptAsync(ct).ConfigureAwait(false) is { } refused)
+                {
+                    return refused;
+                }
+
+                await CompleteSasl2Async(step.Data, ct).ConfigureAwait(false);
+                return Next.Continue;
+            default:
+                return await SaslFailAsync(step.Failure, step.Reason ?? "failed", _sasl?.Name, ct, _sasl?.Username, step.IsCredentialFailure).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// XEP-0388 §2.6.1 success, after the inline requests: XEP-0198 resumption first; failing that (or
+    /// without it), XEP-0386 Bind2 with its inline features; then the stream features, without a restart.
+    /// </summary>
+    private async ValueTask CompleteSasl2Async(byte[]? additionalData, CancellationToken ct)
+    {
+        var request = _sasl2!;
+        _sasl2 = null;
+        var inner = new StringBuilder();
+        var resumed = false;
+        var resume = request.Child("resume", SmState.Namespace);
+        if (resume is not null && _ctx.StreamManagement is not null)
+        {
+            // The stanzas to send again must follow the success, so the answer is put inside it and the
+            // success written from within the hand-over.
+            resumed = Resume(resume, answer =>
+            {
+                inner.Append(answer);
+                if (answer.StartsWith("<resumed", StringComparison.Ordinal))
+                {
+                    SendRaw(Sasl2Success(additionalData, _jid!.ToString(), inner.ToString()));
+                    SendFeatures();
+                }
+            });
+        }
+
+        if (resumed)
+        {
+            return;
+        }
+
+        var bind = request.Child("bind", Bind2Namespace);
+        string identity;
+        if (bind is not null)
+        {
+            // §4: the server chooses the resource: the client's tag and a part that stays the same for one
+            // user agent (so a device keeps its resource across logins) or is random.
+            var agent = request.Child("user-agent", Sasl2Namespace)?.GetAttribute("id");
+            var tag = Jid.TryPrepareResource(bind.ChildText("tag", Bind2Namespace) ?? string.Empty, out var t) && t.Length <= 32 ? t : "xmpp";
+            var suffix = agent is { Length: > 0 }
+                ? Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(_user + "\n" + agent)))[..8]
+                : Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+            if (BindResource(tag + "." + suffix) is { } error)
+            {
+                SendRaw("<failure xmlns='" + Sasl2Namespace + "'><temporary-auth-failure xmlns='" + Ns.Sasl + "'/><text xml:lang='en'>" + ElementWriter.Escape(error.Text ?? "cannot bind") + "</text></failure>");
+                _user = null;
+                return;
+            }
+
+            var bound = new StringBuilder("<bound xmlns='" + Bind2Namespace + "'>");
+            foreach (var child in bind.Elements())
+            {
+                if (child.Is("enable", SmState.Namespace) && _ctx.StreamManagement is not null && _sm is null)
+                {
+                    bound.Append(EnableManagement(child));
+                }
+                else if (_ctx.Bind2.TryGet(child.Namespace, out var handler))
+                {
+                    handler(this, child);
+                }
+            }
+
+            inner.Append(bound.Append("</bound>"));
+            identity = _jid!.ToString();
+        }
+        else
+        {
+            identity = _user + "@" + _host;
+        }
+
+        SendRaw(Sasl2Success(additionalData, identity, inner.ToString()));
+        SendFeatures();
+        if (_bound)
+        {
+            await _ctx.Hooks.FireAsync(HookNames.ResourceBound, new StanzaContext(request, _jid!, null, this, _ctx.Router), ct).ConfigureAwait(false);
+        }
+    }
+
+    private static string Sasl2Success(byte[]? additionalData, string identity, string inner)
+    {
+        var sb = new StringBuilder("<success xmlns='" + Sasl2Namespace + "'>");
+        if (additionalData is { Length: > 0 })
+        {
+            sb.Append("<additional-data>").Append(Convert.ToBase64String(additionalData)).Append("</additional-data>");
+        }
+
+        sb.Append("<authorization-identifier>");
+        ElementWriter.Escape(sb, identity);
+        return sb.Append("</authorization-identifier>").Append(inner).Append("</success>").ToString();
+    }
+
+    /// <summary>The mechanism succeeded: the account may still be refused (authzid, a block). Null when accepted.</summary>
+    private async ValueTask<Next?> AcceptAsync(CancellationToken ct)
+    {
+        var mech = _sasl!;
+        var bare = mech.Username + "@" + _host;
+        if (mech.AuthorizationId is not null &&
+            (!Jid.TryParse(mech.AuthorizationId, out var authz) || authz.ToString() != bare))
+        {
+            return await SaslFailAsync(SaslFailure.InvalidAuthzid, "may only act as " + bare, mech.Name, ct).ConfigureAwait(false);
+        }
+
+        if (_ctx.AuthFailures.IsBlocked(bare))
+        {
+            // The same answer as for a wrong password during the block, so a guess cannot be tested.
+            return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts", mech.Name, ct, mech.Username).ConfigureAwait(false);
+        }
+
+        _user = mech.Username;
+        _sasl = null;
+        _ctx.AuthFailures.RecordSuccess(_remote.Address, bare);
+        _log.Info("Authenticated {User} with {Mechanism}{Profile}", bare, mech.Name, _sasl2 is null ? string.Empty : " (SASL2)");
+        return null;
     }
 
     private ISaslServerMechanism CreateMechanism(string name)
@@ -993,7 +1225,16 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         var text = failure == SaslFailure.NotAuthorized ? string.Empty : "<text xml:lang='en'>" + ElementWriter.Escape(reason) + "</text>";
-        SendRaw("<failure xmlns='" + Ns.Sasl + "'><" + condition + "/>" + text + "</failure>");
+        if (_sasl2 is not null)
+        {
+            // XEP-0388 §2.6.2: the RFC 6120 condition, in its own namespace, inside the SASL2 failure.
+            _sasl2 = null;
+            SendRaw("<failure xmlns='" + Sasl2Namespace + "'><" + condition + " xmlns='" + Ns.Sasl + "'/>" + text + "</failure>");
+        }
+        else
+        {
+            SendRaw("<failure xmlns='" + Ns.Sasl + "'><" + condition + "/>" + text + "</failure>");
+        }
 
         // RFC 6120 §6.4.5: a bounded number of retries, then a stream error, which "SHOULD be
         // <policy-violation/> ... although some existing implementations send <not-authorized/>".
@@ -1181,27 +1422,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         switch (e.Name)
         {
             case "enable" when _bound && _sm is null:
-                var options = _ctx.StreamManagement!;
-                var resume = e.GetAttribute("resume") is "true" or "1" && options.ResumeTimeout > TimeSpan.Zero;
-                var timeout = options.ResumeTimeout;
-                if (resume && long.TryParse(e.GetAttribute("max"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var max) && max > 0 && max < timeout.TotalSeconds)
-                {
-                    timeout = TimeSpan.FromSeconds(max);
-                }
-
-                var id = resume ? Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(18)).Replace('+', '-').Replace('/', '_') : null;
-                _sm = new SmState { ResumeId = id, ResumeTimeout = timeout };
-                if (id is not null)
-                {
-                    _ctx.Resumption.Add(id, this);
-                    SendRaw($"<enabled xmlns='{Ns3}' id='{id}' resume='true' max='{(int)timeout.TotalSeconds}'/>");
-                }
-                else
-                {
-                    SendRaw($"<enabled xmlns='{Ns3}'/>");
-                }
-
-                _log.Info("Stream management enabled{Resume}", resume ? $", resumable for {(int)timeout.TotalSeconds} s" : string.Empty);
+                SendRaw(EnableManagement(e));
                 break;
             case "r" when _sm is not null:
                 long h;
@@ -1230,7 +1451,7 @@ public sealed class ClientConnection : IClientSession, IConnection
 
                 break;
             case "resume" when !_bound && _sm is null && _user is not null:
-                Resume(e);
+                Resume(e, SendRaw);
                 break;
             default:
                 // §3: enabling before binding or twice, r/a before enabling, resuming after binding.
@@ -1239,8 +1460,41 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
     }
 
-    /// <summary>§5: this new stream takes over a session that lost its connection (or is about to).</summary>
-    private void Resume(Element resume)
+    /// <summary>§3: turns stream management on for this stream; returns the &lt;enabled/&gt; to send (alone, or inside Bind2's &lt;bound/&gt;).</summary>
+    private string EnableManagement(Element e)
+    {
+        const string Ns3 = SmState.Namespace;
+        var options = _ctx.StreamManagement!;
+        var resume = e.GetAttribute("resume") is "true" or "1" && options.ResumeTimeout > TimeSpan.Zero;
+        var timeout = options.ResumeTimeout;
+        if (resume && long.TryParse(e.GetAttribute("max"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var max) && max > 0 && max < timeout.TotalSeconds)
+        {
+            timeout = TimeSpan.FromSeconds(max);
+        }
+
+        var id = resume ? Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(18)).Replace('+', '-').Replace('/', '_') : null;
+        _sm = new SmState { ResumeId = id, ResumeTimeout = timeout };
+        string enabled;
+        if (id is not null)
+        {
+            _ctx.Resumption.Add(id, this);
+            enabled = $"<enabled xmlns='{Ns3}' id='{id}' resume='true' max='{(int)timeout.TotalSeconds}'/>";
+        }
+        else
+        {
+            enabled = $"<enabled xmlns='{Ns3}'/>";
+        }
+
+        _log.Info("Stream management enabled{Resume}", resume ? $", resumable for {(int)timeout.TotalSeconds} s" : string.Empty);
+        return enabled;
+    }
+
+    /// <summary>
+    /// §5: this new stream takes over a session that lost its connection (or is about to). The answer
+    /// (&lt;resumed/&gt; or &lt;failed/&gt;) goes to <paramref name="reply"/>, alone or inside a SASL2 success,
+    /// before the unacknowledged stanzas are sent again. True when resumed.
+    /// </summary>
+    private bool Resume(Element resume, Action<string> reply)
     {
         var previd = resume.GetAttribute("previd");
         var old = previd is null ? null : _ctx.Resumption.Find(previd);
@@ -1249,8 +1503,8 @@ public sealed class ClientConnection : IClientSession, IConnection
             !old.TryHandOver(this, account, h))
         {
             _log.Info("Resumption of {Id} refused: unknown, expired, not this account's, or a wrong count", previd);
-            SendRaw($"<failed xmlns='{SmState.Namespace}'><item-not-found xmlns='{Ns.Stanzas}'/></failed>");
-            return;
+            reply($"<failed xmlns='{SmState.Namespace}'><item-not-found xmlns='{Ns.Stanzas}'/></failed>");
+            return false;
         }
 
         // The session's state moves here; modules see the same session continue (no unbind, no bind).
@@ -1273,7 +1527,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         var sm = _sm!;
         lock (sm.Gate)
         {
-            SendRaw($"<resumed xmlns='{SmState.Namespace}' previd='{previd}' h='{sm.Inbound % 4294967296L}'/>");
+            reply($"<resumed xmlns='{SmState.Namespace}' previd='{previd}' h='{sm.Inbound % 4294967296L}'/>");
             var limits = _ctx.Options.Limits;
             foreach (var stanza in sm.Unacked)
             {
@@ -1289,6 +1543,8 @@ public sealed class ClientConnection : IClientSession, IConnection
             _resumePending = false;
             _log.Info("Resumed the session of {Jid} from connection c{Old}: {Count} unacknowledged stanzas sent again", _jid, old.ConnectionId, sm.Unacked.Count);
         }
+
+        return true;
     }
 
     /// <summary>

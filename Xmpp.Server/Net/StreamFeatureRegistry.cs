@@ -41,6 +41,22 @@ public sealed class PreAuthRegistry
 }
 
 /// <summary>
+/// Features a client may ask for inside a XEP-0386 Bind2 request (carbons, client state...), by namespace:
+/// advertised in the SASL2 features and run on the new session right after it is bound.
+/// </summary>
+public sealed class Bind2Registry
+{
+    private readonly Dictionary<string, Action<Sessions.IClientSession, Element>> _handlers = new(StringComparer.Ordinal);
+
+    public IEnumerable<string> Features => _handlers.Keys;
+
+    public void Add(string ns, Action<Sessions.IClientSession, Element> handler) => _handlers.Add(ns, handler);
+
+    public bool TryGet(string ns, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Action<Sessions.IClientSession, Element>? handler) =>
+        _handlers.TryGetValue(ns, out handler);
+}
+
+/// <summary>
 /// Handlers of top-level elements that are not stanzas ("nonzas", such as XEP-0352's &lt;active/&gt;),
 /// by namespace, for bound client streams. Filled while the server starts, read-only after.
 /// </summary>

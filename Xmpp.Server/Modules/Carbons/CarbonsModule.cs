@@ -59,6 +59,15 @@ public sealed class CarbonsModule : IXmppModule
             });
         }
 
+        // XEP-0386: <enable xmlns='urn:xmpp:carbons:2'/> inside a Bind2 request.
+        context.HandleBind2Inline(Namespace, (session, e) =>
+        {
+            if (e.Name == "enable")
+            {
+                session.Items.Set(EnabledKey, EnabledKey);
+            }
+        });
+
         // §7: copies of what a resource sends, to its account's other carbons-enabled resources.
         context.Hook(HookNames.MessageOutbound, (ctx, _) =>
         {

@@ -22,20 +22,23 @@ public sealed class ClientStateModule : IXmppModule
         var max = context.Number("max-held", 100, min: 1);
 
         context.AddStreamFeature(new Element("csi", Namespace));
-        context.HandleStreamElement(Namespace, (session, e) =>
+        context.HandleBind2Inline(Namespace, (session, e) => OnState(session, e, max));
+        context.HandleStreamElement(Namespace, (session, e) => OnState(session, e, max));
+    }
+
+    private static void OnState(IClientSession session, Element e, int max)
+    {
+        switch (e.Name)
         {
-            switch (e.Name)
-            {
-                case "inactive":
-                    var filter = session.SendFilter as Holder ?? new Holder(max);
-                    filter.Inactive = true;
-                    session.SendFilter = filter;
-                    break;
-                case "active":
-                    (session.SendFilter as Holder)?.Release(session);
-                    break;
-            }
-        });
+            case "inactive":
+                var filter = session.SendFilter as Holder ?? new Holder(max);
+                filter.Inactive = true;
+                session.SendFilter = filter;
+                break;
+            case "active":
+                (session.SendFilter as Holder)?.Release(session);
+                break;
+        }
     }
 
     /// <summary>Whether a stanza must reach an inactive client now.</summary>
