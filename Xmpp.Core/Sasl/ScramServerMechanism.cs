@@ -29,13 +29,27 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
     private readonly DecoyCredentials? _decoys;
     private ScramCredential? _credential;
     private bool _decoy;
+    private readonly string? _advertised;
+
+    /// <summary>
+    /// XEP-0474 §4.1: the string whose hash the server puts into its server-first-message: the advertised
+    /// mechanisms sorted (i;octet) and joined by U+001E, then, when XEP-0440 advertised channel bindings,
+    /// U+001F and the sorted binding types joined by U+001E. The SCRAM signature then covers it.
+    /// </summary>
+    public static string DowngradeProtection(IEnumerable<string> mechanisms, IEnumerable<string>? channelBindings)
+    {
+        var s = string.Join('\u001E', mechanisms.Order(StringComparer.Ordinal));
+        return channelBindings is null ? s : s + '\u001F' + string.Join('\u001E', channelBindings.Order(StringComparer.Ordinal));
+    }
 
     /// <param name="channelBinding">The TLS channel, or null on a stream without TLS.</param>
     /// <param name="serverNonce">Fixed server nonce for test vectors; random when null.</param>
     /// <param name="decoys">What to answer for a username without credentials (random salts when null).</param>
-    public ScramServerMechanism(ScramHash hash, bool plus, CredentialLookup lookup, IChannelBindingSource? channelBinding, string? serverNonce = null, DecoyCredentials? decoys = null)
+    /// <param name="advertised">What the server advertised, for XEP-0474's 'h' attribute (none when null): see <see cref="DowngradeProtection"/>.</param>
+    public ScramServerMechanism(ScramHash hash, bool plus, CredentialLookup lookup, IChannelBindingSource? channelBinding, string? serverNonce = null, DecoyCredentials? decoys = null, string? advertised = null)
     {
         _decoys = decoys;
+        _advertised = advertised;
         _hash = hash;
         _plus = plus;
         _lookup = lookup;
@@ -189,6 +203,12 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
 
         _nonce = clientNonce + _serverNonce;
         _serverFirst = $"r={_nonce},s={Convert.ToBase64String(_credential.Salt)},i={_credential.Iterations}";
+        if (_advertised is not null)
+        {
+            // XEP-0474: an extension attribute (RFC 5802 §5.1), signed with the rest of the AuthMessage.
+            _serverFirst += ",h=" + Convert.ToBase64String(_hash.Hash(Encoding.UTF8.GetBytes(_advertised)));
+        }
+
         _state = State.SentServerFirst;
         return SaslStep.Challenge(Encoding.UTF8.GetBytes(_serverFirst));
     }

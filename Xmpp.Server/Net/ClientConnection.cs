@@ -27,6 +27,7 @@ namespace Xmpp.Server.Net;
 [Specification("XEP-0368", "1.1.0", Note = "Direct TLS for clients on a second port (ALPN xmpp-client).")]
 [Specification("XEP-0388", "1.0.4", Note = "SASL2 with every SCRAM mechanism and PLAIN, success without a stream restart followed by the stream features, failures in the SASL2 form; no upgrade or second-factor tasks (continue).")]
 [Specification("XEP-0386", "1.0.0", Note = "Bind2 inside SASL2: a resource from the client's tag, the same for the same user agent; carbons, client state and stream management enabled inline; resumption inline first, binding if it fails.")]
+[Specification("XEP-0474", "0.4.0", Note = "The SCRAM server-first-message carries the 'h' hash of the advertised mechanisms and channel-binding types, which the SCRAM signature covers.")]
 [Specification("XEP-0440", "0.4.2", Note = "The supported channel binding types are offered in the stream features.")]
 [Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
 public sealed class ClientConnection : IClientSession, IConnection
@@ -67,6 +68,10 @@ public sealed class ClientConnection : IClientSession, IConnection
     // XEP-0388: the <authenticate/> of a SASL2 exchange in progress (its inline requests run on success).
     private const string Sasl2Namespace = "urn:xmpp:sasl:2";
     private const string Bind2Namespace = "urn:xmpp:bind:0";
+    private const string FastNamespace = "urn:xmpp:fast:0";
+
+    /// <summary>How long a XEP-0484 token stays valid without being used.</summary>
+    private static readonly TimeSpan FastTokenLifetime = TimeSpan.FromDays(14);
     private Element? _sasl2;
 
     public ClientConnection(ServerContext ctx, Socket socket, bool directTls, CancellationToken shutdown)
@@ -989,6 +994,13 @@ public sealed class ClientConnection : IClientSession, IConnection
             inline.Add(new Element("sm", SmState.Namespace));
         }
 
+        // XEP-0484: token mechanisms, usable after a token was requested here.
+        var fast = inline.AddChild("fast", FastNamespace);
+        foreach (var name in HtServerMechanism.Offered(_channelBinding))
+        {
+            fast.AddChild("mechanism").AddText(name);
+        }
+
         return authentication;
     }
 
@@ -1007,9 +1019,17 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(SaslFailure.EncryptionRequired, "STARTTLS first", mechanism, ct).ConfigureAwait(false);
                     }
 
-                    if (!OfferedMechanisms().Contains(mechanism))
+                    var agent = e.Child("user-agent", Sasl2Namespace)?.GetAttribute("id");
+                    var fast = HtServerMechanism.Offered(_channelBinding).Contains(mechanism);
+                    if (!OfferedMechanisms().Contains(mechanism) && !fast)
                     {
                         return await SaslFailAsync(SaslFailure.InvalidMechanism, $"mechanism '{mechanism}' is not offered", mechanism, ct).ConfigureAwait(false);
+                    }
+
+                    if (fast && string.IsNullOrEmpty(agent))
+                    {
+                        // XEP-0484 §3: a token belongs to a user agent, which names itself.
+                        return await SaslFailAsync(SaslFailure.MalformedRequest, "FAST needs <user-agent id=...>", mechanism, ct).ConfigureAwait(false);
                     }
 
                     if (_ctx.AuthFailures.IsBlocked(_remote.Address))
@@ -1017,7 +1037,7 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts from your address; try again later", mechanism, ct).ConfigureAwait(false);
                     }
 
-                    _sasl = CreateMechanism(mechanism);
+                    _sasl = fast ? new HtServerMechanism(mechanism, (user, c) => FastTokensAsync(user, agent!, c), _channelBinding) : CreateMechanism(mechanism);
                     if (!TryDecode(e.ChildText("initial-response", Sasl2Namespace) ?? string.Empty, out var initial))
                     {
                         return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", mechanism, ct).ConfigureAwait(false);
@@ -1054,12 +1074,13 @@ public sealed class ClientConnection : IClientSession, IConnection
                 SendRaw("<challenge xmlns='" + Sasl2Namespace + "'>" + Encode(step.Data) + "</challenge>");
                 return Next.Continue;
             case SaslStepKind.Success:
+                var mech = _sasl;
                 if (await AcceptAsync(ct).ConfigureAwait(false) is { } refused)
                 {
                     return refused;
                 }
 
-                await CompleteSasl2Async(step.Data, ct).ConfigureAwait(false);
+                await CompleteSasl2Async(step.Data, mech as HtServerMechanism, ct).ConfigureAwait(false);
                 return Next.Continue;
             default:
                 return await SaslFailAsync(step.Failure, step.Reason ?? "failed", _sasl?.Name, ct, _sasl?.Username, step.IsCredentialFailure).ConfigureAwait(false);
@@ -1070,11 +1091,12 @@ public sealed class ClientConnection : IClientSession, IConnection
     /// XEP-0388 §2.6.1 success, after the inline requests: XEP-0198 resumption first; failing that (or
     /// without it), XEP-0386 Bind2 with its inline features; then the stream features, without a restart.
     /// </summary>
-    private async ValueTask CompleteSasl2Async(byte[]? additionalData, CancellationToken ct)
+    private async ValueTask CompleteSasl2Async(byte[]? additionalData, HtServerMechanism? usedToken, CancellationToken ct)
     {
         var request = _sasl2!;
         _sasl2 = null;
         var inner = new StringBuilder();
+        await UpdateFastTokenAsync(request, usedToken, inner, ct).ConfigureAwait(false);
         var resumed = false;
         var resume = request.Child("resume", SmState.Namespace);
         if (resume is not null && _ctx.StreamManagement is not null)
@@ -1144,6 +1166,69 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
     }
 
+    /// <summary>The valid tokens of an account for one user agent (the current one, and the previous one until the current is used).</summary>
+    private async ValueTask<IReadOnlyList<string>> FastTokensAsync(string user, string agent, CancellationToken ct)
+    {
+        if (await _ctx.Storage.Documents.GetAsync(_host!, user, "fast", agent, ct).ConfigureAwait(false) is not { } xml)
+        {
+            return [];
+        }
+
+        var doc = ElementParser.Parse(xml);
+        if (!long.TryParse(doc.GetAttribute("expiry"), System.Globalization.CultureInfo.InvariantCulture, out var expiry) || DateTimeOffset.FromUnixTimeSeconds(expiry) < DateTimeOffset.UtcNow)
+        {
+            return [];
+        }
+
+        return new[] { doc.GetAttribute("current"), doc.GetAttribute("previous") }.OfType<string>().ToList();
+    }
+
+    /// <summary>
+    /// XEP-0484 after a SASL2 success: a token used retires the one before it; &lt;fast invalidate='true'/&gt;
+    /// removes it; &lt;request-token/&gt; issues a new one for the user agent (the old stays valid until the new is used).
+    /// </summary>
+    private async ValueTask UpdateFastTokenAsync(Element request, HtServerMechanism? used, StringBuilder inner, CancellationToken ct)
+    {
+        var agent = request.Child("user-agent", Sasl2Namespace)?.GetAttribute("id");
+        if (string.IsNullOrEmpty(agent))
+        {
+            return;
+        }
+
+        var docs = _ctx.Storage.Documents;
+        var stored = await docs.GetAsync(_host!, _user!, "fast", agent, ct).ConfigureAwait(false) is { } xml ? ElementParser.Parse(xml) : null;
+        if (used is not null && request.Child("fast", FastNamespace)?.GetAttribute("invalidate") is "true" or "1")
+        {
+            await docs.SetAsync(_host!, _user!, "fast", agent, null, ct).ConfigureAwait(false);
+            _log.Info("FAST token of {User} for a user agent invalidated", _user);
+            stored = null;
+        }
+        else if (used is not null && stored is not null && used.MatchedToken == stored.GetAttribute("current") && stored.GetAttribute("previous") is not null)
+        {
+            stored.SetAttribute("previous", null);
+            await docs.SetAsync(_host!, _user!, "fast", agent, stored.ToString(), ct).ConfigureAwait(false);
+        }
+
+        var wanted = request.Child("request-token", FastNamespace)?.GetAttribute("mechanism");
+        if (wanted is null || !HtServerMechanism.Offered(_channelBinding).Contains(wanted))
+        {
+            return;
+        }
+
+        var token = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var expiry = DateTimeOffset.UtcNow + FastTokenLifetime;
+        var doc = new Element("fast", FastNamespace)
+            .SetAttribute("current", token)
+            .SetAttribute("previous", stored?.GetAttribute("current"))
+            .SetAttribute("expiry", expiry.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await docs.SetAsync(_host!, _user!, "fast", agent, doc.ToString(), ct).ConfigureAwait(false);
+        inner.Append("<token xmlns='").Append(FastNamespace).Append("' expiry='")
+            .Append(expiry.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture))
+            .Append("' token='");
+        ElementWriter.Escape(inner, token);
+        inner.Append("'/>");
+    }
+
     private static string Sasl2Success(byte[]? additionalData, string identity, string inner)
     {
         var sb = new StringBuilder("<success xmlns='" + Sasl2Namespace + "'>");
@@ -1194,7 +1279,9 @@ public sealed class ClientConnection : IClientSession, IConnection
         var plus = name.EndsWith("-PLUS", StringComparison.Ordinal);
         var baseName = plus ? name[..^5] : name;
         var hash = ScramHashes.All.First(h => h.MechanismName() == baseName);
-        return new ScramServerMechanism(hash, plus, Lookup, _channelBinding, decoys: _ctx.Decoys);
+        // XEP-0474: the same mechanisms are offered in SASL and SASL2, so one list serves both.
+        var advertised = ScramServerMechanism.DowngradeProtection(OfferedMechanisms(), _channelBinding?.SupportedTypes);
+        return new ScramServerMechanism(hash, plus, Lookup, _channelBinding, decoys: _ctx.Decoys, advertised: advertised);
     }
 
     private async ValueTask<Next> SaslFailAsync(SaslFailure failure, string reason, string? mechanism, CancellationToken ct, string? user = null, bool counts = true)

@@ -52,6 +52,34 @@ public sealed class Sasl2Tests
     }
 
     [Test]
+    public async Task The_scram_challenge_carries_the_downgrade_protection_hash_of_what_was_advertised()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland");
+        await using var c = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await c.OpenAsync();
+        await c.StartTlsAsync();
+        var features = await c.OpenAsync();
+        var mechanisms = features.Child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl")!.Elements().Select(e => e.Text).ToList();
+        var bindings = features.Child("sasl-channel-binding", "urn:xmpp:sasl-cb:0")?.Elements().Select(e => e.GetAttribute("type")!).ToList();
+
+        // XEP-0474 §4.1, computed here independently of the server's code.
+        var text = string.Join('\u001E', mechanisms.Order(StringComparer.Ordinal)) +
+            (bindings is null ? "" : "\u001F" + string.Join('\u001E', bindings.Order(StringComparer.Ordinal)));
+        var expected = Convert.ToBase64String(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+        var scram = new ScramClient(ScramHash.Sha256, "alice", "wonderland");
+        await c.SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{Convert.ToBase64String(Encoding.UTF8.GetBytes(scram.ClientFirst()))}</auth>");
+        var serverFirst = Encoding.UTF8.GetString(Convert.FromBase64String((await c.ReadAsync()).Text));
+        Assert.That(serverFirst.Split(',').Single(a => a.StartsWith("h=", StringComparison.Ordinal))[2..], Is.EqualTo(expected));
+
+        // The attribute is part of what the server signs: the exchange completes and verifies.
+        await c.SendAsync($"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{Convert.ToBase64String(Encoding.UTF8.GetBytes(scram.ClientFinal(serverFirst)))}</response>");
+        var success = await c.ReadAsync();
+        Assert.That(success.Name, Is.EqualTo("success"));
+        Assert.That(scram.VerifyServerFinal(Encoding.UTF8.GetString(Convert.FromBase64String(success.Text))), Is.True);
+    }
+
+    [Test]
     public async Task A_dropped_session_resumes_inline_and_a_wrong_password_fails_in_the_sasl2_form()
     {
         await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder");
@@ -95,6 +123,83 @@ public sealed class Sasl2Tests
         var (failure, _) = await AuthenticateAsync(wrong, "alice", "not her password", "");
         Assert.That(failure.Name, Is.EqualTo("failure"));
         Assert.That(failure.Child("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), Is.Not.Null);
+    }
+
+    [Test]
+    public async Task A_fast_token_logs_in_without_the_password_rotates_and_can_be_invalidated()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland");
+        const string Agent = "<user-agent id='0b7e1b4e-5f4c-4bd5-a1c6-3f3c2d1e9a10'><software>Test</software></user-agent>";
+        string token;
+        await using (var c = await OpenAsync(server))
+        {
+            var (success, _) = await AuthenticateAsync(c, "alice", "wonderland", Agent + "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>");
+            var t = success.Child("token", "urn:xmpp:fast:0")!;
+            token = t.GetAttribute("token")!;
+            Assert.That(DateTimeOffset.Parse(t.GetAttribute("expiry")!, System.Globalization.CultureInfo.InvariantCulture), Is.GreaterThan(DateTimeOffset.UtcNow.AddDays(13)));
+        }
+
+        // The token alone logs in, and the server proves it knows it too; a new token is asked for.
+        string rotated;
+        await using (var c = await OpenAsync(server))
+        {
+            var outcome = await FastAsync(c, "alice", token, Agent + "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>");
+            Assert.That(outcome.Name, Is.EqualTo("success"), outcome.ToString());
+            Assert.That(Convert.FromBase64String(outcome.ChildText("additional-data", Sasl2)!), Is.EqualTo(Xmpp.Core.Sasl.HtServerMechanism.Responder(token, [])));
+            rotated = outcome.Child("token", "urn:xmpp:fast:0")!.GetAttribute("token")!;
+            Assert.That(rotated, Is.Not.EqualTo(token));
+        }
+
+        // Until the new token is used, the old one still works (the client may not have stored the new one);
+        // once it is, the old one is gone.
+        await using (var c = await OpenAsync(server))
+        {
+            Assert.That((await FastAsync(c, "alice", token, Agent)).Name, Is.EqualTo("success"));
+        }
+
+        await using (var c = await OpenAsync(server))
+        {
+            Assert.That((await FastAsync(c, "alice", rotated, Agent)).Name, Is.EqualTo("success"));
+        }
+
+        await using (var c = await OpenAsync(server))
+        {
+            Assert.That((await FastAsync(c, "alice", token, Agent)).Name, Is.EqualTo("failure"), "the old token after the new one was used");
+        }
+
+        // Another user agent cannot use it; invalidation ends it.
+        await using (var c = await OpenAsync(server))
+        {
+            Assert.That((await FastAsync(c, "alice", rotated, "<user-agent id='another-device'/>")).Name, Is.EqualTo("failure"));
+        }
+
+        await using (var c = await OpenAsync(server))
+        {
+            Assert.That((await FastAsync(c, "alice", rotated, Agent + "<fast xmlns='urn:xmpp:fast:0' invalidate='true'/>")).Name, Is.EqualTo("success"));
+        }
+
+        await using (var c = await OpenAsync(server))
+        {
+            Assert.That((await FastAsync(c, "alice", rotated, Agent)).Name, Is.EqualTo("failure"));
+        }
+    }
+
+    private static async Task<RawXmppClient> OpenAsync(TestServer server)
+    {
+        var c = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await c.OpenAsync();
+        await c.StartTlsAsync();
+        var features = await c.OpenAsync();
+        Assert.That(features.Child("authentication", Sasl2)!.Child("inline", Sasl2)!.Child("fast", "urn:xmpp:fast:0")!.Elements().Select(e => e.Text), Does.Contain("HT-SHA-256-NONE"));
+        return c;
+    }
+
+    private static async Task<Element> FastAsync(RawXmppClient c, string user, string token, string inline)
+    {
+        var proof = Xmpp.Core.Sasl.HtServerMechanism.Initiator(token, []);
+        var initial = Convert.ToBase64String([.. Encoding.UTF8.GetBytes(user), 0, .. proof]);
+        await c.SendAsync($"<authenticate xmlns='{Sasl2}' mechanism='HT-SHA-256-NONE'><initial-response>{initial}</initial-response>{inline}<fast xmlns='urn:xmpp:fast:0' count='1'/></authenticate>");
+        return await c.ReadAsync();
     }
 
     private static async Task<(Element Outcome, ScramClient Scram)> AuthenticateAsync(RawXmppClient c, string user, string password, string inline)
