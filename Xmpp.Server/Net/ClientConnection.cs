@@ -366,6 +366,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         _log.Info("Session of {Jid} ends: {Reason}", _jid, reason);
+        _ctx.Resumption.Ending(ending.Task);
         return EndAndSignalAsync(ending);
     }
 

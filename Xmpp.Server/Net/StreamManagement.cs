@@ -75,6 +75,9 @@ public sealed class ResumableSessions
 {
     private readonly ConcurrentDictionary<string, ClientConnection> _byId = new(StringComparer.Ordinal);
 
+    /// <summary>Sessions being ended right now (their unacknowledged messages on the way to storage).</summary>
+    private readonly ConcurrentDictionary<Task, bool> _ending = new();
+
     public int Count => _byId.Count;
 
     internal void Add(string id, ClientConnection connection) => _byId[id] = connection;
@@ -83,6 +86,13 @@ public sealed class ResumableSessions
 
     internal ClientConnection? Find(string id) => _byId.TryGetValue(id, out var c) ? c : null;
 
+    /// <summary>A session's end is under way; shutdown waits for it.</summary>
+    internal void Ending(Task end)
+    {
+        _ending[end] = true;
+        _ = end.ContinueWith(t => _ending.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
     /// <summary>At shutdown: every waiting session ends now, so its unacknowledged messages are stored before storage closes.</summary>
     public async Task EndAllAsync()
     {
@@ -90,5 +100,8 @@ public sealed class ResumableSessions
         {
             await c.EndHibernationAsync("the server is shutting down").ConfigureAwait(false);
         }
+
+        // Those whose wait the shutdown itself cancelled are ending on their own: they finish first too.
+        await Task.WhenAll(_ending.Keys.ToList()).ConfigureAwait(false);
     }
 }

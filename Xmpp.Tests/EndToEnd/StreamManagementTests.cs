@@ -156,6 +156,44 @@ public sealed class StreamManagementTests
     }
 
     [Test]
+    public async Task A_server_shutdown_while_a_session_waits_keeps_its_unacknowledged_messages()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "xmpp-sm-" + Guid.NewGuid().ToString("N"));
+        ServerOptions Options(ServerOptions o) => o with { DataDirectory = dataDir, Storage = new StorageOptions { File = Path.Combine(dataDir, "xmpp.db") } };
+        try
+        {
+            await using (var server = await TestServer.StartAsync(Options, "alice@localhost:wonderland", "bob@localhost:builder"))
+            {
+                await using var bob = await ImTests.OnlineAsync(server, "bob", "builder", "desk");
+                var alice = await ImTests.OnlineAsync(server, "alice", "wonderland", "phone");
+                await alice.SendAsync($"<enable xmlns='{Sm}' resume='true'/>");
+                await alice.ReadUntilAsync(e => e.Is("enabled", Sm));
+                await bob.SendAsync("<message to='alice@localhost/phone' type='chat'><body>before the shutdown</body></message>");
+                await bob.DrainAsync();
+                await alice.ReadUntilAsync(e => e.Name == "message");
+                alice.Abort();
+                await alice.DisposeAsync();
+                await Task.Delay(300);
+
+                // The shutdown cancels the wait for resumption; the session must end before storage closes.
+            }
+
+            await using (var server = await TestServer.StartAsync(Options))
+            {
+                await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+                await alice.LoginAsync("alice", "wonderland", resource: "laptop");
+                await alice.SendAsync("<presence/>");
+                var kept = await alice.ReadUntilAsync(e => e.Name == "message");
+                Assert.That(kept.ChildText("body", "jabber:client"), Is.EqualTo("before the shutdown"));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    [Test]
     public async Task Resumption_is_refused_for_unknown_ids_and_other_accounts_and_takes_over_a_live_connection()
     {
         await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder");
