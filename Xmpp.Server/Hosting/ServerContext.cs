@@ -43,6 +43,9 @@ public sealed class ServerContext
     /// <summary>What SASL answers for usernames without credentials, so that no account can be told apart from a missing one.</summary>
     public required Xmpp.Core.Sasl.DecoyCredentials Decoys { get; init; }
 
+    /// <summary>Counters and gauges for the metrics endpoint.</summary>
+    public required ServerMetrics Metrics { get; init; }
+
     /// <summary>XEP-0198 settings, when the stream management module is loaded.</summary>
     public StreamManagementOptions? StreamManagement { get; internal set; }
 

@@ -60,7 +60,8 @@ public sealed class XmppServer : IAsyncDisposable
         var certificates = CertificateStore.Load(options);
         var hooks = new HookBus();
         var sessions = new SessionManager();
-        var router = new Router(hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"));
+        var metrics = new ServerMetrics();
+        var router = new Router(hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics);
         var context = new ServerContext
         {
             Options = options,
@@ -70,11 +71,15 @@ public sealed class XmppServer : IAsyncDisposable
             Sessions = sessions,
             Hooks = hooks,
             Router = router,
+            Metrics = metrics,
             Connections = new ConnectionManager(),
             AuthFailures = new AuthFailureTracker(options.Auth, TimeProvider.System),
             StreamFeatures = new StreamFeatureRegistry(),
             Decoys = new Xmpp.Core.Sasl.DecoyCredentials(secret, options.Auth.Iterations),
         };
+        metrics.Gauge("xmpp_connections", "Open connections (client and server streams).", () => context.Connections.Count);
+        metrics.Gauge("xmpp_sessions", "Bound client sessions.", () => context.Sessions.Count);
+        metrics.Gauge("xmpp_sessions_resumable", "Sessions that can be resumed (XEP-0198), live or waiting.", () => context.Resumption.Count);
         context.S2s = new S2s.S2sManager(context);
         context.S2s.Register(hooks);
         var modules = new ModuleHost(context);

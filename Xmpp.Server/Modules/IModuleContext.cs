@@ -35,6 +35,9 @@ public interface IModuleContext
 
     Logger Log { get; }
 
+    /// <summary>The server's counters and gauges (for the metrics endpoint, or a module's own gauges).</summary>
+    Hosting.ServerMetrics Metrics { get; }
+
     ISessionRegistry Sessions { get; }
 
     IStanzaRouter Router { get; }

@@ -79,6 +79,7 @@ public sealed class ModuleHost
         ["extdisco"] = () => new ExternalServices.ExternalServicesModule(),
         ["register"] = () => new Registration.RegistrationModule(),
         ["push"] = () => new Push.PushModule(),
+        ["metrics"] = () => new Metrics.MetricsModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -194,6 +195,8 @@ public sealed class ModuleHost
         public Logger Log { get; } = host.Logs.GetLogger("Module." + module.Name);
 
         public ISessionRegistry Sessions => host.Sessions;
+
+        public ServerMetrics Metrics => host.Server.Metrics;
 
         public IStanzaRouter Router => host.Router;
 

@@ -1263,6 +1263,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         _user = mech.Username;
         _sasl = null;
         _ctx.AuthFailures.RecordSuccess(_remote.Address, bare);
+        _ctx.Metrics.Authenticated();
         _log.Info("Authenticated {User} with {Mechanism}{Profile}", bare, mech.Name, _sasl2 is null ? string.Empty : " (SASL2)");
         return null;
     }
@@ -1292,6 +1293,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         if (counts)
         {
             _saslFailures++;
+            _ctx.Metrics.AuthenticationFailed();
         }
 
         var account = user is null ? null : user + "@" + _host;
@@ -1688,6 +1690,11 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     public void Close(StreamError? streamError)
     {
+        if (streamError is not null && Volatile.Read(ref _closing) == 0)
+        {
+            _ctx.Metrics.StreamError();
+        }
+
         if (streamError is not null && streamError.Condition != StreamErrorCondition.ConnectionTimeout)
         {
             // Ended by us for a reason (conflict, policy, shutdown ...): not a session to resume.

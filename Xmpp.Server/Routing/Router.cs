@@ -17,8 +17,11 @@ public sealed class Router : IStanzaRouter
     private readonly HashSet<string> _localHosts;
     private readonly Logger _log;
 
-    public Router(HookBus hooks, IEnumerable<string> localHosts, Logger log)
+    private readonly Hosting.ServerMetrics? _metrics;
+
+    public Router(HookBus hooks, IEnumerable<string> localHosts, Logger log, Hosting.ServerMetrics? metrics = null)
     {
+        _metrics = metrics;
         _hooks = hooks;
         _localHosts = new HashSet<string>(localHosts, StringComparer.Ordinal);
         _log = log;
@@ -40,6 +43,19 @@ public sealed class Router : IStanzaRouter
 
     /// <summary>Routes a stanza whose 'from' the receiving stream stamped with <paramref name="from"/> (no need to parse it again).</summary>
     public async ValueTask RouteAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            await RouteCoreAsync(stanza, from, origin, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _metrics?.Routed(stanza.Name, System.Diagnostics.Stopwatch.GetTimestamp() - started);
+        }
+    }
+
+    private async ValueTask RouteCoreAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken)
     {
         Jid? to = null;
         var toText = stanza.GetAttribute("to");

@@ -20,6 +20,10 @@ public sealed class ClientStateTests
         await alice.DrainAsync();
 
         await alice.SendAsync($"<inactive xmlns='{Csi}'/>");
+
+        // A barrier: the server has handled <inactive/> before Bob's stanzas arrive (the ping result is an
+        // iq, important, and finds nothing held yet).
+        await alice.DrainAsync();
         foreach (var show in new[] { "away", "xa", "dnd" })
         {
             await bob.SendAsync($"<presence><show>{show}</show></presence>");
