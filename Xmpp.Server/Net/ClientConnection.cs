@@ -825,6 +825,18 @@ public sealed class ClientConnection : IClientSession, IConnection
     /// <summary>Binds a prepared resource (RFC 6120 §7, or XEP-0386 Bind2): the error when the account has too many sessions.</summary>
     private StanzaError? BindResource(string resource)
     {
+        if (ReserveResource(resource) is { } error)
+        {
+            return error;
+        }
+
+        RegisterSession();
+        return null;
+    }
+
+    /// <summary>Checks the account's session limit and takes the JID, without making the session reachable yet.</summary>
+    private StanzaError? ReserveResource(string resource)
+    {
         var jid = Jid.Parse(_user + "@" + _host).WithResource(resource);
         var others = _ctx.Sessions.Resources(jid.Bare);
         if (others.Count >= _ctx.Options.Limits.SessionsPerAccount && !others.Any(o => o.Jid == jid))
@@ -836,6 +848,12 @@ public sealed class ClientConnection : IClientSession, IConnection
 
         _jid = jid;
         _bound = true;
+        return null;
+    }
+
+    /// <summary>Puts the session into the session manager: from now on stanzas reach it.</summary>
+    private void RegisterSession()
+    {
         var replaced = _ctx.Sessions.Bind(this);
         if (replaced is not null && !ReferenceEquals(replaced, this))
         {
@@ -845,7 +863,6 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         _log.Info("Bound {Jid}", _jid);
-        return null;
     }
 
     private async ValueTask HandleStanzaAsync(Element e, CancellationToken ct)
@@ -1131,7 +1148,9 @@ public sealed class ClientConnection : IClientSession, IConnection
             var suffix = agent is { Length: > 0 }
                 ? Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(_user + "\n" + agent)))[..8]
                 : Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
-            if (BindResource(tag + "." + suffix) is { } error)
+            // The session becomes reachable only after the success is written: nothing (a carbon, a message
+            // to this resource) may reach the client before it.
+            if (ReserveResource(tag + "." + suffix) is { } error)
             {
                 SendRaw("<failure xmlns='" + Sasl2Namespace + "'><temporary-auth-failure xmlns='" + Ns.Sasl + "'/><text xml:lang='en'>" + ElementWriter.Escape(error.Text ?? "cannot bind") + "</text></failure>");
                 _user = null;
@@ -1160,6 +1179,11 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
 
         SendRaw(Sasl2Success(additionalData, identity, inner.ToString()));
+        if (_bound)
+        {
+            RegisterSession();
+        }
+
         SendFeatures();
         if (_bound)
         {
