@@ -47,6 +47,8 @@ public sealed partial class PepModule : IXmppModule
         "retrieve-items",
     ];
 
+    /// <summary>Each account's nodes, read once: every contact's presence asks which nodes have a last item to send.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Jid, IReadOnlyList<PubSubNode>> _nodes = new();
     private IModuleContext _context = null!;
     private ContactCaps _caps = null!;
     private int _maxItems;
@@ -195,9 +197,11 @@ public sealed partial class PepModule : IXmppModule
 
                 var config = node.Config.With(values, _maxItems, out var problem) ?? throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, problem);
                 await Store.SetConfigAsync(owner.Domain, owner.Local!, nodeName, config.Serialize(), ct).ConfigureAwait(false);
+                _nodes.TryRemove(owner, out _);
                 return null;
             case "delete" when ctx.Type == "set":
                 await Store.DeleteNodeAsync(owner.Domain, owner.Local!, nodeName, ct).ConfigureAwait(false);
+                _nodes.TryRemove(owner, out _);
                 if (node.Config.NotifyDelete)
                 {
                     await NotifyAsync(owner, nodeName, node.Config, new Element("delete", EventNamespace).SetAttribute("node", nodeName), ct).ConfigureAwait(false);
@@ -427,16 +431,35 @@ public sealed partial class PepModule : IXmppModule
 
     private async ValueTask CreateAsync(Jid owner, string nodeName, NodeConfig config, CancellationToken ct, bool exists = true)
     {
-        var nodes = await Store.ListNodesAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false);
+        var nodes = await NodesAsync(owner, ct).ConfigureAwait(false);
         if (nodes.Count >= _maxNodes)
         {
             throw new StanzaErrorException(StanzaErrorCondition.ResourceConstraint, $"at most {_maxNodes} nodes per account");
         }
 
-        if (!await Store.CreateNodeAsync(owner.Domain, owner.Local!, nodeName, config.Serialize(), ct).ConfigureAwait(false) && exists)
+        var created = await Store.CreateNodeAsync(owner.Domain, owner.Local!, nodeName, config.Serialize(), ct).ConfigureAwait(false);
+        _nodes.TryRemove(owner, out _);
+        if (!created && exists)
         {
             throw new StanzaErrorException(StanzaErrorCondition.Conflict, "the node exists");
         }
+    }
+
+    private async ValueTask<IReadOnlyList<PubSubNode>> NodesAsync(Jid owner, CancellationToken ct)
+    {
+        if (_nodes.TryGetValue(owner, out var cached))
+        {
+            return cached;
+        }
+
+        var nodes = await Store.ListNodesAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false);
+        if (_nodes.Count >= 100_000)
+        {
+            _nodes.Clear();
+        }
+
+        _nodes[owner] = nodes;
+        return nodes;
     }
 
     private async ValueTask<(string Name, NodeConfig Config)> FindNodeAsync(Jid owner, string nodeName, CancellationToken ct)
@@ -503,7 +526,7 @@ public sealed partial class PepModule : IXmppModule
     /// <summary>§4.3.2: a resource that just became available gets the last item of each node it wants and may see.</summary>
     private async ValueTask SendLastItemsAsync(Jid owner, Jid resource, string? key, CancellationToken ct)
     {
-        foreach (var node in await Store.ListNodesAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+        foreach (var node in await NodesAsync(owner, ct).ConfigureAwait(false))
         {
             var config = NodeConfig.Parse(node.Config, _maxItems);
             if (config.SendLastPublishedItem != "on_sub_and_presence" || !_caps.Has(resource, key, node.Node + "+notify") ||
@@ -575,7 +598,7 @@ public sealed partial class PepModule : IXmppModule
     {
         var owner = ctx.To!.Bare;
         var items = new List<Element>();
-        foreach (var node in await Store.ListNodesAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+        foreach (var node in await NodesAsync(owner, ct).ConfigureAwait(false))
         {
             var config = NodeConfig.Parse(node.Config, _maxItems);
             if (await MaySeeAsync(owner, ctx.From, config, ct).ConfigureAwait(false))
