@@ -65,6 +65,17 @@ async def connect(jid, plugins):
     return client
 
 
+async def befriend(a, b):
+    """B subscribes to A; slixmpp's defaults approve and subscribe back. True once both rosters say both."""
+    b.send_presence_subscription(pto=a.boundjid.bare)
+    for _ in range(100):
+        if a.client_roster[b.boundjid.bare]["subscription"] == "both" and b.client_roster[a.boundjid.bare]["subscription"] == "both":
+            await asyncio.sleep(0.5)
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def profile():
     alice = await connect(users[0], ["xep_0054", "xep_0049", "xep_0048"])
     bob = await connect(users[1], ["xep_0054"])
@@ -137,14 +148,8 @@ async def pep():
         bob.add_event_handler("vcard_avatar_update", lambda p: hashes.__setitem__(p["from"].bare, p["vcard_temp_update"]["photo"]))
         got = asyncio.get_event_loop().create_future()
         bob.add_event_handler("avatar_metadata_publish", lambda m: got.done() or got.set_result(m))
-        bob.send_presence_subscription(pto=alice.boundjid.bare)
-        for _ in range(100):
-            if alice.client_roster[bob.boundjid.bare]["subscription"] == "both" and bob.client_roster[alice.boundjid.bare]["subscription"] == "both":
-                break
-            await asyncio.sleep(0.1)
-        else:
+        if not await befriend(alice, bob):
             return "FAIL the two accounts did not become mutual contacts"
-        await asyncio.sleep(0.5)
 
         import hashlib
         data = b"\x89PNG\r\n\x1a\n conformance avatar"
@@ -260,14 +265,8 @@ async def csi():
     try:
         import uuid
         tag = uuid.uuid4().hex[:8]
-        bob.send_presence_subscription(pto=alice.boundjid.bare)
-        for _ in range(100):
-            if alice.client_roster[bob.boundjid.bare]["subscription"] == "both" and bob.client_roster[alice.boundjid.bare]["subscription"] == "both":
-                break
-            await asyncio.sleep(0.1)
-        else:
+        if not await befriend(alice, bob):
             return "FAIL the two accounts did not become mutual contacts"
-        await asyncio.sleep(0.5)
         seen = []
         done = asyncio.get_event_loop().create_future()
         alice.add_event_handler("presence", lambda p: p["from"] == bob.boundjid and p["status"].startswith(tag) and seen.append(p["status"][len(tag) + 1:]))
