@@ -280,7 +280,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             await EndSessionAsync().ConfigureAwait(false);
         }
 
-        await Teardown.ReleaseAsync(writer, _ctx.Options.Limits.CloseTimeout, _cts, _stream, null, _log).ConfigureAwait(false);
+        await Teardown.ReleaseAsync(writer, _ctx.Options.Limits.CloseTimeout, _cts, _stream, null, _log, drain: _closedWithError).ConfigureAwait(false);
         _cts.Dispose();
         switch (phase)
         {
