@@ -138,7 +138,10 @@ public sealed class MamModule : IXmppModule
 
         // XEP-0359 §5: a stanza id claiming to be ours that we did not add is removed.
         var by = owner.ToString();
-        message.RemoveChildren(e => e.Is("stanza-id", StanzaIdNamespace) && e.GetAttribute("by") == by);
+        if (message.Child("stanza-id", StanzaIdNamespace) is not null)
+        {
+            RemoveClaimedIds(message, by);
+        }
 
         if (ctx.From.Bare != owner && ShouldArchive(message) && await WantsAsync(owner, ctx.From, ct).ConfigureAwait(false))
         {
@@ -151,6 +154,10 @@ public sealed class MamModule : IXmppModule
 
         return false;
     }
+
+    /// <summary>Stanza ids that claim to be this account's (only the account's server may add them).</summary>
+    private static void RemoveClaimedIds(Element message, string by) =>
+        message.RemoveChildren(e => e.Is("stanza-id", StanzaIdNamespace) && e.GetAttribute("by") == by);
 
     private async ValueTask<string?> AppendAsync(Jid owner, Jid with, bool outgoing, Element message, CancellationToken ct)
     {
