@@ -913,29 +913,19 @@ public sealed class ClientConnection : IClientSession, IConnection
             case "auth":
                 {
                     var mechanism = e.GetAttribute("mechanism") ?? string.Empty;
-                    if (!_tls && _ctx.Options.Tls.Required)
+                    if (await RefuseStartAsync(mechanism, OfferedMechanisms().Contains(mechanism), ct).ConfigureAwait(false) is { } refused)
                     {
-                        return await SaslFailAsync(SaslFailure.EncryptionRequired, "STARTTLS first", mechanism, ct).ConfigureAwait(false);
-                    }
-
-                    if (!OfferedMechanisms().Contains(mechanism))
-                    {
-                        var failure = mechanism == "PLAIN" && !_tls ? SaslFailure.EncryptionRequired : SaslFailure.InvalidMechanism;
-                        return await SaslFailAsync(failure, $"mechanism '{mechanism}' is not offered", mechanism, ct).ConfigureAwait(false);
-                    }
-
-                    if (_ctx.AuthFailures.IsBlocked(_remote.Address))
-                    {
-                        return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts from your address; try again later", mechanism, ct).ConfigureAwait(false);
+                        return refused;
                     }
 
                     _sasl = CreateMechanism(mechanism);
-                    if (!TryDecode(e.Text, out var initial))
+                    var (first, failed) = await StepAsync(e.Text, ct).ConfigureAwait(false);
+                    if (failed is not null)
                     {
-                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", mechanism, ct).ConfigureAwait(false);
+                        return failed.Value;
                     }
 
-                    step = await _sasl.StepAsync(initial, ct).ConfigureAwait(false);
+                    step = first;
                     break;
                 }
 
@@ -946,12 +936,13 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(SaslFailure.MalformedRequest, "no exchange in progress", null, ct).ConfigureAwait(false);
                     }
 
-                    if (!TryDecode(e.Text, out var data))
+                    var (next, failed) = await StepAsync(e.Text, ct).ConfigureAwait(false);
+                    if (failed is not null)
                     {
-                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", _sasl.Name, ct).ConfigureAwait(false);
+                        return failed.Value;
                     }
 
-                    step = await _sasl.StepAsync(data, ct).ConfigureAwait(false);
+                    step = next;
                     break;
                 }
 
@@ -1032,16 +1023,11 @@ public sealed class ClientConnection : IClientSession, IConnection
                 {
                     var mechanism = e.GetAttribute("mechanism") ?? string.Empty;
                     _sasl2 = e;
-                    if (!_tls && _ctx.Options.Tls.Required)
-                    {
-                        return await SaslFailAsync(SaslFailure.EncryptionRequired, "STARTTLS first", mechanism, ct).ConfigureAwait(false);
-                    }
-
                     var agent = e.Child("user-agent", Sasl2Namespace)?.GetAttribute("id");
                     var fast = HtServerMechanism.Offered(_channelBinding).Contains(mechanism);
-                    if (!OfferedMechanisms().Contains(mechanism) && !fast)
+                    if (await RefuseStartAsync(mechanism, fast || OfferedMechanisms().Contains(mechanism), ct).ConfigureAwait(false) is { } refused)
                     {
-                        return await SaslFailAsync(SaslFailure.InvalidMechanism, $"mechanism '{mechanism}' is not offered", mechanism, ct).ConfigureAwait(false);
+                        return refused;
                     }
 
                     if (fast && string.IsNullOrEmpty(agent))
@@ -1050,29 +1036,26 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(SaslFailure.MalformedRequest, "FAST needs <user-agent id=...>", mechanism, ct).ConfigureAwait(false);
                     }
 
-                    if (_ctx.AuthFailures.IsBlocked(_remote.Address))
-                    {
-                        return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts from your address; try again later", mechanism, ct).ConfigureAwait(false);
-                    }
-
                     _sasl = fast ? new HtServerMechanism(mechanism, (user, c) => FastTokensAsync(user, agent!, c), _channelBinding) : CreateMechanism(mechanism);
-                    if (!TryDecode(e.ChildText("initial-response", Sasl2Namespace) ?? string.Empty, out var initial))
+                    var (first, failed) = await StepAsync(e.ChildText("initial-response", Sasl2Namespace) ?? string.Empty, ct).ConfigureAwait(false);
+                    if (failed is not null)
                     {
-                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", mechanism, ct).ConfigureAwait(false);
+                        return failed.Value;
                     }
 
-                    step = await _sasl.StepAsync(initial, ct).ConfigureAwait(false);
+                    step = first;
                     break;
                 }
 
             case "response" when _sasl is not null && _sasl2 is not null:
                 {
-                    if (!TryDecode(e.Text, out var data))
+                    var (next, failed) = await StepAsync(e.Text, ct).ConfigureAwait(false);
+                    if (failed is not null)
                     {
-                        return await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", _sasl.Name, ct).ConfigureAwait(false);
+                        return failed.Value;
                     }
 
-                    step = await _sasl.StepAsync(data, ct).ConfigureAwait(false);
+                    step = next;
                     break;
                 }
 
@@ -1265,6 +1248,42 @@ public sealed class ClientConnection : IClientSession, IConnection
         sb.Append("<authorization-identifier>");
         ElementWriter.Escape(sb, identity);
         return sb.Append("</authorization-identifier>").Append(inner).Append("</success>").ToString();
+    }
+
+    /// <summary>
+    /// What both SASL profiles check before a mechanism starts: TLS first when required, the mechanism
+    /// offered (PLAIN without TLS is encryption-required), the address not blocked. Null to go on.
+    /// </summary>
+    private async ValueTask<Next?> RefuseStartAsync(string mechanism, bool offered, CancellationToken ct)
+    {
+        if (!_tls && _ctx.Options.Tls.Required)
+        {
+            return await SaslFailAsync(SaslFailure.EncryptionRequired, "STARTTLS first", mechanism, ct).ConfigureAwait(false);
+        }
+
+        if (!offered)
+        {
+            var failure = mechanism == "PLAIN" && !_tls ? SaslFailure.EncryptionRequired : SaslFailure.InvalidMechanism;
+            return await SaslFailAsync(failure, $"mechanism '{mechanism}' is not offered", mechanism, ct).ConfigureAwait(false);
+        }
+
+        if (_ctx.AuthFailures.IsBlocked(_remote.Address))
+        {
+            return await SaslFailAsync(SaslFailure.TemporaryAuthFailure, "too many failed attempts from your address; try again later", mechanism, ct).ConfigureAwait(false);
+        }
+
+        return null;
+    }
+
+    /// <summary>Feeds the current mechanism one base64 message; the refusal instead when it is not base64.</summary>
+    private async ValueTask<(SaslStep Step, Next? Failed)> StepAsync(string base64, CancellationToken ct)
+    {
+        if (!TryDecode(base64, out var data))
+        {
+            return (default, await SaslFailAsync(SaslFailure.IncorrectEncoding, "bad base64", _sasl!.Name, ct).ConfigureAwait(false));
+        }
+
+        return (await _sasl!.StepAsync(data, ct).ConfigureAwait(false), null);
     }
 
     /// <summary>The mechanism succeeded: the account may still be refused (authzid, a block). Null when accepted.</summary>
