@@ -27,7 +27,7 @@ public sealed class PushModule : IXmppModule
     private readonly ConcurrentDictionary<string, (Jid Owner, string Key)> _pending = new(StringComparer.Ordinal);
 
     /// <summary>Registrations by account, read once per account (every message to it would otherwise read the store).</summary>
-    private readonly ConcurrentDictionary<Jid, IReadOnlyDictionary<string, string>> _registrations = new();
+    private readonly ConcurrentDictionary<Jid, IReadOnlyList<(string Key, Element Registration)>> _registrations = new();
     private IModuleContext _context = null!;
     private bool _includeBody;
     private long _nextId;
@@ -125,7 +125,8 @@ public sealed class PushModule : IXmppModule
 
         if (!_registrations.TryGetValue(owner, out var registrations))
         {
-            registrations = await _context.Storage.Documents.ListAsync(owner.Domain, owner.Local!, Kind, ct).ConfigureAwait(false);
+            var stored = await _context.Storage.Documents.ListAsync(owner.Domain, owner.Local!, Kind, ct).ConfigureAwait(false);
+            registrations = stored.Select(kv => (kv.Key, ElementParser.Parse(kv.Value))).ToList();
             if (_registrations.Count >= 200_000)
             {
                 _registrations.Clear();
@@ -139,9 +140,8 @@ public sealed class PushModule : IXmppModule
             return false;
         }
 
-        foreach (var (key, xml) in registrations)
+        foreach (var (key, registration) in registrations)
         {
-            var registration = ElementParser.Parse(xml);
             var resource = registration.GetAttribute("resource");
             var session = resource is null ? null : _context.Sessions.Find(owner.WithResource(resource));
 
