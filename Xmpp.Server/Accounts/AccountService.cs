@@ -15,8 +15,8 @@ public enum AccountResult
     NotFound,
 }
 
-/// <summary>Account management shared by the command line and (later) in-band administration.</summary>
-public sealed class AccountService(ServerOptions options, IUserStore users)
+/// <summary>Account management shared by the command line, in-band registration (XEP-0077) and service administration (XEP-0133).</summary>
+public sealed class AccountService(ServerOptions options, IStorage storage)
 {
     public async Task<AccountResult> AddAsync(string jidText, string password, CancellationToken cancellationToken)
     {
@@ -31,7 +31,7 @@ public sealed class AccountService(ServerOptions options, IUserStore users)
             return AccountResult.InvalidPassword;
         }
 
-        return await users.CreateAsync(jid!.Domain, jid.Local!, creds, cancellationToken).ConfigureAwait(false)
+        return await storage.Users.CreateAsync(jid!.Domain, jid.Local!, creds, cancellationToken).ConfigureAwait(false)
             ? AccountResult.Ok
             : AccountResult.Exists;
     }
@@ -49,9 +49,20 @@ public sealed class AccountService(ServerOptions options, IUserStore users)
             return AccountResult.InvalidPassword;
         }
 
-        return await users.SetCredentialsAsync(jid!.Domain, jid.Local!, creds, cancellationToken).ConfigureAwait(false)
-            ? AccountResult.Ok
-            : AccountResult.NotFound;
+        if (!await storage.Users.SetCredentialsAsync(jid!.Domain, jid.Local!, creds, cancellationToken).ConfigureAwait(false))
+        {
+            return AccountResult.NotFound;
+        }
+
+        // A new password is often a reaction to a stolen one: the XEP-0484 FAST tokens that the old
+        // password's logins obtained stop working too.
+        var tokens = await storage.Documents.ListAsync(jid.Domain, jid.Local!, "fast", cancellationToken).ConfigureAwait(false);
+        foreach (var agent in tokens.Keys)
+        {
+            await storage.Documents.SetAsync(jid.Domain, jid.Local!, "fast", agent, null, cancellationToken).ConfigureAwait(false);
+        }
+
+        return AccountResult.Ok;
     }
 
     public async Task<AccountResult> DeleteAsync(string jidText, CancellationToken cancellationToken)
@@ -62,7 +73,7 @@ public sealed class AccountService(ServerOptions options, IUserStore users)
             return check;
         }
 
-        return await users.DeleteAsync(jid!.Domain, jid.Local!, cancellationToken).ConfigureAwait(false)
+        return await storage.Users.DeleteAsync(jid!.Domain, jid.Local!, cancellationToken).ConfigureAwait(false)
             ? AccountResult.Ok
             : AccountResult.NotFound;
     }

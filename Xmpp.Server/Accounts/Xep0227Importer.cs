@@ -29,7 +29,7 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
             throw new FormatException("not a XEP-0227 file: the root must be <server-data xmlns='urn:xmpp:pie:0'>");
         }
 
-        var accounts = new AccountService(options, storage.Users);
+        var accounts = new AccountService(options, storage);
         var problems = new List<string>();
         int users = 0, updated = 0, items = 0, offline = 0;
         var work = new List<(string Jid, XElement User)>();

@@ -201,7 +201,7 @@ public static class CommandLine
     {
         var storage = XmppServer.CreateStorage(options);
         await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
-        return (new AccountService(options, storage.Users), storage);
+        return (new AccountService(options, storage), storage);
     }
 
     /// <summary>adduser (create) and passwd (change): the password from the arguments, stdin or a prompt.</summary>

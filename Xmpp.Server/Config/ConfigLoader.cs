@@ -68,6 +68,7 @@ public static class ConfigLoader
         string? dbFile = null;
         var modulesSeen = false;
         var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>();
+        var admins = new List<Jid>();
 
         foreach (var e in root.Elements())
         {
@@ -176,6 +177,19 @@ public static class ConfigLoader
                                 Routes = routes,
                             },
                         };
+                        break;
+                    }
+
+                case "admin":
+                    {
+                        ctx.CheckAttributes(e, "jid");
+                        var text = ctx.Required(e, "jid");
+                        if (!Jid.TryParse(text, out var admin) || admin.Local is null || admin.Resource is not null)
+                        {
+                            throw ctx.Error(e, $"'{text}' is not the address of an account (user@host)");
+                        }
+
+                        admins.Add(admin);
                         break;
                     }
 
@@ -307,6 +321,7 @@ public static class ConfigLoader
             DataDirectory = dir,
             Storage = options.Storage with { File = dbFile ?? Path.Combine(dir, "xmpp.db") },
             Modules = modulesSeen ? modules : ServerOptions.DefaultModules,
+            Admins = admins,
         };
     }
 

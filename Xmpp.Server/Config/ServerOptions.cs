@@ -27,6 +27,25 @@ public sealed record ServerOptions
 
     public LoggingOptions Logging { get; init; } = new();
 
+    /// <summary>
+    /// Accounts (bare JIDs) that may use the service administration commands (XEP-0133) on every host
+    /// this server serves.
+    /// </summary>
+    public IReadOnlyList<Xmpp.Core.Addressing.Jid> Admins { get; init; } = [];
+
+    public bool IsAdmin(Xmpp.Core.Addressing.Jid jid)
+    {
+        foreach (var admin in Admins)
+        {
+            if (admin.Local == jid.Local && admin.Domain == jid.Domain)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Enabled modules by name, each with its options (attribute name to value).</summary>
     public IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> Modules { get; init; } = DefaultModules;
 
@@ -51,6 +70,8 @@ public sealed record ServerOptions
             ["sm"] = new Dictionary<string, string> { ["resume-timeout"] = "300", ["max-unacked"] = "10000" },
             ["csi"] = new Dictionary<string, string> { ["max-held"] = "100" },
             ["push"] = new Dictionary<string, string> { ["include-body"] = "false" },
+            ["adhoc"] = new Dictionary<string, string>(),
+            ["admin"] = new Dictionary<string, string>(),
         };
 }
 

@@ -1,5 +1,11 @@
 namespace Xmpp.Server.Modules;
 
+/// <summary>
+/// Answers disco#info or disco#items for a node of the server (XEP-0030 §3.2, §4.2): the query's
+/// children, or null when the node is not this handler's. Throws <see cref="StanzaErrorException"/> to refuse.
+/// </summary>
+public delegate ValueTask<IEnumerable<Xmpp.Core.Xml.Element>?> DiscoNodeHandler(Routing.StanzaContext context, string node, CancellationToken cancellationToken);
+
 /// <summary>Features and identities that modules advertise through service discovery (XEP-0030).</summary>
 public sealed class DiscoRegistry
 {
@@ -9,6 +15,21 @@ public sealed class DiscoRegistry
     private readonly List<Xmpp.Core.Xml.Element> _hostExtensions = [];
     private readonly List<(string Category, string Type, string? Name)> _accountIdentities = [];
     private readonly List<Func<Routing.StanzaContext, CancellationToken, ValueTask<IEnumerable<Xmpp.Core.Xml.Element>>>> _accountItems = [];
+    private readonly List<DiscoNodeHandler> _hostNodeInfo = [];
+    private readonly List<DiscoNodeHandler> _hostNodeItems = [];
+
+    /// <summary>Handlers of disco#info to nodes of the server, asked in turn.</summary>
+    public IReadOnlyList<DiscoNodeHandler> HostNodeInfo => _hostNodeInfo;
+
+    /// <summary>Handlers of disco#items to nodes of the server, asked in turn.</summary>
+    public IReadOnlyList<DiscoNodeHandler> HostNodeItems => _hostNodeItems;
+
+    /// <summary>Serves nodes of the server (e.g. XEP-0050's command list and its commands).</summary>
+    public void AddHostNodes(DiscoNodeHandler info, DiscoNodeHandler items)
+    {
+        _hostNodeInfo.Add(info);
+        _hostNodeItems.Add(items);
+    }
 
     public IReadOnlyCollection<string> HostFeatures => _hostFeatures;
 

@@ -58,6 +58,14 @@ public interface IModuleContext
     /// <summary>Fires a hook (see <see cref="HookNames"/>); true when a handler took the event.</summary>
     ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The one object of type <typeparamref name="T"/> shared by every module that asks for it: how a
+    /// module offers a registry to others (XEP-0050's commands to XEP-0133's administration) without the
+    /// core knowing either.
+    /// </summary>
+    T Shared<T>()
+        where T : class, new();
+
     /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
     void AfterLoad(Action action);
 

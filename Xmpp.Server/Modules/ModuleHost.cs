@@ -18,6 +18,7 @@ public sealed class ModuleHost
     private readonly List<(string Module, Func<CancellationToken, Task> Work)> _background = [];
     private readonly List<Task> _running = [];
     private readonly List<Action> _afterLoad = [];
+    private readonly Dictionary<Type, object> _shared = [];
 
     public ModuleHost(ServerContext server)
     {
@@ -80,6 +81,8 @@ public sealed class ModuleHost
         ["register"] = () => new Registration.RegistrationModule(),
         ["push"] = () => new Push.PushModule(),
         ["metrics"] = () => new Metrics.MetricsModule(),
+        ["adhoc"] = () => new AdHoc.AdHocModule(),
+        ["admin"] = () => new Admin.AdminModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -209,6 +212,18 @@ public sealed class ModuleHost
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
 
         public void AfterLoad(Action action) => host._afterLoad.Add(action);
+
+        public T Shared<T>()
+            where T : class, new()
+        {
+            if (!host._shared.TryGetValue(typeof(T), out var shared))
+            {
+                shared = new T();
+                host._shared[typeof(T)] = shared;
+            }
+
+            return (T)shared;
+        }
 
         public void AddPreAuthStreamFeature(Element feature) => host.Server.PreAuth.AddFeature(feature);
 

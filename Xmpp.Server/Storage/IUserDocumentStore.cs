@@ -12,6 +12,12 @@ public interface IUserDocumentStore
     /// <summary>Stores or replaces a document; a null <paramref name="xml"/> deletes it. False when the account does not exist.</summary>
     Task<bool> SetAsync(string host, string username, string kind, string key, string? xml, CancellationToken cancellationToken);
 
+    /// <summary>A document of a virtual host rather than an account (the message of the day).</summary>
+    Task<string?> GetHostAsync(string host, string kind, string key, CancellationToken cancellationToken);
+
+    /// <summary>Stores, replaces or (with a null <paramref name="xml"/>) deletes a document of a virtual host.</summary>
+    Task SetHostAsync(string host, string kind, string key, string? xml, CancellationToken cancellationToken);
+
     /// <summary>Every document of a kind for an account, by key (for export).</summary>
     Task<IReadOnlyDictionary<string, string>> ListAsync(string host, string username, string kind, CancellationToken cancellationToken);
 }

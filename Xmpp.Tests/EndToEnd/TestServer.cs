@@ -51,7 +51,7 @@ public sealed class TestServer : IAsyncDisposable
         var log = new MemoryTarget("memory") { Layout = "${level}|${logger}: ${message} ${exception:format=tostring}" };
         var logs = Xmpp.Server.Logging.LogSetup.Create(options.Logging, [log]);
         var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None);
-        var accounts = new AccountService(options, server.Context.Storage.Users);
+        var accounts = new AccountService(options, server.Context.Storage);
         foreach (var u in users)
         {
             var parts = u.Split(':');
@@ -65,7 +65,7 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Creates an account while the server runs.</summary>
     public async Task AddUserAsync(string user, string password)
     {
-        var accounts = new AccountService(Server.Options, Server.Context.Storage.Users);
+        var accounts = new AccountService(Server.Options, Server.Context.Storage);
         Assert.That(await accounts.AddAsync(user, password, CancellationToken.None), Is.EqualTo(AccountResult.Ok));
     }
 

@@ -50,7 +50,7 @@ public sealed class CrashDurabilityTests
         await using (var storage = XmppServer.CreateStorage(options))
         {
             await storage.MigrateAsync(CancellationToken.None);
-            var accounts = new AccountService(options, storage.Users);
+            var accounts = new AccountService(options, storage);
             foreach (var u in new[] { "alice", "carol", "bob" })
             {
                 Assert.That(await accounts.AddAsync(u + "@localhost", "pw-" + u, CancellationToken.None), Is.EqualTo(AccountResult.Ok));

@@ -26,6 +26,10 @@ Usage: modern.py SCENARIO HOST PORT PASSWORD_SUFFIX USER...
   blocking  USER1 blocks USER2 with slixmpp's XEP-0191 plugin: USER2's message bounces with
             service-unavailable, USER1's own message to USER2 comes back not-acceptable with <blocked/>;
             after unblocking, USER2's message arrives.
+  admin     USER1 is an admin, USER2 is not: USER2 sees no commands; USER1 runs XEP-0133 commands with
+            slixmpp's XEP-0050 plugin (execute, then complete with the filled-in form): add-user creates an
+            account that logs in, get-online-users-list shows it, announce reaches it as a headline,
+            end-user-session disconnects it, delete-user removes it (its login then fails).
 Prints one line starting with OK or FAIL.
 """
 import asyncio
@@ -397,6 +401,69 @@ async def blocking():
     finally:
         alice.disconnect()
         bob.disconnect()
+
+
+async def admin():
+    import uuid
+    boss = await connect(users[0], ["xep_0004", "xep_0050", "xep_0133"])
+    other = await connect(users[1], ["xep_0050"])
+    domain = boss.boundjid.domain
+    newbie = None
+
+    async def run(name, values):
+        done = asyncio.get_event_loop().create_future()
+
+        def on_next(iq, session):
+            command = iq["command"]
+            if command["status"] == "executing":
+                form = boss["xep_0004"].make_form(ftype="submit")
+                form.add_field(var="FORM_TYPE", value="http://jabber.org/protocol/admin", ftype="hidden")
+                for var, value in values.items():
+                    form.add_field(var=var, value=value)
+                session["payload"] = form
+                boss["xep_0050"].complete_command(session)
+            else:
+                done.done() or done.set_result(command)
+
+        def on_error(iq, _session):
+            done.done() or done.set_exception(RuntimeError(f"{name}: {iq['error']['condition']}"))
+
+        getattr(boss["xep_0133"], name.replace("-", "_"))(jid=domain, session={"next": on_next, "error": on_error})
+        return await asyncio.wait_for(done, timeout=10)
+
+    try:
+        theirs = await other["xep_0050"].get_commands(domain, timeout=10)
+        seen_by_other = len(theirs["disco_items"]["items"])
+        mine = [i[1] for i in (await boss["xep_0133"].get_commands(timeout=10))["disco_items"]["items"]]
+        name = "adm" + uuid.uuid4().hex[:6]
+        added = await run("add-user", {"accountjid": f"{name}@{domain}", "password": name + suffix, "password-verify": name + suffix})
+        newbie = await connect(f"{name}@{domain}/new", [])
+        headlines = asyncio.Queue()
+        newbie.add_event_handler("message", lambda m: m["type"] == "headline" and headlines.put_nowait(m["body"]))
+        gone = asyncio.get_event_loop().create_future()
+        newbie.add_event_handler("disconnected", lambda _: gone.done() or gone.set_result(True))
+        await asyncio.sleep(0.3)
+        online = (await run("get-online-users-list", {"max_items": "100"}))["form"]["values"]["onlineuserjids"]
+        await run("announce", {"subject": "Note", "announcement": "conformance announcement"})
+        heard = await asyncio.wait_for(headlines.get(), timeout=10)
+        newbie.auto_reconnect = False
+        await run("end-user-session", {"accountjids": f"{name}@{domain}"})
+        kicked = await asyncio.wait_for(gone, timeout=10)
+        deleted = await run("delete-user", {"accountjids": f"{name}@{domain}"})
+        try:
+            await connect(f"{name}@{domain}/again", [])
+            relogin = "logged in"
+        except Exception:  # noqa: BLE001
+            relogin = "refused"
+        notes = [c["notes"][0][1] if c["notes"] else "" for c in (added, deleted)]
+        ok = (seen_by_other == 0 and "http://jabber.org/protocol/admin#add-user" in mine and f"{name}@{domain}" in online
+              and heard == "conformance announcement" and kicked and relogin == "refused")
+        return f"{'OK' if ok else 'FAIL'} non-admin sees {seen_by_other} commands, admin {len(mine)}; {notes}; online {online}; headline {heard!r}; kicked {kicked}; login after delete {relogin}"
+    finally:
+        boss.disconnect()
+        other.disconnect()
+        if newbie is not None:
+            newbie.disconnect()
 
 
 async def main():

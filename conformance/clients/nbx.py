@@ -1,6 +1,6 @@
 """nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
 
-Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking|bookmarks|mam|legacy-bookmarks]
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking|bookmarks|mam|legacy-bookmarks|adhoc]
   time: after login, ask the server for its time (XEP-0202, as Gajim's contact info does)
   contact: read the server's contact addresses (XEP-0157) from disco#info, as Gajim's server info does
   blocking: with nbxmpp's Blocking module (Gajim's "Block" menu, XEP-0191): read the list, block an
@@ -11,6 +11,9 @@ Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|bl
        a message handler like Gajim's (XEP-0313), checking that results come from the own archive
   bookmarks: store two bookmarks with nbxmpp's NativeBookmarks (XEP-0402 on PEP, with Gajim's
             publish-options) and read them back
+  adhoc: as an admin, the way Gajim's "Execute Command" window does it with nbxmpp's AdHoc module
+         (XEP-0050): list the server's commands, run XEP-0133's get-online-users-list, fill in its form
+         (max_items) and submit it with the default action; the result lists the admin's own account
 Prints one line starting with OK or FAIL.
 """
 import sys
@@ -171,6 +174,50 @@ def mam_flow(c):
     run_task(c, lambda callback: c.get_module("MAM").make_query(own.bare, queryid=tag, start=since, max_=50, callback=callback), describe)
 
 
+def adhoc_flow(c):
+    from nbxmpp.modules.dataforms import extend_form
+    module = c.get_module("AdHoc")
+    wanted = "http://jabber.org/protocol/admin#get-online-users-list"
+    own = f"{user}@{domain}"
+
+    def fail(e):
+        result["line"] = f"FAIL {type(e).__name__}: {e}"
+        c.disconnect()
+
+    def completed(task):
+        try:
+            cmd = task.finish()
+            form = extend_form(node=cmd.data)
+            online = list(form["onlineuserjids"].values)
+            ok = cmd.is_completed and own in online
+            result["line"] = f"{'OK' if ok else 'FAIL'} {result['count']} commands listed; {cmd.node} {cmd.status.value}: online {online}"
+        except Exception as e:  # noqa: BLE001
+            result["line"] = f"FAIL {type(e).__name__}: {e}"
+        c.disconnect()
+
+    def executing(task):
+        try:
+            cmd = task.finish()
+            form = extend_form(node=cmd.data)
+            form["max_items"].value = "25"
+            form.type_ = "submit"
+            result["t2"] = module.execute_command(cmd, action=cmd.default, dataform=form, callback=completed)
+        except Exception as e:  # noqa: BLE001
+            fail(e)
+
+    def listed(task):
+        try:
+            commands = task.finish()
+            result["count"] = len(commands)
+            cmd = next(x for x in commands if x.node == wanted)
+            result["t1"] = module.execute_command(cmd, callback=executing)
+        except Exception as e:  # noqa: BLE001
+            fail(e)
+
+    result["callbacks"] = (listed, executing, completed)
+    result["t0"] = module.request_command_list(jid=domain, callback=listed)
+
+
 def on_connected(c, _signal):
     if action == "time":
         run_task(c, lambda callback: c.get_module("EntityTime").request_entity_time(domain, callback=callback), time_line)
@@ -182,6 +229,8 @@ def on_connected(c, _signal):
         bookmarks_flow(c)
     elif action == "mam":
         mam_flow(c)
+    elif action == "adhoc":
+        adhoc_flow(c)
     elif action == "legacy-bookmarks":
         room = f"tea@conference.{domain}"
         run_task(c, lambda callback: c.get_module("NativeBookmarks").request_bookmarks(callback=callback),

@@ -74,7 +74,7 @@ public static class StreamTarget
             var errors = new ErrorTarget();
             var logs = Xmpp.Server.Logging.LogSetup.Create(options.Logging, [errors]);
             var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None).ConfigureAwait(false);
-            var accounts = new AccountService(options, server.Context.Storage.Users);
+            var accounts = new AccountService(options, server.Context.Storage);
             foreach (var user in new[] { "juliet", "romeo" })
             {
                 await accounts.AddAsync(user + "@localhost", "secret", CancellationToken.None).ConfigureAwait(false);

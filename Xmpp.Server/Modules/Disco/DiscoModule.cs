@@ -57,26 +57,26 @@ public sealed class DiscoModule : IXmppModule
         });
         context.AddStreamFeature(caps);
 
-        context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Host, (ctx, payload, _) =>
+        context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Host, (ctx, payload, ct) =>
         {
             var node = payload.GetAttribute("node");
-            if (node is not null && node != CapsNode + "#" + ver)
+            if (node is null || node == CapsNode + "#" + ver)
             {
-                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+                return ValueTask.FromResult<Element?>(HostInfo(disco).SetAttribute("node", node));
             }
 
-            var query = HostInfo(disco).SetAttribute("node", node);
-            return ValueTask.FromResult<Element?>(query);
+            return NodeAsync(ctx, Ns.DiscoInfo, node, disco.HostNodeInfo, ct);
         });
 
-        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Host, (ctx, payload, _) =>
+        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Host, (ctx, payload, ct) =>
         {
-            if (payload.GetAttribute("node") is not null)
+            var node = payload.GetAttribute("node");
+            if (node is null)
             {
-                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+                return ValueTask.FromResult<Element?>(new Element("query", Ns.DiscoItems));
             }
 
-            return ValueTask.FromResult<Element?>(new Element("query", Ns.DiscoItems));
+            return NodeAsync(ctx, Ns.DiscoItems, node, disco.HostNodeItems, ct);
         });
 
         context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Bare, async (ctx, payload, ct) =>
@@ -125,5 +125,25 @@ public sealed class DiscoModule : IXmppModule
 
             return query;
         });
+    }
+
+    /// <summary>A node of the server, answered by the first module that knows it; item-not-found otherwise.</summary>
+    private static async ValueTask<Element?> NodeAsync(Routing.StanzaContext context, string ns, string node, IReadOnlyList<DiscoNodeHandler> handlers, CancellationToken cancellationToken)
+    {
+        foreach (var handler in handlers)
+        {
+            if (await handler(context, node, cancellationToken).ConfigureAwait(false) is { } children)
+            {
+                var query = new Element("query", ns).SetAttribute("node", node);
+                foreach (var child in children)
+                {
+                    query.Add(child);
+                }
+
+                return query;
+            }
+        }
+
+        throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
     }
 }

@@ -29,7 +29,7 @@ public sealed class RegistrationModule : IXmppModule
     {
         _perIp = context.Number("per-ip", 1, min: 1);
         _window = TimeSpan.FromSeconds(context.Number("window", 600, min: 1));
-        var accounts = new AccountService(context.Options, context.Storage.Users);
+        var accounts = new AccountService(context.Options, context.Storage);
 
         context.AddPreAuthStreamFeature(new Element("register", "http://jabber.org/features/iq-register"));
         context.HandlePreAuthIq(Namespace, async (request, ct) =>

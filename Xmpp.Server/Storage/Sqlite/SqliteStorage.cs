@@ -127,6 +127,16 @@ public sealed class SqliteStorage : IStorage
         CREATE INDEX archive_with ON archive (host, username, with_bare, id);
         CREATE INDEX archive_at ON archive (host, username, at);
         """,
+        """
+        CREATE TABLE host_documents (
+            host TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            xml TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (host, kind, key)
+        );
+        """,
     ];
 
     private readonly string _connectionString;

@@ -43,6 +43,40 @@ internal sealed class SqliteUserDocumentStore(SqliteStorage storage) : IUserDocu
             cancellationToken);
     }
 
+    public async Task<string?> GetHostAsync(string host, string kind, string key, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT xml FROM host_documents WHERE host = $h AND kind = $k AND key = $key";
+        cmd.Parameters.AddWithValue("$h", host);
+        cmd.Parameters.AddWithValue("$k", kind);
+        cmd.Parameters.AddWithValue("$key", key);
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+    }
+
+    public Task SetHostAsync(string host, string kind, string key, string? xml, CancellationToken cancellationToken)
+    {
+        return storage.WriteAsync(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = xml is null
+                    ? "DELETE FROM host_documents WHERE host = $h AND kind = $k AND key = $key"
+                    : """
+                      INSERT INTO host_documents (host, kind, key, xml, updated_at) VALUES ($h, $k, $key, $x, $t)
+                      ON CONFLICT (host, kind, key) DO UPDATE SET xml = $x, updated_at = $t
+                      """;
+                cmd.Parameters.AddWithValue("$h", host);
+                cmd.Parameters.AddWithValue("$k", kind);
+                cmd.Parameters.AddWithValue("$key", key);
+                cmd.Parameters.AddWithValue("$x", (object?)xml ?? DBNull.Value);
+                cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken);
+    }
+
     public async Task<IReadOnlyDictionary<string, string>> ListAsync(string host, string username, string kind, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);

@@ -1,0 +1,243 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Xmpp.Core;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+
+namespace Xmpp.Server.Modules.AdHoc;
+
+/// <summary>
+/// XEP-0050 Ad-Hoc Commands on the server: the command list in disco (only the commands the requester
+/// may run), disco#info of each command, and execution with sessions, forms, notes and cancel.
+/// Commands come from other modules through <see cref="AdHocCommands"/>.
+/// </summary>
+[Specification("XEP-0050", "1.3.0", Note = "Commands of the server listed per requester; execute, complete and cancel, with sessions that expire after 10 minutes.")]
+public sealed class AdHocModule : IXmppModule
+{
+    public const string Namespace = "http://jabber.org/protocol/commands";
+
+    /// <summary>An unfinished command session is forgotten after this long (XEP-0050 §4.4 session-expired).</summary>
+    private static readonly TimeSpan SessionLifetime = TimeSpan.FromMinutes(10);
+
+    /// <summary>Unfinished sessions kept at once, over all requesters.</summary>
+    private const int MaxSessions = 10_000;
+
+    /// <summary>Unfinished sessions kept for one requester: a new one beyond it drops the oldest.</summary>
+    private const int MaxSessionsPerRequester = 16;
+
+    private readonly ConcurrentDictionary<(string Requester, string Id), Session> _sessions = new();
+
+    public string Name => "adhoc";
+
+    public void Register(IModuleContext context)
+    {
+        var registry = context.Shared<AdHocCommands>();
+        registry.Served = true;
+        context.Disco.AddFeature(Namespace, IqTarget.Host);
+
+        context.Disco.AddHostNodes(
+            (ctx, node, _) =>
+            {
+                if (node == Namespace)
+                {
+                    // XEP-0050 §2.2: the node that lists the commands.
+                    return ValueTask.FromResult<IEnumerable<Element>?>([Identity("command-list", "Commands")]);
+                }
+
+                if (registry.Find(node) is not { } command)
+                {
+                    return ValueTask.FromResult<IEnumerable<Element>?>(null);
+                }
+
+                if (!command.MayExecute(ctx.From))
+                {
+                    throw new StanzaErrorException(StanzaErrorCondition.Forbidden);
+                }
+
+                return ValueTask.FromResult<IEnumerable<Element>?>(
+                [
+                    Identity("command-node", command.Name),
+                    new Element("feature", Ns.DiscoInfo).SetAttribute("var", Namespace),
+                    new Element("feature", Ns.DiscoInfo).SetAttribute("var", DataForm.Namespace),
+                ]);
+            },
+            (ctx, node, _) =>
+            {
+                if (node != Namespace)
+                {
+                    return ValueTask.FromResult<IEnumerable<Element>?>(registry.Find(node) is null ? null : []);
+                }
+
+                var host = ctx.To!.Domain;
+                var items = registry.All
+                    .Where(c => c.MayExecute(ctx.From))
+                    .Select(c => new Element("item", Ns.DiscoItems).SetAttribute("jid", host).SetAttribute("node", c.Node).SetAttribute("name", c.Name))
+                    .ToList();
+                return ValueTask.FromResult<IEnumerable<Element>?>(items);
+            });
+
+        context.HandleIq("set", Namespace, "command", IqTarget.Host, (ctx, payload, ct) => ExecuteAsync(context, registry, ctx, payload, ct));
+    }
+
+    private static Element Identity(string type, string name) =>
+        new Element("identity", Ns.DiscoInfo).SetAttribute("category", "automation").SetAttribute("type", type).SetAttribute("name", name);
+
+    private async ValueTask<Element?> ExecuteAsync(IModuleContext context, AdHocCommands registry, Routing.StanzaContext ctx, Element payload, CancellationToken ct)
+    {
+        var node = payload.GetAttribute("node");
+        if (node is null)
+        {
+            throw Error(StanzaErrorCondition.BadRequest, "bad-payload", "the command has no node");
+        }
+
+        if (registry.Find(node) is not { } command)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+        }
+
+        if (!command.MayExecute(ctx.From))
+        {
+            context.Log.Warn("{Requester} may not run {Node}", ctx.From, node);
+            throw new StanzaErrorException(StanzaErrorCondition.Forbidden);
+        }
+
+        var action = payload.GetAttribute("action") ?? "execute";
+        if (action is not ("execute" or "complete" or "next" or "prev" or "cancel"))
+        {
+            throw Error(StanzaErrorCondition.BadRequest, "malformed-action", $"unknown action '{action}'");
+        }
+
+        var requester = ctx.From.ToString();
+        var sessionId = payload.GetAttribute("sessionid");
+        if (sessionId is not null)
+        {
+            if (!_sessions.TryGetValue((requester, sessionId), out var session) || session.Node != node)
+            {
+                throw Error(StanzaErrorCondition.BadRequest, "bad-sessionid", "no such command session");
+            }
+
+            if (session.Expires < DateTime.UtcNow)
+            {
+                _sessions.TryRemove((requester, sessionId), out _);
+                throw Error(StanzaErrorCondition.NotAllowed, "session-expired", "the command session has expired");
+            }
+        }
+
+        var form = payload.Child("x", DataForm.Namespace);
+        if (action == "cancel" || form?.GetAttribute("type") == "cancel")
+        {
+            if (sessionId is not null)
+            {
+                _sessions.TryRemove((requester, sessionId), out _);
+            }
+
+            return Reply(node, sessionId, "canceled");
+        }
+
+        if (action is "next" or "prev")
+        {
+            // Every command here has one form: only "execute" (its default, complete) and "complete" apply.
+            throw Error(StanzaErrorCondition.BadRequest, "bad-action", $"'{action}' is not possible at this stage");
+        }
+
+        IReadOnlyDictionary<string, List<string>>? values = form?.GetAttribute("type") == "submit" ? DataForm.Values(form) : null;
+        if (values is null && sessionId is not null)
+        {
+            // The second stage without a filled-in form: the command says what is missing.
+            values = new Dictionary<string, List<string>>();
+        }
+
+        AdHocResult result;
+        try
+        {
+            result = await command.Handler(new AdHocRequest(ctx.From, ctx.To!.Domain, values, ctx), ct).ConfigureAwait(false);
+        }
+        catch (StanzaErrorException)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            context.Log.Error(ex, "Command {Node} run by {Requester} failed", node, ctx.From);
+            result = AdHocResult.Failed("The command failed on the server: " + ex.Message);
+        }
+
+        if (!result.Completed)
+        {
+            sessionId ??= Begin(requester, node);
+            var reply = Reply(node, sessionId, "executing");
+            reply.AddChild("actions", Namespace).SetAttribute("execute", "complete").AddChild("complete", Namespace);
+            AddNote(reply, result);
+            if (result.Form is not null)
+            {
+                reply.Add(result.Form);
+            }
+
+            return reply;
+        }
+
+        if (sessionId is not null)
+        {
+            _sessions.TryRemove((requester, sessionId), out _);
+        }
+
+        var done = Reply(node, sessionId ?? NewId(), "completed");
+        AddNote(done, result);
+        if (result.Form is not null)
+        {
+            done.Add(result.Form);
+        }
+
+        context.Log.Info("{Requester} ran {Node}: {Outcome}", ctx.From, node, result.NoteType == AdHocNoteType.Error ? "refused: " + result.Note : "done");
+        return done;
+    }
+
+    private string Begin(string requester, string node)
+    {
+        var now = DateTime.UtcNow;
+        if (_sessions.Count >= MaxSessions)
+        {
+            foreach (var (key, session) in _sessions)
+            {
+                if (session.Expires < now)
+                {
+                    _sessions.TryRemove(key, out _);
+                }
+            }
+        }
+
+        var mine = _sessions.Where(s => s.Key.Requester == requester).OrderBy(s => s.Value.Expires).ToList();
+        for (var i = 0; i <= mine.Count - MaxSessionsPerRequester; i++)
+        {
+            _sessions.TryRemove(mine[i].Key, out _);
+        }
+
+        if (_sessions.Count >= MaxSessions)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ResourceConstraint, "too many unfinished command sessions");
+        }
+
+        var id = NewId();
+        _sessions[(requester, id)] = new Session(node, now + SessionLifetime);
+        return id;
+    }
+
+    private static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+
+    private static Element Reply(string node, string? sessionId, string status) =>
+        new Element("command", Namespace).SetAttribute("node", node).SetAttribute("sessionid", sessionId).SetAttribute("status", status);
+
+    private static void AddNote(Element command, AdHocResult result)
+    {
+        if (result.Note is not null)
+        {
+            command.AddChild("note", Namespace).SetAttribute("type", result.NoteType.ToString().ToLowerInvariant()).AddText(result.Note);
+        }
+    }
+
+    /// <summary>A stanza error with XEP-0050 §4.6's application-specific condition.</summary>
+    private static StanzaErrorException Error(StanzaErrorCondition condition, string specific, string text) =>
+        new(new StanzaError(condition, text) { Application = new Element(specific, Namespace) });
+
+    private sealed record Session(string Node, DateTime Expires);
+}
