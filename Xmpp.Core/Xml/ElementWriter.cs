@@ -17,15 +17,16 @@ public static class ElementWriter
         return sb.ToString();
     }
 
-    public static void Write(StringBuilder sb, Element e, string? parentNamespace) => Write(sb, e, parentNamespace, asServer: false);
+    public static void Write(StringBuilder sb, Element e, string? parentNamespace) => Write(sb, e, parentNamespace, contentNamespace: null);
 
     /// <summary>
-    /// Writes an element; with <paramref name="asServer"/>, jabber:client elements are written in
-    /// jabber:server, the content namespace of server-to-server streams (RFC 6120 §4.8.3).
+    /// Writes an element; with a <paramref name="contentNamespace"/>, jabber:client elements are written in
+    /// it: jabber:server on server-to-server streams (RFC 6120 §4.8.3), jabber:component:accept on
+    /// component streams (XEP-0114).
     /// </summary>
-    public static void Write(StringBuilder sb, Element e, string? parentNamespace, bool asServer)
+    public static void Write(StringBuilder sb, Element e, string? parentNamespace, string? contentNamespace)
     {
-        var ns = asServer && e.Namespace == Ns.Client ? Ns.Server : e.Namespace;
+        var ns = contentNamespace is not null && e.Namespace == Ns.Client ? contentNamespace : e.Namespace;
         sb.Append('<').Append(e.Name);
         if (ns != parentNamespace)
         {
@@ -71,7 +72,7 @@ public static class ElementWriter
         {
             if (n is Element child)
             {
-                Write(sb, child, ns, asServer);
+                Write(sb, child, ns, contentNamespace);
             }
             else
             {

@@ -16,8 +16,9 @@ public sealed record XmlReaderLimits
     public int MaxNamespaceDeclarations { get; init; } = 32;
 
     /// <summary>
-    /// Server-to-server streams: elements in jabber:server are read as jabber:client, so that the rest of
-    /// the server handles one stanza namespace whatever stream a stanza came from (RFC 6120 §4.8.3).
+    /// The content namespace of a stream that is not jabber:client: jabber:server (RFC 6120 §4.8.3) or
+    /// jabber:component:accept (XEP-0114). Its elements are read as jabber:client, so that the rest of the
+    /// server handles one stanza namespace whatever stream a stanza came from. Null on client streams.
     /// </summary>
-    public bool ServerNamespaceAsClient { get; init; }
+    public string? ContentNamespace { get; init; }
 }

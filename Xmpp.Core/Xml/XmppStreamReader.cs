@@ -554,7 +554,7 @@ public sealed class XmppStreamReader : IXmppStreamReader
             throw new XmppStreamException(StreamErrorCondition.UnsupportedStanzaType, "a stream header inside the stream");
         }
 
-        if (_limits.ServerNamespaceAsClient && ns == Ns.Server)
+        if (ns == _limits.ContentNamespace)
         {
             ns = Ns.Client;
         }

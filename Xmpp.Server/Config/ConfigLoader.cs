@@ -69,6 +69,8 @@ public static class ConfigLoader
         var modulesSeen = false;
         var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>();
         var admins = new List<Jid>();
+        var components = new List<ComponentOptions>();
+        XElement? componentElement = null;
 
         foreach (var e in root.Elements())
         {
@@ -115,7 +117,8 @@ public static class ConfigLoader
                             "c2s-tls" => ListenerKind.C2sDirectTls,
                             "s2s" => ListenerKind.S2s,
                             "s2s-tls" => ListenerKind.S2sDirectTls,
-                            _ => throw ctx.Error(e, $"unknown listener type '{type}' (expected c2s, c2s-tls, s2s or s2s-tls)"),
+                            "component" => ListenerKind.Component,
+                            _ => throw ctx.Error(e, $"unknown listener type '{type}' (expected c2s, c2s-tls, s2s, s2s-tls or component)"),
                         };
                         var address = (string?)e.Attribute("address") ?? "localhost";
                         if (address is not ("localhost" or "*") && !IPAddress.TryParse(address, out _))
@@ -128,6 +131,7 @@ public static class ConfigLoader
                             ListenerKind.C2s => 5222,
                             ListenerKind.C2sDirectTls => 5223,
                             ListenerKind.S2s => 5269,
+                            ListenerKind.Component => 5347,
                             _ => 5270,
                         };
                         var port = ctx.Int(e, "port", defaultPort, 0, 65535);
@@ -190,6 +194,25 @@ public static class ConfigLoader
                         }
 
                         admins.Add(admin);
+                        break;
+                    }
+
+                case "component":
+                    {
+                        ctx.CheckAttributes(e, "domain", "secret");
+                        var text = ctx.Required(e, "domain");
+                        if (!Jid.TryPrepareDomain(text, out var domain))
+                        {
+                            throw ctx.Error(e, $"'{text}' is not a valid domain name");
+                        }
+
+                        if (components.Exists(c => c.Domain == domain))
+                        {
+                            throw ctx.Error(e, $"component '{domain}' is declared twice");
+                        }
+
+                        components.Add(new ComponentOptions(domain, ctx.Required(e, "secret")));
+                        componentElement ??= e;
                         break;
                     }
 
@@ -313,6 +336,16 @@ public static class ConfigLoader
             throw ctx.Error(root, "at least one <host name=\"...\"/> is required");
         }
 
+        if (components.Find(c => hosts.Exists(h => h.Name == c.Domain)) is { } clash)
+        {
+            throw ctx.Error(componentElement!, $"'{clash.Domain}' is a <host>; a component needs a domain of its own");
+        }
+
+        if (components.Count > 0 && !listeners.Exists(l => l.Kind == ListenerKind.Component))
+        {
+            throw ctx.Error(componentElement!, "components need a <listen type=\"component\" port=\"5347\"/> to connect to");
+        }
+
         var dir = dataDir ?? Path.Combine(baseDir, "data");
         return options with
         {
@@ -322,6 +355,7 @@ public static class ConfigLoader
             Storage = options.Storage with { File = dbFile ?? Path.Combine(dir, "xmpp.db") },
             Modules = modulesSeen ? modules : ServerOptions.DefaultModules,
             Admins = admins,
+            Components = components,
         };
     }
 

@@ -27,6 +27,9 @@ public sealed record ServerOptions
 
     public LoggingOptions Logging { get; init; } = new();
 
+    /// <summary>External components (XEP-0114) allowed to connect, each with its domain and shared secret.</summary>
+    public IReadOnlyList<ComponentOptions> Components { get; init; } = [];
+
     /// <summary>
     /// Accounts (bare JIDs) that may use the service administration commands (XEP-0133) on every host
     /// this server serves.
@@ -75,6 +78,10 @@ public sealed record ServerOptions
         };
 }
 
+/// <param name="Domain">The component's domain (a subdomain of a host, by convention), which it serves entirely.</param>
+/// <param name="Secret">The shared secret of its XEP-0114 handshake.</param>
+public sealed record ComponentOptions(string Domain, string Secret);
+
 public sealed record HostOptions(string Name, string? CertificateFile = null, string? KeyFile = null);
 
 public enum ListenerKind
@@ -90,6 +97,9 @@ public enum ListenerKind
 
     /// <summary>Server-to-server with TLS from the first byte (XEP-0368), default port 5270.</summary>
     S2sDirectTls,
+
+    /// <summary>External components (XEP-0114, jabber:component:accept), default port 5347.</summary>
+    Component,
 }
 
 public static class ListenerKinds
@@ -99,6 +109,7 @@ public static class ListenerKinds
         ListenerKind.C2s => "c2s (STARTTLS)",
         ListenerKind.C2sDirectTls => "c2s (direct TLS)",
         ListenerKind.S2s => "s2s (STARTTLS)",
+        ListenerKind.Component => "components (XEP-0114)",
         _ => "s2s (direct TLS)",
     };
 

@@ -11,17 +11,22 @@ namespace Xmpp.Server.Hosting;
 /// <summary>The components a connection needs, owned by one <see cref="XmppServer"/> (nothing static).</summary>
 public sealed class ServerContext
 {
-    public required ServerOptions Options { get; init; }
+    /// <summary>The configuration in force (a reload replaces it; read it at the point of use).</summary>
+    public required ServerOptions Options { get; set; }
 
     public required LogFactory Logs { get; init; }
 
-    public required CertificateStore Certificates { get; init; }
+    /// <summary>The hosts' certificates (a reload replaces them: new connections use the new ones).</summary>
+    public required CertificateStore Certificates { get; set; }
 
     public required IStorage Storage { get; init; }
 
     public required ISessionRegistry Sessions { get; init; }
 
-    public required HookBus Hooks { get; init; }
+    /// <summary>The modules in force, with everything they registered (a reload swaps the whole generation).</summary>
+    public Modules.ModuleHost Modules { get; internal set; } = null!;
+
+    public HookBus Hooks => Modules.Hooks;
 
     public required IStanzaRouter Router { get; init; }
 
@@ -29,16 +34,16 @@ public sealed class ServerContext
 
     public required AuthFailureTracker AuthFailures { get; init; }
 
-    public required StreamFeatureRegistry StreamFeatures { get; init; }
+    public StreamFeatureRegistry StreamFeatures => Modules.StreamFeatures;
 
     /// <summary>Features and requests before authentication (in-band registration).</summary>
-    public PreAuthRegistry PreAuth { get; } = new();
+    public PreAuthRegistry PreAuth => Modules.PreAuth;
 
     /// <summary>What a XEP-0386 Bind2 request may switch on inline.</summary>
-    public Bind2Registry Bind2 { get; } = new();
+    public Bind2Registry Bind2 => Modules.Bind2;
 
     /// <summary>Handlers of non-stanza elements on bound client streams.</summary>
-    public StreamElementRegistry StreamElements { get; } = new();
+    public StreamElementRegistry StreamElements => Modules.StreamElements;
 
     /// <summary>What SASL answers for usernames without credentials, so that no account can be told apart from a missing one.</summary>
     public required Xmpp.Core.Sasl.DecoyCredentials Decoys { get; init; }
@@ -47,11 +52,14 @@ public sealed class ServerContext
     public required ServerMetrics Metrics { get; init; }
 
     /// <summary>XEP-0198 settings, when the stream management module is loaded.</summary>
-    public StreamManagementOptions? StreamManagement { get; internal set; }
+    public StreamManagementOptions? StreamManagement => Modules.StreamManagement;
 
     /// <summary>Sessions that can be resumed (XEP-0198).</summary>
     public ResumableSessions Resumption { get; } = new();
 
     /// <summary>Federation (set right after the context is built: it needs the context itself).</summary>
     public S2s.S2sManager S2s { get; internal set; } = null!;
+
+    /// <summary>External components (XEP-0114), set with <see cref="S2s"/>.</summary>
+    public Components.ComponentManager Components { get; internal set; } = null!;
 }

@@ -26,16 +26,16 @@ public sealed class XmppServer : IAsyncDisposable
     private bool _stopped;
     private Task _idleSweep = Task.CompletedTask;
 
-    private XmppServer(ServerContext context, ModuleHost modules)
+    private XmppServer(ServerContext context)
     {
         Context = context;
-        Modules = modules;
         _log = context.Logs.GetLogger("Server");
     }
 
     public ServerContext Context { get; }
 
-    public ModuleHost Modules { get; }
+    /// <summary>The module generation in force (a reload replaces it).</summary>
+    public ModuleHost Modules => Context.Modules;
 
     public ServerOptions Options => Context.Options;
 
@@ -58,10 +58,10 @@ public sealed class XmppServer : IAsyncDisposable
         var storage = CreateStorage(options);
         await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
         var certificates = CertificateStore.Load(options);
-        var hooks = new HookBus();
         var sessions = new SessionManager();
         var metrics = new ServerMetrics();
-        var router = new Router(hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics);
+        ServerContext? built = null;
+        var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics);
         var context = new ServerContext
         {
             Options = options,
@@ -69,22 +69,22 @@ public sealed class XmppServer : IAsyncDisposable
             Certificates = certificates,
             Storage = storage,
             Sessions = sessions,
-            Hooks = hooks,
             Router = router,
             Metrics = metrics,
             Connections = new ConnectionManager(),
             AuthFailures = new AuthFailureTracker(options.Auth, TimeProvider.System),
-            StreamFeatures = new StreamFeatureRegistry(),
             Decoys = new Xmpp.Core.Sasl.DecoyCredentials(secret, options.Auth.Iterations),
         };
         metrics.Gauge("xmpp_connections", "Open connections (client and server streams).", () => context.Connections.Count);
         metrics.Gauge("xmpp_sessions", "Bound client sessions.", () => context.Sessions.Count);
         metrics.Gauge("xmpp_sessions_resumable", "Sessions that can be resumed (XEP-0198), live or waiting.", () => context.Resumption.Count);
+        built = context;
         context.S2s = new S2s.S2sManager(context);
-        context.S2s.Register(hooks);
-        var modules = new ModuleHost(context);
+        context.Components = new Components.ComponentManager(context);
+        var modules = new ModuleHost(context, options);
         modules.LoadAll();
-        return new XmppServer(context, modules);
+        context.Modules = modules;
+        return new XmppServer(context);
     }
 
     /// <summary>Binds every configured listener and starts accepting.</summary>

@@ -11,7 +11,13 @@ using Xmpp.Server.Storage;
 
 namespace Xmpp.Server.Modules;
 
-/// <summary>Loads the modules named in the configuration and gives each its <see cref="IModuleContext"/>.</summary>
+/// <summary>
+/// Loads the modules named in the configuration and gives each its <see cref="IModuleContext"/>. One
+/// host is one generation of modules with everything they registered (hooks, stream features, pre-auth
+/// requests, Bind2 and stream-element handlers, disco): a reload builds a new host from the new
+/// configuration and swaps it in whole (<see cref="ServerContext.Modules"/>), so a stanza always sees
+/// one consistent set.
+/// </summary>
 public sealed class ModuleHost
 {
     private readonly List<IXmppModule> _loaded = [];
@@ -19,22 +25,39 @@ public sealed class ModuleHost
     private readonly List<Task> _running = [];
     private readonly List<Action> _afterLoad = [];
     private readonly Dictionary<Type, object> _shared = [];
+    private CancellationTokenSource? _backgroundStop;
 
-    public ModuleHost(ServerContext server)
+    public ModuleHost(ServerContext server, ServerOptions options)
     {
-        Options = server.Options;
+        Options = options;
         Logs = server.Logs;
         Sessions = server.Sessions;
         Router = server.Router;
         Storage = server.Storage;
-        Hooks = server.Hooks;
-        StreamFeatures = server.StreamFeatures;
         Server = server;
         Rosters = new RosterManager(server.Storage.Roster, server.Sessions, server.Logs.GetLogger("Roster"))
         {
-            MaxItems = server.Options.Limits.RosterItems,
+            MaxItems = options.Limits.RosterItems,
         };
     }
+
+    /// <summary>This generation's hooks.</summary>
+    public HookBus Hooks { get; } = new();
+
+    /// <summary>Stream features offered after authentication.</summary>
+    public StreamFeatureRegistry StreamFeatures { get; } = new();
+
+    /// <summary>Features and requests before authentication (in-band registration).</summary>
+    public PreAuthRegistry PreAuth { get; } = new();
+
+    /// <summary>What a XEP-0386 Bind2 request may switch on inline.</summary>
+    public Bind2Registry Bind2 { get; } = new();
+
+    /// <summary>Handlers of non-stanza elements on bound client streams.</summary>
+    public StreamElementRegistry StreamElements { get; } = new();
+
+    /// <summary>XEP-0198 settings, when the stream management module is loaded.</summary>
+    public StreamManagementOptions? StreamManagement { get; private set; }
 
     public DiscoRegistry Disco { get; } = new();
 
@@ -49,10 +72,6 @@ public sealed class ModuleHost
     internal IStanzaRouter Router { get; }
 
     internal IStorage Storage { get; }
-
-    internal HookBus Hooks { get; }
-
-    internal StreamFeatureRegistry StreamFeatures { get; }
 
     internal ServerContext Server { get; }
 
@@ -94,9 +113,11 @@ public sealed class ModuleHost
         () => new Roster.RosterModule(),
     ];
 
-    /// <summary>Starts the modules' background work (<see cref="IModuleContext.RunInBackground"/>).</summary>
-    internal void StartBackground(CancellationToken stopping)
+    /// <summary>Starts the modules' background work (<see cref="IModuleContext.RunInBackground"/>), until shutdown or <see cref="StopBackgroundAsync"/>.</summary>
+    internal void StartBackground(CancellationToken shutdown)
     {
+        _backgroundStop = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        var stopping = _backgroundStop.Token;
         foreach (var (module, work) in _background)
         {
             var log = Logs.GetLogger("Module." + module);
@@ -122,8 +143,23 @@ public sealed class ModuleHost
     /// <summary>Waits for the background work to end (after the token given to <see cref="StartBackground"/> is cancelled).</summary>
     internal Task StoppedAsync() => Task.WhenAll(_running);
 
+    /// <summary>Ends this generation's background work (it was replaced by a reload) and waits for it.</summary>
+    internal async Task StopBackgroundAsync()
+    {
+        if (_backgroundStop is not null)
+        {
+            await _backgroundStop.CancelAsync().ConfigureAwait(false);
+        }
+
+        await StoppedAsync().ConfigureAwait(false);
+        _backgroundStop?.Dispose();
+    }
+
     public void LoadAll()
     {
+        // What the core claims on every generation's hooks: federation and external components.
+        Server.S2s.Register(Hooks);
+        Server.Components.Register(Hooks);
         foreach (var factory in Core)
         {
             Load(factory(), new Dictionary<string, string>());
@@ -225,15 +261,15 @@ public sealed class ModuleHost
             return (T)shared;
         }
 
-        public void AddPreAuthStreamFeature(Element feature) => host.Server.PreAuth.AddFeature(feature);
+        public void AddPreAuthStreamFeature(Element feature) => host.PreAuth.AddFeature(feature);
 
-        public void HandlePreAuthIq(string ns, PreAuthIqHandler handler) => host.Server.PreAuth.Add(ns, handler);
+        public void HandlePreAuthIq(string ns, PreAuthIqHandler handler) => host.PreAuth.Add(ns, handler);
 
-        public void HandleBind2Inline(string ns, Action<IClientSession, Element> handler) => host.Server.Bind2.Add(ns, handler);
+        public void HandleBind2Inline(string ns, Action<IClientSession, Element> handler) => host.Bind2.Add(ns, handler);
 
-        public void HandleStreamElement(string ns, Action<IClientSession, Element> handler) => host.Server.StreamElements.Add(ns, handler);
+        public void HandleStreamElement(string ns, Action<IClientSession, Element> handler) => host.StreamElements.Add(ns, handler);
 
-        public void EnableStreamManagement(StreamManagementOptions options) => host.Server.StreamManagement = options;
+        public void EnableStreamManagement(StreamManagementOptions options) => host.StreamManagement = options;
 
         public void RunInBackground(Func<CancellationToken, Task> work) => host._background.Add((module.Name, work));
 

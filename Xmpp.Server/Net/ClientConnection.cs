@@ -92,7 +92,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         var limits = ctx.Options.Limits;
         _rate = limits.StanzaRate > 0 ? new TokenBucket(limits.StanzaRate, limits.StanzaBurst) : null;
         _stream = _activity;
-        _out = new OutputQueue(() => _stream, serverStream: false);
+        _out = new OutputQueue(() => _stream, Ns.Client);
         ConnectionId = ctx.Connections.NextId();
     }
 

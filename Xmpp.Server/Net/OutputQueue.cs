@@ -38,19 +38,20 @@ internal sealed class OutputQueue
     private int _completed;
     private int _adding;
     private readonly Func<Stream> _stream;
-    private readonly bool _serverStream;
     private readonly string _contentNamespace;
     private int _queued;
     private long _queuedBytes;
     private List<OutItem> _left = [];
 
     /// <param name="stream">The current transport (it changes at STARTTLS).</param>
-    /// <param name="serverStream">A jabber:server stream: jabber:client stanzas are written in jabber:server.</param>
-    public OutputQueue(Func<Stream> stream, bool serverStream)
+    /// <param name="contentNamespace">
+    /// The stream's content namespace: jabber:client, or jabber:server or jabber:component:accept, in which
+    /// jabber:client stanzas are then written.
+    /// </param>
+    public OutputQueue(Func<Stream> stream, string contentNamespace)
     {
         _stream = stream;
-        _serverStream = serverStream;
-        _contentNamespace = serverStream ? Ns.Server : Ns.Client;
+        _contentNamespace = contentNamespace;
     }
 
     /// <summary>Bytes of the stanzas waiting, estimated (see <see cref="Element.WireSize"/>).</summary>
@@ -212,7 +213,7 @@ internal sealed class OutputQueue
                     {
                         Interlocked.Decrement(ref _queued);
                         Interlocked.Add(ref _queuedBytes, -item.Cost);
-                        ElementWriter.Write(sb, item.Element, _contentNamespace, _serverStream);
+                        ElementWriter.Write(sb, item.Element, _contentNamespace, _contentNamespace == Ns.Client ? null : _contentNamespace);
                     }
                     else if (item.Raw is not null)
                     {

@@ -75,9 +75,12 @@ public sealed class TcpListenerService : IDisposable
                 continue;
             }
 
-            IConnection connection = Kind.IsServer()
-                ? new S2s.IncomingS2s(_ctx, _ctx.S2s, client, _directTls, shutdown)
-                : new ClientConnection(_ctx, client, _directTls, shutdown);
+            IConnection connection = Kind switch
+            {
+                ListenerKind.Component => new Components.ComponentConnection(_ctx, _ctx.Components, client, shutdown),
+                _ when Kind.IsServer() => new S2s.IncomingS2s(_ctx, _ctx.S2s, client, _directTls, shutdown),
+                _ => new ClientConnection(_ctx, client, _directTls, shutdown),
+            };
             _ctx.Connections.Start(connection, address);
         }
     }
@@ -97,7 +100,7 @@ public sealed class TcpListenerService : IDisposable
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
                 if (!_directTls)
                 {
-                    var content = Kind.IsServer() ? Xmpp.Core.Ns.Server : Xmpp.Core.Ns.Client;
+                    var content = Kind == ListenerKind.Component ? Components.ComponentConnection.Namespace : Kind.IsServer() ? Xmpp.Core.Ns.Server : Xmpp.Core.Ns.Client;
                     var xml = "<?xml version='1.0'?><stream:stream xmlns='" + content + "' xmlns:stream='" + Xmpp.Core.Ns.Stream +
                         "' from='" + Xmpp.Core.Xml.ElementWriter.Escape(_ctx.Options.Hosts[0].Name) + "' version='1.0'><stream:error><policy-violation xmlns='" +
                         Xmpp.Core.Ns.Streams + "'/><text xmlns='" + Xmpp.Core.Ns.Streams +

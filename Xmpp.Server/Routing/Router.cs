@@ -13,16 +13,17 @@ namespace Xmpp.Server.Routing;
 /// </summary>
 public sealed class Router : IStanzaRouter
 {
-    private readonly HookBus _hooks;
+    private readonly Func<HookBus> _currentHooks;
     private readonly HashSet<string> _localHosts;
     private readonly Logger _log;
 
     private readonly Hosting.ServerMetrics? _metrics;
 
-    public Router(HookBus hooks, IEnumerable<string> localHosts, Logger log, Hosting.ServerMetrics? metrics = null)
+    /// <param name="hooks">The hooks in force (the current module generation's, which a reload replaces).</param>
+    public Router(Func<HookBus> hooks, IEnumerable<string> localHosts, Logger log, Hosting.ServerMetrics? metrics = null)
     {
         _metrics = metrics;
-        _hooks = hooks;
+        _currentHooks = hooks;
         _localHosts = new HashSet<string>(localHosts, StringComparer.Ordinal);
         _log = log;
     }
@@ -57,6 +58,8 @@ public sealed class Router : IStanzaRouter
 
     private async ValueTask RouteCoreAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken)
     {
+        // One generation of hooks for the whole of this stanza's routing, even if a reload swaps them meanwhile.
+        var hooks = _currentHooks();
         Jid? to = null;
         var toText = stanza.GetAttribute("to");
         if (toText is not null && !Jid.TryParse(toText, out to))
@@ -71,7 +74,7 @@ public sealed class Router : IStanzaRouter
             if (stanza.Name == "presence")
             {
                 var broadcast = new StanzaContext(stanza, from, null, origin, this);
-                await _hooks.FireAsync(HookNames.PresenceBroadcast, broadcast, cancellationToken).ConfigureAwait(false);
+                await hooks.FireAsync(HookNames.PresenceBroadcast, broadcast, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
@@ -82,21 +85,21 @@ public sealed class Router : IStanzaRouter
         if (from.Local is not null || to.Local is not null)
         {
             if (from.Bare != to.Bare && (IsLocal(from.Domain) || IsLocal(to.Domain)) &&
-                await _hooks.FireAsync(HookNames.Filter, context, cancellationToken).ConfigureAwait(false))
+                await hooks.FireAsync(HookNames.Filter, context, cancellationToken).ConfigureAwait(false))
             {
                 return;
             }
         }
 
         if (origin is not null &&
-            await _hooks.FireAsync(HookNames.Outbound(stanza.Name), context, cancellationToken).ConfigureAwait(false))
+            await hooks.FireAsync(HookNames.Outbound(stanza.Name), context, cancellationToken).ConfigureAwait(false))
         {
             return;
         }
 
         if (!IsLocal(to.Domain))
         {
-            if (!await _hooks.FireAsync(HookNames.RouteRemote, context, cancellationToken).ConfigureAwait(false))
+            if (!await hooks.FireAsync(HookNames.RouteRemote, context, cancellationToken).ConfigureAwait(false))
             {
                 await BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RemoteServerNotFound, $"no route to {to.Domain}"), cancellationToken).ConfigureAwait(false);
             }
@@ -110,13 +113,13 @@ public sealed class Router : IStanzaRouter
             var type = stanza.GetAttribute("type");
             var payload = stanza.FirstElement();
             if ((type == "get" || type == "set") && payload is not null && target != Target.Full &&
-                await _hooks.FireAsync(HookNames.Iq(type, target, payload.Namespace, payload.Name), context, cancellationToken).ConfigureAwait(false))
+                await hooks.FireAsync(HookNames.Iq(type, target, payload.Namespace, payload.Name), context, cancellationToken).ConfigureAwait(false))
             {
                 return;
             }
         }
 
-        if (await _hooks.FireAsync(HookNames.Stanza(stanza.Name, target), context, cancellationToken).ConfigureAwait(false))
+        if (await hooks.FireAsync(HookNames.Stanza(stanza.Name, target), context, cancellationToken).ConfigureAwait(false))
         {
             return;
         }

@@ -32,7 +32,7 @@ public abstract class S2sConnection : IConnection
         Log = ctx.Logs.GetLogger(loggerName);
         Cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         ConnectionId = ctx.Connections.NextId();
-        _out = new OutputQueue(() => Transport!, serverStream: true);
+        _out = new OutputQueue(() => Transport!, Ns.Server);
     }
 
     public long ConnectionId { get; }
@@ -93,7 +93,7 @@ public abstract class S2sConnection : IConnection
         MaxDepth = Ctx.Options.Limits.MaxDepth,
         MaxAttributes = Ctx.Options.Limits.MaxAttributes,
         MaxNamespaceDeclarations = Ctx.Options.Limits.MaxNamespaces,
-        ServerNamespaceAsClient = true,
+        ContentNamespace = Ns.Server,
     });
 
     protected void SendHeader(string from, string? to, string? id)
@@ -133,7 +133,7 @@ public abstract class S2sConnection : IConnection
         var sb = new StringBuilder(256);
         if (e.Namespace != Ns.Dialback)
         {
-            ElementWriter.Write(sb, e, Ns.Server, asServer: true);
+            ElementWriter.Write(sb, e, Ns.Server, Ns.Server);
             SendRaw(sb.ToString());
             return;
         }
@@ -151,7 +151,7 @@ public abstract class S2sConnection : IConnection
         {
             if (n is Element child)
             {
-                ElementWriter.Write(sb, child, Ns.Server, asServer: true);
+                ElementWriter.Write(sb, child, Ns.Server, Ns.Server);
             }
             else
             {

@@ -82,6 +82,18 @@ public sealed class RawXmppClient : IAsyncDisposable
         return Features;
     }
 
+    /// <summary>A XEP-0114 component stream: sends the header, reads the server's (no features follow); returns the stream id.</summary>
+    public async Task<string> OpenComponentAsync(string domain)
+    {
+        _reader?.Dispose();
+        _reader = new XmppStreamReader(_stream);
+        await SendAsync($"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'>");
+        var ev = await _reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+        Assert.That(ev.Kind, Is.EqualTo(XmppStreamEventKind.Header));
+        ServerHeader = ev.Header;
+        return ev.Header!.Id!;
+    }
+
     public void ResetReader()
     {
         _reader?.Dispose();

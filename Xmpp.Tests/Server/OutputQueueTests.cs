@@ -11,7 +11,7 @@ public sealed class OutputQueueTests
     [Test]
     public void Bytes_are_bounded_as_well_as_stanzas_and_one_stanza_always_fits()
     {
-        var queue = new OutputQueue(() => Stream.Null, serverStream: false);
+        var queue = new OutputQueue(() => Stream.Null, "jabber:client");
         Element Big() => new Element("message", Ns.Client) { WireSize = 100_000 };
         Assert.That(queue.TryEnqueue(Big(), 1000, byteLimit: 50_000), Is.EqualTo(EnqueueResult.Queued), "alone it exceeds the limit, but is taken");
         Assert.That(queue.TryEnqueue(Big(), 1000, byteLimit: 50_000), Is.EqualTo(EnqueueResult.Full));
@@ -25,7 +25,7 @@ public sealed class OutputQueueTests
     public async Task Every_stanza_reported_as_queued_is_written_before_the_closing_tag()
     {
         var output = new MemoryStream();
-        var queue = new OutputQueue(() => output, serverStream: false);
+        var queue = new OutputQueue(() => output, "jabber:client");
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var writer = queue.RunAsync(_ => { }, cts.Token);
         var queued = new System.Collections.Concurrent.ConcurrentBag<int>();

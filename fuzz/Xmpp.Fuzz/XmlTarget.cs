@@ -18,7 +18,7 @@ public static class XmlTarget
         }
 
         var chunk = 1 + (input[0] % 64);
-        var limits = new XmlReaderLimits { MaxStanzaBytes = 64 * 1024, MaxDepth = 32, MaxAttributes = 32, ServerNamespaceAsClient = (input[0] & 0x80) != 0 };
+        var limits = new XmlReaderLimits { MaxStanzaBytes = 64 * 1024, MaxDepth = 32, MaxAttributes = 32, ContentNamespace = (input[0] & 0x80) != 0 ? Xmpp.Core.Ns.Server : null };
         using var reader = new XmppStreamReader(new ChunkedStream(input.AsMemory(1), chunk), limits);
         try
         {

@@ -73,7 +73,15 @@ public sealed class DiscoModule : IXmppModule
             var node = payload.GetAttribute("node");
             if (node is null)
             {
-                return ValueTask.FromResult<Element?>(new Element("query", Ns.DiscoItems));
+                // The external components (XEP-0114) on subdomains of this host, as Prosody lists them.
+                var items = new Element("query", Ns.DiscoItems);
+                var suffix = "." + ctx.To!.Domain;
+                foreach (var component in context.Options.Components.Where(c => c.Domain.EndsWith(suffix, StringComparison.Ordinal)))
+                {
+                    items.AddChild("item").SetAttribute("jid", component.Domain);
+                }
+
+                return ValueTask.FromResult<Element?>(items);
             }
 
             return NodeAsync(ctx, Ns.DiscoItems, node, disco.HostNodeItems, ct);
