@@ -27,6 +27,7 @@ public static class CommandLine
           deluser JID             delete an account
           users [HOST]            list accounts
           check                   validate configuration, certificates and storage; show what would listen
+          reload                  make the running server reload its configuration (as SIGHUP does) and show the outcome
           import FILE             accounts (plaintext passwords), rosters and offline messages from a XEP-0227 file
           compliance              print the table of implemented specifications (as in README)
           version                 print the version
@@ -103,6 +104,7 @@ public static class CommandLine
                 "deluser" when rest.Count == 1 => await DelUserAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
                 "users" when rest.Count <= 1 => await UsersAsync(options, rest.FirstOrDefault(), stdout, stderr).ConfigureAwait(false),
                 "check" when rest.Count == 0 => await CheckAsync(options, stdout, stderr).ConfigureAwait(false),
+                "reload" when rest.Count == 0 => await ReloadAsync(options, stdout, stderr).ConfigureAwait(false),
                 "import" when rest.Count == 1 => await ImportAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
                 _ => await UsageAsync(stderr, command).ConfigureAwait(false),
             };
@@ -152,6 +154,13 @@ public static class CommandLine
             ctx.Cancel = true;
             stop.TrySetResult();
         });
+        // SIGHUP reloads the configuration (the outcome is logged); one reload at a time.
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            log.Info("SIGHUP: reloading the configuration");
+            _ = server.ReloadAsync(CancellationToken.None);
+        });
         server.Start();
         var users = await server.Context.Storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false);
         if (users.Count == 0)
@@ -166,6 +175,27 @@ public static class CommandLine
         await server.StopAsync().ConfigureAwait(false);
         await stdout.FlushAsync().ConfigureAwait(false);
         return Ok;
+    }
+
+    /// <summary>reload: asks the server running with this configuration (its control socket in the data directory) to reload.</summary>
+    private static async Task<int> ReloadAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var answer = await Hosting.ControlChannel.RequestAsync(options.DataDirectory, "reload", timeout.Token).ConfigureAwait(false);
+        if (answer is null || answer.Count == 0)
+        {
+            await stderr.WriteLineAsync($"no running server answers at {Hosting.ControlChannel.PathFor(options.DataDirectory)} (is it running with this configuration? SIGHUP also reloads)").ConfigureAwait(false);
+            return Failed;
+        }
+
+        var output = answer[0] == "ok" ? stdout : stderr;
+        await output.WriteLineAsync(answer[0] == "ok" ? "reloaded" : "reload refused; the running configuration stays").ConfigureAwait(false);
+        foreach (var line in answer.Skip(1))
+        {
+            await output.WriteLineAsync("  " + line).ConfigureAwait(false);
+        }
+
+        return answer[0] == "ok" ? Ok : Failed;
     }
 
     /// <summary>import FILE: accounts, rosters and offline messages from a XEP-0227 file.</summary>

@@ -250,6 +250,11 @@ public sealed class ComponentConnection : IConnection
             return;
         }
 
+        if (streamError is not null)
+        {
+            _ctx.Metrics.StreamError("component", streamError.Condition);
+        }
+
         string? header = null;
         if (!_headerSent)
         {

@@ -50,6 +50,8 @@ public sealed class ComponentManager
 
     public bool IsConnected(string domain) => _connected.ContainsKey(domain);
 
+    public int ConnectedCount => _connected.Count;
+
     /// <summary>
     /// Makes an authenticated stream the route to its domain. A stream already there is closed with
     /// &lt;conflict/&gt;: a component that restarts after a crash must not wait for its old, half-open

@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Xmpp.Core.Stanzas;
 
 namespace Xmpp.Server.Hosting;
 
@@ -10,39 +12,39 @@ namespace Xmpp.Server.Hosting;
 /// </summary>
 public sealed class ServerMetrics
 {
-    /// <summary>Upper bounds of the routing-latency histogram, in seconds.</summary>
-    private static readonly double[] Buckets = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1];
     private static readonly string[] Kinds = ["message", "presence", "iq"];
 
     private readonly long[] _stanzas = new long[Kinds.Length + 1];
-    private readonly long[] _bucketCounts = new long[Buckets.Length + 1];
+    private readonly Histogram _routing = new([0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1]);
+    private readonly Histogram _storageWrites = new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]);
     private readonly List<(string Name, string Help, Func<IEnumerable<(string Labels, double Value)>> Read)> _gauges = [];
-    private long _routingTicks;
+    private readonly ConcurrentDictionary<(string Stream, StreamErrorCondition Condition), long> _streamErrors = new();
+    private readonly ConcurrentDictionary<StanzaErrorCondition, long> _stanzaErrors = new();
     private long _authSuccess;
     private long _authFailure;
-    private long _streamErrors;
 
     /// <summary>A stanza went through the router, taking <paramref name="ticks"/> Stopwatch ticks.</summary>
     public void Routed(string kind, long ticks)
     {
         var i = Array.IndexOf(Kinds, kind);
         Interlocked.Increment(ref _stanzas[i < 0 ? Kinds.Length : i]);
-        Interlocked.Add(ref _routingTicks, ticks);
-        var seconds = (double)ticks / Stopwatch.Frequency;
-        var b = 0;
-        while (b < Buckets.Length && seconds > Buckets[b])
-        {
-            b++;
-        }
-
-        Interlocked.Increment(ref _bucketCounts[b]);
+        _routing.Observe(ticks);
     }
+
+    /// <summary>A storage write (queued, run and committed) took <paramref name="ticks"/> Stopwatch ticks.</summary>
+    public void StorageWrite(long ticks) => _storageWrites.Observe(ticks);
 
     public void Authenticated() => Interlocked.Increment(ref _authSuccess);
 
     public void AuthenticationFailed() => Interlocked.Increment(ref _authFailure);
 
-    public void StreamError() => Interlocked.Increment(ref _streamErrors);
+    /// <summary>The server ended a stream ("c2s", "s2s" or "component") with a stream error.</summary>
+    public void StreamError(string stream, StreamErrorCondition condition) =>
+        _streamErrors.AddOrUpdate((stream, condition), 1, static (_, n) => n + 1);
+
+    /// <summary>The server answered a stanza with an error (a bounce, or a refused request).</summary>
+    public void StanzaError(StanzaErrorCondition condition) =>
+        _stanzaErrors.AddOrUpdate(condition, 1, static (_, n) => n + 1);
 
     /// <summary>Adds a gauge read at each scrape (connections, sessions ...), with optional labels per value.</summary>
     public void Gauge(string name, string help, Func<IEnumerable<(string Labels, double Value)>> read) => _gauges.Add((name, help, read));
@@ -58,23 +60,23 @@ public sealed class ServerMetrics
             stanzas.Sample("xmpp_stanzas_routed_total", $"{{kind=\"{(i < Kinds.Length ? Kinds[i] : "other")}\"}}", Interlocked.Read(ref _stanzas[i]));
         }
 
-        sb.Header("xmpp_routing_duration_seconds", "Time from a stanza's arrival at the router to its hand-over (queued for a session, stored, or passed to federation).", "histogram");
-        long cumulative = 0;
-        for (var b = 0; b <= Buckets.Length; b++)
-        {
-            cumulative += Interlocked.Read(ref _bucketCounts[b]);
-            var le = b < Buckets.Length ? Buckets[b].ToString("R", CultureInfo.InvariantCulture) : "+Inf";
-            sb.Sample("xmpp_routing_duration_seconds_bucket", $"{{le=\"{le}\"}}", cumulative);
-        }
-
-        sb.Sample("xmpp_routing_duration_seconds_sum", string.Empty, (double)Interlocked.Read(ref _routingTicks) / Stopwatch.Frequency);
-        sb.Sample("xmpp_routing_duration_seconds_count", string.Empty, cumulative);
+        _routing.Render(sb, "xmpp_routing_duration_seconds", "Time from a stanza's arrival at the router to its hand-over (queued for a session, stored, or passed to federation).");
+        _storageWrites.Render(sb, "xmpp_storage_write_duration_seconds", "Time of a storage write, from the request to its commit (queueing included).");
 
         sb.Header("xmpp_authentications_total", "SASL authentications of clients, by outcome.", "counter")
           .Sample("xmpp_authentications_total", "{outcome=\"success\"}", Interlocked.Read(ref _authSuccess))
           .Sample("xmpp_authentications_total", "{outcome=\"failure\"}", Interlocked.Read(ref _authFailure));
-        sb.Header("xmpp_stream_errors_total", "Client streams ended by the server with a stream error.", "counter")
-          .Sample("xmpp_stream_errors_total", string.Empty, Interlocked.Read(ref _streamErrors));
+        var streamErrors = sb.Header("xmpp_stream_errors_total", "Streams the server ended with a stream error, by stream and condition.", "counter");
+        foreach (var ((stream, condition), n) in _streamErrors.OrderBy(e => e.Key.Stream, StringComparer.Ordinal).ThenBy(e => e.Key.Condition))
+        {
+            streamErrors.Sample("xmpp_stream_errors_total", $"{{stream=\"{stream}\",condition=\"{ErrorNames.ToElementName(condition)}\"}}", n);
+        }
+
+        var stanzaErrors = sb.Header("xmpp_stanza_errors_total", "Stanza errors the server sent (bounces and refused requests), by condition.", "counter");
+        foreach (var (condition, n) in _stanzaErrors.OrderBy(e => e.Key))
+        {
+            stanzaErrors.Sample("xmpp_stanza_errors_total", $"{{condition=\"{ErrorNames.ToElementName(condition)}\"}}", n);
+        }
 
         foreach (var (name, help, read) in _gauges)
         {
@@ -108,4 +110,39 @@ internal static class MetricsText
 
     public static StringBuilder Sample(this StringBuilder sb, string name, string labels, double value) =>
         sb.Append(name).Append(labels).Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+}
+
+/// <summary>A cumulative histogram of durations, lock-free.</summary>
+internal sealed class Histogram(double[] bounds)
+{
+    private readonly long[] _counts = new long[bounds.Length + 1];
+    private long _ticks;
+
+    public void Observe(long ticks)
+    {
+        Interlocked.Add(ref _ticks, ticks);
+        var seconds = (double)ticks / Stopwatch.Frequency;
+        var b = 0;
+        while (b < bounds.Length && seconds > bounds[b])
+        {
+            b++;
+        }
+
+        Interlocked.Increment(ref _counts[b]);
+    }
+
+    public void Render(StringBuilder sb, string name, string help)
+    {
+        sb.Header(name, help, "histogram");
+        long cumulative = 0;
+        for (var b = 0; b <= bounds.Length; b++)
+        {
+            cumulative += Interlocked.Read(ref _counts[b]);
+            var le = b < bounds.Length ? bounds[b].ToString("R", CultureInfo.InvariantCulture) : "+Inf";
+            sb.Sample(name + "_bucket", $"{{le=\"{le}\"}}", cumulative);
+        }
+
+        sb.Sample(name + "_sum", string.Empty, (double)Interlocked.Read(ref _ticks) / Stopwatch.Frequency);
+        sb.Sample(name + "_count", string.Empty, cumulative);
+    }
 }

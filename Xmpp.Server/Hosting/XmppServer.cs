@@ -23,8 +23,12 @@ public sealed class XmppServer : IAsyncDisposable
     private readonly CancellationTokenSource _shutdown = new();
     private readonly List<TcpListenerService> _listeners = [];
     private readonly Logger _log;
+    private readonly SemaphoreSlim _reloadGate = new(1, 1);
+    private readonly List<CertificateStore> _retiredCertificates = [];
     private bool _stopped;
+    private bool _started;
     private Task _idleSweep = Task.CompletedTask;
+    private Task _control = Task.CompletedTask;
 
     private XmppServer(ServerContext context)
     {
@@ -44,9 +48,9 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>The bound port of the first listener of a kind (for tests using port 0).</summary>
     public int PortOf(ListenerKind kind) => _listeners.First(l => l.Kind == kind).LocalEndPoint.Port;
 
-    public static IStorage CreateStorage(ServerOptions options) => options.Storage.Provider switch
+    public static IStorage CreateStorage(ServerOptions options, ServerMetrics? metrics = null) => options.Storage.Provider switch
     {
-        "sqlite" => new SqliteStorage(options.Storage.File ?? Path.Combine(options.DataDirectory, "xmpp.db")),
+        "sqlite" => new SqliteStorage(options.Storage.File ?? Path.Combine(options.DataDirectory, "xmpp.db"), metrics),
         _ => throw new ConfigException($"unknown storage provider '{options.Storage.Provider}'"),
     };
 
@@ -55,11 +59,11 @@ public sealed class XmppServer : IAsyncDisposable
     {
         PrivateFiles.EnsureDirectory(options.DataDirectory);
         var secret = PrivateFiles.ReadOrCreateSecret(Path.Combine(options.DataDirectory, "server.secret"));
-        var storage = CreateStorage(options);
+        var metrics = new ServerMetrics();
+        var storage = CreateStorage(options, metrics);
         await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
         var certificates = CertificateStore.Load(options);
         var sessions = new SessionManager();
-        var metrics = new ServerMetrics();
         ServerContext? built = null;
         var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics);
         var context = new ServerContext
@@ -80,6 +84,8 @@ public sealed class XmppServer : IAsyncDisposable
         metrics.Gauge("xmpp_sessions_resumable", "Sessions that can be resumed (XEP-0198), live or waiting.", () => context.Resumption.Count);
         built = context;
         context.S2s = new S2s.S2sManager(context);
+        metrics.Gauge("xmpp_s2s_connections", "Server-to-server streams, by direction and state.", context.S2s.CountByState);
+        metrics.Gauge("xmpp_components", "External components (XEP-0114) connected.", () => context.Components.ConnectedCount);
         context.Components = new Components.ComponentManager(context);
         var modules = new ModuleHost(context, options);
         modules.LoadAll();
@@ -90,6 +96,8 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>Binds every configured listener and starts accepting.</summary>
     public void Start()
     {
+        _started = true;
+        _control = ControlChannel.RunAsync(this, _shutdown.Token);
         Context.S2s.Start(_shutdown.Token);
         Modules.StartBackground(_shutdown.Token);
         var sweep = Options.Limits.IdleTimeout < Options.S2s.IdleTimeout ? Options.Limits.IdleTimeout : Options.S2s.IdleTimeout;
@@ -157,6 +165,7 @@ public sealed class XmppServer : IAsyncDisposable
         await _shutdown.CancelAsync().ConfigureAwait(false);
         await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         await _idleSweep.ConfigureAwait(false);
+        await _control.ConfigureAwait(false);
         await Context.Resumption.EndAllAsync().ConfigureAwait(false);
         await Modules.StoppedAsync().ConfigureAwait(false);
 
@@ -164,10 +173,138 @@ public sealed class XmppServer : IAsyncDisposable
         _log.Info("Server stopped");
     }
 
+    /// <summary>
+    /// Reloads the configuration file the server started with (SIGHUP, <c>xmppserver reload</c>). A file
+    /// that does not load is refused with the reason, and the running configuration stays.
+    /// </summary>
+    public async Task<ReloadResult> ReloadAsync(CancellationToken cancellationToken)
+    {
+        ServerOptions next;
+        try
+        {
+            next = Options.SourceFile is { } file ? ConfigLoader.Load(file) : new ServerOptions();
+        }
+        catch (ConfigException ex)
+        {
+            _log.Warn("Reload refused, the running configuration stays: {Reason}", ex.Message);
+            return new ReloadResult(false, [ex.Message]);
+        }
+
+        return await ReloadAsync(next, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Applies a new configuration without a restart: certificates (for new connections), the log level,
+    /// limits and policies read per connection or stanza, and the modules (a new generation, built in full
+    /// before it replaces the old one). Hosts, listeners, storage and the log format and file need a
+    /// restart: they keep their running values, and the result says so.
+    /// </summary>
+    public async Task<ReloadResult> ReloadAsync(ServerOptions next, CancellationToken cancellationToken)
+    {
+        await _reloadGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var current = Options;
+            var notes = new List<string>();
+            if (!current.Hosts.Select(h => h.Name).SequenceEqual(next.Hosts.Select(h => h.Name)))
+            {
+                notes.Add("hosts changed: they take effect at the next restart");
+                next = next with { Hosts = current.Hosts };
+            }
+
+            if (!current.Listeners.SequenceEqual(next.Listeners))
+            {
+                notes.Add("listeners changed: they take effect at the next restart");
+                next = next with { Listeners = current.Listeners };
+            }
+
+            if (current.DataDirectory != next.DataDirectory || current.Storage != next.Storage)
+            {
+                notes.Add("the data directory or storage changed: they take effect at the next restart");
+                next = next with { DataDirectory = current.DataDirectory, Storage = current.Storage };
+            }
+
+            if (current.Logging with { Level = next.Logging.Level } != next.Logging)
+            {
+                notes.Add("the log format or file changed: they take effect at the next restart");
+                next = next with { Logging = current.Logging with { Level = next.Logging.Level } };
+            }
+
+            if (current.Auth != next.Auth || current.S2s.DnsServer != next.S2s.DnsServer || current.S2s.CaFile != next.S2s.CaFile)
+            {
+                notes.Add("authentication settings, the s2s DNS server and CA file take effect at the next restart");
+            }
+
+            CertificateStore certificates;
+            ModuleHost modules;
+            try
+            {
+                certificates = CertificateStore.Load(next);
+            }
+            catch (ConfigException ex)
+            {
+                _log.Warn("Reload refused, the running configuration stays: {Reason}", ex.Message);
+                return new ReloadResult(false, [ex.Message]);
+            }
+
+            try
+            {
+                modules = new ModuleHost(Context, next);
+                modules.LoadAll();
+            }
+            catch (Exception ex) when (ex is ConfigException or InvalidOperationException or ArgumentException)
+            {
+                certificates.Dispose();
+                _log.Warn("Reload refused, the running configuration stays: {Reason}", ex.Message);
+                return new ReloadResult(false, [ex.Message]);
+            }
+
+            // From here on nothing can fail: swap everything, then move background work to the new modules.
+            Context.Options = next;
+            _retiredCertificates.Add(Context.Certificates);
+            Context.Certificates = certificates;
+            LogSetup.SetLevel(Context.Logs, next.Logging.Level);
+            var old = Context.Modules;
+            Context.Modules = modules;
+            await old.StopBackgroundAsync().ConfigureAwait(false);
+            if (_started && !_stopped)
+            {
+                modules.StartBackground(_shutdown.Token);
+            }
+
+            notes.Insert(0, $"configuration {next.SourceFile ?? "(built-in defaults)"} reloaded; modules: {string.Join(", ", next.Modules.Keys)}; log level {next.Logging.Level}");
+            foreach (var note in notes)
+            {
+                _log.Info("Reload: {Note}", note);
+            }
+
+            foreach (var cert in certificates.All)
+            {
+                _log.Info("Certificate for {Host}: {File} SHA-256 {Fingerprint}", cert.Host, cert.CertificateFile, cert.Fingerprint);
+            }
+
+            return new ReloadResult(true, notes);
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
         Context.Certificates.Dispose();
+        foreach (var retired in _retiredCertificates)
+        {
+            // Connections still in a handshake with these are gone by now.
+            retired.Dispose();
+        }
+
+        _reloadGate.Dispose();
         _shutdown.Dispose();
     }
 }
+
+/// <summary>What a reload did: applied or refused, with what to tell the admin.</summary>
+public sealed record ReloadResult(bool Applied, IReadOnlyList<string> Messages);

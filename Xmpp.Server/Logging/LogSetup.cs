@@ -50,4 +50,19 @@ public static class LogSetup
         factory.Configuration = config;
         return factory;
     }
+
+    /// <summary>Changes the level of the console and file output (a reload); other targets keep theirs.</summary>
+    public static void SetLevel(LogFactory factory, string level)
+    {
+        var min = LogLevel.FromString(level);
+        foreach (var rule in factory.Configuration?.LoggingRules ?? [])
+        {
+            if (rule.Targets.Any(t => t.Name is "console" or "file"))
+            {
+                rule.SetLoggingLevels(min, LogLevel.Fatal);
+            }
+        }
+
+        factory.ReconfigExistingLoggers();
+    }
 }

@@ -296,6 +296,7 @@ public sealed class ModuleHost
                 }
                 catch (StanzaErrorException ex)
                 {
+                    host.Server.Metrics.StanzaError(ex.Error.Condition);
                     reply = Stanza.ErrorReply(ctx.Stanza, ex.Error);
                 }
 

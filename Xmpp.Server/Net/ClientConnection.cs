@@ -1735,7 +1735,7 @@ public sealed class ClientConnection : IClientSession, IConnection
     {
         if (streamError is not null && Volatile.Read(ref _closing) == 0)
         {
-            _ctx.Metrics.StreamError();
+            _ctx.Metrics.StreamError("c2s", streamError.Condition);
         }
 
         if (streamError is not null && streamError.Condition != StreamErrorCondition.ConnectionTimeout)

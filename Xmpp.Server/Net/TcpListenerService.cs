@@ -59,6 +59,10 @@ public sealed class TcpListenerService : IDisposable
             {
                 break;
             }
+            catch (SocketException) when (shutdown.IsCancellationRequested)
+            {
+                break;
+            }
             catch (SocketException ex)
             {
                 _log.Warn("Accept failed on {Endpoint}: {Reason}", LocalEndPoint, ex.Message);

@@ -141,6 +141,7 @@ public sealed class Router : IStanzaRouter
             return ValueTask.CompletedTask;
         }
 
+        _metrics?.StanzaError(error.Condition);
         var reply = Stanza.ErrorReply(stanza, error, includeOriginal: stanza.Name == "message");
         if (reply.GetAttribute("from") is { } replyFrom && !Jid.TryParse(replyFrom, out _))
         {

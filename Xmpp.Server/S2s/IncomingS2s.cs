@@ -39,6 +39,9 @@ public sealed class IncomingS2s : S2sConnection
 
     protected override string LocalDomain => _localDomain;
 
+    /// <summary>Whether the peer has authenticated at least one domain on this stream.</summary>
+    public bool IsAuthenticated => _saslDone || _authenticated.Count > 0;
+
     public override void CheckIdle(long now)
     {
         if (IsClosing || Activity is null)
@@ -59,6 +62,7 @@ public sealed class IncomingS2s : S2sConnection
         using var scope = NLog.ScopeContext.PushProperty("ConnectionId", ConnectionId);
         using var remoteScope = NLog.ScopeContext.PushProperty("Remote", _remote.ToString());
         Log.Info("s2s connection accepted from {Remote}{Mode}", _remote, _directTls ? " (direct TLS)" : string.Empty);
+        Manager.Incoming[ConnectionId] = this;
         var writer = WriterAsync();
         using var authTimer = new CancellationTokenSource(Ctx.Options.Limits.AuthTimeout);
         using var authTimeout = authTimer.Token.Register(() =>
@@ -133,6 +137,7 @@ public sealed class IncomingS2s : S2sConnection
         }
         finally
         {
+            Manager.Incoming.TryRemove(ConnectionId, out _);
             await DisposeTransportAsync(writer).ConfigureAwait(false);
             Cts.Dispose();
         }

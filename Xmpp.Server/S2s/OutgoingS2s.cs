@@ -45,6 +45,9 @@ public sealed class OutgoingS2s : S2sConnection
         Failed,
     }
 
+    /// <summary>Authenticated and carrying stanzas (else still connecting, or failed and about to go).</summary>
+    public bool IsReady => _state == State.Ready;
+
     public string Local { get; }
 
     public string Remote { get; }

@@ -178,6 +178,11 @@ public abstract class S2sConnection : IConnection
             return;
         }
 
+        if (streamError is not null)
+        {
+            Ctx.Metrics.StreamError("s2s", streamError.Condition);
+        }
+
         string? header = null;
         if (!_headerSent)
         {

@@ -35,6 +35,32 @@ public sealed class S2sManager
 
     public SrvResolver Resolver { get; }
 
+    /// <summary>Incoming streams by connection id (for the metrics).</summary>
+    internal ConcurrentDictionary<long, IncomingS2s> Incoming { get; } = new();
+
+    /// <summary>Server-to-server streams by direction and state, for the metrics endpoint.</summary>
+    public IEnumerable<(string Labels, double Value)> CountByState()
+    {
+        int outReady = 0, outConnecting = 0, inAuthenticated = 0, inAuthenticating = 0;
+        foreach (var stream in _outgoing.Values)
+        {
+            _ = stream.IsReady ? outReady++ : outConnecting++;
+        }
+
+        foreach (var stream in Incoming.Values)
+        {
+            _ = stream.IsAuthenticated ? inAuthenticated++ : inAuthenticating++;
+        }
+
+        return
+        [
+            ("{direction=\"out\",state=\"connecting\"}", outConnecting),
+            ("{direction=\"out\",state=\"ready\"}", outReady),
+            ("{direction=\"in\",state=\"authenticating\"}", inAuthenticating),
+            ("{direction=\"in\",state=\"authenticated\"}", inAuthenticated),
+        ];
+    }
+
     public void Register(HookBus hooks) => hooks.On(HookNames.RouteRemote, RouteAsync);
 
     public void Start(CancellationToken shutdown) => _shutdown = shutdown;

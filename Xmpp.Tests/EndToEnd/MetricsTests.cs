@@ -20,7 +20,14 @@ public sealed class MetricsTests
         await alice.LoginAsync("alice", "wonderland");
         await alice.SendAsync("<presence/>");
         await alice.SendAsync("<message to='alice@localhost/test' type='chat'><body>self</body></message>");
+        await alice.SendAsync("<iq type='get' id='x' to='localhost'><unknown xmlns='urn:example:nothing'/></iq>");
         await alice.DrainAsync();
+        await using (var rude = await RawXmppClient.ConnectAsync(server.C2sPort))
+        {
+            await rude.OpenAsync();
+            await rude.SendAsync("<message>before TLS</message>");
+            Assert.That(await rude.ReadStreamErrorAsync(), Is.Not.Null);
+        }
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(10) };
         string text = "";
@@ -44,6 +51,11 @@ public sealed class MetricsTests
         Assert.That(samples["xmpp_routing_duration_seconds_bucket{le=\"+Inf\"}"], Is.EqualTo(samples["xmpp_routing_duration_seconds_count"]));
         Assert.That(samples["process_resident_memory_bytes"], Is.GreaterThan(0));
         Assert.That(text, Does.Contain("# TYPE xmpp_routing_duration_seconds histogram"));
+        Assert.That(samples["xmpp_stanza_errors_total{condition=\"service-unavailable\"}"], Is.GreaterThanOrEqualTo(1));
+        Assert.That(samples.Keys.Where(k => k.StartsWith("xmpp_stream_errors_total{stream=\"c2s\"", StringComparison.Ordinal)).Sum(k => samples[k]), Is.GreaterThanOrEqualTo(1));
+        Assert.That(samples["xmpp_storage_write_duration_seconds_count"], Is.GreaterThanOrEqualTo(1), "at least the login's last-activity or roster writes");
+        Assert.That(samples["xmpp_s2s_connections{direction=\"out\",state=\"ready\"}"], Is.Zero);
+        Assert.That(samples["xmpp_components"], Is.Zero);
 
         Assert.That(await http.GetStringAsync("health"), Is.EqualTo("ok\n"));
         var missing = await http.GetAsync("nothing");

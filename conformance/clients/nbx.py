@@ -1,6 +1,6 @@
 """nbxmpp (Debian python3-nbxmpp, the library Gajim is built on) logging in to our server.
 
-Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking|bookmarks|mam|legacy-bookmarks|adhoc]
+Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|blocking|bookmarks|mam|legacy-bookmarks|adhoc|no-version]
   time: after login, ask the server for its time (XEP-0202, as Gajim's contact info does)
   contact: read the server's contact addresses (XEP-0157) from disco#info, as Gajim's server info does
   blocking: with nbxmpp's Blocking module (Gajim's "Block" menu, XEP-0191): read the list, block an
@@ -11,6 +11,8 @@ Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|bl
        a message handler like Gajim's (XEP-0313), checking that results come from the own archive
   bookmarks: store two bookmarks with nbxmpp's NativeBookmarks (XEP-0402 on PEP, with Gajim's
             publish-options) and read them back
+  no-version: the server's XEP-0092 version query must fail with service-unavailable (the module was
+         reloaded away)
   adhoc: as an admin, the way Gajim's "Execute Command" window does it with nbxmpp's AdHoc module
          (XEP-0050): list the server's commands, run XEP-0133's get-online-users-list, fill in its form
          (max_items) and submit it with the default action; the result lists the admin's own account
@@ -231,6 +233,21 @@ def on_connected(c, _signal):
         mam_flow(c)
     elif action == "adhoc":
         adhoc_flow(c)
+    elif action == "no-version":
+        def version_line(result_or_error):
+            return f"FAIL the server still answered: {result_or_error}"
+
+        def asked(task):
+            try:
+                result["line"] = version_line(task.finish())
+            except Exception as e:  # noqa: BLE001 - the expected outcome is an error
+                cond = getattr(e, "condition", None)
+                result["line"] = (f"OK logged in; version query answered with {cond}" if cond == "service-unavailable"
+                                  else f"FAIL {type(e).__name__}: {e}")
+            c.disconnect()
+
+        result["cb"] = asked
+        result["t"] = c.get_module("SoftwareVersion").request_software_version(domain, callback=asked)
     elif action == "legacy-bookmarks":
         room = f"tea@conference.{domain}"
         run_task(c, lambda callback: c.get_module("NativeBookmarks").request_bookmarks(callback=callback),

@@ -143,8 +143,11 @@ public sealed class SqliteStorage : IStorage
     private readonly string _readConnectionString;
     private readonly SqliteWriter _writer;
 
-    public SqliteStorage(string file)
+    private readonly Hosting.ServerMetrics? _metrics;
+
+    public SqliteStorage(string file, Hosting.ServerMetrics? metrics = null)
     {
+        _metrics = metrics;
         File = file;
         _connectionString = new SqliteConnectionStringBuilder
         {
@@ -206,7 +209,20 @@ public sealed class SqliteStorage : IStorage
 
     /// <summary>Runs a write on the single writer connection, inside a transaction committed with others (<see cref="SqliteWriter"/>).</summary>
     internal Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) =>
-        _writer.WriteAsync(work, cancellationToken);
+        _metrics is null ? _writer.WriteAsync(work, cancellationToken) : TimedWriteAsync(work, cancellationToken);
+
+    private async Task<T> TimedWriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            return await _writer.WriteAsync(work, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _metrics!.StorageWrite(System.Diagnostics.Stopwatch.GetTimestamp() - started);
+        }
+    }
 
     /// <summary>A write with no result.</summary>
     internal Task WriteAsync(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task> work, CancellationToken cancellationToken) =>
