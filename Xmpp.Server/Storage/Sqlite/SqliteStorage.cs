@@ -6,7 +6,7 @@ namespace Xmpp.Server.Storage.Sqlite;
 /// The embedded default: one SQLite file (WAL mode) under the data directory, schema created on first
 /// start and upgraded by numbered migrations recorded in schema_version.
 /// </summary>
-public sealed class SqliteStorage : IStorage
+public sealed class SqliteStorage : Sql.SqlStorage
 {
     /// <summary>Migrations in order; index + 1 is the schema version each one produces. Never edit a shipped one.</summary>
     private static readonly string[] Migrations =
@@ -162,37 +162,16 @@ public sealed class SqliteStorage : IStorage
         // Readers need no foreign-key enforcement, and with it every open, pooled or not, runs a PRAGMA.
         _readConnectionString = new SqliteConnectionStringBuilder(_connectionString) { ForeignKeys = null }.ToString();
         _writer = new SqliteWriter(OpenWriterAsync);
-        Users = new SqliteUserStore(this);
-        Roster = new SqliteRosterStore(this);
-        Offline = new SqliteOfflineStore(this);
-        LastActivity = new SqliteLastActivityStore(this);
-        Documents = new SqliteUserDocumentStore(this);
-        PubSub = new SqlitePubSubStore(this);
-        Archive = new SqliteArchiveStore(this);
     }
 
     public string File { get; }
 
-    public IUserStore Users { get; }
-
-    public IRosterStore Roster { get; }
-
-    public IOfflineStore Offline { get; }
-
-    public ILastActivityStore LastActivity { get; }
-
-    public IUserDocumentStore Documents { get; }
-
-    public IPubSubStore PubSub { get; }
-
-    public IArchiveStore Archive { get; }
-
     public static int LatestVersion => Migrations.Length;
 
-    public string Describe() => $"sqlite {File}";
+    public override string Describe() => $"sqlite {File}";
 
     /// <summary>A pooled connection for reads; every write goes through <see cref="WriteAsync"/>.</summary>
-    internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    internal override async Task<System.Data.Common.DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_readConnectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -208,10 +187,10 @@ public sealed class SqliteStorage : IStorage
     }
 
     /// <summary>Runs a write on the single writer connection, inside a transaction committed with others (<see cref="SqliteWriter"/>).</summary>
-    internal Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) =>
+    internal override Task<T> WriteAsync<T>(Func<System.Data.Common.DbConnection, System.Data.Common.DbTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) =>
         _metrics is null ? _writer.WriteAsync(work, cancellationToken) : TimedWriteAsync(work, cancellationToken);
 
-    private async Task<T> TimedWriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    private async Task<T> TimedWriteAsync<T>(Func<System.Data.Common.DbConnection, System.Data.Common.DbTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
@@ -224,17 +203,7 @@ public sealed class SqliteStorage : IStorage
         }
     }
 
-    /// <summary>A write with no result.</summary>
-    internal Task WriteAsync(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task> work, CancellationToken cancellationToken) =>
-        _writer.WriteAsync<bool>(
-            async (connection, tx, ct) =>
-            {
-                await work(connection, tx, ct).ConfigureAwait(false);
-                return true;
-            },
-            cancellationToken);
-
-    public async Task<int> MigrateAsync(CancellationToken cancellationToken)
+    public override async Task<int> MigrateAsync(CancellationToken cancellationToken)
     {
         var dir = Path.GetDirectoryName(File);
         if (!string.IsNullOrEmpty(dir))
@@ -286,7 +255,7 @@ public sealed class SqliteStorage : IStorage
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         // Queued writes finish first; then pooled connections, which hold the file open, are released so the
         // WAL is checkpointed and the file closed.

@@ -26,7 +26,7 @@ internal sealed class SqliteWriter : IAsyncDisposable
         _loop = RunAsync();
     }
 
-    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    public Task<T> WriteAsync<T>(Func<System.Data.Common.DbConnection, System.Data.Common.DbTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
         var op = new Operation<T>(work, cancellationToken);
         if (!_queue.Writer.TryWrite(op))
@@ -145,7 +145,7 @@ internal sealed class SqliteWriter : IAsyncDisposable
         public abstract void Fail(Exception ex);
     }
 
-    private sealed class Operation<T>(Func<SqliteConnection, SqliteTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) : Operation
+    private sealed class Operation<T>(Func<System.Data.Common.DbConnection, System.Data.Common.DbTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) : Operation
     {
         private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T? _result;

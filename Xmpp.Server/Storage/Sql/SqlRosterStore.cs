@@ -1,8 +1,8 @@
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
-namespace Xmpp.Server.Storage.Sqlite;
+namespace Xmpp.Server.Storage.Sql;
 
-internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
+internal sealed class SqlRosterStore(SqlStorage storage) : IRosterStore
 {
     public async Task<StoredRoster> LoadAsync(string host, string username, CancellationToken cancellationToken)
     {
@@ -10,11 +10,11 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
         await using var cmd = connection.CreateCommand();
         cmd.CommandText = """
             SELECT contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster
-            FROM roster_items WHERE host = $h AND username = $u ORDER BY contact;
-            SELECT version FROM roster_versions WHERE host = $h AND username = $u;
+            FROM roster_items WHERE host = @h AND username = @u ORDER BY contact;
+            SELECT version FROM roster_versions WHERE host = @h AND username = @u;
             """;
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
         var list = new List<RosterItem>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -37,11 +37,11 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
         await using var cmd = connection.CreateCommand();
         cmd.CommandText = """
             SELECT contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster
-            FROM roster_items WHERE host = $h AND username = $u AND contact = $c
+            FROM roster_items WHERE host = @h AND username = @u AND contact = @c
             """;
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$c", contact);
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
+        cmd.Add("@c", contact);
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
     }
@@ -56,21 +56,21 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
                     cmd.Transaction = tx;
                     cmd.CommandText = """
                         INSERT INTO roster_items (host, username, contact, name, subscription, ask, groups, pending_in, pending_in_request, approved, in_roster)
-                        VALUES ($h, $u, $c, $n, $s, $a, $g, $pi, $pr, $ap, $ir)
-                        ON CONFLICT (host, username, contact) DO UPDATE SET name = $n, subscription = $s, ask = $a, groups = $g,
-                            pending_in = $pi, pending_in_request = $pr, approved = $ap, in_roster = $ir
+                        VALUES (@h, @u, @c, @n, @s, @a, @g, @pi, @pr, @ap, @ir)
+                        ON CONFLICT (host, username, contact) DO UPDATE SET name = @n, subscription = @s, ask = @a, groups = @g,
+                            pending_in = @pi, pending_in_request = @pr, approved = @ap, in_roster = @ir
                         """;
-                    cmd.Parameters.AddWithValue("$h", host);
-                    cmd.Parameters.AddWithValue("$u", username);
-                    cmd.Parameters.AddWithValue("$c", item.Jid);
-                    cmd.Parameters.AddWithValue("$n", (object?)item.Name ?? DBNull.Value);
-                    cmd.Parameters.AddWithValue("$s", SubscriptionName(item.Subscription));
-                    cmd.Parameters.AddWithValue("$a", item.PendingOut ? "subscribe" : DBNull.Value);
-                    cmd.Parameters.AddWithValue("$g", string.Join('\n', item.Groups));
-                    cmd.Parameters.AddWithValue("$pi", item.PendingIn ? 1 : 0);
-                    cmd.Parameters.AddWithValue("$pr", (object?)item.PendingInRequest ?? DBNull.Value);
-                    cmd.Parameters.AddWithValue("$ap", item.Approved ? 1 : 0);
-                    cmd.Parameters.AddWithValue("$ir", item.InRoster ? 1 : 0);
+                    cmd.Add("@h", host);
+                    cmd.Add("@u", username);
+                    cmd.Add("@c", item.Jid);
+                    cmd.Add("@n", (object?)item.Name ?? DBNull.Value);
+                    cmd.Add("@s", SubscriptionName(item.Subscription));
+                    cmd.Add("@a", item.PendingOut ? "subscribe" : DBNull.Value);
+                    cmd.Add("@g", string.Join('\n', item.Groups));
+                    cmd.Add("@pi", item.PendingIn ? 1 : 0);
+                    cmd.Add("@pr", (object?)item.PendingInRequest ?? DBNull.Value);
+                    cmd.Add("@ap", item.Approved ? 1 : 0);
+                    cmd.Add("@ir", item.InRoster ? 1 : 0);
                     await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
@@ -87,10 +87,10 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
                 await using (var cmd = connection.CreateCommand())
                 {
                     cmd.Transaction = tx;
-                    cmd.CommandText = "DELETE FROM roster_items WHERE host = $h AND username = $u AND contact = $c";
-                    cmd.Parameters.AddWithValue("$h", host);
-                    cmd.Parameters.AddWithValue("$u", username);
-                    cmd.Parameters.AddWithValue("$c", contact);
+                    cmd.CommandText = "DELETE FROM roster_items WHERE host = @h AND username = @u AND contact = @c";
+                    cmd.Add("@h", host);
+                    cmd.Add("@u", username);
+                    cmd.Add("@c", contact);
                     await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
@@ -99,17 +99,17 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
             cancellationToken);
     }
 
-    private static async Task SetVersionAsync(SqliteConnection connection, SqliteTransaction tx, string host, string username, long version, CancellationToken cancellationToken)
+    private static async Task SetVersionAsync(DbConnection connection, DbTransaction tx, string host, string username, long version, CancellationToken cancellationToken)
     {
         await using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = """
-            INSERT INTO roster_versions (host, username, version) VALUES ($h, $u, $v)
-            ON CONFLICT (host, username) DO UPDATE SET version = $v
+            INSERT INTO roster_versions (host, username, version) VALUES (@h, @u, @v)
+            ON CONFLICT (host, username) DO UPDATE SET version = @v
             """;
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$v", version);
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
+        cmd.Add("@v", version);
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -129,7 +129,7 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
         _ => Subscription.None,
     };
 
-    private static RosterItem Read(SqliteDataReader r)
+    private static RosterItem Read(DbDataReader r)
     {
         var groups = r.GetString(4);
         return new RosterItem(

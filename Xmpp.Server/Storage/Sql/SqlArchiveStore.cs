@@ -1,15 +1,15 @@
 using System.Globalization;
 using System.Text;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
-namespace Xmpp.Server.Storage.Sqlite;
+namespace Xmpp.Server.Storage.Sql;
 
 /// <summary>
 /// The archive table: row ids grow with arrival, so every page is a range scan of an index on
 /// (owner, id) or (owner, correspondent, id), and time bounds become id bounds through the index on
 /// (owner, time). No query reads more rows than the page it returns, whatever the archive's size.
 /// </summary>
-internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
+internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
 {
     public Task AppendAsync(string host, string username, ArchivedMessage message, CancellationToken cancellationToken) =>
         storage.WriteAsync(
@@ -19,17 +19,17 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
                 cmd.Transaction = tx;
                 cmd.CommandText = """
                     INSERT INTO archive (host, username, stanza_id, with_bare, with_full, outgoing, at, xml)
-                    SELECT $h, $u, $i, $wb, $wf, $o, $t, $x WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
+                    SELECT @h, @u, @i, @wb, @wf, @o, @t, @x WHERE EXISTS (SELECT 1 FROM users WHERE host = @h AND username = @u)
                     """;
                 var slash = message.With.IndexOf('/', StringComparison.Ordinal);
-                cmd.Parameters.AddWithValue("$h", host);
-                cmd.Parameters.AddWithValue("$u", username);
-                cmd.Parameters.AddWithValue("$i", message.Id);
-                cmd.Parameters.AddWithValue("$wb", slash < 0 ? message.With : message.With[..slash]);
-                cmd.Parameters.AddWithValue("$wf", message.With);
-                cmd.Parameters.AddWithValue("$o", message.Outgoing ? 1 : 0);
-                cmd.Parameters.AddWithValue("$t", message.At.ToUnixTimeMilliseconds());
-                cmd.Parameters.AddWithValue("$x", message.Xml);
+                cmd.Add("@h", host);
+                cmd.Add("@u", username);
+                cmd.Add("@i", message.Id);
+                cmd.Add("@wb", slash < 0 ? message.With : message.With[..slash]);
+                cmd.Add("@wf", message.With);
+                cmd.Add("@o", message.Outgoing ? 1 : 0);
+                cmd.Add("@t", message.At.ToUnixTimeMilliseconds());
+                cmd.Add("@x", message.Xml);
                 await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken);
@@ -49,44 +49,44 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
         }
 
         await using var cmd = connection.CreateCommand();
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        var where = new StringBuilder("host = $h AND username = $u");
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
+        var where = new StringBuilder("host = @h AND username = @u");
         if (query.With is not null)
         {
             var slash = query.With.IndexOf('/', StringComparison.Ordinal);
-            where.Append(" AND with_bare = $wb");
-            cmd.Parameters.AddWithValue("$wb", slash < 0 ? query.With : query.With[..slash]);
+            where.Append(" AND with_bare = @wb");
+            cmd.Add("@wb", slash < 0 ? query.With : query.With[..slash]);
             if (query.WithIsFull)
             {
-                where.Append(" AND with_full = $wf");
-                cmd.Parameters.AddWithValue("$wf", query.With);
+                where.Append(" AND with_full = @wf");
+                cmd.Add("@wf", query.With);
             }
         }
 
         if (query.Start is { } start)
         {
             // The first row at or after the start bounds the id range; rows arrive in time order.
-            where.Append(" AND at >= $s AND id >= (SELECT id FROM archive WHERE host = $h AND username = $u AND at >= $s ORDER BY at, id LIMIT 1)");
-            cmd.Parameters.AddWithValue("$s", start.ToUnixTimeMilliseconds());
+            where.Append(" AND at >= @s AND id >= (SELECT id FROM archive WHERE host = @h AND username = @u AND at >= @s ORDER BY at, id LIMIT 1)");
+            cmd.Add("@s", start.ToUnixTimeMilliseconds());
         }
 
         if (query.End is { } end)
         {
-            where.Append(" AND at <= $e AND id <= (SELECT id FROM archive WHERE host = $h AND username = $u AND at <= $e ORDER BY at DESC, id DESC LIMIT 1)");
-            cmd.Parameters.AddWithValue("$e", end.ToUnixTimeMilliseconds());
+            where.Append(" AND at <= @e AND id <= (SELECT id FROM archive WHERE host = @h AND username = @u AND at <= @e ORDER BY at DESC, id DESC LIMIT 1)");
+            cmd.Add("@e", end.ToUnixTimeMilliseconds());
         }
 
         if (after is not null)
         {
-            where.Append(" AND id > $after");
-            cmd.Parameters.AddWithValue("$after", after.Value);
+            where.Append(" AND id > @after");
+            cmd.Add("@after", after.Value);
         }
 
         if (before is not null)
         {
-            where.Append(" AND id < $before");
-            cmd.Parameters.AddWithValue("$before", before.Value);
+            where.Append(" AND id < @before");
+            cmd.Add("@before", before.Value);
         }
 
         if (query.Ids is not null)
@@ -94,17 +94,17 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
             var names = new List<string>();
             foreach (var id in query.Ids)
             {
-                var name = "$id" + names.Count.ToString(CultureInfo.InvariantCulture);
+                var name = "@id" + names.Count.ToString(CultureInfo.InvariantCulture);
                 names.Add(name);
-                cmd.Parameters.AddWithValue(name, id);
+                cmd.Add(name, id);
             }
 
-            where.Append(names.Count == 0 ? " AND 0" : $" AND stanza_id IN ({string.Join(", ", names)})");
+            where.Append(names.Count == 0 ? " AND 1 = 0" : $" AND stanza_id IN ({string.Join(", ", names)})");
         }
 
         var backward = before is not null || query.Last;
-        cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE {where} ORDER BY id {(backward ? "DESC" : "ASC")} LIMIT $max";
-        cmd.Parameters.AddWithValue("$max", query.Max + 1);
+        cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE {where} ORDER BY id {(backward ? "DESC" : "ASC")} LIMIT @max";
+        cmd.Add("@max", query.Max + 1);
         var messages = new List<ArchivedMessage>();
         await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -135,9 +135,9 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
         foreach (var order in new[] { "ASC", "DESC" })
         {
             await using var cmd = connection.CreateCommand();
-            cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE host = $h AND username = $u ORDER BY id {order} LIMIT 1";
-            cmd.Parameters.AddWithValue("$h", host);
-            cmd.Parameters.AddWithValue("$u", username);
+            cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE host = @h AND username = @u ORDER BY id {order} LIMIT 1";
+            cmd.Add("@h", host);
+            cmd.Add("@u", username);
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -157,8 +157,8 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
                 {
                     await using var cmd = connection.CreateCommand();
                     cmd.Transaction = tx;
-                    cmd.CommandText = "DELETE FROM archive WHERE at < $t";
-                    cmd.Parameters.AddWithValue("$t", cutoff.ToUnixTimeMilliseconds());
+                    cmd.CommandText = "DELETE FROM archive WHERE at < @t";
+                    cmd.Add("@t", cutoff.ToUnixTimeMilliseconds());
                     removed += await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
@@ -168,11 +168,11 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
                     cmd.Transaction = tx;
                     cmd.CommandText = """
                         DELETE FROM archive WHERE id IN (
-                            SELECT a.id FROM (SELECT host, username FROM archive GROUP BY host, username HAVING COUNT(*) > $k) o
+                            SELECT a.id FROM (SELECT host, username FROM archive GROUP BY host, username HAVING COUNT(*) > @k) o
                             JOIN archive a ON a.host = o.host AND a.username = o.username
-                            WHERE a.id < (SELECT id FROM archive b WHERE b.host = o.host AND b.username = o.username ORDER BY id DESC LIMIT 1 OFFSET $k - 1))
+                            WHERE a.id < (SELECT id FROM archive b WHERE b.host = o.host AND b.username = o.username ORDER BY id DESC LIMIT 1 OFFSET @k - 1))
                         """;
-                    cmd.Parameters.AddWithValue("$k", keepPerAccount);
+                    cmd.Add("@k", keepPerAccount);
                     removed += await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
@@ -180,16 +180,16 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage) : IArchiveStore
             },
             cancellationToken);
 
-    private static async Task<long?> RowIdAsync(SqliteConnection connection, string host, string username, string stanzaId, CancellationToken ct)
+    private static async Task<long?> RowIdAsync(DbConnection connection, string host, string username, string stanzaId, CancellationToken ct)
     {
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT id FROM archive WHERE host = $h AND username = $u AND stanza_id = $i";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$i", stanzaId);
+        cmd.CommandText = "SELECT id FROM archive WHERE host = @h AND username = @u AND stanza_id = @i";
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
+        cmd.Add("@i", stanzaId);
         return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is long id ? id : null;
     }
 
-    private static ArchivedMessage Read(SqliteDataReader reader) =>
+    private static ArchivedMessage Read(DbDataReader reader) =>
         new(reader.GetString(0), reader.GetString(1), reader.GetInt64(2) != 0, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), reader.GetString(4));
 }

@@ -1,15 +1,15 @@
 using System.Globalization;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
-namespace Xmpp.Server.Storage.Sqlite;
+namespace Xmpp.Server.Storage.Sql;
 
-internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
+internal sealed class SqlPubSubStore(SqlStorage storage) : IPubSubStore
 {
     public async Task<PubSubNode?> GetNodeAsync(string host, string username, string node, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT config FROM pubsub_nodes WHERE host = $h AND username = $u AND node = $n";
+        cmd.CommandText = "SELECT config FROM pubsub_nodes WHERE host = @h AND username = @u AND node = @n";
         Bind(cmd, host, username, node);
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string config ? new PubSubNode(node, config) : null;
     }
@@ -18,9 +18,9 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT node, config FROM pubsub_nodes WHERE host = $h AND username = $u ORDER BY node";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
+        cmd.CommandText = "SELECT node, config FROM pubsub_nodes WHERE host = @h AND username = @u ORDER BY node";
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
         var nodes = new List<PubSubNode>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -37,11 +37,11 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
             {
                 await using var cmd = Command(connection, tx, """
                     INSERT INTO pubsub_nodes (host, username, node, config, created_at)
-                    SELECT $h, $u, $n, $c, $t WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
+                    SELECT @h, @u, @n, @c, @t WHERE EXISTS (SELECT 1 FROM users WHERE host = @h AND username = @u)
                     ON CONFLICT (host, username, node) DO NOTHING
                     """, host, username, node);
-                cmd.Parameters.AddWithValue("$c", config);
-                cmd.Parameters.AddWithValue("$t", Now());
+                cmd.Add("@c", config);
+                cmd.Add("@t", Now());
                 return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
             },
             cancellationToken);
@@ -50,8 +50,8 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
         storage.WriteAsync(
             async (connection, tx, ct) =>
             {
-                await using var cmd = Command(connection, tx, "UPDATE pubsub_nodes SET config = $c WHERE host = $h AND username = $u AND node = $n", host, username, node);
-                cmd.Parameters.AddWithValue("$c", config);
+                await using var cmd = Command(connection, tx, "UPDATE pubsub_nodes SET config = @c WHERE host = @h AND username = @u AND node = @n", host, username, node);
+                cmd.Add("@c", config);
                 await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken);
@@ -60,7 +60,7 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
         storage.WriteAsync<bool>(
             async (connection, tx, ct) =>
             {
-                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_nodes WHERE host = $h AND username = $u AND node = $n", host, username, node);
+                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_nodes WHERE host = @h AND username = @u AND node = @n", host, username, node);
                 return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
             },
             cancellationToken);
@@ -71,16 +71,16 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
             {
                 // Delete and insert, so that a republished id becomes the newest item.
                 await using var cmd = Command(connection, tx, """
-                    DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n AND item_id = $i;
-                    INSERT INTO pubsub_items (host, username, node, item_id, xml, publisher, published_at) VALUES ($h, $u, $n, $i, $x, $p, $t);
-                    DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n AND id NOT IN
-                        (SELECT id FROM pubsub_items WHERE host = $h AND username = $u AND node = $n ORDER BY id DESC LIMIT $m);
+                    DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n AND item_id = @i;
+                    INSERT INTO pubsub_items (host, username, node, item_id, xml, publisher, published_at) VALUES (@h, @u, @n, @i, @x, @p, @t);
+                    DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n AND id NOT IN
+                        (SELECT id FROM pubsub_items WHERE host = @h AND username = @u AND node = @n ORDER BY id DESC LIMIT @m);
                     """, host, username, node);
-                cmd.Parameters.AddWithValue("$i", item.Id);
-                cmd.Parameters.AddWithValue("$x", item.Xml);
-                cmd.Parameters.AddWithValue("$p", item.Publisher);
-                cmd.Parameters.AddWithValue("$t", item.Published.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
-                cmd.Parameters.AddWithValue("$m", maxItems);
+                cmd.Add("@i", item.Id);
+                cmd.Add("@x", item.Xml);
+                cmd.Add("@p", item.Publisher);
+                cmd.Add("@t", item.Published.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
+                cmd.Add("@m", maxItems);
                 await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken);
@@ -89,8 +89,8 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
         storage.WriteAsync<bool>(
             async (connection, tx, ct) =>
             {
-                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n AND item_id = $i", host, username, node);
-                cmd.Parameters.AddWithValue("$i", itemId);
+                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n AND item_id = @i", host, username, node);
+                cmd.Add("@i", itemId);
                 return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
             },
             cancellationToken);
@@ -99,7 +99,7 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
         storage.WriteAsync(
             async (connection, tx, ct) =>
             {
-                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = $h AND username = $u AND node = $n", host, username, node);
+                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n", host, username, node);
                 await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken);
@@ -109,22 +109,22 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = connection.CreateCommand();
         Bind(cmd, host, username, node);
-        var where = "host = $h AND username = $u AND node = $n";
+        var where = "host = @h AND username = @u AND node = @n";
         if (ids is not null)
         {
             var names = new List<string>();
             foreach (var id in ids)
             {
-                var name = "$i" + names.Count.ToString(CultureInfo.InvariantCulture);
+                var name = "@i" + names.Count.ToString(CultureInfo.InvariantCulture);
                 names.Add(name);
-                cmd.Parameters.AddWithValue(name, id);
+                cmd.Add(name, id);
             }
 
-            where += names.Count == 0 ? " AND 0" : $" AND item_id IN ({string.Join(", ", names)})";
+            where += names.Count == 0 ? " AND 1 = 0" : $" AND item_id IN ({string.Join(", ", names)})";
         }
 
-        cmd.CommandText = $"SELECT item_id, xml, publisher, published_at FROM (SELECT id, item_id, xml, publisher, published_at FROM pubsub_items WHERE {where} ORDER BY id DESC LIMIT $m) ORDER BY id";
-        cmd.Parameters.AddWithValue("$m", max ?? -1);
+        cmd.CommandText = $"SELECT item_id, xml, publisher, published_at FROM (SELECT id, item_id, xml, publisher, published_at FROM pubsub_items WHERE {where} ORDER BY id DESC LIMIT @m) AS newest ORDER BY id";
+        cmd.Add("@m", max is { } m ? (long)m : long.MaxValue);
         var items = new List<PubSubItem>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -138,14 +138,14 @@ internal sealed class SqlitePubSubStore(SqliteStorage storage) : IPubSubStore
 
     private static string Now() => DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
 
-    private static void Bind(SqliteCommand cmd, string host, string username, string node)
+    private static void Bind(DbCommand cmd, string host, string username, string node)
     {
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$n", node);
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
+        cmd.Add("@n", node);
     }
 
-    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction tx, string sql, string host, string username, string node)
+    private static DbCommand Command(DbConnection connection, DbTransaction tx, string sql, string host, string username, string node)
     {
         var cmd = connection.CreateCommand();
         cmd.Transaction = tx;

@@ -1,9 +1,9 @@
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Xmpp.Core.Sasl;
 
-namespace Xmpp.Server.Storage.Sqlite;
+namespace Xmpp.Server.Storage.Sql;
 
-internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
+internal sealed class SqlUserStore(SqlStorage storage) : IUserStore
 {
     public Task<bool> CreateAsync(string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
     {
@@ -13,10 +13,10 @@ internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
                 await using (var cmd = connection.CreateCommand())
                 {
                     cmd.Transaction = tx;
-                    cmd.CommandText = "INSERT OR IGNORE INTO users (host, username, created_at) VALUES ($h, $u, $t)";
-                    cmd.Parameters.AddWithValue("$h", host);
-                    cmd.Parameters.AddWithValue("$u", username);
-                    cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+                    cmd.CommandText = "INSERT INTO users (host, username, created_at) VALUES (@h, @u, @t) ON CONFLICT (host, username) DO NOTHING";
+                    cmd.Add("@h", host);
+                    cmd.Add("@u", username);
+                    cmd.Add("@t", DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
                     if (await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0)
                     {
                         return false;
@@ -42,9 +42,9 @@ internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
                 await using (var cmd = connection.CreateCommand())
                 {
                     cmd.Transaction = tx;
-                    cmd.CommandText = "DELETE FROM scram_credentials WHERE host = $h AND username = $u";
-                    cmd.Parameters.AddWithValue("$h", host);
-                    cmd.Parameters.AddWithValue("$u", username);
+                    cmd.CommandText = "DELETE FROM scram_credentials WHERE host = @h AND username = @u";
+                    cmd.Add("@h", host);
+                    cmd.Add("@u", username);
                     await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
@@ -61,9 +61,9 @@ internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
             {
                 await using var cmd = connection.CreateCommand();
                 cmd.Transaction = tx;
-                cmd.CommandText = "DELETE FROM users WHERE host = $h AND username = $u";
-                cmd.Parameters.AddWithValue("$h", host);
-                cmd.Parameters.AddWithValue("$u", username);
+                cmd.CommandText = "DELETE FROM users WHERE host = @h AND username = @u";
+                cmd.Add("@h", host);
+                cmd.Add("@u", username);
                 return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
             },
             cancellationToken);
@@ -79,10 +79,10 @@ internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT salt, iterations, stored_key, server_key FROM scram_credentials WHERE host = $h AND username = $u AND hash = $x";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
-        cmd.Parameters.AddWithValue("$x", hash.StorageName());
+        cmd.CommandText = "SELECT salt, iterations, stored_key, server_key FROM scram_credentials WHERE host = @h AND username = @u AND hash = @x";
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
+        cmd.Add("@x", hash.StorageName());
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -98,10 +98,10 @@ internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
         await using var cmd = connection.CreateCommand();
         cmd.CommandText = host is null
             ? "SELECT host, username FROM users ORDER BY host, username"
-            : "SELECT host, username FROM users WHERE host = $h ORDER BY username";
+            : "SELECT host, username FROM users WHERE host = @h ORDER BY username";
         if (host is not null)
         {
-            cmd.Parameters.AddWithValue("$h", host);
+            cmd.Add("@h", host);
         }
 
         var list = new List<(string, string)>();
@@ -114,30 +114,30 @@ internal sealed class SqliteUserStore(SqliteStorage storage) : IUserStore
         return list;
     }
 
-    private static async Task<bool> ExistsAsync(SqliteConnection connection, SqliteTransaction? tx, string host, string username, CancellationToken cancellationToken)
+    private static async Task<bool> ExistsAsync(DbConnection connection, DbTransaction? tx, string host, string username, CancellationToken cancellationToken)
     {
         await using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;
-        cmd.CommandText = "SELECT 1 FROM users WHERE host = $h AND username = $u";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
+        cmd.CommandText = "SELECT 1 FROM users WHERE host = @h AND username = @u";
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not null;
     }
 
-    private static async Task WriteCredentialsAsync(SqliteConnection connection, SqliteTransaction tx, string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
+    private static async Task WriteCredentialsAsync(DbConnection connection, DbTransaction tx, string host, string username, IReadOnlyList<ScramCredential> credentials, CancellationToken cancellationToken)
     {
         foreach (var c in credentials)
         {
             await using var cmd = connection.CreateCommand();
             cmd.Transaction = tx;
-            cmd.CommandText = "INSERT INTO scram_credentials (host, username, hash, salt, iterations, stored_key, server_key) VALUES ($h, $u, $x, $s, $i, $k, $v)";
-            cmd.Parameters.AddWithValue("$h", host);
-            cmd.Parameters.AddWithValue("$u", username);
-            cmd.Parameters.AddWithValue("$x", c.Hash.StorageName());
-            cmd.Parameters.AddWithValue("$s", c.Salt);
-            cmd.Parameters.AddWithValue("$i", c.Iterations);
-            cmd.Parameters.AddWithValue("$k", c.StoredKey);
-            cmd.Parameters.AddWithValue("$v", c.ServerKey);
+            cmd.CommandText = "INSERT INTO scram_credentials (host, username, hash, salt, iterations, stored_key, server_key) VALUES (@h, @u, @x, @s, @i, @k, @v)";
+            cmd.Add("@h", host);
+            cmd.Add("@u", username);
+            cmd.Add("@x", c.Hash.StorageName());
+            cmd.Add("@s", c.Salt);
+            cmd.Add("@i", c.Iterations);
+            cmd.Add("@k", c.StoredKey);
+            cmd.Add("@v", c.ServerKey);
             await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
     }

@@ -1,8 +1,9 @@
+using System.Data.Common;
 using System.Globalization;
 
-namespace Xmpp.Server.Storage.Sqlite;
+namespace Xmpp.Server.Storage.Sql;
 
-internal sealed class SqliteLastActivityStore(SqliteStorage storage) : ILastActivityStore
+internal sealed class SqlLastActivityStore(SqlStorage storage) : ILastActivityStore
 {
     public Task SetAsync(string host, string username, LastActivity activity, CancellationToken cancellationToken)
     {
@@ -13,13 +14,13 @@ internal sealed class SqliteLastActivityStore(SqliteStorage storage) : ILastActi
                 cmd.Transaction = tx;
                 cmd.CommandText = """
                     INSERT INTO last_activity (host, username, at, status)
-                    SELECT $h, $u, $t, $s WHERE EXISTS (SELECT 1 FROM users WHERE host = $h AND username = $u)
-                    ON CONFLICT (host, username) DO UPDATE SET at = $t, status = $s
+                    SELECT @h, @u, @t, @s WHERE EXISTS (SELECT 1 FROM users WHERE host = @h AND username = @u)
+                    ON CONFLICT (host, username) DO UPDATE SET at = @t, status = @s
                     """;
-                cmd.Parameters.AddWithValue("$h", host);
-                cmd.Parameters.AddWithValue("$u", username);
-                cmd.Parameters.AddWithValue("$t", activity.When.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
-                cmd.Parameters.AddWithValue("$s", (object?)activity.Status ?? DBNull.Value);
+                cmd.Add("@h", host);
+                cmd.Add("@u", username);
+                cmd.Add("@t", activity.When.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
+                cmd.Add("@s", (object?)activity.Status ?? DBNull.Value);
                 await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken);
@@ -29,9 +30,9 @@ internal sealed class SqliteLastActivityStore(SqliteStorage storage) : ILastActi
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT at, status FROM last_activity WHERE host = $h AND username = $u";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
+        cmd.CommandText = "SELECT at, status FROM last_activity WHERE host = @h AND username = @u";
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {

@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
-namespace Xmpp.Server.Storage.Sqlite;
+namespace Xmpp.Server.Storage.Sql;
 
-internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
+internal sealed class SqlOfflineStore(SqlStorage storage) : IOfflineStore
 {
     public Task<bool> StoreAsync(string host, string username, string xml, int limit, CancellationToken cancellationToken)
     {
@@ -17,13 +17,13 @@ internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
                 // One statement: the count check and the insert cannot interleave with another writer.
                 cmd.CommandText = """
                     INSERT INTO offline_messages (host, username, stanza, stored_at)
-                    SELECT $h, $u, $x, $t WHERE (SELECT COUNT(*) FROM offline_messages WHERE host = $h AND username = $u) < $l
+                    SELECT @h, @u, @x, @t WHERE (SELECT COUNT(*) FROM offline_messages WHERE host = @h AND username = @u) < @l
                     """;
-                cmd.Parameters.AddWithValue("$h", host);
-                cmd.Parameters.AddWithValue("$u", username);
-                cmd.Parameters.AddWithValue("$x", xml);
-                cmd.Parameters.AddWithValue("$t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
-                cmd.Parameters.AddWithValue("$l", limit);
+                cmd.Add("@h", host);
+                cmd.Add("@u", username);
+                cmd.Add("@x", xml);
+                cmd.Add("@t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
+                cmd.Add("@l", limit);
                 return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
             },
             cancellationToken);
@@ -33,9 +33,9 @@ internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT id, stanza FROM offline_messages WHERE host = $h AND username = $u ORDER BY id";
-        cmd.Parameters.AddWithValue("$h", host);
-        cmd.Parameters.AddWithValue("$u", username);
+        cmd.CommandText = "SELECT id, stanza FROM offline_messages WHERE host = @h AND username = @u ORDER BY id";
+        cmd.Add("@h", host);
+        cmd.Add("@u", username);
         var list = new List<OfflineMessage>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -60,16 +60,16 @@ internal sealed class SqliteOfflineStore(SqliteStorage storage) : IOfflineStore
                 {
                     await using var cmd = connection.CreateCommand();
                     cmd.Transaction = tx;
-                    var sql = new StringBuilder("DELETE FROM offline_messages WHERE host = $h AND username = $u AND id IN (");
+                    var sql = new StringBuilder("DELETE FROM offline_messages WHERE host = @h AND username = @u AND id IN (");
                     for (var i = 0; i < chunk.Length; i++)
                     {
-                        sql.Append(i == 0 ? "$i" : ",$i").Append(i.ToString(CultureInfo.InvariantCulture));
-                        cmd.Parameters.AddWithValue("$i" + i.ToString(CultureInfo.InvariantCulture), chunk[i]);
+                        sql.Append(i == 0 ? "@i" : ",@i").Append(i.ToString(CultureInfo.InvariantCulture));
+                        cmd.Add("@i" + i.ToString(CultureInfo.InvariantCulture), chunk[i]);
                     }
 
                     cmd.CommandText = sql.Append(')').ToString();
-                    cmd.Parameters.AddWithValue("$h", host);
-                    cmd.Parameters.AddWithValue("$u", username);
+                    cmd.Add("@h", host);
+                    cmd.Add("@u", username);
                     await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
             },
