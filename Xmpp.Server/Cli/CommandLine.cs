@@ -114,6 +114,12 @@ public static class CommandLine
             await stderr.WriteLineAsync("configuration error: " + ex.Message).ConfigureAwait(false);
             return Usage;
         }
+        catch (System.Data.Common.DbException ex)
+        {
+            // PostgreSQL unreachable or refusing us, a damaged SQLite file: say so, without a stack trace.
+            await stderr.WriteLineAsync($"storage error ({options.Storage.Provider}): {ex.Message}").ConfigureAwait(false);
+            return Failed;
+        }
     }
 
     public static ServerOptions LoadOptions(string? configFile)
@@ -401,7 +407,7 @@ public static class CommandLine
             await stdout.WriteLineAsync($"TLS: {(options.Tls.Required ? "required" : "optional")} (TLS 1.2 and 1.3)").ConfigureAwait(false);
             return Ok;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
         {
             await stderr.WriteLineAsync("check failed: " + ex.Message).ConfigureAwait(false);
             return Failed;

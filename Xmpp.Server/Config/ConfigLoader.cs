@@ -228,15 +228,41 @@ public static class ConfigLoader
 
                 case "storage":
                     {
-                        ctx.CheckAttributes(e, "type", "file");
+                        ctx.CheckAttributes(e, "type", "file", "connection");
                         var type = (string?)e.Attribute("type") ?? "sqlite";
-                        if (type != "sqlite")
+                        string? connection = null;
+                        switch (type)
                         {
-                            throw ctx.Error(e, $"unknown storage type '{type}' (supported: sqlite)");
+                            case "sqlite":
+                                if (e.Attribute("connection") is not null)
+                                {
+                                    throw ctx.Error(e, "'connection' is for type=\"postgresql\"; SQLite takes 'file'");
+                                }
+
+                                dbFile = ctx.PathAttr(e, "file", required: false);
+                                break;
+                            case "postgresql":
+                                if (e.Attribute("file") is not null)
+                                {
+                                    throw ctx.Error(e, "'file' is for type=\"sqlite\"; PostgreSQL takes 'connection'");
+                                }
+
+                                connection = ctx.Required(e, "connection");
+                                try
+                                {
+                                    _ = new Npgsql.NpgsqlConnectionStringBuilder(connection);
+                                }
+                                catch (ArgumentException ex)
+                                {
+                                    throw ctx.Error(e, $"'connection' is not a valid PostgreSQL connection string: {ex.Message}");
+                                }
+
+                                break;
+                            default:
+                                throw ctx.Error(e, $"unknown storage type '{type}' (supported: sqlite, postgresql)");
                         }
 
-                        dbFile = ctx.PathAttr(e, "file", required: false);
-                        options = options with { Storage = new StorageOptions { Provider = type } };
+                        options = options with { Storage = new StorageOptions { Provider = type, ConnectionString = connection } };
                         break;
                     }
 
@@ -352,7 +378,7 @@ public static class ConfigLoader
             Hosts = hosts,
             Listeners = listeners,
             DataDirectory = dir,
-            Storage = options.Storage with { File = dbFile ?? Path.Combine(dir, "xmpp.db") },
+            Storage = options.Storage.Provider == "sqlite" ? options.Storage with { File = dbFile ?? Path.Combine(dir, "xmpp.db") } : options.Storage,
             Modules = modulesSeen ? modules : ServerOptions.DefaultModules,
             Admins = admins,
             Components = components,

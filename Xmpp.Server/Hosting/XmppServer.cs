@@ -51,6 +51,7 @@ public sealed class XmppServer : IAsyncDisposable
     public static IStorage CreateStorage(ServerOptions options, ServerMetrics? metrics = null) => options.Storage.Provider switch
     {
         "sqlite" => new SqliteStorage(options.Storage.File ?? Path.Combine(options.DataDirectory, "xmpp.db"), metrics),
+        "postgresql" => new Storage.Postgres.PostgresStorage(options.Storage.ConnectionString ?? throw new ConfigException("storage type postgresql needs a connection string"), metrics),
         _ => throw new ConfigException($"unknown storage provider '{options.Storage.Provider}'"),
     };
 

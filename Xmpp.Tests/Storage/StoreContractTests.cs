@@ -1,0 +1,289 @@
+using Xmpp.Core.Sasl;
+using Xmpp.Server.Storage;
+using Xmpp.Server.Storage.Postgres;
+using Xmpp.Server.Storage.Sqlite;
+
+namespace Xmpp.Tests.Storage;
+
+/// <summary>
+/// The contract of every store, run against each back end: embedded SQLite always, and a real PostgreSQL
+/// server these tests start themselves (see <see cref="PostgresCluster"/>).
+/// </summary>
+[TestFixture("sqlite")]
+[TestFixture("postgresql")]
+public sealed class StoreContractTests(string backend)
+{
+    private const string H = "example.org";
+    private static readonly CancellationToken None = CancellationToken.None;
+    private IStorage _storage = null!;
+    private string? _dir;
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        if (backend == "sqlite")
+        {
+            _dir = Path.Combine(Path.GetTempPath(), "xmpp-contract-" + Guid.NewGuid().ToString("N"));
+            _storage = new SqliteStorage(Path.Combine(_dir, "xmpp.db"));
+        }
+        else
+        {
+            _storage = new PostgresStorage(await SharedPostgres.NewDatabaseAsync());
+        }
+
+        // Migrations are idempotent: a second run (a restart) changes nothing.
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(7));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(7));
+        foreach (var u in new[] { "alice", "bob" })
+        {
+            Assert.That(await _storage.Users.CreateAsync(H, u, Creds("pw-" + u), None), Is.True);
+        }
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await _storage.DisposeAsync();
+        if (_dir is not null)
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    private static ScramCredential[] Creds(string password) =>
+        [ScramCredential.Create(ScramHash.Sha1, password, 4096), ScramCredential.Create(ScramHash.Sha256, password, 4096)];
+
+    [Test]
+    public async Task Users_and_credentials()
+    {
+        Assert.That(await _storage.Users.CreateAsync(H, "alice", Creds("other"), None), Is.False, "an existing account is not replaced");
+        Assert.That(await _storage.Users.ExistsAsync(H, "alice", None), Is.True);
+        Assert.That(await _storage.Users.ExistsAsync("other.org", "alice", None), Is.False);
+
+        var stored = await _storage.Users.GetCredentialAsync(H, "alice", ScramHash.Sha256, None);
+        var expected = Creds("pw-alice")[1];
+        Assert.That(stored!.Salt, Has.Length.EqualTo(expected.Salt.Length));
+        Assert.That(stored.Iterations, Is.EqualTo(4096));
+        Assert.That(await _storage.Users.GetCredentialAsync(H, "carol", ScramHash.Sha256, None), Is.Null);
+
+        var replacement = Creds("new");
+        Assert.That(await _storage.Users.SetCredentialsAsync(H, "alice", replacement, None), Is.True);
+        Assert.That((await _storage.Users.GetCredentialAsync(H, "alice", ScramHash.Sha1, None))!.StoredKey, Is.EqualTo(replacement[0].StoredKey));
+        Assert.That(await _storage.Users.SetCredentialsAsync(H, "carol", replacement, None), Is.False);
+
+        await _storage.Users.CreateAsync("a.example", "zed", Creds("z"), None);
+        Assert.That(await _storage.Users.ListAsync(null, None), Is.EqualTo(new[] { ("a.example", "zed"), (H, "alice"), (H, "bob") }));
+        Assert.That(await _storage.Users.ListAsync(H, None), Is.EqualTo(new[] { (H, "alice"), (H, "bob") }));
+    }
+
+    [Test]
+    public async Task Deleting_an_account_deletes_all_its_data()
+    {
+        await _storage.Roster.SaveAsync(H, "alice", new RosterItem("bob@" + H, "Bob", Subscription.Both, false, false, false, ["Friends"]), 1, None);
+        await _storage.Offline.StoreAsync(H, "alice", "<message/>", 10, None);
+        await _storage.LastActivity.SetAsync(H, "alice", new LastActivity(DateTimeOffset.UtcNow, "gone"), None);
+        await _storage.Documents.SetAsync(H, "alice", "vcard", string.Empty, "<vCard xmlns='vcard-temp'/>", None);
+        await _storage.PubSub.CreateNodeAsync(H, "alice", "urn:xmpp:avatar:data", "<c/>", None);
+        await _storage.PubSub.PublishAsync(H, "alice", "urn:xmpp:avatar:data", new PubSubItem("1", "<item/>", "alice@" + H, DateTimeOffset.UtcNow), 10, None);
+        await _storage.Archive.AppendAsync(H, "alice", Message("m1", "bob@" + H, true, DateTimeOffset.UtcNow), None);
+
+        Assert.That(await _storage.Users.DeleteAsync(H, "alice", None), Is.True);
+        Assert.That(await _storage.Users.DeleteAsync(H, "alice", None), Is.False);
+        Assert.That(await _storage.Users.GetCredentialAsync(H, "alice", ScramHash.Sha1, None), Is.Null);
+        Assert.That((await _storage.Roster.LoadAsync(H, "alice", None)).Items, Is.Empty);
+        Assert.That(await _storage.Offline.LoadAsync(H, "alice", None), Is.Empty);
+        Assert.That(await _storage.LastActivity.GetAsync(H, "alice", None), Is.Null);
+        Assert.That(await _storage.Documents.GetAsync(H, "alice", "vcard", string.Empty, None), Is.Null);
+        Assert.That(await _storage.PubSub.ListNodesAsync(H, "alice", None), Is.Empty);
+        Assert.That(await _storage.Archive.BoundsAsync(H, "alice", None), Is.Null);
+
+        // Writes for an account that does not exist are no-ops, not errors.
+        await _storage.LastActivity.SetAsync(H, "alice", new LastActivity(DateTimeOffset.UtcNow, null), None);
+        Assert.That(await _storage.Documents.SetAsync(H, "alice", "vcard", string.Empty, "<v/>", None), Is.False);
+        Assert.That(await _storage.PubSub.CreateNodeAsync(H, "alice", "n", "<c/>", None), Is.False);
+        await _storage.Archive.AppendAsync(H, "alice", Message("m2", "bob@" + H, true, DateTimeOffset.UtcNow), None);
+        Assert.That(await _storage.Archive.BoundsAsync(H, "alice", None), Is.Null);
+    }
+
+    [Test]
+    public async Task Rosters_keep_items_and_versions()
+    {
+        var empty = await _storage.Roster.LoadAsync(H, "alice", None);
+        Assert.That(empty.Items, Is.Empty);
+        Assert.That(empty.Version, Is.Zero);
+
+        var bob = new RosterItem("bob@" + H, "Bob", Subscription.To, PendingOut: false, PendingIn: true, Approved: false, ["Friends", "Work"], PendingInRequest: "<presence type='subscribe'/>");
+        var carol = new RosterItem("carol@" + H, null, Subscription.None, PendingOut: true, PendingIn: false, Approved: true, []);
+        await _storage.Roster.SaveAsync(H, "alice", bob, 1, None);
+        await _storage.Roster.SaveAsync(H, "alice", carol, 2, None);
+        var roster = await _storage.Roster.LoadAsync(H, "alice", None);
+        Assert.That(roster.Version, Is.EqualTo(2));
+        Assert.That(roster.Items.Select(i => i.Jid), Is.EqualTo(new[] { "bob@" + H, "carol@" + H }));
+        var got = roster.Items[0];
+        Assert.That((got.Name, got.Subscription, got.PendingOut, got.PendingIn, got.Approved, got.InRoster, got.PendingInRequest), Is.EqualTo(("Bob", Subscription.To, false, true, false, true, "<presence type='subscribe'/>")));
+        Assert.That(got.Groups, Is.EqualTo(new[] { "Friends", "Work" }));
+        var c = roster.Items[1];
+        Assert.That((c.Name, c.PendingOut, c.Approved, c.Groups.Count), Is.EqualTo(((string?)null, true, true, 0)));
+
+        await _storage.Roster.SaveAsync(H, "alice", bob with { Subscription = Subscription.Both, PendingIn = false, Name = null }, 3, None);
+        var updated = await _storage.Roster.GetItemAsync(H, "alice", "bob@" + H, None);
+        Assert.That((updated!.Subscription, updated.PendingIn, updated.Name), Is.EqualTo((Subscription.Both, false, (string?)null)));
+        await _storage.Roster.RemoveAsync(H, "alice", "carol@" + H, 4, None);
+        roster = await _storage.Roster.LoadAsync(H, "alice", None);
+        Assert.That(roster.Items.Select(i => i.Jid), Is.EqualTo(new[] { "bob@" + H }));
+        Assert.That(roster.Version, Is.EqualTo(4));
+        Assert.That(await _storage.Roster.GetItemAsync(H, "alice", "carol@" + H, None), Is.Null);
+        Assert.That((await _storage.Roster.LoadAsync(H, "bob", None)).Items, Is.Empty, "rosters are per account");
+    }
+
+    [Test]
+    public async Task Offline_messages_are_kept_in_order_up_to_the_limit()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.That(await _storage.Offline.StoreAsync(H, "bob", $"<message id='{i}'/>", 3, None), Is.EqualTo(i < 3));
+        }
+
+        var stored = await _storage.Offline.LoadAsync(H, "bob", None);
+        Assert.That(stored.Select(m => m.Xml), Is.EqualTo(new[] { "<message id='0'/>", "<message id='1'/>", "<message id='2'/>" }));
+        await _storage.Offline.DeleteAsync(H, "bob", [stored[0].Id, stored[2].Id], None);
+        Assert.That((await _storage.Offline.LoadAsync(H, "bob", None)).Select(m => m.Xml), Is.EqualTo(new[] { "<message id='1'/>" }));
+        await _storage.Offline.DeleteAsync(H, "bob", [], None);
+    }
+
+    [Test]
+    public async Task Last_activity_is_replaced()
+    {
+        var first = new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        await _storage.LastActivity.SetAsync(H, "alice", new LastActivity(first, "lunch"), None);
+        await _storage.LastActivity.SetAsync(H, "alice", new LastActivity(first.AddHours(1), null), None);
+        var got = await _storage.LastActivity.GetAsync(H, "alice", None);
+        Assert.That(got!.When, Is.EqualTo(first.AddHours(1)));
+        Assert.That(got.Status, Is.Null);
+        Assert.That(await _storage.LastActivity.GetAsync(H, "bob", None), Is.Null);
+    }
+
+    [Test]
+    public async Task Documents_of_accounts_and_hosts()
+    {
+        Assert.That(await _storage.Documents.SetAsync(H, "alice", "private", "storage:bookmarks", "<storage xmlns='storage:bookmarks'/>", None), Is.True);
+        Assert.That(await _storage.Documents.SetAsync(H, "alice", "private", "a:b", "<x xmlns='a:b'/>", None), Is.True);
+        Assert.That(await _storage.Documents.SetAsync(H, "alice", "private", "a:b", "<x xmlns='a:b'>2</x>", None), Is.True);
+        Assert.That(await _storage.Documents.GetAsync(H, "alice", "private", "a:b", None), Is.EqualTo("<x xmlns='a:b'>2</x>"));
+        Assert.That(await _storage.Documents.GetAsync(H, "bob", "private", "a:b", None), Is.Null);
+        var all = await _storage.Documents.ListAsync(H, "alice", "private", None);
+        Assert.That(all.Keys, Is.EqualTo(new[] { "a:b", "storage:bookmarks" }));
+        Assert.That(await _storage.Documents.SetAsync(H, "alice", "private", "a:b", null, None), Is.True);
+        Assert.That(await _storage.Documents.SetAsync(H, "nobody", "private", "a:b", null, None), Is.False);
+        Assert.That(await _storage.Documents.GetAsync(H, "alice", "private", "a:b", None), Is.Null);
+
+        Assert.That(await _storage.Documents.GetHostAsync(H, "motd", string.Empty, None), Is.Null);
+        await _storage.Documents.SetHostAsync(H, "motd", string.Empty, "<motd>hi</motd>", None);
+        await _storage.Documents.SetHostAsync(H, "motd", string.Empty, "<motd>hello</motd>", None);
+        Assert.That(await _storage.Documents.GetHostAsync(H, "motd", string.Empty, None), Is.EqualTo("<motd>hello</motd>"));
+        Assert.That(await _storage.Documents.GetHostAsync("other.org", "motd", string.Empty, None), Is.Null);
+        await _storage.Documents.SetHostAsync(H, "motd", string.Empty, null, None);
+        Assert.That(await _storage.Documents.GetHostAsync(H, "motd", string.Empty, None), Is.Null);
+    }
+
+    [Test]
+    public async Task PubSub_nodes_and_items()
+    {
+        const string Node = "urn:xmpp:microblog:0";
+        Assert.That(await _storage.PubSub.CreateNodeAsync(H, "alice", Node, "<config a='1'/>", None), Is.True);
+        Assert.That(await _storage.PubSub.CreateNodeAsync(H, "alice", Node, "<config a='2'/>", None), Is.False);
+        await _storage.PubSub.SetConfigAsync(H, "alice", Node, "<config a='3'/>", None);
+        Assert.That((await _storage.PubSub.GetNodeAsync(H, "alice", Node, None))!.Config, Is.EqualTo("<config a='3'/>"));
+        Assert.That(await _storage.PubSub.GetNodeAsync(H, "bob", Node, None), Is.Null);
+
+        var t = new DateTimeOffset(2026, 5, 6, 7, 8, 9, TimeSpan.Zero);
+        for (var i = 1; i <= 4; i++)
+        {
+            await _storage.PubSub.PublishAsync(H, "alice", Node, new PubSubItem("i" + i, $"<entry n='{i}'/>", "alice@" + H, t.AddMinutes(i)), 3, None);
+        }
+
+        // At most 3 kept, oldest first; publishing an existing id replaces it and makes it the newest.
+        Assert.That((await _storage.PubSub.GetItemsAsync(H, "alice", Node, null, null, None)).Select(i => i.Id), Is.EqualTo(new[] { "i2", "i3", "i4" }));
+        await _storage.PubSub.PublishAsync(H, "alice", Node, new PubSubItem("i2", "<entry n='2b'/>", "alice@" + H, t.AddMinutes(9)), 3, None);
+        var items = await _storage.PubSub.GetItemsAsync(H, "alice", Node, null, null, None);
+        Assert.That(items.Select(i => i.Id), Is.EqualTo(new[] { "i3", "i4", "i2" }));
+        Assert.That(items[2].Xml, Is.EqualTo("<entry n='2b'/>"));
+        Assert.That(items[2].Published, Is.EqualTo(t.AddMinutes(9)));
+        Assert.That((await _storage.PubSub.GetItemsAsync(H, "alice", Node, 1, null, None)).Single().Id, Is.EqualTo("i2"));
+        Assert.That((await _storage.PubSub.GetItemsAsync(H, "alice", Node, null, ["i4", "nope"], None)).Single().Id, Is.EqualTo("i4"));
+        Assert.That(await _storage.PubSub.GetItemsAsync(H, "alice", Node, null, [], None), Is.Empty);
+
+        Assert.That(await _storage.PubSub.RetractAsync(H, "alice", Node, "i3", None), Is.True);
+        Assert.That(await _storage.PubSub.RetractAsync(H, "alice", Node, "i3", None), Is.False);
+        await _storage.PubSub.PurgeAsync(H, "alice", Node, None);
+        Assert.That(await _storage.PubSub.GetItemsAsync(H, "alice", Node, null, null, None), Is.Empty);
+
+        await _storage.PubSub.CreateNodeAsync(H, "alice", "a-node", "<c/>", None);
+        Assert.That((await _storage.PubSub.ListNodesAsync(H, "alice", None)).Select(n => n.Node), Is.EqualTo(new[] { "a-node", Node }));
+        await _storage.PubSub.PublishAsync(H, "alice", Node, new PubSubItem("x", "<x/>", "alice@" + H, t), 3, None);
+        Assert.That(await _storage.PubSub.DeleteNodeAsync(H, "alice", Node, None), Is.True);
+        Assert.That(await _storage.PubSub.DeleteNodeAsync(H, "alice", Node, None), Is.False);
+        await _storage.PubSub.CreateNodeAsync(H, "alice", Node, "<c/>", None);
+        Assert.That(await _storage.PubSub.GetItemsAsync(H, "alice", Node, null, null, None), Is.Empty, "a deleted node's items went with it");
+    }
+
+    [Test]
+    public async Task The_archive_pages_filters_and_expires()
+    {
+        var t0 = new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
+        for (var i = 0; i < 10; i++)
+        {
+            var with = i % 2 == 0 ? "bob@" + H + "/phone" : "carol@" + H;
+            await _storage.Archive.AppendAsync(H, "alice", Message("id" + i, with, i % 3 == 0, t0.AddMinutes(i)), None);
+        }
+
+        await _storage.Archive.AppendAsync(H, "bob", Message("other", "alice@" + H, false, t0), None);
+        var page = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Max = 4 }, None);
+        Assert.That(page!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id0", "id1", "id2", "id3" }));
+        Assert.That(page.Complete, Is.False);
+        Assert.That((page.Messages[0].Outgoing, page.Messages[1].Outgoing, page.Messages[0].At, page.Messages[0].With), Is.EqualTo((true, false, t0, "bob@" + H + "/phone")));
+
+        var next = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Max = 4, AfterId = "id7" }, None);
+        Assert.That(next!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id8", "id9" }));
+        Assert.That(next.Complete, Is.True);
+        var last = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Max = 3, Last = true }, None);
+        Assert.That(last!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id7", "id8", "id9" }));
+        var before = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Max = 2, BeforeId = "id5" }, None);
+        Assert.That(before!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id3", "id4" }));
+        Assert.That(await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { AfterId = "unknown" }, None), Is.Null);
+
+        var withBob = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { With = "bob@" + H }, None);
+        Assert.That(withBob!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id0", "id2", "id4", "id6", "id8" }));
+        var withFull = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { With = "bob@" + H + "/laptop", WithIsFull = true }, None);
+        Assert.That(withFull!.Messages, Is.Empty);
+        var window = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Start = t0.AddMinutes(3), End = t0.AddMinutes(5) }, None);
+        Assert.That(window!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id3", "id4", "id5" }));
+        var ids = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Ids = ["id6", "id1", "nope"] }, None);
+        Assert.That(ids!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id1", "id6" }));
+        Assert.That((await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Ids = [] }, None))!.Messages, Is.Empty);
+
+        var bounds = await _storage.Archive.BoundsAsync(H, "alice", None);
+        Assert.That((bounds!.Value.First.Id, bounds.Value.Last.Id), Is.EqualTo(("id0", "id9")));
+
+        Assert.That(await _storage.Archive.ExpireAsync(t0.AddMinutes(2), 0, None), Is.EqualTo(3), "id0, id1 and bob's");
+        Assert.That(await _storage.Archive.ExpireAsync(null, 5, None), Is.EqualTo(3), "alice keeps her 5 newest");
+        var left = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery(), None);
+        Assert.That(left!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id5", "id6", "id7", "id8", "id9" }));
+    }
+
+    [Test]
+    public async Task Concurrent_writes_are_all_kept()
+    {
+        var at = DateTimeOffset.UtcNow;
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(i =>
+            _storage.Offline.StoreAsync(H, i % 2 == 0 ? "alice" : "bob", $"<message id='{i}'/>", 1000, None))).WaitAsync(TimeSpan.FromSeconds(60));
+        await Task.WhenAll(Enumerable.Range(0, 50).Select(i =>
+            _storage.Archive.AppendAsync(H, "alice", Message("c" + i, "bob@" + H, true, at), None))).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(await _storage.Offline.LoadAsync(H, "alice", None), Has.Count.EqualTo(100));
+        Assert.That(await _storage.Offline.LoadAsync(H, "bob", None), Has.Count.EqualTo(100));
+        Assert.That((await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Max = 100 }, None))!.Messages, Has.Count.EqualTo(50));
+    }
+
+    private static ArchivedMessage Message(string id, string with, bool outgoing, DateTimeOffset at) =>
+        new(id, with, outgoing, at, $"<message id='{id}'><body>{id}</body></message>");
+}
