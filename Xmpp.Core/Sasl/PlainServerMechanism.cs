@@ -9,13 +9,19 @@ public sealed class PlainServerMechanism : ISaslServerMechanism
 {
     private readonly CredentialLookup _lookup;
     private readonly DecoyCredentials? _decoys;
+    private readonly Func<string, string, CancellationToken, ValueTask>? _upgrade;
     private bool _done;
 
     /// <param name="decoys">A missing account is checked against a decoy, so it takes as long as a wrong password.</param>
-    public PlainServerMechanism(CredentialLookup lookup, DecoyCredentials? decoys = null)
+    /// <param name="upgrade">
+    /// Called with the username and prepared password after a login verified against SCRAM-SHA-1 keys alone
+    /// (an account imported from Prosody or ejabberd), so the server can store the stronger hashes it lacks.
+    /// </param>
+    public PlainServerMechanism(CredentialLookup lookup, DecoyCredentials? decoys = null, Func<string, string, CancellationToken, ValueTask>? upgrade = null)
     {
         _lookup = lookup;
         _decoys = decoys;
+        _upgrade = upgrade;
     }
 
     public string Name => "PLAIN";
@@ -65,8 +71,8 @@ public sealed class PlainServerMechanism : ISaslServerMechanism
             return SaslStep.Fail(SaslFailure.NotAuthorized, "invalid password");
         }
 
-        var credential = await _lookup(local, ScramHash.Sha256, cancellationToken).ConfigureAwait(false)
-            ?? await _lookup(local, ScramHash.Sha1, cancellationToken).ConfigureAwait(false);
+        var strong = await _lookup(local, ScramHash.Sha256, cancellationToken).ConfigureAwait(false);
+        var credential = strong ?? await _lookup(local, ScramHash.Sha1, cancellationToken).ConfigureAwait(false);
         if (credential is null)
         {
             _decoys?.Plain.Verify(password);
@@ -80,6 +86,11 @@ public sealed class PlainServerMechanism : ISaslServerMechanism
 
         Username = local;
         AuthorizationId = parts[0].Length == 0 ? null : parts[0];
+        if (strong is null && _upgrade is not null)
+        {
+            await _upgrade(local, password, cancellationToken).ConfigureAwait(false);
+        }
+
         return SaslStep.Success();
     }
 }

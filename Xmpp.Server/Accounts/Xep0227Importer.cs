@@ -1,112 +1,363 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Xml;
 using System.Xml.Linq;
 using Xmpp.Core.Addressing;
+using Xmpp.Core.Sasl;
 using Xmpp.Server.Config;
 using Xmpp.Server.Storage;
+using static Xmpp.Server.Accounts.Xep0227;
 
 namespace Xmpp.Server.Accounts;
 
 /// <summary>What an import did.</summary>
-public sealed record ImportSummary(int Users, int Updated, int RosterItems, int OfflineMessages, IReadOnlyList<string> Problems);
+public sealed record ImportSummary(int Users, int Updated, int RosterItems, int OfflineMessages, IReadOnlyList<string> Problems)
+{
+    public int VCards { get; init; }
+
+    public int PrivateDocuments { get; init; }
+
+    public int PepItems { get; init; }
+
+    public int ArchivedMessages { get; init; }
+
+    /// <summary>Accounts imported with SCRAM-SHA-1 keys only (no password, no stronger keys).</summary>
+    public int Sha1Only { get; init; }
+}
 
 /// <summary>
-/// Imports accounts from a XEP-0227 (Portable Import/Export Format) file: users with their plaintext
-/// passwords (stored as SCRAM keys), roster items and offline messages. Hosts this server does not serve
-/// are skipped with a message. Existing accounts get the file's password and roster items.
+/// Imports accounts from XEP-0227 files: one file, ejabberd's export_piefxis folder (a main file that
+/// XIncludes one file per host) or Prosody's (one user@host.xml per account). Users are read one at a
+/// time, never the whole file at once. Credentials: SCRAM keys of each hash as written (SHA-1 from
+/// Prosody and ejabberd), or a plaintext password, turned into keys of every hash. Existing accounts are
+/// updated; hosts this server does not serve are skipped and reported.
 /// </summary>
 public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
 {
-    private const string Pie = "urn:xmpp:pie:0";
-    private static readonly XNamespace RosterNs = "jabber:iq:roster";
+    private const int MaxIncludeDepth = 4;
+    private static readonly XNamespace RosterX = RosterNs;
 
-    public async Task<ImportSummary> ImportAsync(Stream input, CancellationToken cancellationToken)
+    /// <summary>Imports a file, or every .xml file of a folder (Prosody's per-user layout, or ejabberd's export folder).</summary>
+    public async Task<ImportSummary> ImportAsync(string path, CancellationToken cancellationToken)
     {
-        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, Async = true };
-        using var reader = XmlReader.Create(input, settings);
-        var doc = await XDocument.LoadAsync(reader, LoadOptions.None, cancellationToken).ConfigureAwait(false);
-        if (doc.Root is null || doc.Root.Name != XName.Get("server-data", Pie))
+        if (!Directory.Exists(path))
         {
-            throw new FormatException("not a XEP-0227 file: the root must be <server-data xmlns='urn:xmpp:pie:0'>");
+            return await RunAsync(ReadFileAsync(path, 0, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
 
-        var accounts = new AccountService(options, storage);
-        var problems = new List<string>();
-        int users = 0, updated = 0, items = 0, offline = 0;
-        var work = new List<(string Jid, XElement User)>();
-        foreach (var host in doc.Root.Elements(XName.Get("host", Pie)))
+        // ejabberd's folder has a main file including the per-host files: read the main files only.
+        var files = Directory.GetFiles(path, "*.xml").Order(StringComparer.Ordinal).ToList();
+        var included = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var f in files)
         {
-            var hostName = (string?)host.Attribute("jid") ?? string.Empty;
-            if (!Jid.TryPrepareDomain(hostName, out var domain) || !options.Hosts.Any(h => h.Name == domain))
+            foreach (var href in IncludesOf(f))
             {
-                problems.Add($"host '{hostName}' is not served by this server: skipped");
+                included.Add(Path.GetFullPath(Path.Combine(path, href)));
+            }
+        }
+
+        return await RunAsync(ReadFilesAsync(files.Where(f => !included.Contains(Path.GetFullPath(f))), cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Imports one document from a stream (XIncludes are refused: there is no folder to resolve them in).</summary>
+    public Task<ImportSummary> ImportAsync(Stream input, CancellationToken cancellationToken) =>
+        RunAsync(ReadAsync(input, null, 0, cancellationToken), cancellationToken);
+
+    private async IAsyncEnumerable<(string Host, XElement User)> ReadFilesAsync(IEnumerable<string> files, [EnumeratorCancellation] CancellationToken ct)
+    {
+        foreach (var f in files)
+        {
+            await foreach (var u in ReadFileAsync(f, 0, ct).ConfigureAwait(false))
+            {
+                yield return u;
+            }
+        }
+    }
+
+    private async IAsyncEnumerable<(string Host, XElement User)> ReadFileAsync(string file, int depth, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var stream = File.OpenRead(file);
+        await foreach (var u in ReadAsync(stream, Path.GetDirectoryName(Path.GetFullPath(file)), depth, ct).ConfigureAwait(false))
+        {
+            yield return u;
+        }
+    }
+
+    private static XmlReader Reader(Stream input) =>
+        XmlReader.Create(input, new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, Async = true, IgnoreWhitespace = true });
+
+    private static List<string> IncludesOf(string file)
+    {
+        using var stream = File.OpenRead(file);
+        using var reader = Reader(stream);
+        var hrefs = new List<string>();
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.NodeType == XmlNodeType.Element && reader.LocalName == "include" && reader.NamespaceURI == XInclude && reader.GetAttribute("href") is { } href)
+                {
+                    hrefs.Add(href);
+                }
+            }
+        }
+        catch (XmlException)
+        {
+            // Reported when the file is read for real.
+        }
+
+        return hrefs;
+    }
+
+    /// <summary>The users of a document, in order, with their host; XIncludes (ejabberd) are followed within the same folder.</summary>
+    private async IAsyncEnumerable<(string Host, XElement User)> ReadAsync(Stream input, string? folder, int depth, [EnumeratorCancellation] CancellationToken ct)
+    {
+        using var reader = Reader(input);
+        string? host = null;
+        var rootSeen = false;
+        while (!reader.EOF)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (reader.NodeType != XmlNodeType.Element)
+            {
+                await reader.ReadAsync().ConfigureAwait(false);
                 continue;
             }
 
-            foreach (var user in host.Elements(XName.Get("user", Pie)))
+            if (!rootSeen)
             {
-                work.Add(((string?)user.Attribute("name") + "@" + domain, user));
+                rootSeen = true;
+                var isRoot = reader.NamespaceURI == Pie && (reader.LocalName == "server-data" || (depth > 0 && reader.LocalName == "host"));
+                if (!isRoot)
+                {
+                    throw new FormatException("not a XEP-0227 file: the root must be <server-data xmlns='urn:xmpp:pie:0'>");
+                }
+            }
+
+            if (reader.NamespaceURI == Pie && reader.LocalName == "host")
+            {
+                host = reader.GetAttribute("jid") ?? string.Empty;
+                await reader.ReadAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            if (reader.NamespaceURI == Pie && reader.LocalName == "user")
+            {
+                var user = (XElement)await XNode.ReadFromAsync(reader, ct).ConfigureAwait(false);
+                yield return (host ?? string.Empty, user);
+                continue;
+            }
+
+            if (reader.NamespaceURI == XInclude && reader.LocalName == "include")
+            {
+                var href = reader.GetAttribute("href") ?? string.Empty;
+                await reader.ReadAsync().ConfigureAwait(false);
+
+                // Only a file next to this one: an export must not make the importer read anything else.
+                if (folder is null || depth >= MaxIncludeDepth || href.Length == 0 || Path.GetFileName(href) != href)
+                {
+                    throw new FormatException($"cannot follow <xi:include href='{href}'/> (only files in the same folder, from a file)");
+                }
+
+                await foreach (var u in ReadFileAsync(Path.Combine(folder, href), depth + 1, ct).ConfigureAwait(false))
+                {
+                    yield return u;
+                }
+
+                continue;
+            }
+
+            await reader.ReadAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<ImportSummary> RunAsync(IAsyncEnumerable<(string Host, XElement User)> users, CancellationToken cancellationToken)
+    {
+        var problems = new List<string>();
+        var skippedHosts = new HashSet<string>(StringComparer.Ordinal);
+        var gate = new object();
+        int created = 0, updated = 0, roster = 0, offline = 0, vcards = 0, privates = 0, pep = 0, archived = 0, sha1Only = 0;
+        void Problem(string p)
+        {
+            lock (gate)
+            {
+                problems.Add(p);
             }
         }
 
-        var gate = new object();
-        await Parallel.ForEachAsync(work, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount }, async (entry, ct) =>
+        // PBKDF2 for plaintext passwords is the costly part: accounts are imported in parallel.
+        var parallel = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount };
+        await Parallel.ForEachAsync(users, parallel, async (entry, ct) =>
         {
-            var (jidText, user) = entry;
-            var password = (string?)user.Attribute("password");
-            if (password is null)
+            var (hostName, user) = entry;
+            if (!Jid.TryPrepareDomain(hostName, out var host) || !options.Hosts.Any(h => h.Name == host))
             {
                 lock (gate)
                 {
-                    problems.Add($"{jidText}: no password (only plaintext passwords can be imported): skipped");
+                    if (skippedHosts.Add(hostName))
+                    {
+                        problems.Add($"host '{hostName}' is not served by this server: skipped");
+                    }
                 }
 
                 return;
             }
 
-            var result = await accounts.AddAsync(jidText, password, ct).ConfigureAwait(false);
-            var isUpdate = false;
-            if (result == AccountResult.Exists)
+            var name = (string?)user.Attribute("name");
+            if (name is null || !Jid.TryPrepareLocal(name, out var local))
             {
-                result = await accounts.SetPasswordAsync(jidText, password, ct).ConfigureAwait(false);
-                isUpdate = true;
-            }
-
-            if (result != AccountResult.Ok)
-            {
-                lock (gate)
-                {
-                    problems.Add($"{jidText}: {result}");
-                }
-
+                Problem($"'{name}@{host}' is not a valid account address: skipped");
                 return;
             }
 
-            var jid = Jid.Parse(jidText);
-            var (rosterCount, offlineCount) = await ImportUserDataAsync(jid, user, ct).ConfigureAwait(false);
+            if (!Jid.TryCreate(local, host, null, out var jid))
+            {
+                Problem($"'{name}@{host}' is not a valid account address: skipped");
+                return;
+            }
+
+            var credentials = Credentials(user, out var credentialProblem);
+            if (credentials is null)
+            {
+                Problem($"{jid}: {credentialProblem}: skipped");
+                return;
+            }
+
+            var isNew = await storage.Users.CreateAsync(host, local, credentials, ct).ConfigureAwait(false);
+            if (!isNew)
+            {
+                await storage.Users.SetCredentialsAsync(host, local, credentials, ct).ConfigureAwait(false);
+            }
+
+            var counts = await UserDataAsync(jid, user, Problem, ct).ConfigureAwait(false);
             lock (gate)
             {
-                if (isUpdate)
+                _ = isNew ? created++ : updated++;
+                if (credentials.TrueForAll(c => c.Hash == ScramHash.Sha1))
                 {
-                    updated++;
-                }
-                else
-                {
-                    users++;
+                    sha1Only++;
                 }
 
-                items += rosterCount;
-                offline += offlineCount;
+                roster += counts.Roster;
+                offline += counts.Offline;
+                vcards += counts.VCard;
+                privates += counts.Private;
+                pep += counts.Pep;
+                archived += counts.Archived;
             }
         }).ConfigureAwait(false);
 
-        return new ImportSummary(users, updated, items, offline, problems);
+        return new ImportSummary(created, updated, roster, offline, problems)
+        {
+            VCards = vcards,
+            PrivateDocuments = privates,
+            PepItems = pep,
+            ArchivedMessages = archived,
+            Sha1Only = sha1Only,
+        };
     }
 
-    private async Task<(int Roster, int Offline)> ImportUserDataAsync(Jid jid, XElement user, CancellationToken ct)
+    /// <summary>The account's credentials: from a plaintext password (every hash), else the SCRAM keys given; null when there are none.</summary>
+    private List<ScramCredential>? Credentials(XElement user, out string? problem)
     {
-        var roster = 0;
-        long version = 1;
-        foreach (var item in user.Elements(RosterNs + "query").Elements(RosterNs + "item"))
+        problem = null;
+        if ((string?)user.Attribute("password") is { Length: > 0 } password)
+        {
+            if (!Precis.TryPrepareOpaqueString(password, out var prepared))
+            {
+                problem = "its password is not a valid OpaqueString (RFC 8265)";
+                return null;
+            }
+
+            return ScramHashes.All.Select(h => ScramCredential.Create(h, prepared, options.Auth.Iterations)).ToList();
+        }
+
+        var list = new List<ScramCredential>();
+        foreach (var scram in user.Elements(ScramX + "scram-credentials"))
+        {
+            if (HashOf((string?)scram.Attribute("mechanism")) is not { } hash)
+            {
+                continue;
+            }
+
+            if (!int.TryParse(scram.Element(ScramX + "iter-count")?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var iterations) || iterations < 1
+                || Base64(scram.Element(ScramX + "salt")) is not { } salt
+                || Base64(scram.Element(ScramX + "server-key")) is not { } serverKey
+                || Base64(scram.Element(ScramX + "stored-key")) is not { } storedKey)
+            {
+                problem = $"its {hash.MechanismName()} credentials are incomplete or not base64";
+                return null;
+            }
+
+            var size = hash.Size();
+            if (serverKey.Length != size && storedKey.Length != size
+                && Base64Text(serverKey) is { Length: var s } innerServer && s == size && Base64Text(storedKey) is { Length: var t } innerStored && t == size)
+            {
+                // COMPAT: ejabberd 23's export_piefxis base64-encodes its already base64-encoded keys and salt
+                // once more; the keys' length tells, and then the salt is encoded the same way.
+                serverKey = innerServer;
+                storedKey = innerStored;
+                salt = Base64Text(salt) ?? salt;
+            }
+
+            if (serverKey.Length != size || storedKey.Length != size)
+            {
+                problem = $"its {hash.MechanismName()} keys have the wrong length";
+                return null;
+            }
+
+            list.Add(new ScramCredential(hash, salt, iterations, storedKey, serverKey));
+        }
+
+        if (list.Count == 0)
+        {
+            problem = "no password and no SCRAM credentials this server knows";
+            return null;
+        }
+
+        return list;
+    }
+
+    private static byte[]? Base64(XElement? e)
+    {
+        if (e is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Convert.FromBase64String(e.Value.Trim());
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The bytes, read as base64 text, decoded; null when they are not base64.</summary>
+    private static byte[]? Base64Text(byte[] bytes)
+    {
+        try
+        {
+            return Convert.FromBase64String(System.Text.Encoding.ASCII.GetString(bytes));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    private readonly record struct Counts(int Roster, int Offline, int VCard, int Private, int Pep, int Archived);
+
+    private async Task<Counts> UserDataAsync(Jid jid, XElement user, Action<string> problem, CancellationToken ct)
+    {
+        var (host, local) = (jid.Domain, jid.Local!);
+
+        // Roster (RFC 6121), with the pending subscription requests Prosody writes as presence stanzas beside it.
+        var query = user.Element(RosterX + "query");
+        var items = new Dictionary<string, RosterItem>(StringComparer.Ordinal);
+        foreach (var item in query?.Elements(RosterX + "item") ?? [])
         {
             if (!Jid.TryParse((string?)item.Attribute("jid"), out var contact) || contact.Resource is not null || contact.Bare == jid.Bare)
             {
@@ -120,22 +371,155 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
                 "both" => Subscription.Both,
                 _ => Subscription.None,
             };
-            var groups = item.Elements(RosterNs + "group").Select(g => g.Value).Where(g => g.Length > 0).Distinct(StringComparer.Ordinal).ToList();
-            var entry = new RosterItem(contact.ToString(), (string?)item.Attribute("name"), subscription, (string?)item.Attribute("ask") == "subscribe", false, false, groups);
-            await storage.Roster.SaveAsync(jid.Domain, jid.Local!, entry, version++, ct).ConfigureAwait(false);
-            roster++;
+            var groups = item.Elements(RosterX + "group").Select(g => g.Value).Where(g => g.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+            items[contact.ToString()] = new RosterItem(contact.ToString(), (string?)item.Attribute("name"), subscription, (string?)item.Attribute("ask") == "subscribe", false, false, groups);
+        }
+
+        foreach (var presence in user.Elements(XName.Get("presence", Client)).Where(p => (string?)p.Attribute("type") == "subscribe"))
+        {
+            if (Jid.TryParse((string?)presence.Attribute("from"), out var from) && from.Bare != jid.Bare)
+            {
+                var key = from.Bare.ToString();
+                items[key] = (items.TryGetValue(key, out var known) ? known : RosterItem.Empty(key)) with { PendingIn = true };
+            }
+        }
+
+        long version = long.TryParse((string?)query?.Attribute("version"), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
+        foreach (var item in items.Values)
+        {
+            await storage.Roster.SaveAsync(host, local, item, ++version, ct).ConfigureAwait(false);
+        }
+
+        var vcard = 0;
+        if (user.Element(XName.Get("vCard", VCardNs)) is { } card)
+        {
+            await storage.Documents.SetAsync(host, local, Modules.VCard.VCardModule.Kind, string.Empty, card.ToString(SaveOptions.DisableFormatting), ct).ConfigureAwait(false);
+            vcard = 1;
+        }
+
+        var privates = 0;
+        foreach (var fragment in user.Elements(XName.Get("query", PrivateNs)).Elements())
+        {
+            var key = fragment.Name.LocalName + " " + fragment.Name.NamespaceName;
+            await storage.Documents.SetAsync(host, local, Modules.PrivateStorage.PrivateStorageModule.Kind, key, fragment.ToString(SaveOptions.DisableFormatting), ct).ConfigureAwait(false);
+            privates++;
         }
 
         var offline = 0;
-        foreach (var message in user.Elements(XName.Get("offline-messages", Pie)).Elements())
+        foreach (var message in user.Elements(PieX + "offline-messages").Elements())
         {
-            var xml = message.ToString(SaveOptions.DisableFormatting);
-            if (await storage.Offline.StoreAsync(jid.Domain, jid.Local!, xml, int.MaxValue, ct).ConfigureAwait(false))
+            if (await storage.Offline.StoreAsync(host, local, message.ToString(SaveOptions.DisableFormatting), int.MaxValue, ct).ConfigureAwait(false))
             {
                 offline++;
             }
         }
 
-        return (roster, offline);
+        var pep = await PepAsync(jid, user, problem, ct).ConfigureAwait(false);
+        var archived = await ArchiveAsync(jid, user, ct).ConfigureAwait(false);
+        return new Counts(items.Values.Count(i => i.InRoster), offline, vcard, privates, pep, archived);
+    }
+
+    private async Task<int> PepAsync(Jid jid, XElement user, Action<string> problem, CancellationToken ct)
+    {
+        XNamespace owner = PubSubOwner, pubsub = PubSub;
+        var configs = new Dictionary<string, Modules.Pep.NodeConfig>(StringComparer.Ordinal);
+        foreach (var configure in user.Elements(owner + "pubsub").Elements(owner + "configure"))
+        {
+            if ((string?)configure.Attribute("node") is not { Length: > 0 } node)
+            {
+                continue;
+            }
+
+            var form = configure.Element(XName.Get("x", Xmpp.Core.Stanzas.DataForm.Namespace));
+            var values = form is null ? null : Xmpp.Core.Stanzas.DataForm.Values(Xmpp.Core.Xml.ElementParser.Parse(form.ToString(SaveOptions.DisableFormatting)));
+            var config = values is null ? new Modules.Pep.NodeConfig() : new Modules.Pep.NodeConfig().With(values, int.MaxValue, out _);
+            if (config is null)
+            {
+                problem($"{jid}: PEP node {node} has a configuration this server cannot take: default configuration used");
+                config = new Modules.Pep.NodeConfig();
+            }
+
+            configs[node] = config;
+        }
+
+        var published = new Dictionary<string, List<PubSubItem>>(StringComparer.Ordinal);
+        foreach (var itemsEl in user.Elements(pubsub + "pubsub").Elements(pubsub + "items"))
+        {
+            if ((string?)itemsEl.Attribute("node") is not { Length: > 0 } node)
+            {
+                continue;
+            }
+
+            var list = published.TryGetValue(node, out var l) ? l : published[node] = [];
+            foreach (var item in itemsEl.Elements(pubsub + "item"))
+            {
+                var payload = item.Elements().FirstOrDefault();
+
+                // COMPAT: Prosody writes its stored <item> inside the export's <item>: the payload is one level down.
+                if (payload is not null && payload.Name == pubsub + "item")
+                {
+                    payload = payload.Elements().FirstOrDefault();
+                }
+
+                if (payload is not null)
+                {
+                    var id = (string?)item.Attribute("id") is { Length: > 0 } given ? given : Guid.NewGuid().ToString("N");
+                    list.Add(new PubSubItem(id, payload.ToString(SaveOptions.DisableFormatting), jid.Bare.ToString(), DateTimeOffset.UtcNow));
+                }
+            }
+        }
+
+        var count = 0;
+        foreach (var node in configs.Keys.Union(published.Keys))
+        {
+            var items = published.GetValueOrDefault(node) ?? [];
+            var config = configs.TryGetValue(node, out var c) ? c : new Modules.Pep.NodeConfig { MaxItems = Math.Max(1, items.Count) };
+            var serialized = config.Serialize();
+            if (!await storage.PubSub.CreateNodeAsync(jid.Domain, jid.Local!, node, serialized, ct).ConfigureAwait(false))
+            {
+                await storage.PubSub.SetConfigAsync(jid.Domain, jid.Local!, node, serialized, ct).ConfigureAwait(false);
+            }
+
+            foreach (var item in items)
+            {
+                await storage.PubSub.PublishAsync(jid.Domain, jid.Local!, node, item, Math.Max(config.MaxItems, items.Count), ct).ConfigureAwait(false);
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>The message archive (Prosody's form: results with forwarded messages and their time); the direction follows from the addresses.</summary>
+    private async Task<int> ArchiveAsync(Jid jid, XElement user, CancellationToken ct)
+    {
+        var count = 0;
+        foreach (var result in user.Elements(XName.Get("archive", Mam)).Elements(XName.Get("result", MamNs)))
+        {
+            var forwarded = result.Element(XName.Get("forwarded", Forward));
+            var message = forwarded?.Element(XName.Get("message", Client));
+            if (message is null)
+            {
+                continue;
+            }
+
+            var at = DateTimeOffset.TryParse((string?)forwarded!.Element(XName.Get("delay", Delay))?.Attribute("stamp"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var stamp)
+                ? stamp
+                : DateTimeOffset.UtcNow;
+            var from = Jid.TryParse((string?)message.Attribute("from"), out var f) ? f : null;
+            var to = Jid.TryParse((string?)message.Attribute("to"), out var t) ? t : null;
+            var outgoing = from is null || from.Bare == jid.Bare;
+            var with = outgoing ? to : from;
+            if (with is null)
+            {
+                continue;
+            }
+
+            var id = (string?)result.Attribute("id") is { Length: > 0 } given ? given : Guid.CreateVersion7().ToString("N");
+            await storage.Archive.AppendAsync(jid.Domain, jid.Local!, new ArchivedMessage(id, with.ToString(), outgoing, at, message.ToString(SaveOptions.DisableFormatting)), ct).ConfigureAwait(false);
+            count++;
+        }
+
+        return count;
     }
 }

@@ -28,7 +28,11 @@ public static class CommandLine
           users [HOST]            list accounts
           check                   validate configuration, certificates and storage; show what would listen
           reload                  make the running server reload its configuration (as SIGHUP does) and show the outcome
-          import FILE             accounts (plaintext passwords), rosters and offline messages from a XEP-0227 file
+          import PATH             accounts with their SCRAM keys or passwords, rosters, vCards, private XML, offline
+                                  messages, PEP and archives from XEP-0227: a file, or a folder (Prosody's user@host.xml
+                                  files, ejabberd's export_piefxis folder)
+          export PATH [--host H] [--per-user]
+                                  the same to a XEP-0227 file, or one user@host.xml per account in a folder (Prosody's layout)
           compliance              print the table of implemented specifications (as in README)
           version                 print the version
 
@@ -40,6 +44,8 @@ public static class CommandLine
     {
         var positional = new List<string>();
         string? configFile = null;
+        string? exportHost = null;
+        var perUser = false;
         for (var i = 0; i < args.Length; i++)
         {
             if (args[i] == "--config" || args[i] == "-c")
@@ -51,6 +57,14 @@ public static class CommandLine
                 }
 
                 configFile = args[++i];
+            }
+            else if (args[i] == "--host" && i + 1 < args.Length)
+            {
+                exportHost = args[++i];
+            }
+            else if (args[i] == "--per-user")
+            {
+                perUser = true;
             }
             else if (args[i] is "--help" or "-h" or "help")
             {
@@ -106,6 +120,7 @@ public static class CommandLine
                 "check" when rest.Count == 0 => await CheckAsync(options, stdout, stderr).ConfigureAwait(false),
                 "reload" when rest.Count == 0 => await ReloadAsync(options, stdout, stderr).ConfigureAwait(false),
                 "import" when rest.Count == 1 => await ImportAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
+                "export" when rest.Count == 1 => await ExportAsync(options, rest[0], exportHost, perUser, stdout, stderr).ConfigureAwait(false),
                 _ => await UsageAsync(stderr, command).ConfigureAwait(false),
             };
         }
@@ -214,8 +229,7 @@ public static class CommandLine
             ImportSummary summary;
             try
             {
-                await using var input = File.OpenRead(file);
-                summary = await new Xep0227Importer(options, storage).ImportAsync(input, CancellationToken.None).ConfigureAwait(false);
+                summary = await new Xep0227Importer(options, storage).ImportAsync(file, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Xml.XmlException or FormatException)
             {
@@ -228,8 +242,44 @@ public static class CommandLine
                 await stderr.WriteLineAsync(p).ConfigureAwait(false);
             }
 
-            await stdout.WriteLineAsync($"imported {summary.Users} new and {summary.Updated} existing accounts, {summary.RosterItems} roster items, {summary.OfflineMessages} offline messages").ConfigureAwait(false);
+            await stdout.WriteLineAsync(
+                $"imported {summary.Users} new and {summary.Updated} existing accounts, {summary.RosterItems} roster items, {summary.VCards} vCards, " +
+                $"{summary.PrivateDocuments} private XML documents, {summary.OfflineMessages} offline messages, {summary.PepItems} PEP items, {summary.ArchivedMessages} archived messages").ConfigureAwait(false);
+            if (summary.Sha1Only > 0)
+            {
+                await stdout.WriteLineAsync(
+                    $"note: {summary.Sha1Only} accounts have SCRAM-SHA-1 keys only (as Prosody and ejabberd store them). They log in with SCRAM-SHA-1 or PLAIN; " +
+                    "a PLAIN login stores the stronger keys. Clients that pick SCRAM-SHA-256 (Gajim, Conversations) fail on them until then: " +
+                    "for a while, offer <authentication scram=\"\"/> (PLAIN over TLS only) or scram=\"SHA-1\", then the default again with xmppserver reload (README, \"Moving from Prosody or ejabberd\").").ConfigureAwait(false);
+            }
+
             return summary.Problems.Count == 0 ? Ok : Failed;
+        }
+    }
+
+    /// <summary>export PATH: every account (of one host with --host) in XEP-0227; a folder (or --per-user) gets one user@host.xml per account.</summary>
+    private static async Task<int> ExportAsync(ServerOptions options, string path, string? host, bool perUser, TextWriter stdout, TextWriter stderr)
+    {
+        var storage = XmppServer.CreateStorage(options);
+        await using (storage.ConfigureAwait(false))
+        {
+            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+            perUser |= Directory.Exists(path) || path.EndsWith('/');
+            ExportSummary summary;
+            try
+            {
+                summary = await new Xep0227Exporter(options, storage).ExportAsync(path, host, perUser, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await stderr.WriteLineAsync($"{path}: {ex.Message}").ConfigureAwait(false);
+                return Failed;
+            }
+
+            await stdout.WriteLineAsync(
+                $"exported {summary.Users} accounts, {summary.RosterItems} roster items, {summary.OfflineMessages} offline messages, {summary.ArchivedMessages} archived messages " +
+                $"to {(perUser ? $"{summary.Files} files in {path}" : path)}").ConfigureAwait(false);
+            return Ok;
         }
     }
 

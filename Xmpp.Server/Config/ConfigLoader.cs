@@ -4,6 +4,7 @@ using System.Numerics;
 using System.Xml;
 using System.Xml.Linq;
 using Xmpp.Core.Addressing;
+using Xmpp.Core.Sasl;
 
 namespace Xmpp.Server.Config;
 
@@ -267,11 +268,31 @@ public static class ConfigLoader
                     }
 
                 case "authentication":
-                    ctx.CheckAttributes(e, "iterations", "allow-plain", "max-failures", "failure-delay", "max-failure-delay", "ip-failures", "account-failures", "block-time");
+                    ctx.CheckAttributes(e, "iterations", "allow-plain", "max-failures", "failure-delay", "max-failure-delay", "ip-failures", "account-failures", "block-time", "scram");
+                    var scram = new AuthOptions().Scram;
+                    if ((string?)e.Attribute("scram") is { } scramText)
+                    {
+                        var chosen = new List<Xmpp.Core.Sasl.ScramHash>();
+                        foreach (var token in scramText.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
+                        {
+                            var hash = Xmpp.Core.Sasl.ScramHashes.All.Cast<Xmpp.Core.Sasl.ScramHash?>().FirstOrDefault(h => "SCRAM-" + token == h!.Value.MechanismName())
+                                ?? throw ctx.Error(e, $"unknown SCRAM hash '{token}' in 'scram' (SHA-1, SHA-256, SHA-512)");
+                            chosen.Add(hash);
+                        }
+
+                        if (chosen.Count == 0 && !ctx.Bool(e, "allow-plain", true))
+                        {
+                            throw ctx.Error(e, "with scram=\"\" and allow-plain=\"false\" no client could log in");
+                        }
+
+                        scram = [.. chosen.Distinct().OrderByDescending(h => h.Size())];
+                    }
+
                     options = options with
                     {
                         Auth = new AuthOptions
                         {
+                            Scram = scram,
                             Iterations = ctx.Int(e, "iterations", 4096, Xmpp.Core.Sasl.ScramCredential.MinimumIterations, 10_000_000),
                             AllowPlain = ctx.Bool(e, "allow-plain", true),
                             MaxFailuresPerStream = ctx.Int(e, "max-failures", 6, 3, 6),

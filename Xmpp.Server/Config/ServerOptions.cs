@@ -181,6 +181,13 @@ public sealed record AuthOptions
     public bool AllowPlain { get; init; } = true;
 
     /// <summary>
+    /// The SCRAM hashes offered, strongest first. Accounts imported from Prosody or ejabberd have SHA-1 keys
+    /// only: while they are many, offering fewer (or only PLAIN, which stores the stronger keys at the
+    /// next login) lets clients that pick the strongest mechanism log in to them.
+    /// </summary>
+    public IReadOnlyList<Xmpp.Core.Sasl.ScramHash> Scram { get; init; } = [Xmpp.Core.Sasl.ScramHash.Sha512, Xmpp.Core.Sasl.ScramHash.Sha256, Xmpp.Core.Sasl.ScramHash.Sha1];
+
+    /// <summary>
     /// Failed attempts allowed on one stream before it is closed: RFC 6120 §6.4.5 asks for 2 to 5 retries,
     /// so 3 to 6 attempts. 6 lets libpurple try each of its SCRAM mechanisms twice and then tell the user
     /// the password is wrong.

@@ -42,6 +42,13 @@ public static class PrivateFiles
         stream.Flush(flushToDisk: true);
     }
 
+    /// <summary>A new owner-only file to write (replacing any existing one), for exports that hold credentials.</summary>
+    public static FileStream CreateFile(string path)
+    {
+        File.Delete(path);
+        return new FileStream(path, Options(FileMode.CreateNew));
+    }
+
     /// <summary>Creates an empty owner-only file unless it exists (so that SQLite, which copies the database file's mode to its -wal and -shm files, never creates it world-readable).</summary>
     public static void Touch(string path)
     {

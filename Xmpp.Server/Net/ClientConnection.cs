@@ -648,7 +648,8 @@ public sealed class ClientConnection : IClientSession, IConnection
 
     private IEnumerable<string> OfferedMechanisms()
     {
-        foreach (var hash in new[] { ScramHash.Sha512, ScramHash.Sha256, ScramHash.Sha1 })
+        var scram = _ctx.Options.Auth.Scram;
+        foreach (var hash in scram)
         {
             if (_channelBinding is not null)
             {
@@ -656,7 +657,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             }
         }
 
-        foreach (var hash in new[] { ScramHash.Sha512, ScramHash.Sha256, ScramHash.Sha1 })
+        foreach (var hash in scram)
         {
             yield return hash.MechanismName();
         }
@@ -1311,6 +1312,19 @@ public sealed class ClientConnection : IClientSession, IConnection
         return null;
     }
 
+    /// <summary>
+    /// An account with SCRAM-SHA-1 keys only (imported from Prosody or ejabberd) logged in with PLAIN: the
+    /// password is known for this moment, so the keys of every hash are stored, and SCRAM-SHA-256 works from now on.
+    /// </summary>
+    private async ValueTask UpgradeAsync(string user, string preparedPassword, CancellationToken ct)
+    {
+        var credentials = ScramHashes.All.Select(h => ScramCredential.Create(h, preparedPassword, _ctx.Options.Auth.Iterations)).ToList();
+        if (await _ctx.Storage.Users.SetCredentialsAsync(_host!, user, credentials, ct).ConfigureAwait(false))
+        {
+            _log.Info("Stored SCRAM-SHA-256 and SHA-512 keys for {User}@{Host}, which had SHA-1 keys only", user, _host);
+        }
+    }
+
     private ISaslServerMechanism CreateMechanism(string name)
     {
         var host = _host!;
@@ -1318,7 +1332,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             new(_ctx.Storage.Users.GetCredentialAsync(host, user, hash, ct));
         if (name == "PLAIN")
         {
-            return new PlainServerMechanism(Lookup, _ctx.Decoys);
+            return new PlainServerMechanism(Lookup, _ctx.Decoys, UpgradeAsync);
         }
 
         var plus = name.EndsWith("-PLUS", StringComparison.Ordinal);

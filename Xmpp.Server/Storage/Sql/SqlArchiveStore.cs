@@ -20,6 +20,7 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
                 cmd.CommandText = """
                     INSERT INTO archive (host, username, stanza_id, with_bare, with_full, outgoing, at, xml)
                     SELECT @h, @u, @i, @wb, @wf, @o, @t, @x WHERE EXISTS (SELECT 1 FROM users WHERE host = @h AND username = @u)
+                    ON CONFLICT (host, username, stanza_id) DO NOTHING
                     """;
                 var slash = message.With.IndexOf('/', StringComparison.Ordinal);
                 cmd.Add("@h", host);
