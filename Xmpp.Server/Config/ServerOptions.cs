@@ -214,6 +214,14 @@ public sealed record AuthOptions
 
     /// <summary>How long a blocked address or username is refused.</summary>
     public TimeSpan BlockTime { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Equal settings, the SCRAM list compared by its hashes (a record compares lists by reference).</summary>
+    public bool Equals(AuthOptions? other) =>
+        other is not null && Iterations == other.Iterations && AllowPlain == other.AllowPlain && Scram.SequenceEqual(other.Scram)
+        && MaxFailuresPerStream == other.MaxFailuresPerStream && FailureDelay == other.FailureDelay && MaxFailureDelay == other.MaxFailureDelay
+        && FailuresPerIp == other.FailuresPerIp && FailuresPerAccount == other.FailuresPerAccount && BlockTime == other.BlockTime;
+
+    public override int GetHashCode() => HashCode.Combine(Iterations, AllowPlain, Scram.Count, MaxFailuresPerStream, FailuresPerIp, FailuresPerAccount, BlockTime);
 }
 
 public sealed record LimitOptions

@@ -231,9 +231,11 @@ public sealed class XmppServer : IAsyncDisposable
                 next = next with { Logging = current.Logging with { Level = next.Logging.Level } };
             }
 
-            if (current.Auth != next.Auth || current.S2s.DnsServer != next.S2s.DnsServer || current.S2s.CaFile != next.S2s.CaFile)
+            // The mechanisms offered, PLAIN and the iterations are read per login; the failure limits live in the tracker.
+            if (current.Auth with { Scram = next.Auth.Scram, AllowPlain = next.Auth.AllowPlain, Iterations = next.Auth.Iterations } != next.Auth
+                || current.S2s.DnsServer != next.S2s.DnsServer || current.S2s.CaFile != next.S2s.CaFile)
             {
-                notes.Add("authentication settings, the s2s DNS server and CA file take effect at the next restart");
+                notes.Add("authentication failure limits, the s2s DNS server and CA file take effect at the next restart");
             }
 
             CertificateStore certificates;
