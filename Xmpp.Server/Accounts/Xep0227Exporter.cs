@@ -25,6 +25,13 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
 {
     private const int ArchivePage = 500;
 
+    /// <summary>
+    /// COMPAT: write what ejabberd 23's import_piefxis reads: SCRAM-SHA-1 keys only (ejabberd keeps one hash,
+    /// SHA-1 by default), each value base64-encoded twice, as its own export writes them (standard keys make
+    /// its SCRAM code crash at the next login).
+    /// </summary>
+    public bool ForEjabberd { get; init; }
+
     public async Task<ExportSummary> ExportAsync(string path, string? onlyHost, bool perUser, CancellationToken cancellationToken)
     {
         var hosts = options.Hosts.Select(h => h.Name).Where(h => onlyHost is null || h == onlyHost).ToList();
@@ -110,18 +117,21 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
     private async Task<(XElement User, (int Roster, int Offline, int Archived) Counts)> UserAsync(string host, string username, CancellationToken ct)
     {
         var user = new XElement(PieX + "user", new XAttribute("name", username));
-        foreach (var hash in ScramHashes.All)
+        foreach (var hash in ForEjabberd ? [ScramHash.Sha1] : ScramHashes.All)
         {
             if (await storage.Users.GetCredentialAsync(host, username, hash, ct).ConfigureAwait(false) is { } c)
             {
                 // XEP-0227 §4 (1.1): every value base64, the iteration count in decimal.
+                string B64(byte[] value) => ForEjabberd
+                    ? Convert.ToBase64String(Encoding.ASCII.GetBytes(Convert.ToBase64String(value)))
+                    : Convert.ToBase64String(value);
                 user.Add(new XElement(
                     ScramX + "scram-credentials",
                     new XAttribute("mechanism", hash.MechanismName()),
                     new XElement(ScramX + "iter-count", c.Iterations.ToString(CultureInfo.InvariantCulture)),
-                    new XElement(ScramX + "salt", Convert.ToBase64String(c.Salt)),
-                    new XElement(ScramX + "server-key", Convert.ToBase64String(c.ServerKey)),
-                    new XElement(ScramX + "stored-key", Convert.ToBase64String(c.StoredKey))));
+                    new XElement(ScramX + "salt", B64(c.Salt)),
+                    new XElement(ScramX + "server-key", B64(c.ServerKey)),
+                    new XElement(ScramX + "stored-key", B64(c.StoredKey))));
             }
         }
 

@@ -31,8 +31,9 @@ public static class CommandLine
           import PATH             accounts with their SCRAM keys or passwords, rosters, vCards, private XML, offline
                                   messages, PEP and archives from XEP-0227: a file, or a folder (Prosody's user@host.xml
                                   files, ejabberd's export_piefxis folder)
-          export PATH [--host H] [--per-user]
-                                  the same to a XEP-0227 file, or one user@host.xml per account in a folder (Prosody's layout)
+          export PATH [--host H] [--per-user] [--ejabberd]
+                                  the same to a XEP-0227 file, or one user@host.xml per account in a folder (Prosody's layout);
+                                  --ejabberd: SCRAM-SHA-1 keys encoded the way ejabberd's import_piefxis reads them
           compliance              print the table of implemented specifications (as in README)
           version                 print the version
 
@@ -46,6 +47,7 @@ public static class CommandLine
         string? configFile = null;
         string? exportHost = null;
         var perUser = false;
+        var forEjabberd = false;
         for (var i = 0; i < args.Length; i++)
         {
             if (args[i] == "--config" || args[i] == "-c")
@@ -65,6 +67,10 @@ public static class CommandLine
             else if (args[i] == "--per-user")
             {
                 perUser = true;
+            }
+            else if (args[i] == "--ejabberd")
+            {
+                forEjabberd = true;
             }
             else if (args[i] is "--help" or "-h" or "help")
             {
@@ -120,7 +126,7 @@ public static class CommandLine
                 "check" when rest.Count == 0 => await CheckAsync(options, stdout, stderr).ConfigureAwait(false),
                 "reload" when rest.Count == 0 => await ReloadAsync(options, stdout, stderr).ConfigureAwait(false),
                 "import" when rest.Count == 1 => await ImportAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
-                "export" when rest.Count == 1 => await ExportAsync(options, rest[0], exportHost, perUser, stdout, stderr).ConfigureAwait(false),
+                "export" when rest.Count == 1 => await ExportAsync(options, rest[0], exportHost, perUser, forEjabberd, stdout, stderr).ConfigureAwait(false),
                 _ => await UsageAsync(stderr, command).ConfigureAwait(false),
             };
         }
@@ -258,7 +264,7 @@ public static class CommandLine
     }
 
     /// <summary>export PATH: every account (of one host with --host) in XEP-0227; a folder (or --per-user) gets one user@host.xml per account.</summary>
-    private static async Task<int> ExportAsync(ServerOptions options, string path, string? host, bool perUser, TextWriter stdout, TextWriter stderr)
+    private static async Task<int> ExportAsync(ServerOptions options, string path, string? host, bool perUser, bool forEjabberd, TextWriter stdout, TextWriter stderr)
     {
         var storage = XmppServer.CreateStorage(options);
         await using (storage.ConfigureAwait(false))
@@ -268,7 +274,7 @@ public static class CommandLine
             ExportSummary summary;
             try
             {
-                summary = await new Xep0227Exporter(options, storage).ExportAsync(path, host, perUser, CancellationToken.None).ConfigureAwait(false);
+                summary = await new Xep0227Exporter(options, storage) { ForEjabberd = forEjabberd }.ExportAsync(path, host, perUser, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {

@@ -35,6 +35,8 @@ public sealed class MigrationTests
                 var summary = await new Xep0227Exporter(source.Server.Options, storage).ExportAsync(Path.Combine(folder, "all.xml"), null, perUser: false, None);
                 Assert.That((summary.Users, summary.RosterItems, summary.OfflineMessages), Is.EqualTo((2, 1, 1)));
                 Assert.That(summary.ArchivedMessages, Is.GreaterThanOrEqualTo(1));
+                var ejabberd = await new Xep0227Exporter(source.Server.Options, storage) { ForEjabberd = true }.ExportAsync(Path.Combine(folder, "ejabberd.xml"), null, perUser: false, None);
+                Assert.That(ejabberd.Users, Is.EqualTo(2));
                 var perUser = await new Xep0227Exporter(source.Server.Options, storage).ExportAsync(Path.Combine(folder, "users"), "localhost", perUser: true, None);
                 Assert.That(perUser.Files, Is.EqualTo(2));
                 Assert.That(File.Exists(Path.Combine(folder, "users", "alice@localhost.xml")), Is.True, "Prosody's layout");
@@ -89,6 +91,34 @@ public sealed class MigrationTests
             {
                 Directory.Delete(folder, recursive: true);
             }
+        }
+    }
+
+    [Test]
+    public async Task The_export_for_ejabberd_has_its_encoding_and_reads_back()
+    {
+        var file = Path.Combine(Path.GetTempPath(), "xmpp-ejabberd-" + Guid.NewGuid().ToString("N") + ".xml");
+        try
+        {
+            await using (var source = await TestServer.StartAsync(null, "carl@localhost:carl-pass"))
+            {
+                await new Xep0227Exporter(source.Server.Options, source.Server.Context.Storage) { ForEjabberd = true }.ExportAsync(file, null, perUser: false, None);
+            }
+
+            var text = await File.ReadAllTextAsync(file);
+            Assert.That(text, Does.Contain("mechanism=\"SCRAM-SHA-1\"").And.Not.Contain("SCRAM-SHA-256"));
+            var serverKey = System.Text.RegularExpressions.Regex.Match(text, "<server-key>([^<]+)</server-key>").Groups[1].Value;
+            Assert.That(Convert.FromBase64String(Encoding.ASCII.GetString(Convert.FromBase64String(serverKey))), Has.Length.EqualTo(20), "base64 of base64, as ejabberd writes it");
+
+            await using var target = await TestServer.StartAsync(null);
+            var summary = await new Xep0227Importer(target.Server.Options, target.Server.Context.Storage).ImportAsync(file, None);
+            Assert.That((summary.Users, summary.Sha1Only), Is.EqualTo((1, 1)));
+            await using var c = await RawXmppClient.ConnectAsync(target.C2sPort);
+            await c.LoginAsync("carl", "carl-pass", mechanism: "SCRAM-SHA-1");
+        }
+        finally
+        {
+            File.Delete(file);
         }
     }
 
