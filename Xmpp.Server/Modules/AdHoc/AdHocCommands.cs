@@ -48,6 +48,10 @@ public sealed record AdHocRequest(Jid Requester, string Host, IReadOnlyDictionar
     public string? Value(string field) =>
         Values is not null && Values.TryGetValue(field, out var v) && v.Count > 0 && v[0].Trim() is { Length: > 0 } t ? t : null;
 
+    /// <summary>A single value exactly as submitted (a password: spaces count), or null when absent or empty.</summary>
+    public string? Raw(string field) =>
+        Values is not null && Values.TryGetValue(field, out var v) && v.Count > 0 && v[0].Length > 0 ? v[0] : null;
+
     /// <summary>Every non-empty value of a multi-value field (one per line for text-multi).</summary>
     public IReadOnlyList<string> Multi(string field) =>
         Values is not null && Values.TryGetValue(field, out var v)

@@ -78,9 +78,9 @@ public sealed class AdminModule : IXmppModule
         }
 
         var jid = request.Value("accountjid");
-        var password = request.Values.TryGetValue("password", out var p) && p.Count > 0 ? p[0] : null;
-        var verify = request.Values.TryGetValue("password-verify", out var v) && v.Count > 0 ? v[0] : null;
-        if (jid is null || string.IsNullOrEmpty(password))
+        var password = request.Raw("password");
+        var verify = request.Raw("password-verify");
+        if (jid is null || password is null)
         {
             return AdHocResult.Failed("The account's address and a password are required.");
         }
@@ -144,8 +144,8 @@ public sealed class AdminModule : IXmppModule
         }
 
         var jid = request.Value("accountjid");
-        var password = request.Values.TryGetValue("password", out var p) && p.Count > 0 ? p[0] : null;
-        if (jid is null || string.IsNullOrEmpty(password))
+        var password = request.Raw("password");
+        if (jid is null || password is null)
         {
             return AdHocResult.Failed("The account's address and the new password are required.");
         }
