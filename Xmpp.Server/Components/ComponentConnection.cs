@@ -44,7 +44,7 @@ public sealed class ComponentConnection : IConnection
         _log = ctx.Logs.GetLogger("Component");
         _cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         ConnectionId = ctx.Connections.NextId();
-        _out = new OutputQueue(() => _stream, Namespace);
+        _out = new OutputQueue(() => _stream, Namespace, ctx.Metrics);
     }
 
     public long ConnectionId { get; }
@@ -221,6 +221,7 @@ public sealed class ComponentConnection : IConnection
             throw new XmppStreamException(StreamErrorCondition.ImproperAddressing, "stanzas from a component need 'to'");
         }
 
+        _ctx.Metrics.StanzaIn(e.Name);
         await _ctx.Router.RouteAsync(e, from, null, ct).ConfigureAwait(false);
     }
 

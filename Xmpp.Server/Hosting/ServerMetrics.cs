@@ -15,6 +15,8 @@ public sealed class ServerMetrics
     private static readonly string[] Kinds = ["message", "presence", "iq"];
 
     private readonly long[] _stanzas = new long[Kinds.Length + 1];
+    private readonly long[] _stanzasIn = new long[Kinds.Length];
+    private readonly long[] _stanzasOut = new long[Kinds.Length];
     private readonly Histogram _routing = new([0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1]);
     private readonly Histogram _storageWrites = new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]);
     private readonly List<(string Name, string Help, Func<IEnumerable<(string Labels, double Value)>> Read)> _gauges = [];
@@ -29,6 +31,26 @@ public sealed class ServerMetrics
         var i = Array.IndexOf(Kinds, kind);
         Interlocked.Increment(ref _stanzas[i < 0 ? Kinds.Length : i]);
         _routing.Observe(ticks);
+    }
+
+    /// <summary>A stanza arrived on a stream (client, server or component).</summary>
+    public void StanzaIn(string kind)
+    {
+        var i = Array.IndexOf(Kinds, kind);
+        if (i >= 0)
+        {
+            Interlocked.Increment(ref _stanzasIn[i]);
+        }
+    }
+
+    /// <summary>A stanza was written to a stream (anything else written, acks or stream errors, is not counted).</summary>
+    public void StanzaOut(string kind)
+    {
+        var i = Array.IndexOf(Kinds, kind);
+        if (i >= 0)
+        {
+            Interlocked.Increment(ref _stanzasOut[i]);
+        }
     }
 
     /// <summary>A storage write (queued, run and committed) took <paramref name="ticks"/> Stopwatch ticks.</summary>
@@ -58,6 +80,13 @@ public sealed class ServerMetrics
         for (var i = 0; i <= Kinds.Length; i++)
         {
             stanzas.Sample("xmpp_stanzas_routed_total", $"{{kind=\"{(i < Kinds.Length ? Kinds[i] : "other")}\"}}", Interlocked.Read(ref _stanzas[i]));
+        }
+
+        var flow = sb.Header("xmpp_stanzas_total", "Stanzas read from and written to streams (client, server, component), by direction and kind.", "counter");
+        for (var i = 0; i < Kinds.Length; i++)
+        {
+            flow.Sample("xmpp_stanzas_total", $"{{direction=\"in\",kind=\"{Kinds[i]}\"}}", Interlocked.Read(ref _stanzasIn[i]));
+            flow.Sample("xmpp_stanzas_total", $"{{direction=\"out\",kind=\"{Kinds[i]}\"}}", Interlocked.Read(ref _stanzasOut[i]));
         }
 
         _routing.Render(sb, "xmpp_routing_duration_seconds", "Time from a stanza's arrival at the router to its hand-over (queued for a session, stored, or passed to federation).");

@@ -80,7 +80,7 @@ public sealed class XmppServer : IAsyncDisposable
             AuthFailures = new AuthFailureTracker(options.Auth, TimeProvider.System),
             Decoys = new Xmpp.Core.Sasl.DecoyCredentials(secret, options.Auth.Iterations),
         };
-        metrics.Gauge("xmpp_connections", "Open connections (client and server streams).", () => context.Connections.Count);
+        metrics.Gauge("xmpp_connections", "Open connections, by kind (c2s, s2s_in, s2s_out, component).", () => context.Connections.CountByKind());
         metrics.Gauge("xmpp_sessions", "Bound client sessions.", () => context.Sessions.Count);
         metrics.Gauge("xmpp_sessions_resumable", "Sessions that can be resumed (XEP-0198), live or waiting.", () => context.Resumption.Count);
         built = context;

@@ -92,7 +92,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         var limits = ctx.Options.Limits;
         _rate = limits.StanzaRate > 0 ? new TokenBucket(limits.StanzaRate, limits.StanzaBurst) : null;
         _stream = _activity;
-        _out = new OutputQueue(() => _stream, Ns.Client);
+        _out = new OutputQueue(() => _stream, Ns.Client, ctx.Metrics);
         ConnectionId = ctx.Connections.NextId();
     }
 
@@ -901,6 +901,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             return;
         }
 
+        _ctx.Metrics.StanzaIn(e.Name);
         await _ctx.Router.RouteAsync(e, _jid, this, ct).ConfigureAwait(false);
     }
 

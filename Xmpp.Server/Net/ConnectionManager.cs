@@ -19,6 +19,30 @@ public sealed class ConnectionManager
 
     public long NextId() => Interlocked.Increment(ref _nextId);
 
+    /// <summary>Open connections by kind, for the metrics endpoint (read at each scrape).</summary>
+    public IEnumerable<(string Labels, double Value)> CountByKind()
+    {
+        int c2s = 0, s2sIn = 0, s2sOut = 0, component = 0;
+        foreach (var (connection, _) in _connections.Values)
+        {
+            _ = connection switch
+            {
+                S2s.IncomingS2s => s2sIn++,
+                S2s.OutgoingS2s => s2sOut++,
+                Components.ComponentConnection => component++,
+                _ => c2s++,
+            };
+        }
+
+        return
+        [
+            ("{kind=\"c2s\"}", c2s),
+            ("{kind=\"s2s_in\"}", s2sIn),
+            ("{kind=\"s2s_out\"}", s2sOut),
+            ("{kind=\"component\"}", component),
+        ];
+    }
+
     /// <summary>Open connections from one address (accepted ones; outgoing streams are not counted).</summary>
     public int CountFrom(IPAddress address) => _perAddress.TryGetValue(Normalize(address), out var n) ? n : 0;
 

@@ -48,11 +48,15 @@ internal sealed class OutputQueue
     /// The stream's content namespace: jabber:client, or jabber:server or jabber:component:accept, in which
     /// jabber:client stanzas are then written.
     /// </param>
-    public OutputQueue(Func<Stream> stream, string contentNamespace)
+    /// <param name="metrics">Counts the stanzas written, when given.</param>
+    public OutputQueue(Func<Stream> stream, string contentNamespace, Hosting.ServerMetrics? metrics = null)
     {
         _stream = stream;
         _contentNamespace = contentNamespace;
+        _metrics = metrics;
     }
+
+    private readonly Hosting.ServerMetrics? _metrics;
 
     /// <summary>Bytes of the stanzas waiting, estimated (see <see cref="Element.WireSize"/>).</summary>
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
@@ -214,6 +218,7 @@ internal sealed class OutputQueue
                         Interlocked.Decrement(ref _queued);
                         Interlocked.Add(ref _queuedBytes, -item.Cost);
                         ElementWriter.Write(sb, item.Element, _contentNamespace, _contentNamespace == Ns.Client ? null : _contentNamespace);
+                        _metrics?.StanzaOut(item.Element.Name);
                     }
                     else if (item.Raw is not null)
                     {

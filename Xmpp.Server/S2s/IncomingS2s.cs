@@ -384,6 +384,7 @@ public sealed class IncomingS2s : S2sConnection
         }
 
         e.SetAttribute("from", from.ToString());
+        Ctx.Metrics.StanzaIn(e.Name);
         await Ctx.Router.RouteAsync(e, from, null, ct).ConfigureAwait(false);
     }
 }

@@ -32,7 +32,7 @@ public abstract class S2sConnection : IConnection
         Log = ctx.Logs.GetLogger(loggerName);
         Cts = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         ConnectionId = ctx.Connections.NextId();
-        _out = new OutputQueue(() => Transport!, Ns.Server);
+        _out = new OutputQueue(() => Transport!, Ns.Server, ctx.Metrics);
     }
 
     public long ConnectionId { get; }

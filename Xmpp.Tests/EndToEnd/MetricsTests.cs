@@ -56,6 +56,9 @@ public sealed class MetricsTests
         Assert.That(samples["xmpp_storage_write_duration_seconds_count"], Is.GreaterThanOrEqualTo(1), "at least the login's last-activity or roster writes");
         Assert.That(samples["xmpp_s2s_connections{direction=\"out\",state=\"ready\"}"], Is.Zero);
         Assert.That(samples["xmpp_components"], Is.Zero);
+        Assert.That(samples["xmpp_connections{kind=\"c2s\"}"], Is.InRange(1, 2), "alice, and perhaps the rude client while its close drains");
+        Assert.That(samples["xmpp_stanzas_total{direction=\"in\",kind=\"message\"}"], Is.GreaterThanOrEqualTo(1));
+        Assert.That(samples["xmpp_stanzas_total{direction=\"out\",kind=\"iq\"}"], Is.GreaterThanOrEqualTo(2), "the bind result and the error");
 
         Assert.That(await http.GetStringAsync("health"), Is.EqualTo("ok\n"));
         var missing = await http.GetAsync("nothing");
