@@ -252,7 +252,7 @@ public sealed class XmppServer : IAsyncDisposable
 
             try
             {
-                modules = new ModuleHost(Context, next);
+                modules = new ModuleHost(Context, next, Context.Modules);
                 modules.LoadAll();
             }
             catch (Exception ex) when (ex is ConfigException or InvalidOperationException or ArgumentException)
@@ -269,6 +269,7 @@ public sealed class XmppServer : IAsyncDisposable
             LogSetup.SetLevel(Context.Logs, next.Logging.Level);
             var old = Context.Modules;
             Context.Modules = modules;
+            modules.Rosters.MaxItems = next.Limits.RosterItems;
             await old.StopBackgroundAsync().ConfigureAwait(false);
             if (_started && !_stopped)
             {

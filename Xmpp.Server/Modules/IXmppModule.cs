@@ -11,3 +11,13 @@ public interface IXmppModule
 
     void Register(IModuleContext context);
 }
+
+/// <summary>
+/// A module whose memory matters across a reload (caps of online contacts, unread counts, rate windows,
+/// per-account locks): the new generation's instance takes the previous one's state, by reference, right
+/// after registering. Caches that the store can refill need not.
+/// </summary>
+public interface IKeepsStateAcrossReload
+{
+    void TakeOver(IXmppModule previous);
+}

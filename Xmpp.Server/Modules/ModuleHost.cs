@@ -27,18 +27,20 @@ public sealed class ModuleHost
     private readonly Dictionary<Type, object> _shared = [];
     private CancellationTokenSource? _backgroundStop;
 
-    public ModuleHost(ServerContext server, ServerOptions options)
+    private readonly ModuleHost? _previous;
+
+    /// <param name="previous">The generation this one replaces (a reload): modules that keep state take it over, the roster manager carries on.</param>
+    public ModuleHost(ServerContext server, ServerOptions options, ModuleHost? previous = null)
     {
+        _previous = previous;
         Options = options;
         Logs = server.Logs;
         Sessions = server.Sessions;
         Router = server.Router;
         Storage = server.Storage;
         Server = server;
-        Rosters = new RosterManager(server.Storage.Roster, server.Sessions, server.Logs.GetLogger("Roster"))
-        {
-            MaxItems = options.Limits.RosterItems,
-        };
+        // One roster manager for the server's life: its per-account locks must not split across a reload.
+        Rosters = previous?.Rosters ?? new RosterManager(server.Storage.Roster, server.Sessions, server.Logs.GetLogger("Roster")) { MaxItems = options.Limits.RosterItems };
     }
 
     /// <summary>This generation's hooks.</summary>
@@ -199,6 +201,11 @@ public sealed class ModuleHost
         if (UnknownOption(module, context, moduleOptions) is { } unknown)
         {
             throw new ConfigException(unknown);
+        }
+
+        if (module is IKeepsStateAcrossReload keeper && _previous?._loaded.Find(m => m.GetType() == module.GetType()) is { } before)
+        {
+            keeper.TakeOver(before);
         }
 
         _loaded.Add(module);

@@ -12,6 +12,25 @@ public sealed class PepTests
     private const string Event = PepModule.EventNamespace;
 
     [Test]
+    public async Task After_a_reload_contacts_online_before_it_still_get_notifications()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder");
+        await using var alice = await ImTests.OnlineAsync(server, "alice", "wonderland", "phone", presence: "");
+        await using var bob = await ImTests.OnlineAsync(server, "bob", "builder", "desk", presence: "");
+        await ImTests.BefriendAsync(alice, "alice@localhost", bob, "bob@localhost");
+        await AnnounceAsync(alice, []);
+        await AnnounceAsync(bob, [Avatar + "+notify"]);
+        await Settle(alice, bob);
+
+        // A new generation of modules: what the old PEP module learnt of Bob's caps comes along.
+        var reloaded = await server.Server.ReloadAsync(server.Server.Options, CancellationToken.None);
+        Assert.That(reloaded.Applied, Is.True);
+        Assert.That(server.Server.Modules.Loaded.OfType<PepModule>().Single(), Is.Not.Null);
+        await alice.IqAsync(Publish("p1", Avatar, "a1", "<metadata xmlns='urn:xmpp:avatar:metadata'><info id='a1' bytes='10' type='image/png'/></metadata>"));
+        Assert.That(Events(await bob.DrainAsync()), Is.EqualTo(new[] { $"{Avatar}:a1" }));
+    }
+
+    [Test]
     public async Task Published_items_reach_contacts_and_own_resources_that_want_them_and_only_those()
     {
         await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder", "carol@localhost:singer");

@@ -12,7 +12,7 @@ namespace Xmpp.Server.Modules.AdHoc;
 /// Commands come from other modules through <see cref="AdHocCommands"/>.
 /// </summary>
 [Specification("XEP-0050", "1.3.0", Note = "Commands of the server listed per requester; execute, complete and cancel, with sessions that expire after 10 minutes.")]
-public sealed class AdHocModule : IXmppModule
+public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
 {
     public const string Namespace = "http://jabber.org/protocol/commands";
 
@@ -25,9 +25,17 @@ public sealed class AdHocModule : IXmppModule
     /// <summary>Unfinished sessions kept for one requester: a new one beyond it drops the oldest.</summary>
     private const int MaxSessionsPerRequester = 16;
 
-    private readonly ConcurrentDictionary<(string Requester, string Id), Session> _sessions = new();
+    private ConcurrentDictionary<(string Requester, string Id), Session> _sessions = new();
 
     public string Name => "adhoc";
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is AdHocModule old)
+        {
+            _sessions = old._sessions;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

@@ -16,18 +16,26 @@ namespace Xmpp.Server.Modules.Admin;
 /// is stored per host and sent once to each account, at its next login (and at once to those online).
 /// </summary>
 [Specification("XEP-0133", "1.3.1", Note = "add-user, delete-user, change-user-password, end-user-session, get-registered-users-num/-list, get-online-users-num/-list, announce, set-motd, edit-motd, delete-motd; for the admins in the configuration.")]
-public sealed class AdminModule : IXmppModule
+public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
 {
     public const string Namespace = "http://jabber.org/protocol/admin";
     private const string MotdKind = "motd";
     private const string MotdSeenKind = "motd-seen";
     private const string MotdNs = "urn:xmppserver:motd";
 
-    private readonly ConcurrentDictionary<string, Motd?> _motd = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, Motd?> _motd = new(StringComparer.Ordinal);
     private IModuleContext _context = null!;
     private AccountService _accounts = null!;
 
     public string Name => "admin";
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is AdminModule old)
+        {
+            _motd = old._motd;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

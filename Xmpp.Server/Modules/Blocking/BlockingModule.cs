@@ -17,7 +17,7 @@ namespace Xmpp.Server.Modules.Blocking;
 /// unblocking the current one, and every change is pushed to the resources that asked for the list.
 /// </summary>
 [Specification("XEP-0191", "1.3", Note = "Block lists kept across sessions with the XEP's JID matching (full, bare, domain/resource, domain and subdomains), both directions, unavailable presence on block and current presence on unblock, pushes to interested resources; at most max-items entries.")]
-public sealed class BlockingModule : IXmppModule, IDisposable
+public sealed class BlockingModule : IXmppModule, IKeepsStateAcrossReload, IDisposable
 {
     public const string Namespace = "urn:xmpp:blocking";
 
@@ -28,10 +28,10 @@ public sealed class BlockingModule : IXmppModule, IDisposable
     private const int MaxCached = 200_000;
 
     /// <summary>Lists loaded so far, by account (at most MaxCached). Every change goes through this module, so they stay current.</summary>
-    private readonly ConcurrentDictionary<Jid, FrozenSet<string>> _lists = new();
+    private ConcurrentDictionary<Jid, FrozenSet<string>> _lists = new();
 
     /// <summary>Changes are rare: one at a time, so two resources changing a list at once lose nothing.</summary>
-    private readonly SemaphoreSlim _changes = new(1, 1);
+    private SemaphoreSlim _changes = new(1, 1);
     private IModuleContext _context = null!;
     private int _maxItems;
     private long _pushId;
@@ -39,6 +39,15 @@ public sealed class BlockingModule : IXmppModule, IDisposable
     public string Name => "blocking";
 
     public void Dispose() => _changes.Dispose();
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is BlockingModule old)
+        {
+            _lists = old._lists;
+            _changes = old._changes;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

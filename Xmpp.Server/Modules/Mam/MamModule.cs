@@ -20,7 +20,7 @@ namespace Xmpp.Server.Modules.Mam;
 [Specification("XEP-0359", "0.7.0", Note = "A stanza-id by the account on every archived incoming message; spoofed ones removed.")]
 [Specification("XEP-0059", "1.0", Note = "after, before (and empty before for the last page) and max; no index paging.")]
 [Specification("XEP-0334", "0.3.0", Note = "no-store and no-permanent-store keep a message out of the archive, store puts it in; carbons honour no-copy.")]
-public sealed class MamModule : IXmppModule
+public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
 {
     public const string Namespace = "urn:xmpp:mam:2";
     public const string ExtendedNamespace = "urn:xmpp:mam:2#extended";
@@ -37,7 +37,7 @@ public sealed class MamModule : IXmppModule
         "urn:xmpp:reactions:0", "urn:xmpp:message-retract:1", "urn:xmpp:fasten:0",
     };
 
-    private readonly ConcurrentDictionary<Jid, Prefs> _prefs = new();
+    private ConcurrentDictionary<Jid, Prefs> _prefs = new();
     private IModuleContext _context = null!;
     private string _defaultPolicy = "always";
     private int _maxPage;
@@ -46,6 +46,14 @@ public sealed class MamModule : IXmppModule
     public string Name => "mam";
 
     private IArchiveStore Store => _context.Storage.Archive;
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is MamModule old)
+        {
+            _prefs = old._prefs;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

@@ -15,15 +15,23 @@ namespace Xmpp.Server.Modules.Offline;
 /// </summary>
 [Specification("XEP-0160", "1.0.1", Note = "Offline messages with a per-account limit (max-per-user), delivered on initial presence and deleted only once written to the client.")]
 [Specification("XEP-0203", "2.0", Note = "Delay stamps on offline messages.")]
-public sealed class OfflineModule : IXmppModule
+public sealed class OfflineModule : IXmppModule, IKeepsStateAcrossReload
 {
     private const string Delay = "urn:xmpp:delay";
     private const string Hints = "urn:xmpp:hints";
     private const string ChatStates = "http://jabber.org/protocol/chatstates";
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(30);
-    private readonly SemaphoreSlim[] _locks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+    private SemaphoreSlim[] _locks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
     public string Name => "offline";
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is OfflineModule old)
+        {
+            _locks = old._locks;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

@@ -22,7 +22,7 @@ public sealed partial class PepModule
     private const string VCardUpdateNs = "vcard-temp:x:update";
 
     /// <summary>The current avatar hash of accounts seen so far ("" for none), for presence.</summary>
-    private readonly ConcurrentDictionary<Jid, string> _avatarHash = new();
+    private ConcurrentDictionary<Jid, string> _avatarHash = new();
 
     private void RegisterAvatarConversion(IModuleContext context)
     {

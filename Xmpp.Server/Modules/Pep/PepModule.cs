@@ -25,7 +25,7 @@ namespace Xmpp.Server.Modules.Pep;
 [Specification("XEP-0153", "1.1", Note = "vcard-temp:x:update photo hashes in presence, from the account's current avatar.")]
 [Specification("XEP-0411", "1.0.0", Note = "Bookmarks stored the old way (XEP-0048 in private XML) appear as native bookmarks on PEP and the other way round, advertised as urn:xmpp:bookmarks:1#compat.")]
 [Specification("XEP-0402", "1.2.0", Note = "Native bookmarks are a PEP node with the XEP's publish-options; tested with nbxmpp (Gajim).")]
-public sealed partial class PepModule : IXmppModule
+public sealed partial class PepModule : IXmppModule, IKeepsStateAcrossReload
 {
     public const string Namespace = "http://jabber.org/protocol/pubsub";
     public const string OwnerNamespace = "http://jabber.org/protocol/pubsub#owner";
@@ -48,7 +48,7 @@ public sealed partial class PepModule : IXmppModule
     ];
 
     /// <summary>Each account's nodes, read once: every contact's presence asks which nodes have a last item to send.</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<Jid, IReadOnlyList<PubSubNode>> _nodes = new();
+    private System.Collections.Concurrent.ConcurrentDictionary<Jid, IReadOnlyList<PubSubNode>> _nodes = new();
     private IModuleContext _context = null!;
     private ContactCaps _caps = null!;
     private int _maxItems;
@@ -58,6 +58,16 @@ public sealed partial class PepModule : IXmppModule
     public string Name => "pep";
 
     private IPubSubStore Store => _context.Storage.PubSub;
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is PepModule old)
+        {
+            _nodes = old._nodes;
+            _avatarHash = old._avatarHash;
+            _caps = old._caps;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

@@ -16,23 +16,33 @@ namespace Xmpp.Server.Modules.Push;
 /// secret). An app server that answers with an error that means "gone" ends the registration.
 /// </summary>
 [Specification("XEP-0357", "0.4.1", Note = "Enable and disable per client; a notification with the urn:xmpp:push:summary form (count, sender; the body only if configured) for each message that arrives while the registering client is offline or waiting for resumption; registrations the app server refuses are removed.")]
-public sealed class PushModule : IXmppModule
+public sealed class PushModule : IXmppModule, IKeepsStateAcrossReload
 {
     public const string Namespace = "urn:xmpp:push:0";
     private const string Kind = "push";
     private const string SummaryForm = "urn:xmpp:push:summary";
 
     /// <summary>Messages pushed per registration since its client was last connected (the summary's count).</summary>
-    private readonly ConcurrentDictionary<string, int> _counts = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, (Jid Owner, string Key)> _pending = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, int> _counts = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, (Jid Owner, string Key)> _pending = new(StringComparer.Ordinal);
 
     /// <summary>Registrations by account, read once per account (every message to it would otherwise read the store).</summary>
-    private readonly ConcurrentDictionary<Jid, IReadOnlyList<(string Key, Element Registration)>> _registrations = new();
+    private ConcurrentDictionary<Jid, IReadOnlyList<(string Key, Element Registration)>> _registrations = new();
     private IModuleContext _context = null!;
     private bool _includeBody;
     private long _nextId;
 
     public string Name => "push";
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is PushModule old)
+        {
+            _counts = old._counts;
+            _pending = old._pending;
+            _registrations = old._registrations;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

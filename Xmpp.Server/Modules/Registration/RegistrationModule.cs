@@ -15,15 +15,23 @@ namespace Xmpp.Server.Modules.Registration;
 /// window seconds); afterwards it may change its password or remove its account, which ends its sessions.
 /// </summary>
 [Specification("XEP-0077", "2.4", Note = "Account creation before authentication (over TLS when TLS is required) with the legacy username and password fields, limited per address; password change and account removal afterwards. No data form or CAPTCHA.")]
-public sealed class RegistrationModule : IXmppModule
+public sealed class RegistrationModule : IXmppModule, IKeepsStateAcrossReload
 {
     public const string Namespace = "jabber:iq:register";
 
-    private readonly ConcurrentDictionary<IPAddress, List<long>> _recent = new();
+    private ConcurrentDictionary<IPAddress, List<long>> _recent = new();
     private int _perIp;
     private TimeSpan _window;
 
     public string Name => "register";
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is RegistrationModule old)
+        {
+            _recent = old._recent;
+        }
+    }
 
     public void Register(IModuleContext context)
     {

@@ -51,7 +51,7 @@ public sealed class RosterManager
     }
 
     /// <summary>Entries an account may hold (visible items and remembered requests together).</summary>
-    public int MaxItems { get; init; } = 2000;
+    public int MaxItems { get; set; } = 2000;
 
     public async ValueTask<AccountRoster> GetAsync(Jid owner, CancellationToken cancellationToken)
     {
