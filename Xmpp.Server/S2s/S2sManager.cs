@@ -70,7 +70,10 @@ public sealed class S2sManager
         var local = ctx.From.Domain;
         if (!_ctx.Router.IsLocal(local))
         {
-            _log.Warn("Dropping a {Kind} from {From} to {To}: neither side is ours", ctx.Kind, ctx.From, ctx.To);
+            // An external component (XEP-0114) writing to another server: components do not federate
+            // (their domain has no dialback or certificate of ours), so the sender learns it cannot be reached.
+            _log.Warn("Refusing a {Kind} from {From} to {To}: only the server's own hosts federate", ctx.Kind, ctx.From, ctx.To);
+            await BounceAsync([ctx.Stanza], StanzaErrorCondition.RemoteServerNotFound, $"{ctx.From.Domain} cannot reach other servers").ConfigureAwait(false);
             return true;
         }
 

@@ -78,6 +78,18 @@ public sealed class ComponentTests
     }
 
     [Test]
+    public async Task A_component_cannot_reach_other_servers_and_is_told_so()
+    {
+        await using var server = await StartAsync();
+        await using var component = await ConnectComponentAsync(server);
+        await component.SendAsync("<message xmlns='jabber:component:accept' from='bot@echo.localhost' to='someone@remote.example' id='far'><body>hello?</body></message>");
+        var bounce = await component.ReadAsync();
+        Assert.That(bounce.GetAttribute("type"), Is.EqualTo("error"));
+        Assert.That(bounce.GetAttribute("id"), Is.EqualTo("far"));
+        Assert.That(bounce.ToString(), Does.Contain("remote-server-not-found"));
+    }
+
+    [Test]
     public async Task Wrong_secrets_and_unknown_domains_are_refused()
     {
         await using var server = await StartAsync();
