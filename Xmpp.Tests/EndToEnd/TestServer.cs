@@ -13,9 +13,9 @@ namespace Xmpp.Tests.EndToEnd;
 public sealed class TestServer : IAsyncDisposable
 {
     private readonly LogFactory _logs;
-    private readonly MemoryTarget _log;
+    private readonly LogLines _log;
 
-    private TestServer(string dataDir, LogFactory logs, MemoryTarget log, XmppServer server)
+    private TestServer(string dataDir, LogFactory logs, LogLines log, XmppServer server)
     {
         DataDir = dataDir;
         _logs = logs;
@@ -48,7 +48,7 @@ public sealed class TestServer : IAsyncDisposable
             Logging = new LoggingOptions { Level = "Off" },
         };
         options = configure?.Invoke(options) ?? options;
-        var log = new MemoryTarget("memory") { Layout = "${level}|${logger}: ${message} ${exception:format=tostring}" };
+        var log = new LogLines { Name = "memory", Layout = "${level}|${logger}: ${message} ${exception:format=tostring}" };
         var logs = Xmpp.Server.Logging.LogSetup.Create(options.Logging, [log]);
         var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None);
         var accounts = new AccountService(options, server.Context.Storage);
@@ -90,4 +90,17 @@ public sealed class TestServer : IAsyncDisposable
             // Best effort.
         }
     }
+}
+
+/// <summary>
+/// The server's log lines in memory, safe to read while the server writes: NLog's MemoryTarget keeps a
+/// list that a reader copying it while a connection logs can catch half-grown (seen once in CI).
+/// </summary>
+internal sealed class LogLines : TargetWithLayout
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+    public IEnumerable<string> Logs => _lines;
+
+    protected override void Write(LogEventInfo logEvent) => _lines.Enqueue(RenderLogEvent(Layout, logEvent));
 }
