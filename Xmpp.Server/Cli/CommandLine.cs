@@ -189,6 +189,15 @@ public static class CommandLine
             _ = server.ReloadAsync(CancellationToken.None);
         });
         server.Start();
+        try
+        {
+            await server.HttpReady.ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            throw new ConfigException("cannot listen for HTTPS: " + ex.Message, ex);
+        }
+
         var users = await server.Context.Storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false);
         if (users.Count == 0)
         {

@@ -119,7 +119,8 @@ public static class ConfigLoader
                             "s2s" => ListenerKind.S2s,
                             "s2s-tls" => ListenerKind.S2sDirectTls,
                             "component" => ListenerKind.Component,
-                            _ => throw ctx.Error(e, $"unknown listener type '{type}' (expected c2s, c2s-tls, s2s, s2s-tls or component)"),
+                            "https" => ListenerKind.Https,
+                            _ => throw ctx.Error(e, $"unknown listener type '{type}' (expected c2s, c2s-tls, s2s, s2s-tls, component or https)"),
                         };
                         var address = (string?)e.Attribute("address") ?? "localhost";
                         if (address is not ("localhost" or "*") && !IPAddress.TryParse(address, out _))
@@ -133,6 +134,7 @@ public static class ConfigLoader
                             ListenerKind.C2sDirectTls => 5223,
                             ListenerKind.S2s => 5269,
                             ListenerKind.Component => 5347,
+                            ListenerKind.Https => 5443,
                             _ => 5270,
                         };
                         var port = ctx.Int(e, "port", defaultPort, 0, 65535);

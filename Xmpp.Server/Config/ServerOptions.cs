@@ -100,6 +100,9 @@ public enum ListenerKind
 
     /// <summary>External components (XEP-0114, jabber:component:accept), default port 5347.</summary>
     Component,
+
+    /// <summary>HTTPS with the hosts' certificates (Kestrel): XMPP over WebSocket (RFC 7395) and host-meta (XEP-0156), default port 5443.</summary>
+    Https,
 }
 
 public static class ListenerKinds
@@ -110,6 +113,7 @@ public static class ListenerKinds
         ListenerKind.C2sDirectTls => "c2s (direct TLS)",
         ListenerKind.S2s => "s2s (STARTTLS)",
         ListenerKind.Component => "components (XEP-0114)",
+        ListenerKind.Https => "https (WebSocket, host-meta)",
         _ => "s2s (direct TLS)",
     };
 

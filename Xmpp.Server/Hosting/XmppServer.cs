@@ -29,6 +29,7 @@ public sealed class XmppServer : IAsyncDisposable
     private bool _started;
     private Task _idleSweep = Task.CompletedTask;
     private Task _control = Task.CompletedTask;
+    private HttpHost? _http;
 
     private XmppServer(ServerContext context)
     {
@@ -46,7 +47,11 @@ public sealed class XmppServer : IAsyncDisposable
     public IReadOnlyList<TcpListenerService> Listeners => _listeners;
 
     /// <summary>The bound port of the first listener of a kind (for tests using port 0).</summary>
-    public int PortOf(ListenerKind kind) => _listeners.First(l => l.Kind == kind).LocalEndPoint.Port;
+    public int PortOf(ListenerKind kind) =>
+        kind == ListenerKind.Https ? _http!.Endpoints[0].Port : _listeners.First(l => l.Kind == kind).LocalEndPoint.Port;
+
+    /// <summary>Completes when the HTTPS listener (if any) listens; faults when it cannot.</summary>
+    public Task HttpReady { get; private set; } = Task.CompletedTask;
 
     public static IStorage CreateStorage(ServerOptions options, ServerMetrics? metrics = null) => options.Storage.Provider switch
     {
@@ -103,7 +108,9 @@ public sealed class XmppServer : IAsyncDisposable
         Modules.StartBackground(_shutdown.Token);
         var sweep = Options.Limits.IdleTimeout < Options.S2s.IdleTimeout ? Options.Limits.IdleTimeout : Options.S2s.IdleTimeout;
         _idleSweep = Context.Connections.RunIdleSweepAsync(sweep, _shutdown.Token);
-        foreach (var l in Options.Listeners)
+        _http = new HttpHost(this);
+        HttpReady = _http.StartAsync(_shutdown.Token);
+        foreach (var l in Options.Listeners.Where(l => l.Kind != ListenerKind.Https))
         {
             foreach (var endpoint in Resolve(l))
             {
@@ -150,6 +157,18 @@ public sealed class XmppServer : IAsyncDisposable
             await l.StopAsync().ConfigureAwait(false);
         }
 
+        if (_http is not null)
+        {
+            try
+            {
+                await HttpReady.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException or OperationCanceledException)
+            {
+                // It never listened: nothing to stop.
+            }
+        }
+
         var open = Context.Connections.All.ToList();
         if (open.Count > 0)
         {
@@ -168,6 +187,11 @@ public sealed class XmppServer : IAsyncDisposable
         await _idleSweep.ConfigureAwait(false);
         await _control.ConfigureAwait(false);
         await Context.Resumption.EndAllAsync().ConfigureAwait(false);
+        if (_http is not null)
+        {
+            await _http.DisposeAsync().ConfigureAwait(false);
+        }
+
         await Modules.StoppedAsync().ConfigureAwait(false);
 
         await Context.Storage.DisposeAsync().ConfigureAwait(false);

@@ -46,6 +46,7 @@ public sealed class ClientConnection : IClientSession, IConnection
     private bool _headerSent;
     private string? _host;
     private bool _tls;
+    private readonly string _transportName = string.Empty;
     private HostCertificate? _tlsCertificate;
     private ClientChannelBinding? _channelBinding;
     private ISaslServerMechanism? _sasl;
@@ -80,8 +81,11 @@ public sealed class ClientConnection : IClientSession, IConnection
     }
 
     /// <summary>A stream over any transport (the socket's, or an in-memory one for the fuzzer); disposing it releases the transport.</summary>
-    public ClientConnection(ServerContext ctx, Stream transport, IPEndPoint remote, bool directTls, CancellationToken shutdown)
+    /// <param name="secureTransport">The transport is encrypted already (WebSocket over HTTPS): no STARTTLS, and no channel binding to offer.</param>
+    public ClientConnection(ServerContext ctx, Stream transport, IPEndPoint remote, bool directTls, CancellationToken shutdown, bool secureTransport = false)
     {
+        _tls = secureTransport;
+        _transportName = secureTransport ? " (WebSocket)" : directTls ? " (direct TLS)" : string.Empty;
         _ctx = ctx;
         _remote = remote;
         _directTls = directTls;
@@ -136,7 +140,7 @@ public sealed class ClientConnection : IClientSession, IConnection
     {
         using var scope = ScopeContext.PushProperty("ConnectionId", ConnectionId);
         using var remoteScope = ScopeContext.PushProperty("Remote", _remote.ToString());
-        _log.Info("Connection accepted from {Remote}{Mode}", _remote, _directTls ? " (direct TLS)" : string.Empty);
+        _log.Info("Connection accepted from {Remote}{Mode}", _remote, _transportName);
         var writer = WriterLoopAsync();
         IDisposable? jidScope = null;
         using var authTimer = new CancellationTokenSource(_ctx.Options.Limits.AuthTimeout);

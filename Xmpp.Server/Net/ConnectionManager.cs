@@ -97,7 +97,8 @@ public sealed class ConnectionManager
     /// Runs a new connection on the thread pool (never a thread per connection) and tracks it until it ends;
     /// <paramref name="admitted"/> is the address <see cref="TryAdmit"/> counted it under, released at the end.
     /// </summary>
-    public void Start(IConnection connection, IPAddress? admitted = null)
+    /// <summary>Runs a connection, tracked until it ends; the returned task completes then (a WebSocket's request waits on it).</summary>
+    public Task Start(IConnection connection, IPAddress? admitted = null)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // A connection started from another connection's flow (an outgoing s2s stream opened for a
@@ -121,6 +122,7 @@ public sealed class ConnectionManager
         });
         _connections[connection.ConnectionId] = (connection, run);
         started.SetResult();
+        return run;
     }
 
     /// <summary>

@@ -85,7 +85,7 @@ public sealed class TcpListenerService : IDisposable
                 _ when Kind.IsServer() => new S2s.IncomingS2s(_ctx, _ctx.S2s, client, _directTls, shutdown),
                 _ => new ClientConnection(_ctx, client, _directTls, shutdown),
             };
-            _ctx.Connections.Start(connection, address);
+            _ = _ctx.Connections.Start(connection, address);
         }
     }
 

@@ -115,7 +115,7 @@ public sealed class S2sManager
             if (_outgoing.TryAdd((local, remote), created))
             {
                 _log.Debug("Opening an s2s stream from {Local} to {Remote}", local, remote);
-                _ctx.Connections.Start(created);
+                _ = _ctx.Connections.Start(created);
                 return created;
             }
         }

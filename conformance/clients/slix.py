@@ -5,6 +5,7 @@ Usage: slix.py MODE HOST PORT JID PASSWORD [PEER_JID]
   login-tls  the same over direct TLS (XEP-0368)
   send       log in and send one chat message to PEER_JID
   receive    log in, send presence, wait for one chat message and print its body (and its XEP-0203 delay)
+  echo       log in, send presence, print READY, answer the first chat message with "pong: " and its body
   time       log in and ask the server for its time with slixmpp's XEP-0202 plugin; also check disco#info
   im         log in, approve PEER_JID's subscription and subscribe back (slixmpp's defaults), wait until
              PEER_JID is online and has sent a message, answer it, then drop the TCP connection abruptly
@@ -55,7 +56,7 @@ class Client(slixmpp.ClientXMPP):
             result["line"] = "OK sent"
             await asyncio.sleep(0.5)
             self.disconnect()
-        elif mode in ("receive", "im"):
+        elif mode in ("receive", "im", "echo"):
             print("READY", flush=True)
         elif mode == "time":
             await self.entity_time()
@@ -94,7 +95,11 @@ class Client(slixmpp.ClientXMPP):
             print(f"peer online as {presence['from']}", flush=True)
 
     def message(self, msg):
-        if mode == "receive" and msg["type"] in ("chat", "normal") and msg["body"]:
+        if mode == "echo" and msg["type"] in ("chat", "normal") and msg["body"]:
+            self.send_message(mto=msg["from"], mbody="pong: " + msg["body"], mtype="chat")
+            result["line"] = f"OK answered {msg['from']}: {msg['body']}"
+            asyncio.get_event_loop().call_later(0.5, self.disconnect)
+        elif mode == "receive" and msg["type"] in ("chat", "normal") and msg["body"]:
             delay = msg["delay"]["stamp"] if msg.xml.find("{urn:xmpp:delay}delay") is not None else None
             result["line"] = f"OK received from {msg['from']}: {msg['body']}" + (f" (delayed, stamped {delay})" if delay else "")
             self.disconnect()

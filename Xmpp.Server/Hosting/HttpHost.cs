@@ -1,0 +1,144 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Xmpp.Core.Addressing;
+using Xmpp.Server.Config;
+using Xmpp.Server.Net;
+using Xmpp.Server.Tls;
+
+namespace Xmpp.Server.Hosting;
+
+/// <summary>
+/// The HTTPS listener (Kestrel, with each host's certificate chosen by SNI): XMPP over WebSocket at
+/// /xmpp-websocket (RFC 7395), reaching the same client stream state machine as TCP, and XEP-0156
+/// host-meta (XML and JSON) that tells web clients where it is.
+/// </summary>
+[Specification("XEP-0156", "1.4.0", Note = "host-meta and host-meta.json on the HTTPS listener, advertising the WebSocket endpoint; CORS open for them.")]
+public sealed class HttpHost : IAsyncDisposable
+{
+    public const string WebSocketPath = "/xmpp-websocket";
+    private const string AltConnectionsWebSocket = "urn:xmpp:alt-connections:websocket";
+
+    private readonly XmppServer _server;
+    private WebApplication? _app;
+
+    public HttpHost(XmppServer server) => _server = server;
+
+    /// <summary>The bound endpoints (for tests using port 0).</summary>
+    public IReadOnlyList<IPEndPoint> Endpoints { get; private set; } = [];
+
+    public async Task StartAsync(CancellationToken shutdown)
+    {
+        var ctx = _server.Context;
+        var listeners = ctx.Options.Listeners.Where(l => l.Kind == ListenerKind.Https).ToList();
+        if (listeners.Count == 0)
+        {
+            return;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "xmppserver", ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            foreach (var l in listeners)
+            {
+                foreach (var endpoint in XmppServer.Resolve(l))
+                {
+                    kestrel.Listen(endpoint, listen => listen.UseHttps(https =>
+                    {
+                        https.SslProtocols = TlsPolicy.Protocols;
+
+                        // Read at each handshake: a reload's new certificates serve new connections.
+                        https.ServerCertificateSelector = (_, name) =>
+                            (Jid.TryPrepareDomain(name ?? string.Empty, out var host) ? ctx.Certificates.Find(host) : null)?.Certificate
+                            ?? ctx.Certificates.Default.Certificate;
+                    }));
+                }
+            }
+        });
+        var app = builder.Build();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
+        app.Map(WebSocketPath, WebSocketAsync);
+        app.MapGet("/.well-known/host-meta", HostMetaXml);
+        app.MapGet("/.well-known/host-meta.json", HostMetaJson);
+        await app.StartAsync(shutdown).ConfigureAwait(false);
+        _app = app;
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        Endpoints = addresses.Select(a => new Uri(a)).Select(u => new IPEndPoint(IPAddress.Parse(u.Host.Trim('[', ']')), u.Port)).ToList();
+        foreach (var a in addresses)
+        {
+            ctx.Logs.GetLogger("Http").Info("Listening for HTTPS (WebSocket at {Path}, host-meta) on {Address}", WebSocketPath, a);
+        }
+    }
+
+    private async Task WebSocketAsync(HttpContext http)
+    {
+        var ctx = _server.Context;
+        var log = ctx.Logs.GetLogger("Http");
+        if (!http.WebSockets.IsWebSocketRequest)
+        {
+            http.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
+            return;
+        }
+
+        // RFC 7395 §3.1: the handshake must agree on the "xmpp" subprotocol.
+        if (!http.WebSockets.WebSocketRequestedProtocols.Contains("xmpp"))
+        {
+            log.Info("Refusing a WebSocket from {Remote} without the xmpp subprotocol", http.Connection.RemoteIpAddress);
+            http.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return;
+        }
+
+        var address = http.Connection.RemoteIpAddress ?? IPAddress.Loopback;
+        if (!ctx.Connections.TryAdmit(address, ctx.Options.Limits.ConnectionsPerIp))
+        {
+            log.Warn("Refusing a WebSocket from {Remote}: too many connections from that address", address);
+            http.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
+        }
+
+        var socket = await http.WebSockets.AcceptWebSocketAsync("xmpp").ConfigureAwait(false);
+        var stream = new WebSocketFramingStream(socket, ctx.Options.Limits.StanzaSize + 4096);
+        var connection = new ClientConnection(ctx, stream, new IPEndPoint(address, http.Connection.RemotePort), directTls: false, http.RequestAborted, secureTransport: true);
+        await ctx.Connections.Start(connection, address).ConfigureAwait(false);
+    }
+
+    private static string WebSocketUrl(HttpContext http) => "wss://" + http.Request.Host.Value + WebSocketPath;
+
+    /// <summary>XEP-0156 §3: the XRD document, readable by scripts of any origin.</summary>
+    private static IResult HostMetaXml(HttpContext http)
+    {
+        http.Response.Headers.AccessControlAllowOrigin = "*";
+        var href = System.Security.SecurityElement.Escape(WebSocketUrl(http));
+        return Results.Text(
+            $"<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='{AltConnectionsWebSocket}' href='{href}'/>\n</XRD>\n",
+            "application/xrd+xml");
+    }
+
+    private static IResult HostMetaJson(HttpContext http)
+    {
+        http.Response.Headers.AccessControlAllowOrigin = "*";
+        var json = JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["links"] = new[] { new Dictionary<string, string> { ["rel"] = AltConnectionsWebSocket, ["href"] = WebSocketUrl(http) } },
+        });
+        return Results.Text(json, "application/json");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
+            _app = null;
+        }
+    }
+}
