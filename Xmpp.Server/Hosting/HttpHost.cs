@@ -26,7 +26,8 @@ public sealed class HttpHost : IAsyncDisposable
     private const string AltConnectionsWebSocket = "urn:xmpp:alt-connections:websocket";
 
     private readonly XmppServer _server;
-    private WebApplication? _app;
+    /// <summary>Stops Kestrel (a delegate, so that this class's layout names no ASP.NET Core type).</summary>
+    private Func<Task>? _stop;
 
     public HttpHost(XmppServer server) => _server = server;
 
@@ -42,6 +43,14 @@ public sealed class HttpHost : IAsyncDisposable
             return;
         }
 
+        await StartKestrelAsync(listeners, shutdown).ConfigureAwait(false);
+    }
+
+    /// <summary>Apart from <see cref="StartAsync"/>, so that a server without an HTTPS listener never loads ASP.NET Core.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private async Task StartKestrelAsync(List<ListenerOptions> listeners, CancellationToken shutdown)
+    {
+        var ctx = _server.Context;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "xmppserver", ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -69,7 +78,11 @@ public sealed class HttpHost : IAsyncDisposable
         app.MapGet("/.well-known/host-meta", HostMetaXml);
         app.MapGet("/.well-known/host-meta.json", HostMetaJson);
         await app.StartAsync(shutdown).ConfigureAwait(false);
-        _app = app;
+        _stop = async () =>
+        {
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+        };
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
         Endpoints = addresses.Select(a => new Uri(a)).Select(u => new IPEndPoint(IPAddress.Parse(u.Host.Trim('[', ']')), u.Port)).ToList();
         foreach (var a in addresses)
@@ -134,11 +147,10 @@ public sealed class HttpHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_app is not null)
+        if (_stop is not null)
         {
-            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-            await _app.DisposeAsync().ConfigureAwait(false);
-            _app = null;
+            await _stop().ConfigureAwait(false);
+            _stop = null;
         }
     }
 }
