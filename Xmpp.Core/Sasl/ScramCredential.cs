@@ -19,6 +19,10 @@ public sealed record ScramCredential(ScramHash Hash, byte[] Salt, int Iterations
         return new ScramCredential(hash, salt, iterations, hash.Hash(clientKey), serverKey);
     }
 
+    /// <summary>The credentials of every supported hash for a prepared password: what an account stores.</summary>
+    public static List<ScramCredential> CreateAll(string preparedPassword, int iterations) =>
+        ScramHashes.All.Select(h => Create(h, preparedPassword, iterations)).ToList();
+
     /// <summary>Checks a plain password (SASL PLAIN) against the stored keys in constant time.</summary>
     public bool Verify(string preparedPassword)
     {

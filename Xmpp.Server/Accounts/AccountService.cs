@@ -98,11 +98,7 @@ public sealed class AccountService(ServerOptions options, IStorage storage)
             return false;
         }
 
-        foreach (var hash in ScramHashes.All)
-        {
-            creds.Add(ScramCredential.Create(hash, prepared, options.Auth.Iterations));
-        }
-
+        creds = ScramCredential.CreateAll(prepared, options.Auth.Iterations);
         return true;
     }
 }

@@ -141,7 +141,7 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
         var rosterCount = 0;
         foreach (var item in stored.Items.Where(i => i.InRoster))
         {
-            var e = new XElement(rosterNs + "item", new XAttribute("jid", item.Jid), new XAttribute("subscription", Storage.Sql.SqlRosterStore.SubscriptionName(item.Subscription)));
+            var e = new XElement(rosterNs + "item", new XAttribute("jid", item.Jid), new XAttribute("subscription", item.Subscription.Name()));
             if (item.Name is not null)
             {
                 e.Add(new XAttribute("name", item.Name));

@@ -269,7 +269,7 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
                 return null;
             }
 
-            return ScramHashes.All.Select(h => ScramCredential.Create(h, prepared, options.Auth.Iterations)).ToList();
+            return ScramCredential.CreateAll(prepared, options.Auth.Iterations);
         }
 
         var list = new List<ScramCredential>();
@@ -364,13 +364,7 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
                 continue;
             }
 
-            var subscription = (string?)item.Attribute("subscription") switch
-            {
-                "to" => Subscription.To,
-                "from" => Subscription.From,
-                "both" => Subscription.Both,
-                _ => Subscription.None,
-            };
+            var subscription = Subscriptions.Parse((string?)item.Attribute("subscription"));
             var groups = item.Elements(RosterX + "group").Select(g => g.Value).Where(g => g.Length > 0).Distinct(StringComparer.Ordinal).ToList();
             items[contact.ToString()] = new RosterItem(contact.ToString(), (string?)item.Attribute("name"), subscription, (string?)item.Attribute("ask") == "subscribe", false, false, groups);
         }

@@ -1323,7 +1323,7 @@ public sealed class ClientConnection : IClientSession, IConnection
     /// </summary>
     private async ValueTask UpgradeAsync(string user, string preparedPassword, CancellationToken ct)
     {
-        var credentials = ScramHashes.All.Select(h => ScramCredential.Create(h, preparedPassword, _ctx.Options.Auth.Iterations)).ToList();
+        var credentials = ScramCredential.CreateAll(preparedPassword, _ctx.Options.Auth.Iterations);
         if (await _ctx.Storage.Users.SetCredentialsAsync(_host!, user, credentials, ct).ConfigureAwait(false))
         {
             _log.Info("Stored SCRAM-SHA-256 and SHA-512 keys for {User}@{Host}, which had SHA-1 keys only", user, _host);

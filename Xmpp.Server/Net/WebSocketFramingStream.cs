@@ -305,8 +305,11 @@ public sealed partial class WebSocketFramingStream(WebSocket socket, int maxMess
                 : element.Insert(nameEnd, " xmlns:stream='" + Ns.Stream + "'");
         }
 
-        return Regex.IsMatch(startTag, "\\sxmlns=['\"]") ? element : element.Insert(nameEnd, " xmlns='" + Ns.Client + "'");
+        return DefaultNamespace().IsMatch(startTag) ? element : element.Insert(nameEnd, " xmlns='" + Ns.Client + "'");
     }
+
+    [GeneratedRegex("\\sxmlns=['\"]")]
+    private static partial Regex DefaultNamespace();
 
     [GeneratedRegex("\\s([a-zA-Z:]+)=(['\"])(.*?)\\2")]
     private static partial Regex HeaderAttribute();

@@ -9,6 +9,27 @@ public enum Subscription
     Both,
 }
 
+/// <summary>The names RFC 6121 gives subscription states (roster items, storage, XEP-0227).</summary>
+public static class Subscriptions
+{
+    public static string Name(this Subscription s) => s switch
+    {
+        Subscription.To => "to",
+        Subscription.From => "from",
+        Subscription.Both => "both",
+        _ => "none",
+    };
+
+    /// <summary>A state by its name; anything else (or nothing) is none.</summary>
+    public static Subscription Parse(string? name) => name switch
+    {
+        "to" => Subscription.To,
+        "from" => Subscription.From,
+        "both" => Subscription.Both,
+        _ => Subscription.None,
+    };
+}
+
 /// <summary>
 /// One roster entry (RFC 6121 §2.1.2 with the states of Appendix A). <paramref name="PendingOut"/> is
 /// ask='subscribe'; <paramref name="PendingIn"/> an inbound request not yet answered, kept with the

@@ -174,7 +174,7 @@ public sealed class RosterManager
     {
         var e = new Element("item", Ns.Roster)
             .SetAttribute("jid", item.Jid)
-            .SetAttribute("subscription", SubscriptionName(item.Subscription));
+            .SetAttribute("subscription", item.Subscription.Name());
         e.SetAttribute("name", item.Name);
         if (item.PendingOut)
         {
@@ -193,14 +193,6 @@ public sealed class RosterManager
 
         return e;
     }
-
-    public static string SubscriptionName(Subscription s) => s switch
-    {
-        Subscription.To => "to",
-        Subscription.From => "from",
-        Subscription.Both => "both",
-        _ => "none",
-    };
 
     private static Element Removed(string jid) =>
         new Element("item", Ns.Roster).SetAttribute("jid", jid).SetAttribute("subscription", "remove");
@@ -258,7 +250,7 @@ public sealed class RosterManager
 
     private static string Describe(RosterItem? i) => i is null
         ? "(none)"
-        : SubscriptionName(i.Subscription) + (i.PendingOut ? "+out" : string.Empty) + (i.PendingIn ? "+in" : string.Empty) +
+        : i.Subscription.Name() + (i.PendingOut ? "+out" : string.Empty) + (i.PendingIn ? "+in" : string.Empty) +
           (i.Approved ? "+approved" : string.Empty) + (i.InRoster ? string.Empty : " (hidden)");
 }
 

@@ -64,7 +64,7 @@ internal sealed class SqlRosterStore(SqlStorage storage) : IRosterStore
                     cmd.Add("@u", username);
                     cmd.Add("@c", item.Jid);
                     cmd.Add("@n", (object?)item.Name ?? DBNull.Value);
-                    cmd.Add("@s", SubscriptionName(item.Subscription));
+                    cmd.Add("@s", item.Subscription.Name());
                     cmd.Add("@a", item.PendingOut ? "subscribe" : DBNull.Value);
                     cmd.Add("@g", string.Join('\n', item.Groups));
                     cmd.Add("@pi", item.PendingIn ? 1 : 0);
@@ -113,29 +113,13 @@ internal sealed class SqlRosterStore(SqlStorage storage) : IRosterStore
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    internal static string SubscriptionName(Subscription s) => s switch
-    {
-        Subscription.To => "to",
-        Subscription.From => "from",
-        Subscription.Both => "both",
-        _ => "none",
-    };
-
-    private static Subscription ParseSubscription(string s) => s switch
-    {
-        "to" => Subscription.To,
-        "from" => Subscription.From,
-        "both" => Subscription.Both,
-        _ => Subscription.None,
-    };
-
     private static RosterItem Read(DbDataReader r)
     {
         var groups = r.GetString(4);
         return new RosterItem(
             r.GetString(0),
             r.IsDBNull(1) ? null : r.GetString(1),
-            ParseSubscription(r.GetString(2)),
+            Subscriptions.Parse(r.GetString(2)),
             !r.IsDBNull(3),
             r.GetInt64(5) != 0,
             r.GetInt64(7) != 0,
