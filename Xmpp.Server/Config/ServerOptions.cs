@@ -75,6 +75,7 @@ public sealed record ServerOptions
             ["push"] = new Dictionary<string, string> { ["include-body"] = "false" },
             ["adhoc"] = new Dictionary<string, string>(),
             ["admin"] = new Dictionary<string, string>(),
+            ["muc"] = new Dictionary<string, string> { ["subdomain"] = "conference", ["create"] = "local", ["lock-new-rooms"] = "true", ["max-history"] = "50", ["max-rooms"] = "100000" },
         };
 }
 

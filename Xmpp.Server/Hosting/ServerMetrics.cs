@@ -68,8 +68,18 @@ public sealed class ServerMetrics
     public void StanzaError(StanzaErrorCondition condition) =>
         _stanzaErrors.AddOrUpdate(condition, 1, static (_, n) => n + 1);
 
-    /// <summary>Adds a gauge read at each scrape (connections, sessions ...), with optional labels per value.</summary>
-    public void Gauge(string name, string help, Func<IEnumerable<(string Labels, double Value)>> read) => _gauges.Add((name, help, read));
+    /// <summary>
+    /// Adds a gauge read at each scrape (connections, sessions ...), with optional labels per value. A gauge
+    /// of the same name is replaced: a module generation that a reload builds registers its gauges again.
+    /// </summary>
+    public void Gauge(string name, string help, Func<IEnumerable<(string Labels, double Value)>> read)
+    {
+        lock (_gauges)
+        {
+            _gauges.RemoveAll(g => g.Name == name);
+            _gauges.Add((name, help, read));
+        }
+    }
 
     public void Gauge(string name, string help, Func<double> read) => Gauge(name, help, () => [(string.Empty, read())]);
 
@@ -107,7 +117,13 @@ public sealed class ServerMetrics
             stanzaErrors.Sample("xmpp_stanza_errors_total", $"{{condition=\"{ErrorNames.ToElementName(condition)}\"}}", n);
         }
 
-        foreach (var (name, help, read) in _gauges)
+        List<(string Name, string Help, Func<IEnumerable<(string Labels, double Value)>> Read)> gauges;
+        lock (_gauges)
+        {
+            gauges = [.. _gauges];
+        }
+
+        foreach (var (name, help, read) in gauges)
         {
             sb.Header(name, help, "gauge");
             foreach (var (labels, value) in read())

@@ -71,7 +71,7 @@ public sealed class XmppServer : IAsyncDisposable
         var certificates = CertificateStore.Load(options);
         var sessions = new SessionManager();
         ServerContext? built = null;
-        var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics);
+        var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics, () => built?.Modules?.ServiceDomains ?? ModuleHost.NoServiceDomains);
         var context = new ServerContext
         {
             Options = options,

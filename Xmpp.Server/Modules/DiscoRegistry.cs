@@ -15,6 +15,7 @@ public sealed class DiscoRegistry
     private readonly List<Xmpp.Core.Xml.Element> _hostExtensions = [];
     private readonly List<(string Category, string Type, string? Name)> _accountIdentities = [];
     private readonly List<Func<Routing.StanzaContext, CancellationToken, ValueTask<IEnumerable<Xmpp.Core.Xml.Element>>>> _accountItems = [];
+    private readonly List<Func<string, IEnumerable<Xmpp.Core.Xml.Element>>> _hostItems = [];
     private readonly List<DiscoNodeHandler> _hostNodeInfo = [];
     private readonly List<DiscoNodeHandler> _hostNodeItems = [];
 
@@ -59,6 +60,11 @@ public sealed class DiscoRegistry
     public IReadOnlyList<Func<Routing.StanzaContext, CancellationToken, ValueTask<IEnumerable<Xmpp.Core.Xml.Element>>>> AccountItems => _accountItems;
 
     public void AddAccountItems(Func<Routing.StanzaContext, CancellationToken, ValueTask<IEnumerable<Xmpp.Core.Xml.Element>>> source) => _accountItems.Add(source);
+
+    /// <summary>Sources of a host's disco#items (its services, e.g. the multi-user chat service), given the host.</summary>
+    public IReadOnlyList<Func<string, IEnumerable<Xmpp.Core.Xml.Element>>> HostItems => _hostItems;
+
+    public void AddHostItems(Func<string, IEnumerable<Xmpp.Core.Xml.Element>> source) => _hostItems.Add(source);
 
     public void AddHostIdentity(string category, string type, string? name) => _hostIdentities.Add((category, type, name));
 

@@ -49,6 +49,14 @@ public interface IModuleContext
     /// <summary>Rosters of local accounts (RFC 6121 §2).</summary>
     RosterManager Rosters { get; }
 
+    /// <summary>
+    /// Claims a service domain (a subdomain such as conference.HOST): the server answers for it on the network
+    /// (federation accepts and opens streams for it, with its parent host's certificate), and stanzas to it
+    /// reach "route/remote", where the module claims them ahead of federation. Refused when a host or a
+    /// component has the name.
+    /// </summary>
+    void ServeDomain(string domain);
+
     /// <summary>Adds a stream feature offered after authentication.</summary>
     void AddStreamFeature(Element feature);
 

@@ -63,6 +63,13 @@ public sealed class ModuleHost
 
     public DiscoRegistry Disco { get; } = new();
 
+    /// <summary>The service domains this generation's modules answer for (see <see cref="IModuleContext.ServeDomain"/>).</summary>
+    public IReadOnlySet<string> ServiceDomains => _serviceDomains;
+
+    internal static IReadOnlySet<string> NoServiceDomains { get; } = new HashSet<string>();
+
+    private readonly HashSet<string> _serviceDomains = new(StringComparer.Ordinal);
+
     public IReadOnlyList<IXmppModule> Loaded => _loaded;
 
     internal ServerOptions Options { get; }
@@ -104,6 +111,7 @@ public sealed class ModuleHost
         ["metrics"] = () => new Metrics.MetricsModule(),
         ["adhoc"] = () => new AdHoc.AdHocModule(),
         ["admin"] = () => new Admin.AdminModule(),
+        ["muc"] = () => new Muc.MucModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -253,6 +261,19 @@ public sealed class ModuleHost
         public RosterManager Rosters => host.Rosters;
 
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+
+        public void ServeDomain(string domain)
+        {
+            if (host.Options.Hosts.Any(h => h.Name == domain) || host.Options.Components.Any(c => c.Domain == domain))
+            {
+                throw new ConfigException($"module {module.Name}: {domain} is already a host or a component");
+            }
+
+            if (!host._serviceDomains.Add(domain))
+            {
+                throw new ConfigException($"module {module.Name}: {domain} is already served by another module");
+            }
+        }
 
         public void AfterLoad(Action action) => host._afterLoad.Add(action);
 

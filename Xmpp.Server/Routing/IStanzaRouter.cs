@@ -14,6 +14,13 @@ public interface IStanzaRouter
     /// <summary>Whether this server serves the domain.</summary>
     bool IsLocal(string domain);
 
+    /// <summary>
+    /// Whether this server answers for the domain on the network: its hosts, and the service domains its
+    /// modules run (a multi-user chat service on <c>conference.HOST</c>). Federation accepts streams for
+    /// these and sends from them; stanzas to a service domain go to "route/remote", where its module claims them.
+    /// </summary>
+    bool Serves(string domain);
+
     /// <summary>Routes a stanza whose 'from' is set and trusted (the server's own replies and notifications).</summary>
     ValueTask RouteAsync(Element stanza, IClientSession? origin, CancellationToken cancellationToken);
 

@@ -14,21 +14,28 @@ namespace Xmpp.Server.Routing;
 public sealed class Router : IStanzaRouter
 {
     private readonly Func<HookBus> _currentHooks;
+    private readonly Func<IReadOnlySet<string>> _serviceDomains;
     private readonly HashSet<string> _localHosts;
     private readonly Logger _log;
 
     private readonly Hosting.ServerMetrics? _metrics;
 
     /// <param name="hooks">The hooks in force (the current module generation's, which a reload replaces).</param>
-    public Router(Func<HookBus> hooks, IEnumerable<string> localHosts, Logger log, Hosting.ServerMetrics? metrics = null)
+    /// <param name="serviceDomains">The service domains in force (the current module generation's).</param>
+    public Router(Func<HookBus> hooks, IEnumerable<string> localHosts, Logger log, Hosting.ServerMetrics? metrics = null, Func<IReadOnlySet<string>>? serviceDomains = null)
     {
+        _serviceDomains = serviceDomains ?? (() => NoDomains);
         _metrics = metrics;
         _currentHooks = hooks;
         _localHosts = new HashSet<string>(localHosts, StringComparer.Ordinal);
         _log = log;
     }
 
+    private static readonly IReadOnlySet<string> NoDomains = new HashSet<string>();
+
     public bool IsLocal(string domain) => _localHosts.Contains(domain);
+
+    public bool Serves(string domain) => _localHosts.Contains(domain) || _serviceDomains().Contains(domain);
 
     /// <summary>Routes a stanza whose 'from' is set and trusted (the server's own replies and notifications).</summary>
     public ValueTask RouteAsync(Element stanza, IClientSession? origin, CancellationToken cancellationToken)

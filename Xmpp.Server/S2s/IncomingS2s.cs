@@ -147,7 +147,7 @@ public sealed class IncomingS2s : S2sConnection
     {
         _streamId = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12));
         var to = header.To is not null && Jid.TryPrepareDomain(header.To, out var d) ? d : null;
-        if (to is not null && Ctx.Router.IsLocal(to))
+        if (to is not null && Ctx.Router.Serves(to))
         {
             _localDomain = to;
         }
@@ -163,7 +163,7 @@ public sealed class IncomingS2s : S2sConnection
             throw new XmppStreamException(StreamErrorCondition.InvalidNamespace, "expected a jabber:server stream");
         }
 
-        if (to is null || !Ctx.Router.IsLocal(to))
+        if (to is null || !Ctx.Router.Serves(to))
         {
             throw new XmppStreamException(StreamErrorCondition.HostUnknown, $"this server does not serve '{header.To}'");
         }
@@ -299,7 +299,7 @@ public sealed class IncomingS2s : S2sConnection
         {
             // We are the authoritative server for 'to': is this our key for the stream 'id'?
             var id = e.GetAttribute("id") ?? string.Empty;
-            var valid = Ctx.Router.IsLocal(receiving) && Manager.Dialback.Verify(origin, receiving, id, e.Text);
+            var valid = Ctx.Router.Serves(receiving) && Manager.Dialback.Verify(origin, receiving, id, e.Text);
             Log.Info("Dialback verify from {Peer} for stream {Id}: {Result}", origin, id, valid ? "valid" : "invalid");
             SendElement(new Element("verify", Ns.Dialback)
                 .SetAttribute("from", receiving).SetAttribute("to", origin).SetAttribute("id", id)
@@ -313,7 +313,7 @@ public sealed class IncomingS2s : S2sConnection
         }
 
         // XEP-0220 §2.1: the peer claims 'from' and wants to send to our 'to'.
-        if (!Ctx.Router.IsLocal(receiving))
+        if (!Ctx.Router.Serves(receiving))
         {
             SendElement(DialbackError(receiving, origin, "item-not-found"));
             return;
@@ -378,7 +378,7 @@ public sealed class IncomingS2s : S2sConnection
             throw new XmppStreamException(StreamErrorCondition.InvalidFrom, $"not authenticated for {from.Domain}");
         }
 
-        if (Jid.TryParse(e.GetAttribute("to"), out var to) && !Ctx.Router.IsLocal(to.Domain))
+        if (Jid.TryParse(e.GetAttribute("to"), out var to) && !Ctx.Router.Serves(to.Domain))
         {
             throw new XmppStreamException(StreamErrorCondition.HostUnknown, $"this server does not serve {to.Domain}");
         }

@@ -68,11 +68,11 @@ public sealed class S2sManager
     private async ValueTask<bool> RouteAsync(StanzaContext ctx, CancellationToken ct)
     {
         var local = ctx.From.Domain;
-        if (!_ctx.Router.IsLocal(local))
+        if (!_ctx.Router.Serves(local))
         {
             // An external component (XEP-0114) writing to another server: components do not federate
             // (their domain has no dialback or certificate of ours), so the sender learns it cannot be reached.
-            _log.Warn("Refusing a {Kind} from {From} to {To}: only the server's own hosts federate", ctx.Kind, ctx.From, ctx.To);
+            _log.Warn("Refusing a {Kind} from {From} to {To}: only the server's own hosts and services federate", ctx.Kind, ctx.From, ctx.To);
             await BounceAsync([ctx.Stanza], StanzaErrorCondition.RemoteServerNotFound, $"{ctx.From.Domain} cannot reach other servers").ConfigureAwait(false);
             return true;
         }

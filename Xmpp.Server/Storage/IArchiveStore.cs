@@ -44,6 +44,9 @@ public interface IArchiveStore
     /// <summary>The first and the last archived message (XEP-0313 §5.4 metadata), null when empty.</summary>
     Task<(ArchivedMessage First, ArchivedMessage Last)?> BoundsAsync(string host, string username, CancellationToken cancellationToken);
 
+    /// <summary>Removes an owner's whole archive (a destroyed room).</summary>
+    Task ClearAsync(string host, string username, CancellationToken cancellationToken);
+
     /// <summary>Removes messages older than <paramref name="before"/> and, per account, all but the newest <paramref name="keepPerAccount"/> (0: no limit). Returns how many.</summary>
     Task<int> ExpireAsync(DateTimeOffset? before, int keepPerAccount, CancellationToken cancellationToken);
 }

@@ -23,6 +23,9 @@ public interface IStorage : IAsyncDisposable
     /// <summary>Message archives (XEP-0313).</summary>
     IArchiveStore Archive { get; }
 
+    /// <summary>Multi-user chat rooms' archives (XEP-0313 on a room JID: host is the service, username the room).</summary>
+    IArchiveStore RoomArchive { get; }
+
     /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
     Task<int> MigrateAsync(CancellationToken cancellationToken);
 

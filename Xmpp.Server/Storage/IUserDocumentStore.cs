@@ -18,6 +18,9 @@ public interface IUserDocumentStore
     /// <summary>Stores, replaces or (with a null <paramref name="xml"/>) deletes a document of a virtual host.</summary>
     Task SetHostAsync(string host, string kind, string key, string? xml, CancellationToken cancellationToken);
 
+    /// <summary>Every document of a kind for a virtual host or service, by key (the rooms of a multi-user chat service).</summary>
+    Task<IReadOnlyDictionary<string, string>> ListHostAsync(string host, string kind, CancellationToken cancellationToken);
+
     /// <summary>Every document of a kind for an account, by key (for export).</summary>
     Task<IReadOnlyDictionary<string, string>> ListAsync(string host, string username, string kind, CancellationToken cancellationToken);
 }

@@ -55,8 +55,26 @@ public sealed class CertificateStore : IDisposable
         return store;
     }
 
-    public HostCertificate? Find(string? host) =>
-        host is not null && _byHost.TryGetValue(host, out var c) ? c : null;
+    /// <summary>
+    /// The certificate of a host, or of a service domain's parent host (conference.HOST uses HOST's: the
+    /// admin's certificate for HOST may well cover its subdomains; a generated one does not, and federation
+    /// then authenticates the service by dialback).
+    /// </summary>
+    public HostCertificate? Find(string? host)
+    {
+        if (host is null)
+        {
+            return null;
+        }
+
+        if (_byHost.TryGetValue(host, out var c))
+        {
+            return c;
+        }
+
+        var dot = host.IndexOf('.', StringComparison.Ordinal);
+        return dot > 0 && _byHost.TryGetValue(host[(dot + 1)..], out var parent) ? parent : null;
+    }
 
     public HostCertificate Default => _byHost.Values.First();
 

@@ -81,6 +81,14 @@ public sealed class DiscoModule : IXmppModule
                     items.AddChild("item").SetAttribute("jid", component.Domain);
                 }
 
+                foreach (var source in disco.HostItems)
+                {
+                    foreach (var item in source(ctx.To.Domain))
+                    {
+                        items.Add(item);
+                    }
+                }
+
                 return ValueTask.FromResult<Element?>(items);
             }
 

@@ -41,7 +41,6 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
     private IModuleContext _context = null!;
     private string _defaultPolicy = "always";
     private int _maxPage;
-    private long _nextId;
 
     public string Name => "mam";
 
@@ -77,7 +76,7 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
         context.HandleIq("get", Namespace, "query", IqTarget.Bare, (ctx, _, _) =>
         {
             OwnArchive(ctx);
-            return ValueTask.FromResult<Element?>(new Element("query", Namespace).Add(QueryForm()));
+            return ValueTask.FromResult<Element?>(new Element("query", Namespace).Add(ArchiveQueries.QueryForm()));
         });
         context.HandleIq("get", Namespace, "metadata", IqTarget.Bare, (ctx, _, ct) => MetadataAsync(ctx, ct));
         context.HandleIq("get", Namespace, "prefs", IqTarget.Bare, async (ctx, _, ct) =>
@@ -229,146 +228,16 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
     private async ValueTask<Element?> QueryAsync(StanzaContext ctx, Element query, CancellationToken ct)
     {
         var owner = OwnArchive(ctx);
-        var filter = ParseForm(query.Child("x", DataForm.Namespace));
-        var set = query.Child("set", RsmNamespace);
-        var max = _maxPage;
-        if (set?.ChildText("max", RsmNamespace) is { } maxText)
+        return await ArchiveQueries.ServeAsync(Store, owner, ctx.From, query, _maxPage, (m, _) =>
         {
-            max = int.TryParse(maxText, NumberStyles.None, CultureInfo.InvariantCulture, out var m)
-                ? Math.Min(m, _maxPage)
-                : throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "max must be a whole number");
-        }
-
-        if (set?.Child("index", RsmNamespace) is not null)
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.FeatureNotImplemented, "paging by index is not supported; use after/before");
-        }
-
-        var before = set?.Child("before", RsmNamespace);
-        filter = filter with
-        {
-            Max = max,
-            AfterId = set?.ChildText("after", RsmNamespace) is { Length: > 0 } after ? after : filter.AfterId,
-            BeforeId = before is not null && before.Text.Length > 0 ? before.Text : filter.BeforeId,
-            Last = before is not null && before.Text.Length == 0,
-        };
-
-        var page = max == 0
-            ? new ArchivePage([], Complete: false)
-            : await Store.QueryAsync(owner.Domain, owner.Local!, filter, ct).ConfigureAwait(false)
-                ?? throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound, "no archived message with that id");
-
-        var queryId = query.GetAttribute("queryid");
-        var messages = query.Child("flip-page", Namespace) is not null ? page.Messages.Reverse() : page.Messages;
-        foreach (var m in messages)
-        {
-            // From the archive, as Prosody and ejabberd send them; clients check it is their own bare JID.
-            var result = new Element("message", Ns.Client)
-                .SetAttribute("from", owner.ToString())
-                .SetAttribute("to", ctx.From.ToString())
-                .SetAttribute("id", "mam" + Interlocked.Increment(ref _nextId).ToString(CultureInfo.InvariantCulture));
-            result.AddChild("result", Namespace).SetAttribute("queryid", queryId).SetAttribute("id", m.Id)
-                .Add(Forwarded.Wrap(ElementParser.Parse(m.Xml), m.At));
-            ctx.Origin!.TrySend(result);
-        }
-
-        var fin = new Element("fin", Namespace).SetAttribute("complete", page.Complete ? "true" : null);
-        var rsm = fin.AddChild("set", RsmNamespace);
-        if (page.Messages.Count > 0)
-        {
-            rsm.AddChild("first").AddText(page.Messages[0].Id);
-            rsm.AddChild("last").AddText(page.Messages[^1].Id);
-        }
-        else if (max == 0)
-        {
-            rsm.AddChild("count").AddText("0");
-        }
-
-        return fin;
+            // Straight to the session that asked: the results must precede the iq result on its stream.
+            ctx.Origin!.TrySend(m);
+            return ValueTask.CompletedTask;
+        }, ct).ConfigureAwait(false);
     }
 
-    private async ValueTask<Element?> MetadataAsync(StanzaContext ctx, CancellationToken ct)
-    {
-        var owner = OwnArchive(ctx);
-        var metadata = new Element("metadata", Namespace);
-        if (await Store.BoundsAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false) is var (first, last))
-        {
-            metadata.AddChild("start").SetAttribute("id", first.Id).SetAttribute("timestamp", Stamp(first.At));
-            metadata.AddChild("end").SetAttribute("id", last.Id).SetAttribute("timestamp", Stamp(last.At));
-        }
-
-        return metadata;
-    }
-
-    private static string Stamp(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
-
-    private static Element QueryForm()
-    {
-        var form = DataForm.Create("form", Namespace);
-        DataForm.AddField(form, "with", "jid-single");
-        DataForm.AddField(form, "start", "text-single");
-        DataForm.AddField(form, "end", "text-single");
-        DataForm.AddField(form, "before-id", "text-single");
-        DataForm.AddField(form, "after-id", "text-single");
-        DataForm.AddField(form, "ids", "list-multi");
-        return form;
-    }
-
-    /// <summary>§4.1 filters, and the #extended ones (before-id, after-id, ids).</summary>
-    private static ArchiveQuery ParseForm(Element? form)
-    {
-        var query = new ArchiveQuery();
-        if (DataForm.Values(form) is not { } values)
-        {
-            return query;
-        }
-
-        if (DataForm.FormType(values) is { } formType && formType != Namespace)
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.BadRequest, $"unknown FORM_TYPE {formType}");
-        }
-
-        foreach (var (name, list) in values)
-        {
-            var value = list.Count > 0 ? list[0] : string.Empty;
-            switch (name)
-            {
-                case "FORM_TYPE":
-                    break;
-                case "with":
-                    if (!Jid.TryParse(value, out var with))
-                    {
-                        throw new StanzaErrorException(StanzaErrorCondition.JidMalformed, "'with' is not a JID");
-                    }
-
-                    query = query with { With = with.ToString(), WithIsFull = with.Resource is not null };
-                    break;
-                case "start" or "end":
-                    // XEP-0082 date-time.
-                    if (!DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var when))
-                    {
-                        throw new StanzaErrorException(StanzaErrorCondition.BadRequest, $"'{name}' is not a date-time");
-                    }
-
-                    query = name == "start" ? query with { Start = when } : query with { End = when };
-                    break;
-                case "after-id":
-                    query = query with { AfterId = value };
-                    break;
-                case "before-id":
-                    query = query with { BeforeId = value };
-                    break;
-                case "ids":
-                    query = query with { Ids = list };
-                    break;
-                default:
-                    // §6.1.1: a field the server does not support is an error, not silently ignored.
-                    throw new StanzaErrorException(StanzaErrorCondition.BadRequest, $"unsupported field '{name}'");
-            }
-        }
-
-        return query;
-    }
+    private ValueTask<Element?> MetadataAsync(StanzaContext ctx, CancellationToken ct) =>
+        ArchiveQueries.MetadataAsync(Store, OwnArchive(ctx), ct);
 
     /// <summary>§7 archiving preferences.</summary>
     private sealed record Prefs(string Default, HashSet<string> Always, HashSet<string> Never)

@@ -9,17 +9,27 @@ namespace Xmpp.Server.Storage.Sql;
 /// (owner, id) or (owner, correspondent, id), and time bounds become id bounds through the index on
 /// (owner, time). No query reads more rows than the page it returns, whatever the archive's size.
 /// </summary>
-internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
+/// <param name="table">"archive" for accounts, "muc_archive" for multi-user chat rooms (same columns: host and username name the owner).</param>
+/// <param name="ownerCheck">A query selecting a row when the owner (@h, @u) exists: appends for an owner that does not are dropped.</param>
+internal sealed class SqlArchiveStore(SqlStorage storage, string table, string ownerCheck) : IArchiveStore
 {
+    /// <summary>Accounts' archives.</summary>
+    public static SqlArchiveStore Accounts(SqlStorage storage) =>
+        new(storage, "archive", "SELECT 1 FROM users WHERE host = @h AND username = @u");
+
+    /// <summary>Rooms' archives (XEP-0313 on a room JID): a room is stored as a host document of its service.</summary>
+    public static SqlArchiveStore Rooms(SqlStorage storage) =>
+        new(storage, "muc_archive", "SELECT 1 FROM host_documents WHERE host = @h AND kind = 'muc-room' AND key = @u");
+
     public Task AppendAsync(string host, string username, ArchivedMessage message, CancellationToken cancellationToken) =>
         storage.WriteAsync(
             async (connection, tx, ct) =>
             {
                 await using var cmd = connection.CreateCommand();
                 cmd.Transaction = tx;
-                cmd.CommandText = """
-                    INSERT INTO archive (host, username, stanza_id, with_bare, with_full, outgoing, at, xml)
-                    SELECT @h, @u, @i, @wb, @wf, @o, @t, @x WHERE EXISTS (SELECT 1 FROM users WHERE host = @h AND username = @u)
+                cmd.CommandText = $"""
+                    INSERT INTO {table} (host, username, stanza_id, with_bare, with_full, outgoing, at, xml)
+                    SELECT @h, @u, @i, @wb, @wf, @o, @t, @x WHERE EXISTS ({ownerCheck})
                     ON CONFLICT (host, username, stanza_id) DO NOTHING
                     """;
                 var slash = message.With.IndexOf('/', StringComparison.Ordinal);
@@ -68,13 +78,13 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
         if (query.Start is { } start)
         {
             // The first row at or after the start bounds the id range; rows arrive in time order.
-            where.Append(" AND at >= @s AND id >= (SELECT id FROM archive WHERE host = @h AND username = @u AND at >= @s ORDER BY at, id LIMIT 1)");
+            where.Append(CultureInfo.InvariantCulture, $" AND at >= @s AND id >= (SELECT id FROM {table} WHERE host = @h AND username = @u AND at >= @s ORDER BY at, id LIMIT 1)");
             cmd.Add("@s", start.ToUnixTimeMilliseconds());
         }
 
         if (query.End is { } end)
         {
-            where.Append(" AND at <= @e AND id <= (SELECT id FROM archive WHERE host = @h AND username = @u AND at <= @e ORDER BY at DESC, id DESC LIMIT 1)");
+            where.Append(CultureInfo.InvariantCulture, $" AND at <= @e AND id <= (SELECT id FROM {table} WHERE host = @h AND username = @u AND at <= @e ORDER BY at DESC, id DESC LIMIT 1)");
             cmd.Add("@e", end.ToUnixTimeMilliseconds());
         }
 
@@ -104,7 +114,7 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
         }
 
         var backward = before is not null || query.Last;
-        cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE {where} ORDER BY id {(backward ? "DESC" : "ASC")} LIMIT @max";
+        cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM {table} WHERE {where} ORDER BY id {(backward ? "DESC" : "ASC")} LIMIT @max";
         cmd.Add("@max", query.Max + 1);
         var messages = new List<ArchivedMessage>();
         await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
@@ -136,7 +146,7 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
         foreach (var order in new[] { "ASC", "DESC" })
         {
             await using var cmd = connection.CreateCommand();
-            cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM archive WHERE host = @h AND username = @u ORDER BY id {order} LIMIT 1";
+            cmd.CommandText = $"SELECT stanza_id, with_full, outgoing, at, xml FROM {table} WHERE host = @h AND username = @u ORDER BY id {order} LIMIT 1";
             cmd.Add("@h", host);
             cmd.Add("@u", username);
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -149,6 +159,19 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
         return first is null || last is null ? null : (first, last);
     }
 
+    public Task ClearAsync(string host, string username, CancellationToken cancellationToken) =>
+        storage.WriteAsync(
+            async (connection, tx, ct) =>
+            {
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = $"DELETE FROM {table} WHERE host = @h AND username = @u";
+                cmd.Add("@h", host);
+                cmd.Add("@u", username);
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken);
+
     public Task<int> ExpireAsync(DateTimeOffset? before, int keepPerAccount, CancellationToken cancellationToken) =>
         storage.WriteAsync<int>(
             async (connection, tx, ct) =>
@@ -158,7 +181,7 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
                 {
                     await using var cmd = connection.CreateCommand();
                     cmd.Transaction = tx;
-                    cmd.CommandText = "DELETE FROM archive WHERE at < @t";
+                    cmd.CommandText = $"DELETE FROM {table} WHERE at < @t";
                     cmd.Add("@t", cutoff.ToUnixTimeMilliseconds());
                     removed += await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
@@ -167,11 +190,11 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
                 {
                     await using var cmd = connection.CreateCommand();
                     cmd.Transaction = tx;
-                    cmd.CommandText = """
-                        DELETE FROM archive WHERE id IN (
-                            SELECT a.id FROM (SELECT host, username FROM archive GROUP BY host, username HAVING COUNT(*) > @k) o
-                            JOIN archive a ON a.host = o.host AND a.username = o.username
-                            WHERE a.id < (SELECT id FROM archive b WHERE b.host = o.host AND b.username = o.username ORDER BY id DESC LIMIT 1 OFFSET @k - 1))
+                    cmd.CommandText = $"""
+                        DELETE FROM {table} WHERE id IN (
+                            SELECT a.id FROM (SELECT host, username FROM {table} GROUP BY host, username HAVING COUNT(*) > @k) o
+                            JOIN {table} a ON a.host = o.host AND a.username = o.username
+                            WHERE a.id < (SELECT id FROM {table} b WHERE b.host = o.host AND b.username = o.username ORDER BY id DESC LIMIT 1 OFFSET @k - 1))
                         """;
                     cmd.Add("@k", keepPerAccount);
                     removed += await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
@@ -181,10 +204,10 @@ internal sealed class SqlArchiveStore(SqlStorage storage) : IArchiveStore
             },
             cancellationToken);
 
-    private static async Task<long?> RowIdAsync(DbConnection connection, string host, string username, string stanzaId, CancellationToken ct)
+    private async Task<long?> RowIdAsync(DbConnection connection, string host, string username, string stanzaId, CancellationToken ct)
     {
         await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT id FROM archive WHERE host = @h AND username = @u AND stanza_id = @i";
+        cmd.CommandText = $"SELECT id FROM {table} WHERE host = @h AND username = @u AND stanza_id = @i";
         cmd.Add("@h", host);
         cmd.Add("@u", username);
         cmd.Add("@i", stanzaId);

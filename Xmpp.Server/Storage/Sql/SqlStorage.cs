@@ -17,7 +17,8 @@ public abstract class SqlStorage : IStorage
         LastActivity = new SqlLastActivityStore(this);
         Documents = new SqlUserDocumentStore(this);
         PubSub = new SqlPubSubStore(this);
-        Archive = new SqlArchiveStore(this);
+        Archive = SqlArchiveStore.Accounts(this);
+        RoomArchive = SqlArchiveStore.Rooms(this);
     }
 
     public IUserStore Users { get; }
@@ -33,6 +34,8 @@ public abstract class SqlStorage : IStorage
     public IPubSubStore PubSub { get; }
 
     public IArchiveStore Archive { get; }
+
+    public IArchiveStore RoomArchive { get; }
 
     /// <summary>An open connection for reads (the caller disposes it).</summary>
     internal abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);

@@ -100,4 +100,21 @@ internal sealed class SqlUserDocumentStore(SqlStorage storage) : IUserDocumentSt
 
         return result;
     }
+
+    public async Task<IReadOnlyDictionary<string, string>> ListHostAsync(string host, string kind, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT key, xml FROM host_documents WHERE host = @h AND kind = @k ORDER BY key";
+        cmd.Add("@h", host);
+        cmd.Add("@k", kind);
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            result[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return result;
+    }
 }

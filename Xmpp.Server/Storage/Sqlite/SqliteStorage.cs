@@ -137,6 +137,23 @@ public sealed class SqliteStorage : Sql.SqlStorage
             PRIMARY KEY (host, kind, key)
         );
         """,
+        """
+        CREATE TABLE muc_archive (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            host TEXT NOT NULL,
+            username TEXT NOT NULL,
+            stanza_id TEXT NOT NULL,
+            with_bare TEXT NOT NULL,
+            with_full TEXT NOT NULL,
+            outgoing INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            xml TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX muc_archive_stanza_id ON muc_archive (host, username, stanza_id);
+        CREATE INDEX muc_archive_owner ON muc_archive (host, username, id);
+        CREATE INDEX muc_archive_with ON muc_archive (host, username, with_bare, id);
+        CREATE INDEX muc_archive_at ON muc_archive (host, username, at);
+        """,
     ];
 
     private readonly string _connectionString;

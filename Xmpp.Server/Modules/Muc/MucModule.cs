@@ -1,0 +1,96 @@
+using Xmpp.Core.Xml;
+using Xmpp.Server.Config;
+using Xmpp.Server.Routing;
+
+namespace Xmpp.Server.Modules.Muc;
+
+/// <summary>
+/// Multi-user chat (XEP-0045) on a subdomain of every host (conference.HOST by default): the service
+/// domain is claimed from the router's "route/remote" ahead of federation, so the core and the other
+/// modules never see room traffic, and federation answers for the domain (remote users join rooms
+/// here; the rooms write to them from conference.HOST).
+/// </summary>
+[Specification("XEP-0045", "1.35.1", Note = "Rooms on conference.HOST: instant and reserved creation (locked until configured), the muc#roomconfig form, persistent and temporary, public and hidden, members-only, moderated, password-protected, semi- and non-anonymous; every role and affiliation change with its permission rules and status codes (kick 307, ban 301, members-only 321/322, nick change 303, config 104/170-173); reserved nicks and conflicts; subject; history with maxstanzas/maxchars/seconds/since; private messages with allowpm; mediated invitations and declines; destroy with an alternative venue; disco of service, rooms (muc#roominfo) and occupants; unique room names; ghost occupants removed on delivery errors (333). No voice requests or room registration (§7.10) yet.")]
+[Specification("XEP-0249", "1.2", Note = "Direct invitations are client-to-client messages, routed like any other (locally and over federation); the rooms accept the mediated kind too.")]
+[Specification("XEP-0410", "1.1.0", Note = "Self-pings to one's own occupant JID are answered by the room (muc#self-ping-optimization); not-acceptable when not joined.")]
+[Specification("XEP-0421", "0.2.0", Note = "A stable occupant id (HMAC of the real bare JID under the room's secret) on every presence and message from an occupant; ids sent by clients removed.")]
+[Specification("XEP-0313", "1.1.1", Note = "Room archives: messages of persistent rooms with logging on are archived by the room and queried on the room JID (public rooms by anyone, others by members and occupants); history on entry survives a restart.")]
+public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
+{
+    private Dictionary<string, MucService> _services = new(StringComparer.Ordinal);
+
+    public string Name => "muc";
+
+    /// <summary>Ahead of federation's claim of the same hook, behind external components.</summary>
+    private const int RoutePriority = 50;
+
+    public void TakeOver(IXmppModule previous)
+    {
+        if (previous is not MucModule old)
+        {
+            return;
+        }
+
+        // The rooms, with their occupants, carry on under the new generation's settings.
+        foreach (var (domain, service) in _services.ToList())
+        {
+            if (old._services.TryGetValue(domain, out var running))
+            {
+                running.Context = service.Context;
+                running.Settings = service.Settings;
+                _services[domain] = running;
+            }
+        }
+    }
+
+    public void Register(IModuleContext context)
+    {
+        var subdomain = context.Option("subdomain") ?? "conference";
+        var creation = (context.Option("create") ?? "local") switch
+        {
+            "local" => RoomCreation.Local,
+            "anyone" => RoomCreation.Anyone,
+            "admins" => RoomCreation.Admins,
+            var other => throw new ConfigException($"module muc: create must be local, anyone or admins, not '{other}'"),
+        };
+        var settings = new MucSettings(
+            creation,
+            LockNewRooms: context.Flag("lock-new-rooms", true),
+            MaxHistory: context.Number("max-history", 50, min: 0, max: 1000),
+            MaxRooms: context.Number("max-rooms", 100_000, min: 1));
+        if (subdomain.Length == 0 || subdomain.Contains('@', StringComparison.Ordinal) || subdomain.Contains('/', StringComparison.Ordinal))
+        {
+            throw new ConfigException($"module muc: subdomain '{subdomain}' is not a domain label");
+        }
+
+        foreach (var host in context.Options.Hosts)
+        {
+            var domain = subdomain + "." + host.Name;
+            if (!Xmpp.Core.Addressing.Jid.TryPrepareDomain(domain, out var prepared))
+            {
+                throw new ConfigException($"module muc: {domain} is not a valid domain");
+            }
+
+            context.ServeDomain(prepared);
+            _services[prepared] = new MucService(prepared, host.Name) { Context = context, Settings = settings };
+        }
+
+        context.Hook(HookNames.RouteRemote, async (ctx, ct) =>
+        {
+            if (!_services.TryGetValue(ctx.To!.Domain, out var service))
+            {
+                return false;
+            }
+
+            await service.HandleAsync(ctx, ct).ConfigureAwait(false);
+            return true;
+        }, RoutePriority);
+
+        // Listed in each host's disco#items, as Prosody and ejabberd list theirs (clients find the service there).
+        context.Disco.AddHostItems(host => _services.Values.Where(s => s.Host == host)
+            .Select(s => new Element("item", Xmpp.Core.Ns.DiscoItems).SetAttribute("jid", s.Domain).SetAttribute("name", "Chatrooms")));
+
+        context.Metrics.Gauge("xmpp_muc_rooms", "Multi-user chat rooms in memory (persistent ones and those with occupants).", () => _services.Values.Sum(s => s.RoomCount));
+        context.Metrics.Gauge("xmpp_muc_occupants", "Occupants of multi-user chat rooms.", () => _services.Values.Sum(s => s.OccupantCount));
+    }
+}

@@ -1,0 +1,316 @@
+using System.Collections.Concurrent;
+using Xmpp.Core;
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Routing;
+using Xmpp.Server.Storage;
+
+namespace Xmpp.Server.Modules.Muc;
+
+/// <summary>Who may create rooms on a service.</summary>
+public enum RoomCreation
+{
+    /// <summary>Accounts of this server's hosts.</summary>
+    Local,
+
+    /// <summary>Anyone, from any server.</summary>
+    Anyone,
+
+    /// <summary>The server's administrators only.</summary>
+    Admins,
+}
+
+/// <summary>The muc module's settings (replaced whole by a reload).</summary>
+internal sealed record MucSettings(RoomCreation Creation, bool LockNewRooms, int MaxHistory, int MaxRooms);
+
+/// <summary>
+/// One multi-user chat service (conference.HOST): its rooms, loaded from storage on first use, and the
+/// stanzas addressed to the service, to rooms and to occupants.
+/// </summary>
+internal sealed class MucService(string domain, string host)
+{
+    private const string RoomKind = "muc-room";
+
+    private readonly ConcurrentDictionary<string, MucRoom> _rooms = new(StringComparer.Ordinal);
+    private readonly Lock _loadGate = new();
+    private Task? _load;
+
+    public string Domain { get; } = domain;
+
+    /// <summary>The host whose subdomain this is.</summary>
+    public string Host { get; } = host;
+
+    public Jid Jid { get; } = Jid.Parse(domain);
+
+    /// <summary>The module generation in force (a reload hands the service, rooms and all, to the next one).</summary>
+    public IModuleContext Context { get; set; } = null!;
+
+    public MucSettings Settings { get; set; } = null!;
+
+    public NLog.Logger Log => Context.Log;
+
+    public IStorage Storage => Context.Storage;
+
+    public int RoomCount => _rooms.Count;
+
+    public int OccupantCount => _rooms.Values.Sum(r => r.OccupantCount);
+
+    public async Task HandleAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        await EnsureLoadedAsync(ct).ConfigureAwait(false);
+        var to = ctx.To!;
+        if (to.Local is null)
+        {
+            await ServiceStanzaAsync(ctx, ct).ConfigureAwait(false);
+            return;
+        }
+
+        var outbox = new List<Element>();
+        while (true)
+        {
+            var room = await FindOrCreateAsync(ctx, ct).ConfigureAwait(false);
+            if (room is null)
+            {
+                return;
+            }
+
+            await room.Lock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                if (room.Gone)
+                {
+                    continue; // destroyed meanwhile: look again (a join creates it anew)
+                }
+
+                await DispatchAsync(room, ctx, outbox, ct).ConfigureAwait(false);
+            }
+            catch (StanzaErrorException ex)
+            {
+                outbox.Clear();
+                if (Stanza.MayReplyWithError(ctx.Stanza))
+                {
+                    Log.Debug("{Kind} from {From} to {To} refused: {Condition} {Text}", ctx.Kind, ctx.From, to, ex.Error.Condition, ex.Error.Text);
+                    outbox.Add(ErrorReply(ctx, ex.Error));
+                }
+            }
+            finally
+            {
+                room.Lock.Release();
+            }
+
+            break;
+        }
+
+        // Sent once the room is unlocked: a bounce of what it sends comes back to the room.
+        foreach (var stanza in outbox)
+        {
+            await Context.Router.RouteAsync(stanza, null, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static async ValueTask DispatchAsync(MucRoom room, StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    {
+        switch (ctx.Kind)
+        {
+            case "presence":
+                await room.PresenceAsync(ctx, outbox, ct).ConfigureAwait(false);
+                break;
+            case "message":
+                await room.MessageAsync(ctx, outbox, ct).ConfigureAwait(false);
+                break;
+            case "iq" when ctx.To!.Resource is { } nick:
+                room.OccupantIq(ctx, nick, outbox);
+                break;
+            case "iq" when ctx.Type is "get" or "set" && ctx.Stanza.FirstElement() is { } payload:
+                var result = await room.IqAsync(ctx, payload, outbox, ct).ConfigureAwait(false);
+                outbox.Add(Stanza.IqResult(ctx.Stanza, result));
+                break;
+            case "iq" when ctx.Type is "get" or "set":
+                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "an iq request needs a payload");
+        }
+    }
+
+    /// <summary>The room a stanza is for; a join to a room that does not exist creates it (§10.1.1) if the sender may.</summary>
+    private async ValueTask<MucRoom?> FindOrCreateAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        var name = ctx.To!.Local!;
+        if (_rooms.TryGetValue(name, out var room))
+        {
+            return room;
+        }
+
+        var joining = ctx.Kind == "presence" && ctx.Type is null && ctx.To.Resource is not null;
+        StanzaError? refusal = null;
+        if (ctx.Kind == "presence" && ctx.Type is null && ctx.To.Resource is null)
+        {
+            refusal = new StanzaError(StanzaErrorCondition.JidMalformed, "a nickname is needed to enter a room (room@service/nick)");
+        }
+        else if (!joining)
+        {
+            refusal = new StanzaError(StanzaErrorCondition.ItemNotFound, $"there is no room {ctx.To.Bare}");
+        }
+        else if (!MayCreate(ctx.From))
+        {
+            refusal = new StanzaError(StanzaErrorCondition.NotAllowed, "you may not create rooms on this service");
+        }
+        else if (_rooms.Count >= Settings.MaxRooms)
+        {
+            refusal = new StanzaError(StanzaErrorCondition.ResourceConstraint, "this service has as many rooms as it may");
+        }
+
+        if (refusal is not null)
+        {
+            // Presence other than a join (leaving a room that is gone, subscriptions) gets no error.
+            var answer = ctx.Kind != "presence" || ctx.Type is null;
+            if (answer && Stanza.MayReplyWithError(ctx.Stanza))
+            {
+                await Context.Router.RouteAsync(ErrorReply(ctx, refusal), null, ct).ConfigureAwait(false);
+            }
+
+            return null;
+        }
+
+        return _rooms.GetOrAdd(name, n => new MucRoom(this, Jid.Parse(n + "@" + Domain), new RoomConfig()));
+    }
+
+    private bool MayCreate(Jid who) => Settings.Creation switch
+    {
+        RoomCreation.Anyone => true,
+        RoomCreation.Admins => Context.Options.IsAdmin(who.Bare),
+        _ => Context.Router.IsLocal(who.Domain),
+    };
+
+    private static Element ErrorReply(StanzaContext ctx, StanzaError error)
+    {
+        var reply = Stanza.ErrorReply(ctx.Stanza, error, includeOriginal: ctx.Kind == "message");
+        if (ctx.Kind == "presence")
+        {
+            reply.Add(new Element("x", MucRoom.Muc));
+        }
+
+        return reply;
+    }
+
+    // ---- the service itself ----------------------------------------------------------------------------
+
+    private async Task ServiceStanzaAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        if (ctx.Kind != "iq" || ctx.Type is not ("get" or "set"))
+        {
+            if (ctx.Kind == "message")
+            {
+                await Context.Router.BounceAsync(ctx.Stanza, StanzaError.ServiceUnavailable, ct).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        var payload = ctx.Stanza.FirstElement();
+        Element reply;
+        switch (payload?.Namespace, payload?.Name, ctx.Type)
+        {
+            case (Ns.DiscoInfo, "query", "get") when payload!.GetAttribute("node") is null:
+                var info = new Element("query", Ns.DiscoInfo);
+                info.AddChild("identity").SetAttribute("category", "conference").SetAttribute("type", "text").SetAttribute("name", "Chatrooms");
+                foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2" })
+                {
+                    info.AddChild("feature").SetAttribute("var", f);
+                }
+
+                reply = Stanza.IqResult(ctx.Stanza, info);
+                break;
+            case (Ns.DiscoItems, "query", "get") when payload!.GetAttribute("node") is null:
+                var items = new Element("query", Ns.DiscoItems);
+                foreach (var room in _rooms.Values.Where(r => r.Listed(ctx.From)).OrderBy(r => r.Jid.Local, StringComparer.Ordinal).Take(1000))
+                {
+                    items.AddChild("item").SetAttribute("jid", room.Jid.ToString()).SetAttribute("name", room.Config.Name.Length > 0 ? room.Config.Name : room.Jid.Local);
+                }
+
+                reply = Stanza.IqResult(ctx.Stanza, items);
+                break;
+            case ("http://jabber.org/protocol/muc#unique", "unique", "get"):
+                // §10.1.4: a room name nobody has.
+                var unique = new Element("unique", "http://jabber.org/protocol/muc#unique").AddText(Guid.NewGuid().ToString("N")[..12]);
+                reply = Stanza.IqResult(ctx.Stanza, unique);
+                break;
+            case (Ns.Ping, "ping", "get"):
+                reply = Stanza.IqResult(ctx.Stanza);
+                break;
+            default:
+                reply = Stanza.ErrorReply(ctx.Stanza, StanzaError.ServiceUnavailable);
+                break;
+        }
+
+        await Context.Router.RouteAsync(reply, null, ct).ConfigureAwait(false);
+    }
+
+    // ---- storage ---------------------------------------------------------------------------------------
+
+    /// <summary>Persistent rooms, read once (a failed read is tried again by the next stanza).</summary>
+    private async ValueTask EnsureLoadedAsync(CancellationToken ct)
+    {
+        Task load;
+        lock (_loadGate)
+        {
+            if (_load is { IsFaulted: true } or { IsCanceled: true })
+            {
+                _load = null;
+            }
+
+            load = _load ??= LoadAsync();
+        }
+
+        if (!load.IsCompletedSuccessfully)
+        {
+            await load.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task LoadAsync()
+    {
+        var ct = CancellationToken.None;
+        var documents = await Storage.Documents.ListHostAsync(Domain, RoomKind, ct).ConfigureAwait(false);
+        foreach (var (name, xml) in documents)
+        {
+            if (!Jid.TryCreate(name, Domain, null, out var jid))
+            {
+                Log.Warn("Skipping stored room {Name}@{Domain}: not a valid JID", name, Domain);
+                continue;
+            }
+
+            var room = MucRoom.FromDocument(this, jid, ElementParser.Parse(xml));
+            if (room.Config.Archived && room.Config.HistoryLength > 0)
+            {
+                var page = await Storage.RoomArchive.QueryAsync(Domain, name, new ArchiveQuery { Last = true, Max = room.Config.HistoryLength }, ct).ConfigureAwait(false);
+                foreach (var m in page?.Messages ?? [])
+                {
+                    room.AddHistory(ElementParser.Parse(m.Xml), m.At);
+                }
+            }
+
+            _rooms[name] = room;
+        }
+
+        Log.Info("Multi-user chat service {Domain}: {Count} persistent rooms loaded", Domain, documents.Count);
+    }
+
+    /// <summary>Stores a persistent room's configuration, affiliations and subject (a temporary room is not stored).</summary>
+    public async ValueTask SaveAsync(MucRoom room, CancellationToken ct)
+    {
+        if (room.Config.Persistent)
+        {
+            await Storage.Documents.SetHostAsync(Domain, RoomKind, room.Jid.Local!, room.ToDocument().ToString(), ct).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask UnsaveAsync(MucRoom room, CancellationToken ct) =>
+        await Storage.Documents.SetHostAsync(Domain, RoomKind, room.Jid.Local!, null, ct).ConfigureAwait(false);
+
+    /// <summary>Takes an ended room out of the service (its name is free again).</summary>
+    public ValueTask ForgetAsync(MucRoom room, CancellationToken ct)
+    {
+        _rooms.TryRemove(new KeyValuePair<string, MucRoom>(room.Jid.Local!, room));
+        return ValueTask.CompletedTask;
+    }
+}
