@@ -224,6 +224,20 @@ public static class ConfigLoader
                     dataDir = ctx.PathAttr(e, "path", required: true);
                     break;
 
+                case "http":
+                    ctx.CheckAttributes(e, "cors-origins");
+                    var origins = (e.Attribute("cors-origins")?.Value ?? "*").Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    foreach (var origin in origins)
+                    {
+                        if (origin != "*" && !(Uri.TryCreate(origin, UriKind.Absolute, out var u) && u.Scheme is "https" or "http" && u.AbsolutePath == "/" && !origin.EndsWith('/')))
+                        {
+                            throw ctx.Error(e, $"cors-origins: '{origin}' is not * or an origin such as https://chat.example.org");
+                        }
+                    }
+
+                    options = options with { Http = new HttpOptions { CorsOrigins = origins } };
+                    break;
+
                 case "tls":
                     ctx.CheckAttributes(e, "required");
                     options = options with { Tls = new TlsOptions { Required = ctx.Bool(e, "required", true) } };

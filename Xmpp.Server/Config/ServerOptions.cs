@@ -17,6 +17,9 @@ public sealed record ServerOptions
 
     public TlsOptions Tls { get; init; } = new();
 
+    /// <summary>Settings of the HTTPS listener's answers (CORS).</summary>
+    public HttpOptions Http { get; init; } = new();
+
     public S2sOptions S2s { get; init; } = new();
 
     public StorageOptions Storage { get; init; } = new();
@@ -76,6 +79,7 @@ public sealed record ServerOptions
             ["adhoc"] = new Dictionary<string, string>(),
             ["admin"] = new Dictionary<string, string>(),
             ["muc"] = new Dictionary<string, string> { ["subdomain"] = "conference", ["create"] = "local", ["lock-new-rooms"] = "true", ["max-history"] = "50", ["max-rooms"] = "100000" },
+            ["upload"] = new Dictionary<string, string> { ["max-size"] = "104857600", ["quota"] = "1073741824", ["expire-days"] = "30" },
         };
 }
 
@@ -158,6 +162,21 @@ public sealed record S2sRoute(string Host, int Port, bool DirectTls);
 
 /// <param name="Address">An IP address, "localhost" (both loopback addresses) or "*" (all interfaces).</param>
 public sealed record ListenerOptions(ListenerKind Kind, string Address, int Port);
+
+/// <summary>The HTTPS listener's CORS settings: which web origins may call the WebSocket, BOSH, upload and host-meta endpoints.</summary>
+public sealed record HttpOptions
+{
+    /// <summary>"*" (any origin, the default: web clients are served from anywhere) or exact origins.</summary>
+    public IReadOnlyList<string> CorsOrigins { get; init; } = ["*"];
+
+    /// <summary>The Access-Control-Allow-Origin answer for a request's Origin, or null when that origin is not allowed.</summary>
+    public string? AllowOrigin(string? origin) =>
+        CorsOrigins.Contains("*") ? "*" : origin is not null && CorsOrigins.Contains(origin) ? origin : null;
+
+    public bool Equals(HttpOptions? other) => other is not null && CorsOrigins.SequenceEqual(other.CorsOrigins);
+
+    public override int GetHashCode() => string.Join(' ', CorsOrigins).GetHashCode(StringComparison.Ordinal);
+}
 
 public sealed record TlsOptions
 {

@@ -77,6 +77,7 @@ public sealed class HttpHost : IAsyncDisposable
         app.Map(WebSocketPath, WebSocketAsync);
         app.MapGet("/.well-known/host-meta", HostMetaXml);
         app.MapGet("/.well-known/host-meta.json", HostMetaJson);
+        app.Map("/{**path}", ModuleRouteAsync);
         await app.StartAsync(shutdown).ConfigureAwait(false);
         _stop = async () =>
         {
@@ -123,26 +124,121 @@ public sealed class HttpHost : IAsyncDisposable
         await ctx.Connections.Start(connection, address).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Paths that modules serve (file upload): the current module generation's handler, with the CORS
+    /// answers of the configuration (a preflight OPTIONS is answered here, for the methods the module takes).
+    /// </summary>
+    private async Task ModuleRouteAsync(HttpContext http)
+    {
+        var ctx = _server.Context;
+        var path = http.Request.Path.Value ?? "/";
+        if (ctx.Modules.HttpRoutes.Find(path) is not var (handler, methods))
+        {
+            http.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+
+        var origin = http.Request.Headers.Origin.ToString();
+        if (origin.Length > 0)
+        {
+            if (ctx.Options.Http.AllowOrigin(origin) is not { } allowed)
+            {
+                ctx.Logs.GetLogger("Http").Info("Refusing a {Method} to {Path} from origin {Origin} (not in cors-origins)", http.Request.Method, path, origin);
+                http.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            }
+
+            http.Response.Headers.AccessControlAllowOrigin = allowed;
+            http.Response.Headers.Vary = "Origin";
+            if (HttpMethods.IsOptions(http.Request.Method))
+            {
+                http.Response.Headers.AccessControlAllowMethods = string.Join(", ", methods.Append("OPTIONS"));
+                http.Response.Headers.AccessControlAllowHeaders = "Authorization, Content-Type";
+                http.Response.Headers.AccessControlMaxAge = "86400";
+                http.Response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            }
+        }
+
+        if (!methods.Contains(http.Request.Method, StringComparer.OrdinalIgnoreCase))
+        {
+            http.Response.Headers.Allow = string.Join(", ", methods);
+            http.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+            return;
+        }
+
+        await handler(new Exchange(http)).ConfigureAwait(false);
+    }
+
+    /// <summary>A module's view of an ASP.NET Core request.</summary>
+    private sealed class Exchange(HttpContext http) : IHttpExchange
+    {
+        public string Method => http.Request.Method;
+
+        public string Path => http.Request.Path.Value ?? "/";
+
+        public string? Query(string name) => http.Request.Query.TryGetValue(name, out var v) ? v.ToString() : null;
+
+        public string? Header(string name) => http.Request.Headers.TryGetValue(name, out var v) ? v.ToString() : null;
+
+        public long? ContentLength => http.Request.ContentLength;
+
+        public Stream RequestBody => http.Request.Body;
+
+        public IPAddress RemoteAddress => http.Connection.RemoteIpAddress ?? IPAddress.Loopback;
+
+        public CancellationToken Aborted => http.RequestAborted;
+
+        public int StatusCode
+        {
+            set => http.Response.StatusCode = value;
+        }
+
+        public void SetHeader(string name, string value) => http.Response.Headers[name] = value;
+
+        public Stream ResponseBody => http.Response.Body;
+
+        public Task SendFileAsync(string path, string contentType, DateTimeOffset lastModified) =>
+            TypedResults.PhysicalFile(path, contentType, lastModified: lastModified, enableRangeProcessing: true).ExecuteAsync(http);
+
+        public Task SendTextAsync(int statusCode, string text)
+        {
+            http.Response.StatusCode = statusCode;
+            http.Response.ContentType = "text/plain; charset=utf-8";
+            return http.Response.WriteAsync(text + "\n", http.RequestAborted);
+        }
+    }
+
     private static string WebSocketUrl(HttpContext http) => "wss://" + http.Request.Host.Value + WebSocketPath;
 
     /// <summary>XEP-0156 §3: the XRD document, readable by scripts of any origin.</summary>
-    private static IResult HostMetaXml(HttpContext http)
+    private IResult HostMetaXml(HttpContext http)
     {
-        http.Response.Headers.AccessControlAllowOrigin = "*";
+        Cors(http);
         var href = System.Security.SecurityElement.Escape(WebSocketUrl(http));
         return Results.Text(
             $"<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='{AltConnectionsWebSocket}' href='{href}'/>\n</XRD>\n",
             "application/xrd+xml");
     }
 
-    private static IResult HostMetaJson(HttpContext http)
+    private IResult HostMetaJson(HttpContext http)
     {
-        http.Response.Headers.AccessControlAllowOrigin = "*";
+        Cors(http);
         var json = JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["links"] = new[] { new Dictionary<string, string> { ["rel"] = AltConnectionsWebSocket, ["href"] = WebSocketUrl(http) } },
         });
         return Results.Text(json, "application/json");
+    }
+
+    /// <summary>The CORS answer for a simple request, by the configuration's cors-origins.</summary>
+    private void Cors(HttpContext http)
+    {
+        if (_server.Context.Options.Http.AllowOrigin(http.Request.Headers.Origin.ToString() is { Length: > 0 } o ? o : null) is { } allowed)
+        {
+            http.Response.Headers.AccessControlAllowOrigin = allowed;
+            http.Response.Headers.Vary = "Origin";
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -57,6 +57,9 @@ public sealed class ServerContext
     /// <summary>Sessions that can be resumed (XEP-0198).</summary>
     public ResumableSessions Resumption { get; } = new();
 
+    /// <summary>The HTTPS listener's port once it listens (null without one).</summary>
+    public Func<int?> HttpsPort { get; internal set; } = () => null;
+
     /// <summary>Federation (set right after the context is built: it needs the context itself).</summary>
     public S2s.S2sManager S2s { get; internal set; } = null!;
 

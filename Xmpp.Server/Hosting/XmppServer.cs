@@ -110,6 +110,8 @@ public sealed class XmppServer : IAsyncDisposable
         _idleSweep = Context.Connections.RunIdleSweepAsync(sweep, _shutdown.Token);
         _http = new HttpHost(this);
         HttpReady = _http.StartAsync(_shutdown.Token);
+        var http = _http;
+        Context.HttpsPort = () => http.Endpoints.Count > 0 ? http.Endpoints[0].Port : null;
         foreach (var l in Options.Listeners.Where(l => l.Kind != ListenerKind.Https))
         {
             foreach (var endpoint in Resolve(l))

@@ -57,6 +57,15 @@ public interface IModuleContext
     /// </summary>
     void ServeDomain(string domain);
 
+    /// <summary>
+    /// Serves HTTP requests under a path prefix ("/upload/") on the HTTPS listener, for the given methods;
+    /// the listener answers CORS preflights for them by the server's CORS settings.
+    /// </summary>
+    void HandleHttp(string pathPrefix, Hosting.HttpHandler handler, params string[] methods);
+
+    /// <summary>The HTTPS listener's base URL for a domain (https://DOMAIN:PORT/), or null when there is none or it has not started.</summary>
+    Uri? HttpsBase(string domain);
+
     /// <summary>Adds a stream feature offered after authentication.</summary>
     void AddStreamFeature(Element feature);
 

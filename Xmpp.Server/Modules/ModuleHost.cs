@@ -63,6 +63,9 @@ public sealed class ModuleHost
 
     public DiscoRegistry Disco { get; } = new();
 
+    /// <summary>HTTP paths this generation's modules serve on the HTTPS listener.</summary>
+    public HttpRoutes HttpRoutes { get; } = new();
+
     /// <summary>The service domains this generation's modules answer for (see <see cref="IModuleContext.ServeDomain"/>).</summary>
     public IReadOnlySet<string> ServiceDomains => _serviceDomains;
 
@@ -112,6 +115,7 @@ public sealed class ModuleHost
         ["adhoc"] = () => new AdHoc.AdHocModule(),
         ["admin"] = () => new Admin.AdminModule(),
         ["muc"] = () => new Muc.MucModule(),
+        ["upload"] = () => new Upload.UploadModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -261,6 +265,11 @@ public sealed class ModuleHost
         public RosterManager Rosters => host.Rosters;
 
         public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+
+        public void HandleHttp(string pathPrefix, HttpHandler handler, params string[] methods) => host.HttpRoutes.Add(pathPrefix, handler, methods);
+
+        public Uri? HttpsBase(string domain) =>
+            host.Server.HttpsPort() is { } port ? new UriBuilder("https", domain, port).Uri : null;
 
         public void ServeDomain(string domain)
         {

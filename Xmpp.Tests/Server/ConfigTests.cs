@@ -11,7 +11,7 @@ public sealed class ConfigTests
         var file = Path.GetFullPath(Path.Combine(dir, "..", "..", "..", "..", "server.config.xml"));
         var options = ConfigLoader.Load(file);
         Assert.That(options.Hosts.Select(h => h.Name), Is.EqualTo(new[] { "localhost" }));
-        Assert.That(options.Listeners.Select(l => (l.Kind, l.Port)), Is.EqualTo(new[] { (ListenerKind.C2s, 5222), (ListenerKind.C2sDirectTls, 5223), (ListenerKind.S2s, 5269) }));
+        Assert.That(options.Listeners.Select(l => (l.Kind, l.Port)), Is.EqualTo(new[] { (ListenerKind.C2s, 5222), (ListenerKind.C2sDirectTls, 5223), (ListenerKind.S2s, 5269), (ListenerKind.Https, 5443) }));
         Assert.That(options.S2s.RequireEncryption, Is.True);
         Assert.That(options.S2s.AllowDialback, Is.True);
         Assert.That(options.Tls.Required, Is.True);

@@ -1,0 +1,74 @@
+using System.Net;
+
+namespace Xmpp.Server.Hosting;
+
+/// <summary>
+/// One HTTP request as a module sees it, without ASP.NET Core's types (so that a server without an HTTPS
+/// listener never loads them): the HTTPS listener adapts its requests to this.
+/// </summary>
+public interface IHttpExchange
+{
+    string Method { get; }
+
+    /// <summary>The decoded path, starting with the module's prefix.</summary>
+    string Path { get; }
+
+    string? Query(string name);
+
+    string? Header(string name);
+
+    /// <summary>The request's Content-Length, when it gave one.</summary>
+    long? ContentLength { get; }
+
+    Stream RequestBody { get; }
+
+    IPAddress RemoteAddress { get; }
+
+    /// <summary>Aborted when the client goes away (and at shutdown).</summary>
+    CancellationToken Aborted { get; }
+
+    int StatusCode { set; }
+
+    void SetHeader(string name, string value);
+
+    Stream ResponseBody { get; }
+
+    /// <summary>Sends a file with its type, honouring Range, If-Range and HEAD (the framework's file result).</summary>
+    Task SendFileAsync(string path, string contentType, DateTimeOffset lastModified);
+
+    /// <summary>A short plain-text answer (errors).</summary>
+    Task SendTextAsync(int statusCode, string text);
+}
+
+/// <summary>Handles a request under a module's path prefix.</summary>
+public delegate Task HttpHandler(IHttpExchange exchange);
+
+/// <summary>The HTTP paths modules serve on the HTTPS listener (one registry per module generation).</summary>
+public sealed class HttpRoutes
+{
+    private readonly List<(string Prefix, HttpHandler Handler, string[] Methods)> _routes = [];
+
+    public void Add(string prefix, HttpHandler handler, params string[] methods)
+    {
+        if (!prefix.StartsWith('/') || !prefix.EndsWith('/'))
+        {
+            throw new ArgumentException("an HTTP prefix starts and ends with '/'", nameof(prefix));
+        }
+
+        _routes.Add((prefix, handler, methods));
+    }
+
+    /// <summary>The handler for a path, and the methods it accepts (for CORS preflight); null when no module serves it.</summary>
+    public (HttpHandler Handler, string[] Methods)? Find(string path)
+    {
+        foreach (var (prefix, handler, methods) in _routes)
+        {
+            if (path.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return (handler, methods);
+            }
+        }
+
+        return null;
+    }
+}
