@@ -16,16 +16,21 @@ namespace Xmpp.Server.Hosting;
 
 /// <summary>
 /// The HTTPS listener (Kestrel, with each host's certificate chosen by SNI): XMPP over WebSocket at
-/// /xmpp-websocket (RFC 7395), reaching the same client stream state machine as TCP, and XEP-0156
-/// host-meta (XML and JSON) that tells web clients where it is.
+/// /xmpp-websocket (RFC 7395) and BOSH at /http-bind (XEP-0206), both reaching the same client stream
+/// state machine as TCP, XEP-0156 host-meta (XML and JSON) that tells web clients where they are, and
+/// the paths modules serve (file upload), with the configured CORS answers.
 /// </summary>
-[Specification("XEP-0156", "1.4.0", Note = "host-meta and host-meta.json on the HTTPS listener, advertising the WebSocket endpoint; CORS open for them.")]
+[Specification("XEP-0156", "1.4.0", Note = "host-meta and host-meta.json on the HTTPS listener, advertising the WebSocket and BOSH endpoints, with the configured CORS origins.")]
 public sealed class HttpHost : IAsyncDisposable
 {
     public const string WebSocketPath = "/xmpp-websocket";
     private const string AltConnectionsWebSocket = "urn:xmpp:alt-connections:websocket";
+    private const string AltConnectionsBosh = "urn:xmpp:alt-connections:xbosh";
 
     private readonly XmppServer _server;
+    private BoshManager? _bosh;
+    private CancellationToken _shutdown;
+    private Task? _boshSweep;
     /// <summary>Stops Kestrel (a delegate, so that this class's layout names no ASP.NET Core type).</summary>
     private Func<Task>? _stop;
 
@@ -75,6 +80,11 @@ public sealed class HttpHost : IAsyncDisposable
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
         app.Map(WebSocketPath, WebSocketAsync);
+        _shutdown = shutdown;
+        _bosh = new BoshManager(ctx);
+        _boshSweep = _bosh.SweepAsync(shutdown);
+        ctx.Metrics.Gauge("xmpp_bosh_sessions", "BOSH (XEP-0206) sessions.", () => _bosh.Count);
+        app.Map(BoshManager.Path, BoshAsync);
         app.MapGet("/.well-known/host-meta", HostMetaXml);
         app.MapGet("/.well-known/host-meta.json", HostMetaJson);
         app.Map("/{**path}", ModuleRouteAsync);
@@ -122,6 +132,69 @@ public sealed class HttpHost : IAsyncDisposable
         var stream = new WebSocketFramingStream(socket, ctx.Options.Limits.StanzaSize + 4096);
         var connection = new ClientConnection(ctx, stream, new IPEndPoint(address, http.Connection.RemotePort), directTls: false, http.RequestAborted, secureTransport: true);
         await ctx.Connections.Start(connection, address).ConfigureAwait(false);
+    }
+
+    /// <summary>XEP-0206 BOSH: a POSTed body in, the session's answer out (CORS for web clients of other origins).</summary>
+    private async Task BoshAsync(HttpContext http)
+    {
+        var ctx = _server.Context;
+        var origin = http.Request.Headers.Origin.ToString();
+        if (origin.Length > 0)
+        {
+            if (ctx.Options.Http.AllowOrigin(origin) is not { } allowed)
+            {
+                http.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            }
+
+            http.Response.Headers.AccessControlAllowOrigin = allowed;
+            http.Response.Headers.Vary = "Origin";
+        }
+
+        if (HttpMethods.IsOptions(http.Request.Method))
+        {
+            http.Response.Headers.AccessControlAllowMethods = "POST, OPTIONS";
+            http.Response.Headers.AccessControlAllowHeaders = "Content-Type";
+            http.Response.Headers.AccessControlMaxAge = "86400";
+            http.Response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
+
+        if (!HttpMethods.IsPost(http.Request.Method))
+        {
+            http.Response.Headers.Allow = "POST, OPTIONS";
+            http.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+            return;
+        }
+
+        var limit = ctx.Options.Limits.StanzaSize + 4096;
+        if (http.Request.ContentLength > limit)
+        {
+            http.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            return;
+        }
+
+        using var reader = new StreamReader(http.Request.Body, System.Text.Encoding.UTF8);
+        var buffer = new char[limit + 1];
+        var read = 0;
+        int n;
+        while (read <= limit && (n = await reader.ReadAsync(buffer.AsMemory(read, limit + 1 - read), http.RequestAborted).ConfigureAwait(false)) > 0)
+        {
+            read += n;
+        }
+
+        if (read > limit)
+        {
+            http.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            return;
+        }
+
+        var address = http.Connection.RemoteIpAddress ?? IPAddress.Loopback;
+        var (status, body) = await _bosh!.HandleAsync(new string(buffer, 0, read), address, http.Connection.RemotePort, http.RequestAborted, _shutdown).ConfigureAwait(false);
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "text/xml; charset=utf-8";
+        http.Response.Headers.CacheControl = "no-store";
+        await http.Response.WriteAsync(body, http.RequestAborted).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -211,13 +284,16 @@ public sealed class HttpHost : IAsyncDisposable
 
     private static string WebSocketUrl(HttpContext http) => "wss://" + http.Request.Host.Value + WebSocketPath;
 
+    private static string BoshUrl(HttpContext http) => "https://" + http.Request.Host.Value + BoshManager.Path;
+
     /// <summary>XEP-0156 §3: the XRD document, readable by scripts of any origin.</summary>
     private IResult HostMetaXml(HttpContext http)
     {
         Cors(http);
         var href = System.Security.SecurityElement.Escape(WebSocketUrl(http));
+        var bosh = System.Security.SecurityElement.Escape(BoshUrl(http));
         return Results.Text(
-            $"<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='{AltConnectionsWebSocket}' href='{href}'/>\n</XRD>\n",
+            $"<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='{AltConnectionsWebSocket}' href='{href}'/>\n  <Link rel='{AltConnectionsBosh}' href='{bosh}'/>\n</XRD>\n",
             "application/xrd+xml");
     }
 
@@ -226,7 +302,11 @@ public sealed class HttpHost : IAsyncDisposable
         Cors(http);
         var json = JsonSerializer.Serialize(new Dictionary<string, object>
         {
-            ["links"] = new[] { new Dictionary<string, string> { ["rel"] = AltConnectionsWebSocket, ["href"] = WebSocketUrl(http) } },
+            ["links"] = new[]
+            {
+                new Dictionary<string, string> { ["rel"] = AltConnectionsWebSocket, ["href"] = WebSocketUrl(http) },
+                new Dictionary<string, string> { ["rel"] = AltConnectionsBosh, ["href"] = BoshUrl(http) },
+            },
         });
         return Results.Text(json, "application/json");
     }
@@ -247,6 +327,11 @@ public sealed class HttpHost : IAsyncDisposable
         {
             await _stop().ConfigureAwait(false);
             _stop = null;
+        }
+
+        if (_boshSweep is not null)
+        {
+            await _boshSweep.ConfigureAwait(false);
         }
     }
 }

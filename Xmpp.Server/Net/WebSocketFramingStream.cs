@@ -1,6 +1,5 @@
 using System.Net.WebSockets;
 using System.Text;
-using System.Text.RegularExpressions;
 using Xmpp.Core;
 using Xmpp.Core.Xml;
 
@@ -15,7 +14,7 @@ namespace Xmpp.Server.Net;
 /// stream-namespace elements declare their prefix (§3.3.5).
 /// </summary>
 [Specification("RFC 7395", "§3", Note = "XMPP over WebSocket: the xmpp subprotocol, open/close framing, one element per message, on the HTTPS listener.")]
-public sealed partial class WebSocketFramingStream(WebSocket socket, int maxMessageBytes) : Stream
+public sealed class WebSocketFramingStream(WebSocket socket, int maxMessageBytes) : Stream
 {
     public const string Framing = "urn:ietf:params:xml:ns:xmpp-framing";
 
@@ -182,137 +181,37 @@ public sealed partial class WebSocketFramingStream(WebSocket socket, int maxMess
 
     public override void SetLength(long value) => throw new NotSupportedException();
 
-    /// <summary>
-    /// The complete top-level units written so far, as WebSocket messages; what is left waits for more. Our own
-    /// output is well-formed, so tags are found by their angle brackets (quotes skipped inside tags).
-    /// </summary>
+    /// <summary>The complete top-level units written so far, as WebSocket messages; what is left waits for more.</summary>
     private List<string> Split()
     {
         var messages = new List<string>();
-        var s = _pendingOut.ToString();
-        var pos = 0;
-        var consumed = 0;
-        var depth = 0;
-        var start = -1;
-        while (pos < s.Length)
+        foreach (var unit in OutputSplitter.Take(_pendingOut))
         {
-            var lt = s.IndexOf('<', pos);
-            if (lt < 0)
+            messages.Add(unit.Kind switch
             {
-                break;
-            }
-
-            var gt = TagEnd(s, lt);
-            if (gt < 0)
-            {
-                break;
-            }
-
-            var tag = s.AsSpan(lt, gt - lt + 1);
-            pos = gt + 1;
-            if (tag.StartsWith("<?"))
-            {
-                consumed = pos;
-                continue;
-            }
-
-            if (tag.StartsWith("<stream:stream"))
-            {
-                messages.Add(Open(tag.ToString()));
-                consumed = pos;
-                continue;
-            }
-
-            if (tag.StartsWith("</stream:stream"))
-            {
-                messages.Add("<close xmlns='" + Framing + "'/>");
-                consumed = pos;
-                continue;
-            }
-
-            var closing = tag.StartsWith("</");
-            var selfClosing = tag.EndsWith("/>");
-            if (depth == 0 && !closing)
-            {
-                start = lt;
-            }
-
-            depth += closing ? -1 : selfClosing ? 0 : 1;
-            if (depth == 0 && start >= 0)
-            {
-                messages.Add(Standalone(s[start..pos]));
-                start = -1;
-                consumed = pos;
-            }
+                OutputUnitKind.Header => Open(unit.Text),
+                OutputUnitKind.Close => "<close xmlns='" + Framing + "'/>",
+                _ => unit.Text,
+            });
         }
 
-        _pendingOut.Remove(0, consumed);
         return messages;
-    }
-
-    private static int TagEnd(string s, int lt)
-    {
-        char quote = '\0';
-        for (var i = lt + 1; i < s.Length; i++)
-        {
-            var c = s[i];
-            if (quote != '\0')
-            {
-                if (c == quote)
-                {
-                    quote = '\0';
-                }
-            }
-            else if (c is '\'' or '"')
-            {
-                quote = c;
-            }
-            else if (c == '>')
-            {
-                return i;
-            }
-        }
-
-        return -1;
     }
 
     /// <summary>§3.3.2: the server's stream header as &lt;open/&gt; with the same from, id, version and language.</summary>
     private static string Open(string header)
     {
         var sb = new StringBuilder("<open xmlns='").Append(Framing).Append('\'');
-        foreach (Match m in HeaderAttribute().Matches(header))
+        foreach (var (name, value) in OutputSplitter.HeaderAttributes(header))
         {
-            if (m.Groups[1].Value is "from" or "id" or "version" or "to" or "xml:lang")
+            if (name is "from" or "id" or "version" or "to" or "xml:lang")
             {
-                sb.Append(' ').Append(m.Groups[1].Value).Append("='").Append(m.Groups[3].Value).Append('\'');
+                sb.Append(' ').Append(name).Append("='").Append(value).Append('\'');
             }
         }
 
         return sb.Append("/>").ToString();
     }
-
-    /// <summary>A top-level element on its own: stanzas get xmlns='jabber:client', stream elements their prefix's declaration.</summary>
-    private static string Standalone(string element)
-    {
-        var nameEnd = element.IndexOfAny([' ', '>', '/'], 1);
-        var name = element[1..nameEnd];
-        var startTagEnd = TagEnd(element, 0);
-        var startTag = element[..(startTagEnd + 1)];
-        if (name.StartsWith("stream:", StringComparison.Ordinal))
-        {
-            return startTag.Contains("xmlns:stream", StringComparison.Ordinal)
-                ? element
-                : element.Insert(nameEnd, " xmlns:stream='" + Ns.Stream + "'");
-        }
-
-        return DefaultNamespace().IsMatch(startTag) ? element : element.Insert(nameEnd, " xmlns='" + Ns.Client + "'");
-    }
-
-    [GeneratedRegex("\\sxmlns=['\"]")]
-    private static partial Regex DefaultNamespace();
-
-    [GeneratedRegex("\\s([a-zA-Z:]+)=(['\"])(.*?)\\2")]
-    private static partial Regex HeaderAttribute();
 
     protected override void Dispose(bool disposing)
     {

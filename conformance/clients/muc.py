@@ -7,6 +7,10 @@ Usage:
       invites it directly (XEP-0249); D joins and gets the earlier messages as history.
   muc.py fed JID_A PASS_A HOST_A PORT_A JID_B PASS_B HOST_B PORT_B ROOM_AT_A ROOM_AT_B
       Federation both ways: B (on another server) joins A's room, and A joins B's, and they chat.
+  muc.py webpeer HOST PORT JID PASSWORD ROOM PEER_NICK FILE_TEXT
+      The slixmpp side of the Converse.js case: creates ROOM (persistent), prints READY, waits for PEER_NICK,
+      says "hello from slixmpp", waits for "hello from Converse", then for a message with an https URL (an
+      uploaded file), downloads it and checks it holds FILE_TEXT.
 Passwords in local mode are the JID's local part followed by -pass.
 Prints progress and finally one line starting with OK or FAIL.
 """
@@ -49,8 +53,8 @@ class Client(slixmpp.ClientXMPP):
         self.send_presence()
         self.started.set()
 
-    async def until(self, what, predicate):
-        for _ in range(TIMEOUT * 10):
+    async def until(self, what, predicate, timeout=TIMEOUT):
+        for _ in range(timeout * 10):
             if predicate():
                 return
             await asyncio.sleep(0.1)
@@ -193,8 +197,39 @@ async def fed(ja, pa, ha, porta, jb, pb, hb, portb, room_a, room_b):
         return 1
 
 
+async def webpeer(host, port, jid, password, room, peer, text):
+    step = "login"
+    try:
+        c = await start(jid, password, host, port)
+        step = "create the room"
+        await create_room(c, room, "slixmpp", persistentroom=True, roomname="Web room")
+        say("READY")
+        step = f"wait for {peer} to join"
+        await c.until(f"{peer} did not join", lambda: any(p["from"].resource == peer and p["type"] != "unavailable" for p in c.presences), timeout=120)
+        await asyncio.sleep(1)
+        c.send_message(mto=room, mbody="hello from slixmpp", mtype="groupchat")
+        step = "wait for Converse's message"
+        await c.until("no message from Converse", lambda: any(m["from"].resource == peer and m["body"] == "hello from Converse" for m in c.groupchat), timeout=90)
+        step = "wait for the uploaded file's URL"
+        await c.until("no upload URL", lambda: any(m["from"].resource == peer and m["body"].startswith("https://") for m in c.groupchat), timeout=90)
+        url = next(m["body"] for m in c.groupchat if m["from"].resource == peer and m["body"].startswith("https://")).strip()
+        step = f"download {url}"
+        import urllib.request
+        got = urllib.request.urlopen(url, context=ssl._create_unverified_context(), timeout=20).read().decode()
+        if got != text:
+            raise RuntimeError(f"downloaded {got!r}, expected {text!r}")
+        c.disconnect()
+        print(f"OK slixmpp saw {peer} join {room}, chatted both ways, and downloaded the file Converse uploaded ({len(got)} bytes) from {url}", flush=True)
+        return 0
+    except Exception as ex:  # noqa: BLE001
+        print(f"FAIL at step '{step}': {type(ex).__name__} {ex}", flush=True)
+        return 1
+
+
 def main():
     mode = sys.argv[1]
+    if mode == "webpeer":
+        return asyncio.get_event_loop().run_until_complete(webpeer(*sys.argv[2:9]))
     if mode == "local":
         host, port, room, _, *jids = sys.argv[2:]
         return asyncio.get_event_loop().run_until_complete(local(host, port, room, jids))
