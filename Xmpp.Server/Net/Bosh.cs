@@ -161,7 +161,7 @@ public sealed class BoshManager
 /// One BOSH session: the duplex byte stream its <see cref="ClientConnection"/> reads and writes, and the
 /// queue of elements waiting for the next answer.
 /// </summary>
-internal sealed class BoshSession(BoshManager manager, string sid, string host, int wait, long firstRid, int maxBody) : Stream
+internal sealed class BoshSession(BoshManager manager, string sid, string host, int wait, long firstRid, int maxBody) : MessageTransportStream
 {
     /// <summary>Answers kept for retransmission (§14.3), and the rid window (hold + 1).</summary>
     private const int Window = 2;
@@ -425,16 +425,6 @@ internal sealed class BoshSession(BoshManager manager, string sid, string host, 
 
     // ---- the connection's side ------------------------------------------------------------------------
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         while (_inOffset >= _in.Length)
@@ -461,11 +451,6 @@ internal sealed class BoshSession(BoshManager manager, string sid, string host, 
         _inOffset += n;
         return n;
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("asynchronous only");
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -495,18 +480,6 @@ internal sealed class BoshSession(BoshManager manager, string sid, string host, 
 
         return ValueTask.CompletedTask;
     }
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("asynchronous only");
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

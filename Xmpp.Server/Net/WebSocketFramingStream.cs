@@ -14,7 +14,7 @@ namespace Xmpp.Server.Net;
 /// stream-namespace elements declare their prefix (§3.3.5).
 /// </summary>
 [Specification("RFC 7395", "§3", Note = "XMPP over WebSocket: the xmpp subprotocol, open/close framing, one element per message, on the HTTPS listener.")]
-public sealed class WebSocketFramingStream(WebSocket socket, int maxMessageBytes) : Stream
+public sealed class WebSocketFramingStream(WebSocket socket, int maxMessageBytes) : MessageTransportStream
 {
     public const string Framing = "urn:ietf:params:xml:ns:xmpp-framing";
 
@@ -23,16 +23,6 @@ public sealed class WebSocketFramingStream(WebSocket socket, int maxMessageBytes
     private byte[] _in = [];
     private int _inOffset;
     private bool _closed;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -59,8 +49,6 @@ public sealed class WebSocketFramingStream(WebSocket socket, int maxMessageBytes
         _inOffset += n;
         return n;
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("asynchronous only");
 
     /// <summary>One whole text message, or null when the peer closed.</summary>
     private async Task<string?> ReceiveAsync(CancellationToken ct)
@@ -139,9 +127,6 @@ public sealed class WebSocketFramingStream(WebSocket socket, int maxMessageBytes
         return sb.Append('>').ToString();
     }
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -168,18 +153,6 @@ public sealed class WebSocketFramingStream(WebSocket socket, int maxMessageBytes
             _sendGate.Release();
         }
     }
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("asynchronous only");
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     /// <summary>The complete top-level units written so far, as WebSocket messages; what is left waits for more.</summary>
     private List<string> Split()

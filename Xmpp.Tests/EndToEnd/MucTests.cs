@@ -416,4 +416,28 @@ public sealed class MucTests
         var occupants = await alice.IqAsync($"<iq type='get' id='o' to='{Room}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
         Assert.That(occupants.ToString(), Does.Not.Contain(Room + "/Bob"));
     }
+
+    [Test]
+    public async Task Rooms_and_their_occupants_carry_on_across_a_reload()
+    {
+        await using var server = await TestServer.StartAsync(null, Users);
+        await using var alice = await LoginAsync(server, "alice");
+        await using var bob = await LoginAsync(server, "bob");
+        await JoinAsync(alice, "Alice");
+        await InstantRoomAsync(alice);
+        await JoinAsync(bob, "Bob");
+
+        var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>(ServerOptions.DefaultModules)
+        {
+            ["muc"] = new Dictionary<string, string> { ["max-history"] = "5" },
+        };
+        var result = await server.Server.ReloadAsync(server.Server.Options with { Modules = modules }, CancellationToken.None);
+        Assert.That(result.Applied, Is.True, string.Join("; ", result.Messages));
+
+        await bob.SendAsync($"<message to='{Room}' type='groupchat' id='r1'><body>after the reload</body></message>");
+        var got = await alice.ReadUntilAsync(e => e.Name == "message" && e.ChildText("body", "jabber:client") == "after the reload");
+        Assert.That(got.GetAttribute("from"), Is.EqualTo(Room + "/Bob"));
+        var list = await alice.IqAsync($"<iq type='get' id='l' to='{Room}'><query xmlns='{MucAdmin}'><item affiliation='owner'/></query></iq>");
+        Assert.That(list.ToString(), Does.Contain("alice@localhost"));
+    }
 }

@@ -11,11 +11,16 @@ public sealed class UploadTests
     private const string Upload = "urn:xmpp:http:upload:0";
     private const string Stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
-    private static async Task<TestServer> StartAsync(string moduleOptions = "")
+    private static async Task<TestServer> StartAsync(string moduleOptions = "", string? dataDir = null, bool addUsers = true)
     {
         var server = await TestServer.StartAsync(
             o =>
             {
+                if (dataDir is not null)
+                {
+                    o = o with { DataDirectory = dataDir, Storage = new StorageOptions { File = Path.Combine(dataDir, "xmpp.db") } };
+                }
+
                 var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>(o.Modules);
                 var upload = new Dictionary<string, string> { ["max-size"] = "1000", ["quota"] = "1500" };
                 foreach (var pair in moduleOptions.Split(' ', StringSplitOptions.RemoveEmptyEntries))
@@ -31,8 +36,7 @@ public sealed class UploadTests
                     Http = new HttpOptions { CorsOrigins = ["https://web.example"] },
                 };
             },
-            "alice@localhost:alice-pass",
-            "bob@localhost:bob-pass");
+            addUsers ? ["alice@localhost:alice-pass", "bob@localhost:bob-pass"] : []);
         await server.Server.HttpReady;
         return server;
     }
@@ -111,6 +115,53 @@ public sealed class UploadTests
         Assert.That(quota.Child("error", "jabber:client")!.Child("resource-constraint", Stanzas), Is.Not.Null, quota.ToString());
         var fits = await alice.IqAsync($"<iq type='get' id='f' to='localhost'><request xmlns='{Upload}' filename='more.bin' size='900'/></iq>");
         Assert.That(fits.GetAttribute("type"), Is.EqualTo("result"));
+    }
+
+    [Test]
+    public async Task Files_older_than_expire_days_are_deleted_and_free_the_quota()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "xmpp-upload-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string get;
+            await using (var server = await StartAsync("expire-days=30", dataDir))
+            {
+                await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+                await alice.LoginAsync("alice", "alice-pass");
+                using var http = Http();
+                (var put, get) = await SlotAsync(alice, "old.txt", 1000, "text/plain");
+                Assert.That((await http.PutAsync(put, Body(new byte[1000], "text/plain"))).StatusCode, Is.EqualTo(HttpStatusCode.Created));
+                var full = await alice.IqAsync($"<iq type='get' id='q' to='localhost'><request xmlns='{Upload}' filename='more.txt' size='600'/></iq>");
+                Assert.That(full.Child("error", "jabber:client")!.Child("resource-constraint", Stanzas), Is.Not.Null, "1000 of 1500 bytes used");
+            }
+
+            // The file was stored 40 days ago, as far as its record says.
+            var meta = Directory.GetFiles(Path.Combine(dataDir, "uploads"), "*.xml").Single();
+            var old = DateTimeOffset.UtcNow.AddDays(-40).ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            File.WriteAllText(meta, System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(meta), "at='[0-9]+'", $"at='{old}'"));
+
+            await using (var server = await StartAsync("expire-days=30", dataDir, addUsers: false))
+            {
+                await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+                await alice.LoginAsync("alice", "alice-pass");
+                using var http = Http();
+                var port = server.Server.PortOf(ListenerKind.Https);
+                var path = new Uri(get).PathAndQuery;
+                for (var i = 0; i < 50 && File.Exists(meta); i++)
+                {
+                    await Task.Delay(100);
+                }
+
+                Assert.That((await http.GetAsync($"https://localhost:{port}{path}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+                Assert.That(Directory.GetFiles(Path.Combine(dataDir, "uploads")), Is.Empty);
+                var fits = await alice.IqAsync($"<iq type='get' id='f' to='localhost'><request xmlns='{Upload}' filename='new.txt' size='1000'/></iq>");
+                Assert.That(fits.GetAttribute("type"), Is.EqualTo("result"), "the quota is free again: " + fits);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dataDir, recursive: true);
+        }
     }
 
     [Test]

@@ -87,6 +87,8 @@ public sealed class UploadModule : IXmppModule, IKeepsStateAcrossReload
         _usage.Scanned ??= Task.Run(Scan);
         context.RunInBackground(async stopping =>
         {
+            // After the usage scan, so that a file deleted here is never counted there too.
+            await _usage.Scanned.WaitAsync(stopping).ConfigureAwait(false);
             using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
             do
             {

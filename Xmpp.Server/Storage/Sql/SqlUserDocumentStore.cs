@@ -91,14 +91,7 @@ internal sealed class SqlUserDocumentStore(SqlStorage storage) : IUserDocumentSt
         cmd.Add("@h", host);
         cmd.Add("@u", username);
         cmd.Add("@k", kind);
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            result[reader.GetString(0)] = reader.GetString(1);
-        }
-
-        return result;
+        return await KeyedAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyDictionary<string, string>> ListHostAsync(string host, string kind, CancellationToken cancellationToken)
@@ -108,6 +101,12 @@ internal sealed class SqlUserDocumentStore(SqlStorage storage) : IUserDocumentSt
         cmd.CommandText = "SELECT key, xml FROM host_documents WHERE host = @h AND kind = @k ORDER BY key";
         cmd.Add("@h", host);
         cmd.Add("@k", kind);
+        return await KeyedAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The (key, xml) rows a query selects, by key.</summary>
+    private static async Task<IReadOnlyDictionary<string, string>> KeyedAsync(System.Data.Common.DbCommand cmd, CancellationToken cancellationToken)
+    {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
