@@ -440,4 +440,42 @@ public sealed class MucTests
         var list = await alice.IqAsync($"<iq type='get' id='l' to='{Room}'><query xmlns='{MucAdmin}'><item affiliation='owner'/></query></iq>");
         Assert.That(list.ToString(), Does.Contain("alice@localhost"));
     }
+
+    [Test]
+    public async Task Registering_reserves_a_nick_and_visitors_ask_moderators_for_voice()
+    {
+        await using var server = await TestServer.StartAsync(null, Users);
+        await using var alice = await LoginAsync(server, "alice");
+        await using var bob = await LoginAsync(server, "bob");
+        await using var carol = await LoginAsync(server, "carol");
+        await JoinAsync(alice, "Alice");
+        await InstantRoomAsync(alice, fields: Field("moderatedroom", "1"));
+
+        // §7.10: the form, then the registration; the nick is then bob's alone, and bob is a member.
+        var form = await bob.IqAsync($"<iq type='get' id='g' to='{Room}'><query xmlns='jabber:iq:register'/></iq>");
+        Assert.That(form.ToString(), Does.Contain("muc#register_roomnick"));
+        var register = await bob.IqAsync($"<iq type='set' id='s' to='{Room}'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>" +
+            "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field><field var='muc#register_roomnick'><value>Builder</value></field></x></query></iq>");
+        Assert.That(register.GetAttribute("type"), Is.EqualTo("result"), register.ToString());
+        var registered = await bob.IqAsync($"<iq type='get' id='g2' to='{Room}'><query xmlns='jabber:iq:register'/></iq>");
+        Assert.That(registered.ToString(), Does.Contain("registered").And.Contain("Builder"));
+        var reserved = await bob.IqAsync($"<iq type='get' id='n' to='{Room}'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>");
+        Assert.That(reserved.ToString(), Does.Contain("name='Builder'"));
+        var taken = await JoinAsync(carol, "Builder");
+        Assert.That(ErrorCondition(taken[^1]), Is.EqualTo("conflict"));
+        var bobIn = await JoinAsync(bob, "Builder");
+        Assert.That(Item(bobIn.Last(e => e.Name == "presence")).GetAttribute("affiliation") + "/" + Item(bobIn.Last(e => e.Name == "presence")).GetAttribute("role"), Is.EqualTo("member/participant"));
+
+        // §8.6: carol, a visitor, asks for voice; the moderator gets the form and approves it.
+        var carolIn = await JoinAsync(carol, "Carol");
+        Assert.That(Item(carolIn.Last(e => e.Name == "presence")).GetAttribute("role"), Is.EqualTo("visitor"));
+        await carol.SendAsync($"<message to='{Room}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>" +
+            "<field var='muc#role'><value>participant</value></field></x></message>");
+        var request = await alice.ReadUntilAsync(e => e.Name == "message" && e.Child("x", "jabber:x:data") is not null);
+        Assert.That(request.ToString(), Does.Contain("muc#request_allow").And.Contain("<value>Carol</value>"));
+        await alice.SendAsync($"<message to='{Room}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>" +
+            "<field var='muc#role'><value>participant</value></field><field var='muc#roomnick'><value>Carol</value></field><field var='muc#request_allow'><value>true</value></field></x></message>");
+        var voiced = await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == Room + "/Carol" && Item(e).GetAttribute("role") == "participant");
+        Assert.That(Codes(voiced), Does.Contain("110"));
+    }
 }

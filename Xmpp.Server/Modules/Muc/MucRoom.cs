@@ -76,6 +76,9 @@ internal sealed class MucRoom
     public const string SelfPingOptimization = "http://jabber.org/protocol/muc#self-ping-optimization";
     public const string StableId = "http://jabber.org/protocol/muc#stable_id";
     public const string Document = "urn:xmppserver:muc";
+    public const string RegisterNs = "jabber:iq:register";
+    public const string RegisterForm = "http://jabber.org/protocol/muc#register";
+    public const string RequestForm = "http://jabber.org/protocol/muc#request";
 
     private readonly Dictionary<Jid, AffiliationEntry> _affiliations = [];
     private readonly Dictionary<string, Occupant> _byNick = new(StringComparer.Ordinal);
@@ -541,7 +544,143 @@ internal sealed class MucRoom
             return;
         }
 
+        if (DataForm.Values(message.Child("x", DataForm.Namespace)) is { } form && DataForm.FormType(form) == RequestForm)
+        {
+            VoiceRequest(ctx, sender, form, outbox);
+            return;
+        }
+
         throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "messages to a room are of type groupchat");
+    }
+
+    /// <summary>
+    /// §8.6: a visitor asks for voice (the form goes to every moderator), or a moderator answers such a
+    /// request (muc#request_allow true gives the named occupant voice).
+    /// </summary>
+    private void VoiceRequest(StanzaContext ctx, Occupant? sender, Dictionary<string, List<string>> form, List<Element> outbox)
+    {
+        if (sender is null)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "only occupants may ask for voice");
+        }
+
+        string? Value(string var) => form.TryGetValue(var, out var v) && v.Count > 0 ? v[0] : null;
+        if (sender.Role == Role.Moderator && Value("muc#request_allow") is { } allow)
+        {
+            if (DataForm.ParseBoolean(allow) == true && Value("muc#roomnick") is { } nick && _byNick.TryGetValue(nick, out var target) && target.Role == Role.Visitor)
+            {
+                SetRole(target, Role.Participant, sender.Nick, null, outbox);
+                Service.Log.Info("{Actor} gave voice to {Nick} in {Room} on request", sender.Nick, nick, Jid);
+            }
+
+            return;
+        }
+
+        if (sender.Role != Role.Visitor || Value("muc#role") is not (null or "participant"))
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "only visitors ask for voice, and voice is the participant role");
+        }
+
+        foreach (var moderator in _byNick.Values.Where(o => o.Role == Role.Moderator))
+        {
+            foreach (var (jid, _) in moderator.Sessions)
+            {
+                var approval = DataForm.Create("form", RequestForm);
+                approval.AddChild("title").AddText("Voice request");
+                DataForm.AddField(approval, "muc#role", "list-single", "participant").SetAttribute("label", "Requested role");
+                DataForm.AddField(approval, "muc#jid", "jid-single", SeesJids(moderator) ? sender.PrimaryJid.ToString() : Jid.WithResource(sender.Nick).ToString()).SetAttribute("label", "User ID");
+                DataForm.AddField(approval, "muc#roomnick", "text-single", sender.Nick).SetAttribute("label", "Room nickname");
+                DataForm.AddField(approval, "muc#request_allow", "boolean", "false").SetAttribute("label", "Grant voice to this person?");
+                var m = new Element("message", Ns.Client).SetAttribute("from", Jid.ToString()).SetAttribute("to", jid.ToString()).SetAttribute("id", NewId());
+                m.Add(approval);
+                outbox.Add(m);
+            }
+        }
+
+        Service.Log.Info("{Nick} asked for voice in {Room}", sender.Nick, Jid);
+    }
+
+    // ---- registration (§7.10) ----------------------------------------------------------------------------
+
+    /// <summary>§7.10: registering reserves a nick and makes the account a member; removing it gives both up.</summary>
+    private async ValueTask<Element?> RegisterAsync(StanzaContext ctx, Element query, bool set, List<Element> outbox, CancellationToken ct)
+    {
+        var bare = ctx.From.Bare;
+        var affiliation = AffiliationOf(bare);
+        _affiliations.TryGetValue(bare, out var entry);
+        if (affiliation == Affiliation.Outcast)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "you are banned from this room");
+        }
+
+        if (Config.MembersOnly && affiliation < Affiliation.Member)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.RegistrationRequired, "an admin makes members of this members-only room");
+        }
+
+        if (!set)
+        {
+            var result = new Element("query", RegisterNs);
+            if (entry?.Nick is { } reserved)
+            {
+                result.AddChild("registered");
+                result.AddChild("username").AddText(reserved);
+                return result;
+            }
+
+            result.AddChild("instructions").AddText("Choose the nickname to reserve in this room.");
+            var form = DataForm.Create("form", RegisterForm);
+            DataForm.AddField(form, "muc#register_roomnick", "text-single").SetAttribute("label", "Nickname").AddChild("required");
+            result.Add(form);
+            return result;
+        }
+
+        if (query.Child("remove", RegisterNs) is not null)
+        {
+            _affiliations.Remove(bare);
+            if (affiliation > Affiliation.Member)
+            {
+                _affiliations[bare] = entry! with { Nick = null };
+            }
+            else
+            {
+                foreach (var o in _byNick.Values.Where(o => o.Bare == bare).ToList())
+                {
+                    o.Role = RoleFor(Affiliation.None);
+                    BroadcastPresence(o, null, [], outbox);
+                }
+            }
+
+            await Service.SaveAsync(this, ct).ConfigureAwait(false);
+            return null;
+        }
+
+        var values = DataForm.Values(query.Child("x", DataForm.Namespace));
+        var nickText = values is not null && values.TryGetValue("muc#register_roomnick", out var v) && v.Count > 0 ? v[0] : query.ChildText("username", RegisterNs);
+        if (nickText is null || !Jid.TryPrepareResource(nickText, out var nick))
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "a valid nickname is needed");
+        }
+
+        if ((_byNick.TryGetValue(nick, out var holder) && holder.Bare != bare) || _affiliations.Any(p => p.Value.Nick == nick && p.Key != bare))
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.Conflict, "that nickname is taken in this room");
+        }
+
+        _affiliations[bare] = new AffiliationEntry(affiliation > Affiliation.Member ? affiliation : Affiliation.Member, nick, entry?.Reason);
+        foreach (var o in _byNick.Values.Where(o => o.Bare == bare).ToList())
+        {
+            if (o.Role < Role.Participant)
+            {
+                o.Role = RoleFor(Affiliation.Member);
+            }
+
+            BroadcastPresence(o, null, [], outbox);
+        }
+
+        Service.Log.Info("{Jid} registered with {Room} as {Nick}", bare, Jid, nick);
+        await Service.SaveAsync(this, ct).ConfigureAwait(false);
+        return null;
     }
 
     private async ValueTask GroupchatAsync(StanzaContext ctx, Occupant? sender, List<Element> outbox, CancellationToken ct)
@@ -750,6 +889,8 @@ internal sealed class MucRoom
             case (ArchiveQueries.Namespace, "metadata", false):
                 MayReadArchive(ctx.From);
                 return await ArchiveQueries.MetadataAsync(Service.Storage.RoomArchive, Jid, ct).ConfigureAwait(false);
+            case (RegisterNs, "query", _):
+                return await RegisterAsync(ctx, payload, set, outbox, ct).ConfigureAwait(false);
             case (Ns.Ping, "ping", false):
                 return null;
             default:
@@ -836,7 +977,7 @@ internal sealed class MucRoom
             .SetAttribute("name", Config.Name.Length > 0 ? Config.Name : Jid.Local);
         var features = new List<string>
         {
-            Muc, Ns.DiscoInfo, Ns.DiscoItems, StableId, SelfPingOptimization, OccupantIdNs, StanzaIdNs,
+            Muc, Ns.DiscoInfo, Ns.DiscoItems, StableId, SelfPingOptimization, OccupantIdNs, StanzaIdNs, RegisterNs, RequestForm,
             Config.Persistent ? "muc_persistent" : "muc_temporary",
             Config.Public ? "muc_public" : "muc_hidden",
             Config.MembersOnly ? "muc_membersonly" : "muc_open",
