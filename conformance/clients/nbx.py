@@ -16,6 +16,10 @@ Usage: nbx.py HOST PORT DOMAIN USER PASSWORD starttls|directtls [time|contact|bl
   adhoc: as an admin, the way Gajim's "Execute Command" window does it with nbxmpp's AdHoc module
          (XEP-0050): list the server's commands, run XEP-0133's get-online-users-list, fill in its form
          (max_items) and submit it with the default action; the result lists the admin's own account
+  muc: Gajim's way into a new group chat (XEP-0045): disco#info of the room (item-not-found: it does not
+       exist), the join presence, the owner's configuration form from request_config made persistent and
+       submitted with set_config, the room's features read again, a message sent and seen back from the
+       own nick with an occupant id and the room's stanza id, the subject set, and the owner list read
 Prints one line starting with OK or FAIL.
 """
 import sys
@@ -220,6 +224,102 @@ def adhoc_flow(c):
     result["t0"] = module.request_command_list(jid=domain, callback=listed)
 
 
+def muc_flow(c):
+    import uuid
+    from nbxmpp.protocol import JID, Message, Presence
+    from nbxmpp.namespaces import Namespace
+    from nbxmpp.structs import StanzaHandler
+    from nbxmpp.const import StatusCode
+    module = c.get_module("MUC")
+    room = JID.from_string(f"gajim{uuid.uuid4().hex[:6]}@conference.{domain}")
+    nick = "Gajim"
+    steps = []
+    state = {}
+
+    def fail(e):
+        result["line"] = f"FAIL after {steps}: {type(e).__name__}: {e}"
+        c.disconnect()
+
+    def on_presence(_client, _stanza, properties):
+        if properties.jid.bare != str(room) or properties.muc_nickname != nick or "joined" in state:
+            return
+        codes = properties.muc_status_codes or set()
+        if StatusCode.SELF in codes:
+            state["joined"] = True
+            steps.append("joined" + (" (created)" if StatusCode.CREATED in codes else ""))
+            result["t1"] = module.request_config(room, callback=configure)
+
+    def on_message(_client, _stanza, properties):
+        if properties.jid.bare != str(room):
+            return
+        if properties.muc_subject is not None and properties.muc_subject.text == state.get("subject") and "subject" not in steps:
+            steps.append("subject")
+            result["t4"] = module.get_affiliation(room, "owner", callback=owners)
+        elif properties.body == state.get("body") and properties.muc_nickname == nick and "echo" not in steps:
+            ids = [s.id for s in (properties.stanza_ids or []) if str(s.by) == str(room)]
+            if not properties.occupant_id or not ids:
+                return fail(RuntimeError(f"no occupant id ({properties.occupant_id}) or room stanza id ({properties.stanza_ids})"))
+            steps.append("echo")
+            state["subject"] = "Gajim was here"
+            module.set_subject(room, state["subject"])
+
+    def configure(task):
+        try:
+            form = task.finish().form
+            form["muc#roomconfig_persistentroom"].value = True
+            form["muc#roomconfig_roomname"].value = "Gajim's room"
+            steps.append("form")
+            result["t2"] = module.set_config(room, form, callback=configured)
+        except Exception as e:  # noqa: BLE001
+            fail(e)
+
+    def configured(task):
+        try:
+            task.finish()
+            steps.append("configured")
+            result["t3"] = module.request_info(room, callback=informed)
+        except Exception as e:  # noqa: BLE001
+            fail(e)
+
+    def informed(task):
+        try:
+            info = task.finish().info
+            for feature in ("muc_persistent", Namespace.MAM_2, "urn:xmpp:occupant-id:0"):
+                if feature not in info.features:
+                    raise RuntimeError(f"{feature} missing from {info.features}")
+            steps.append("features")
+            state["body"] = "hello from nbxmpp"
+            c.send_stanza(Message(to=room, body=state["body"], typ="groupchat"))
+        except Exception as e:  # noqa: BLE001
+            fail(e)
+
+    def owners(task):
+        try:
+            listed = [str(j) for j in task.finish().users]
+            ok = f"{user}@{domain}" in listed
+            result["line"] = f"{'OK' if ok else 'FAIL'} nbxmpp (as Gajim) in {room}: {', '.join(steps)}; owners {listed}"
+        except Exception as e:  # noqa: BLE001
+            result["line"] = f"FAIL after {steps}: {type(e).__name__}: {e}"
+        c.disconnect()
+
+    def absent(task):
+        try:
+            task.finish()
+            return fail(RuntimeError("the room existed before it was created"))
+        except Exception as e:  # noqa: BLE001 - item-not-found is the expected answer
+            if getattr(e, "condition", None) != "item-not-found":
+                return fail(e)
+        steps.append("not yet there")
+        join = Presence(to=f"{room}/{nick}")
+        join.setTag("x", namespace=Namespace.MUC).setTag("history", {"maxchars": "0"})
+        c.send_stanza(join)
+
+    result["callbacks"] = (on_presence, on_message, configure, configured, informed, owners, absent)
+    c.register_handler(StanzaHandler(name="presence", callback=on_presence, ns=Namespace.MUC_USER, priority=51))
+    c.register_handler(StanzaHandler(name="message", callback=on_message, typ="groupchat", priority=51))
+    result["t0"] = module.request_info(room, callback=absent)
+
+
 def on_connected(c, _signal):
     if action == "time":
         run_task(c, lambda callback: c.get_module("EntityTime").request_entity_time(domain, callback=callback), time_line)
@@ -233,6 +333,8 @@ def on_connected(c, _signal):
         mam_flow(c)
     elif action == "adhoc":
         adhoc_flow(c)
+    elif action == "muc":
+        muc_flow(c)
     elif action == "no-version":
         def version_line(result_or_error):
             return f"FAIL the server still answered: {result_or_error}"
