@@ -85,12 +85,16 @@ public sealed class MucTests
         // Locked until configured (§10.1.1): nobody else gets in, the room is not listed.
         var refused = await JoinAsync(bob, "Bob");
         Assert.That(ErrorCondition(refused[^1]), Is.EqualTo("item-not-found"), refused[^1].ToString());
+        var hidden = await bob.IqAsync($"<iq type='get' id='h' to='{Room}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        Assert.That(ErrorCondition(hidden), Is.EqualTo("item-not-found"));
 
         var form = await alice.IqAsync($"<iq type='get' id='f' to='{Room}'><query xmlns='{MucOwner}'/></iq>");
         Assert.That(form.ToString(), Does.Contain("muc#roomconfig_persistentroom").And.Contain("muc#roomconfig_whois"));
         var notOwner = await bob.IqAsync($"<iq type='get' id='f2' to='{Room}'><query xmlns='{MucOwner}'/></iq>");
-        Assert.That(ErrorCondition(notOwner), Is.EqualTo("forbidden"));
+        Assert.That(ErrorCondition(notOwner), Is.EqualTo("item-not-found"), "a locked room does not exist for others");
         await InstantRoomAsync(alice, fields: Field("roomname", "Tea party"));
+        var stillNotOwner = await bob.IqAsync($"<iq type='get' id='f3' to='{Room}'><query xmlns='{MucOwner}'/></iq>");
+        Assert.That(ErrorCondition(stillNotOwner), Is.EqualTo("forbidden"));
 
         var bobEntry = await JoinAsync(bob, "Bob");
         var bobSees = bobEntry.Where(e => e.Name == "presence").ToList();

@@ -10,6 +10,8 @@ using Xmpp.Bench;
 //   fanout   --count N --roster R --concurrency C  N accounts whose rosters hold R mutual contacts all log in
 //   offline  --senders S --recipients R --per-recipient M   S accounts send M messages to each of R offline
 //            accounts (PREFIX(S+1)..), which then log in: store and fetch rates, missing and duplicates
+//   muc      --rooms R --occupants O --messages M --window W --service S   R rooms of O occupants on S; each
+//            occupant sends M groupchat messages, delivered to all O: deliveries/s, latency, missing, duplicates
 //   provision --accounts N --fanout F --roster R --out DIR   writes DIR/accounts.xml (XEP-0227, for our server
 //            and ejabberd) and DIR/prosody/DOMAIN/{accounts,roster}/*.dat (Prosody's internal storage)
 // Every scenario: --scram-cache FILE keeps SCRAM salted passwords across runs (RFC 5802 §5.1), as clients do.
@@ -24,6 +26,7 @@ var result = args.Length == 0 ? null : args[0] switch
     "messages" => await Scenarios.MessagesAsync(target, options.Int("pairs", 50), options.Int("messages", 1000), options.Int("window", 50), cts.Token),
     "idle" => await Scenarios.IdleAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), options.Int("pid", 0), options.Int("hold", 0), cts.Token),
     "offline" => await Scenarios.OfflineAsync(target, options.Int("senders", 10), options.Int("recipients", 100), options.Int("per-recipient", 100), cts.Token),
+    "muc" => await Scenarios.MucAsync(target, options.Int("rooms", 10), options.Int("occupants", 20), options.Int("messages", 100), options.Int("window", 10), options.Get("service", "conference.localhost"), cts.Token),
     "fanout" => await Scenarios.FanoutAsync(target, options.Int("count", 500), options.Int("roster", 50), options.Int("concurrency", 50), cts.Token),
     "provision" => Provision.Write(target, options.Int("accounts", 1000), options.Int("fanout", 200), options.Int("roster", 50), options.Get("out", ".")),
     _ => null,

@@ -321,6 +321,154 @@ internal static class Scenarios
     }
 
     /// <summary>
+    /// Group chat (XEP-0045): <paramref name="rooms"/> rooms of <paramref name="occupants"/> occupants each on
+    /// <paramref name="service"/>. The first occupant creates its room (an instant room, as clients do), the
+    /// others join without history; then every occupant sends <paramref name="messages"/> groupchat messages,
+    /// at most <paramref name="window"/> of its own not yet echoed back, and each is delivered to every occupant
+    /// of the room (the sender included). Reports deliveries per second, latency from send to each delivery,
+    /// and missing and duplicated deliveries (both must be 0).
+    /// </summary>
+    public static async Task<Dictionary<string, object>> MucAsync(Target target, int rooms, int occupants, int messages, int window, string service, CancellationToken ct)
+    {
+        Progress($"muc: {rooms} rooms x {occupants} occupants on {service}, {messages} messages each, window {window}");
+        var n = rooms * occupants;
+        var (clients, _, errors, _) = await LoginManyAsync(target, 1, n, 50, presence: true, ct).ConfigureAwait(false);
+        if (errors > 0)
+        {
+            await CloseAllAsync(clients).ConfigureAwait(false);
+            return new() { ["scenario"] = "muc", ["errors"] = errors };
+        }
+
+        string Room(int i) => $"bench{i / occupants}@{service}";
+        var joinWatch = Stopwatch.StartNew();
+        async Task JoinAsync(int i, bool create)
+        {
+            var c = clients[i]!;
+            var me = Room(i) + "/u" + i.ToString(CultureInfo.InvariantCulture);
+            await c.SendAsync($"<presence to='{me}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>", ct).ConfigureAwait(false);
+            while (await c.ReadAsync(ct).ConfigureAwait(false) is { } e)
+            {
+                if (e.Name == "presence" && e.GetAttribute("from") == me)
+                {
+                    if (e.GetAttribute("type") == "error")
+                    {
+                        throw new InvalidOperationException($"joining {me} failed: {e}");
+                    }
+
+                    break;
+                }
+            }
+
+            if (create)
+            {
+                await c.SendAsync($"<iq type='set' id='cfg' to='{Room(i)}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>", ct).ConfigureAwait(false);
+                while (await c.ReadAsync(ct).ConfigureAwait(false) is { } e && !(e.Name == "iq" && e.GetAttribute("id") == "cfg"))
+                {
+                }
+            }
+        }
+
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, rooms).Select(r => JoinAsync(r * occupants, create: true))).ConfigureAwait(false);
+            await Task.WhenAll(Enumerable.Range(0, n).Where(i => i % occupants != 0).Select(i => JoinAsync(i, create: false))).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException)
+        {
+            Progress(ex.Message);
+            await CloseAllAsync(clients).ConfigureAwait(false);
+            return new() { ["scenario"] = "muc", ["errors"] = 1 };
+        }
+
+        var joinSeconds = joinWatch.Elapsed.TotalSeconds;
+        await Task.Delay(500, ct).ConfigureAwait(false);
+        var latency = new Histogram();
+        var seen = Enumerable.Range(0, n).Select(_ => new bool[occupants * messages]).ToArray();
+        var credits = Enumerable.Range(0, n).Select(_ => new SemaphoreSlim(window, window)).ToArray();
+        var duplicates = 0L;
+        long delivered = 0;
+        var total = (long)n * occupants * messages;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var readers = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var readTasks = Enumerable.Range(0, n).Select(i => Task.Run(async () =>
+        {
+            var c = clients[i]!;
+            var first = i / occupants * occupants;
+            try
+            {
+                while (await c.ReadAsync(readers.Token).ConfigureAwait(false) is { } e)
+                {
+                    if (e.Name != "message" || e.GetAttribute("type") != "groupchat" || e.ChildText("body", "jabber:client") is not { } body)
+                    {
+                        continue;
+                    }
+
+                    var parts = body.Split(':');
+                    var sender = int.Parse(parts[0], CultureInfo.InvariantCulture);
+                    var seq = int.Parse(parts[1], CultureInfo.InvariantCulture);
+                    latency.Record((long)Micros(Stopwatch.GetTimestamp() - long.Parse(parts[2], CultureInfo.InvariantCulture)));
+                    var slot = ((sender - first) * messages) + seq;
+                    if (seen[i][slot])
+                    {
+                        Interlocked.Increment(ref duplicates);
+                    }
+
+                    seen[i][slot] = true;
+                    if (sender == i)
+                    {
+                        credits[i].Release();
+                    }
+
+                    if (Interlocked.Increment(ref delivered) == total)
+                    {
+                        done.TrySetResult();
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException or System.Xml.XmlException or Xmpp.Core.Stanzas.XmppStreamException)
+            {
+                // Stopped.
+            }
+        }, ct)).ToArray();
+
+        var watch = Stopwatch.StartNew();
+        var sendTasks = Enumerable.Range(0, n).Select(i => Task.Run(async () =>
+        {
+            var c = clients[i]!;
+            var room = Room(i);
+            for (var seq = 0; seq < messages; seq++)
+            {
+                await credits[i].WaitAsync(ct).ConfigureAwait(false);
+                var body = i.ToString(CultureInfo.InvariantCulture) + ":" + seq.ToString(CultureInfo.InvariantCulture) + ":" + Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
+                await c.SendAsync($"<message to='{room}' type='groupchat'><body>{body}</body></message>", ct).ConfigureAwait(false);
+            }
+        }, ct)).ToArray();
+        await Task.WhenAll(sendTasks).ConfigureAwait(false);
+        var finished = await Task.WhenAny(done.Task, Task.Delay(TimeSpan.FromSeconds(60), ct)).ConfigureAwait(false) == done.Task;
+        var seconds = watch.Elapsed.TotalSeconds;
+        await readers.CancelAsync().ConfigureAwait(false);
+        await CloseAllAsync(clients).ConfigureAwait(false);
+        await Task.WhenAll(readTasks).ConfigureAwait(false);
+        var missing = total - seen.Sum(x => (long)x.Count(b => b));
+        return new()
+        {
+            ["scenario"] = "muc",
+            ["rooms"] = rooms,
+            ["occupants"] = occupants,
+            ["messages"] = (long)n * messages,
+            ["deliveries"] = total,
+            ["errors"] = errors + (finished ? 0 : 1),
+            ["missing"] = missing,
+            ["duplicates"] = duplicates,
+            ["join_seconds"] = Math.Round(joinSeconds, 2),
+            ["seconds"] = Math.Round(seconds, 3),
+            ["deliveries_per_second"] = Math.Round(Interlocked.Read(ref delivered) / seconds, 0),
+            ["p50_ms"] = Math.Round(latency.Percentile(50) / 1000, 2),
+            ["p99_ms"] = Math.Round(latency.Percentile(99) / 1000, 2),
+        };
+    }
+
+    /// <summary>
     /// Offline storage: <paramref name="senders"/> online accounts send <paramref name="perRecipient"/> chat
     /// messages to each of <paramref name="recipients"/> offline accounts; the store phase ends when every
     /// sender's ping, sent after its messages, is answered (the server has handled everything before it). Then

@@ -500,6 +500,11 @@ internal sealed class MucRoom
     {
         var message = ctx.Stanza;
         var type = ctx.Type ?? "normal";
+        if (type != "error")
+        {
+            NotLockedFor(ctx.From);
+        }
+
         _bySession.TryGetValue(ctx.From, out var sender);
         if (type == "error")
         {
@@ -855,6 +860,7 @@ internal sealed class MucRoom
     /// <summary>An iq to the room itself; returns the result payload (or null for an empty result).</summary>
     public async ValueTask<Element?> IqAsync(StanzaContext ctx, Element payload, List<Element> outbox, CancellationToken ct)
     {
+        NotLockedFor(ctx.From);
         var set = ctx.Type == "set";
         switch (payload.Namespace, payload.Name, set)
         {
@@ -895,6 +901,15 @@ internal sealed class MucRoom
                 return null;
             default:
                 throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
+        }
+    }
+
+    /// <summary>§10.1.1: until its owner configures it, a new room does not exist for anyone else.</summary>
+    private void NotLockedFor(Jid requester)
+    {
+        if (Locked && AffiliationOf(requester) != Affiliation.Owner)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound, $"there is no room {Jid}");
         }
     }
 
