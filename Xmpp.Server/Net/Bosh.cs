@@ -194,7 +194,7 @@ internal sealed class BoshSession(BoshManager manager, string sid, string host, 
         {
             lock (_gate)
             {
-                return _inFlight > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Environment.TickCount64 - _lastActivity);
+                return Volatile.Read(ref _inFlight) > 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Environment.TickCount64 - _lastActivity);
             }
         }
     }
@@ -332,9 +332,10 @@ internal sealed class BoshSession(BoshManager manager, string sid, string host, 
     {
         lock (_gate)
         {
-            _inFlight--;
             _lastActivity = Environment.TickCount64;
         }
+
+        Interlocked.Decrement(ref _inFlight);
     }
 
     private void Remember(long rid, string answer)

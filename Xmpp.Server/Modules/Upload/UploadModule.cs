@@ -214,7 +214,7 @@ public sealed class UploadModule : IXmppModule, IKeepsStateAcrossReload
             return;
         }
 
-        var meta = ReadMeta(id);
+        var meta = await ReadMetaAsync(id, http.Aborted).ConfigureAwait(false);
         if (meta is null || meta.Name != name)
         {
             await http.SendTextAsync(404, "no such file").ConfigureAwait(false);
@@ -359,6 +359,18 @@ public sealed class UploadModule : IXmppModule, IKeepsStateAcrossReload
         try
         {
             return File.Exists(DataPath(id)) ? Meta.Parse(File.ReadAllText(MetaPath(id))) : null;
+        }
+        catch (Exception ex) when (ex is IOException or Xmpp.Core.Stanzas.XmppStreamException or System.Xml.XmlException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<Meta?> ReadMetaAsync(string id, CancellationToken ct)
+    {
+        try
+        {
+            return File.Exists(DataPath(id)) ? Meta.Parse(await File.ReadAllTextAsync(MetaPath(id), ct).ConfigureAwait(false)) : null;
         }
         catch (Exception ex) when (ex is IOException or Xmpp.Core.Stanzas.XmppStreamException or System.Xml.XmlException)
         {
