@@ -482,4 +482,35 @@ public sealed class MucTests
         var voiced = await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == Room + "/Carol" && Item(e).GetAttribute("role") == "participant");
         Assert.That(Codes(voiced), Does.Contain("110"));
     }
+
+    [Test]
+    public async Task A_room_that_stops_being_persistent_drops_its_archive()
+    {
+        await using var server = await TestServer.StartAsync(null, Users);
+        await using var alice = await LoginAsync(server, "alice");
+        await JoinAsync(alice, "Alice");
+        await InstantRoomAsync(alice, fields: Field("persistentroom", "1"));
+        await alice.SendAsync($"<message to='{Room}' type='groupchat' id='a1'><body>archived once</body></message>");
+        await alice.ReadUntilAsync(e => e.Name == "message" && e.ChildText("body", "jabber:client") == "archived once");
+        await InstantRoomAsync(alice, fields: Field("persistentroom", "0"));
+        await InstantRoomAsync(alice, fields: Field("persistentroom", "1"));
+        await alice.SendAsync($"<iq type='set' id='q' to='{Room}'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>");
+        var results = new List<Element>();
+        while (true)
+        {
+            var e = await alice.ReadAsync();
+            if (e.Name == "iq" && e.GetAttribute("id") == "q")
+            {
+                Assert.That(e.GetAttribute("type"), Is.EqualTo("result"), e.ToString());
+                break;
+            }
+
+            if (e.Child("result", "urn:xmpp:mam:2") is not null)
+            {
+                results.Add(e);
+            }
+        }
+
+        Assert.That(results, Is.Empty);
+    }
 }

@@ -1372,7 +1372,9 @@ internal sealed class MucRoom
         }
         else if (before.Persistent)
         {
+            // No longer kept: neither is its archive (a later room of the same name must not inherit it).
             await Service.UnsaveAsync(this, ct).ConfigureAwait(false);
+            await Service.Storage.RoomArchive.ClearAsync(Jid.Domain, Jid.Local!, ct).ConfigureAwait(false);
             if (_byNick.Count == 0)
             {
                 await EndAsync(ct).ConfigureAwait(false);
