@@ -138,25 +138,8 @@ public sealed class HttpHost : IAsyncDisposable
     private async Task BoshAsync(HttpContext http)
     {
         var ctx = _server.Context;
-        var origin = http.Request.Headers.Origin.ToString();
-        if (origin.Length > 0)
+        if (CorsAnswered(http, ["POST"]))
         {
-            if (ctx.Options.Http.AllowOrigin(origin) is not { } allowed)
-            {
-                http.Response.StatusCode = StatusCodes.Status403Forbidden;
-                return;
-            }
-
-            http.Response.Headers.AccessControlAllowOrigin = allowed;
-            http.Response.Headers.Vary = "Origin";
-        }
-
-        if (HttpMethods.IsOptions(http.Request.Method))
-        {
-            http.Response.Headers.AccessControlAllowMethods = "POST, OPTIONS";
-            http.Response.Headers.AccessControlAllowHeaders = "Content-Type";
-            http.Response.Headers.AccessControlMaxAge = "86400";
-            http.Response.StatusCode = StatusCodes.Status204NoContent;
             return;
         }
 
@@ -211,26 +194,9 @@ public sealed class HttpHost : IAsyncDisposable
             return;
         }
 
-        var origin = http.Request.Headers.Origin.ToString();
-        if (origin.Length > 0)
+        if (CorsAnswered(http, methods))
         {
-            if (ctx.Options.Http.AllowOrigin(origin) is not { } allowed)
-            {
-                ctx.Logs.GetLogger("Http").Info("Refusing a {Method} to {Path} from origin {Origin} (not in cors-origins)", http.Request.Method, path, origin);
-                http.Response.StatusCode = StatusCodes.Status403Forbidden;
-                return;
-            }
-
-            http.Response.Headers.AccessControlAllowOrigin = allowed;
-            http.Response.Headers.Vary = "Origin";
-            if (HttpMethods.IsOptions(http.Request.Method))
-            {
-                http.Response.Headers.AccessControlAllowMethods = string.Join(", ", methods.Append("OPTIONS"));
-                http.Response.Headers.AccessControlAllowHeaders = "Authorization, Content-Type";
-                http.Response.Headers.AccessControlMaxAge = "86400";
-                http.Response.StatusCode = StatusCodes.Status204NoContent;
-                return;
-            }
+            return;
         }
 
         if (!methods.Contains(http.Request.Method, StringComparer.OrdinalIgnoreCase))
@@ -241,6 +207,39 @@ public sealed class HttpHost : IAsyncDisposable
         }
 
         await handler(new Exchange(http)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The CORS gate of BOSH and the modules' paths, by the configuration's cors-origins: a request from an
+    /// origin not allowed gets 403, a preflight (OPTIONS) its answer for <paramref name="methods"/>. True
+    /// when the request was answered here; otherwise the allowed origin is on the response and it goes on.
+    /// </summary>
+    private bool CorsAnswered(HttpContext http, string[] methods)
+    {
+        var origin = http.Request.Headers.Origin.ToString();
+        if (origin.Length > 0)
+        {
+            if (_server.Context.Options.Http.AllowOrigin(origin) is not { } allowed)
+            {
+                _server.Context.Logs.GetLogger("Http").Info("Refusing a {Method} to {Path} from origin {Origin} (not in cors-origins)", http.Request.Method, http.Request.Path.Value, origin);
+                http.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return true;
+            }
+
+            http.Response.Headers.AccessControlAllowOrigin = allowed;
+            http.Response.Headers.Vary = "Origin";
+        }
+
+        if (!HttpMethods.IsOptions(http.Request.Method))
+        {
+            return false;
+        }
+
+        http.Response.Headers.AccessControlAllowMethods = string.Join(", ", methods.Append("OPTIONS"));
+        http.Response.Headers.AccessControlAllowHeaders = "Authorization, Content-Type";
+        http.Response.Headers.AccessControlMaxAge = "86400";
+        http.Response.StatusCode = StatusCodes.Status204NoContent;
+        return true;
     }
 
     /// <summary>A module's view of an ASP.NET Core request.</summary>

@@ -60,6 +60,26 @@ public sealed class MucTests
         Assert.That(r.GetAttribute("type"), Is.EqualTo("result"), r.ToString());
     }
 
+    /// <summary>A XEP-0313 query on the room's archive: the result messages, and the iq that ends them.</summary>
+    private static async Task<(List<Element> Results, Element Fin)> QueryRoomArchiveAsync(RawXmppClient c)
+    {
+        await c.SendAsync($"<iq type='set' id='q' to='{Room}'><query xmlns='urn:xmpp:mam:2' queryid='qq'/></iq>");
+        var results = new List<Element>();
+        while (true)
+        {
+            var e = await c.ReadAsync();
+            if (e.Name == "iq" && e.GetAttribute("id") == "q")
+            {
+                return (results, e);
+            }
+
+            if (e.Child("result", "urn:xmpp:mam:2") is not null)
+            {
+                results.Add(e);
+            }
+        }
+    }
+
     private static string Field(string var, string value) => $"<field var='muc#roomconfig_{var}'><value>{value}</value></field>";
 
     [Test]
@@ -333,23 +353,7 @@ public sealed class MucTests
                 Assert.That(entry[^1].ChildText("subject", "jabber:client"), Is.EqualTo("Release"));
 
                 // XEP-0313 on the room JID.
-                await bob.SendAsync($"<iq type='set' id='q' to='{Room}'><query xmlns='urn:xmpp:mam:2' queryid='qq'/></iq>");
-                var results = new List<Element>();
-                Element fin;
-                while (true)
-                {
-                    var e = await bob.ReadAsync();
-                    if (e.Name == "iq" && e.GetAttribute("id") == "q")
-                    {
-                        fin = e;
-                        break;
-                    }
-
-                    if (e.Child("result", "urn:xmpp:mam:2") is not null)
-                    {
-                        results.Add(e);
-                    }
-                }
+                var (results, fin) = await QueryRoomArchiveAsync(bob);
 
                 Assert.That(fin.GetAttribute("type"), Is.EqualTo("result"), fin.ToString());
                 Assert.That(results.Select(r => r.GetAttribute("from")).Distinct(), Is.EqualTo(new[] { Room }));
@@ -494,22 +498,8 @@ public sealed class MucTests
         await alice.ReadUntilAsync(e => e.Name == "message" && e.ChildText("body", "jabber:client") == "archived once");
         await InstantRoomAsync(alice, fields: Field("persistentroom", "0"));
         await InstantRoomAsync(alice, fields: Field("persistentroom", "1"));
-        await alice.SendAsync($"<iq type='set' id='q' to='{Room}'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>");
-        var results = new List<Element>();
-        while (true)
-        {
-            var e = await alice.ReadAsync();
-            if (e.Name == "iq" && e.GetAttribute("id") == "q")
-            {
-                Assert.That(e.GetAttribute("type"), Is.EqualTo("result"), e.ToString());
-                break;
-            }
-
-            if (e.Child("result", "urn:xmpp:mam:2") is not null)
-            {
-                results.Add(e);
-            }
-        }
+        var (results, fin) = await QueryRoomArchiveAsync(alice);
+        Assert.That(fin.GetAttribute("type"), Is.EqualTo("result"), fin.ToString());
 
         Assert.That(results, Is.Empty);
     }

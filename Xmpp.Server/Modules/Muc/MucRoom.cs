@@ -185,7 +185,7 @@ internal sealed class MucRoom
             // The occupant's server could not deliver to it: it is gone (a ghost), §7.2 and Prosody's practice.
             if (current is not null && IsGhostError(ctx.Stanza))
             {
-                Remove(current, from, outbox, [333], item: null, selfOnlyCodes: false);
+                Remove(current, from, outbox, [333], item: null);
                 await AfterLeaveAsync(ct).ConfigureAwait(false);
             }
 
@@ -206,7 +206,7 @@ internal sealed class MucRoom
         {
             if (current is not null)
             {
-                Remove(current, from, outbox, [], item: null, selfOnlyCodes: false, reason: ctx.Stanza.ChildText("status", Ns.Client));
+                Remove(current, from, outbox, [], item: null, reason: ctx.Stanza.ChildText("status", Ns.Client));
                 await AfterLeaveAsync(ct).ConfigureAwait(false);
             }
 
@@ -433,7 +433,7 @@ internal sealed class MucRoom
     /// Takes a session out of the room (or the whole occupant when <paramref name="session"/> is null):
     /// unavailable presence to everyone, with the status codes, and to the session itself with 110 too.
     /// </summary>
-    private void Remove(Occupant occupant, Jid? session, List<Element> outbox, int[] codes, Action<Element>? item, bool selfOnlyCodes, string? reason = null)
+    private void Remove(Occupant occupant, Jid? session, List<Element> outbox, int[] codes, Action<Element>? item, string? reason = null)
     {
         if (session is not null && occupant.Sessions.Count > 1)
         {
@@ -454,11 +454,6 @@ internal sealed class MucRoom
             foreach (var (jid, _) in receiver.Sessions)
             {
                 var self = receiver == occupant;
-                if (selfOnlyCodes && !self)
-                {
-                    continue;
-                }
-
                 var p = PresenceOf(occupant, occupant.Presence, "unavailable", jid, SeesJids(receiver), self ? [110, .. codes] : codes, item);
                 if (status is not null)
                 {
@@ -510,7 +505,7 @@ internal sealed class MucRoom
         {
             if (sender is not null && IsGhostError(message))
             {
-                Remove(sender, null, outbox, [333], item: null, selfOnlyCodes: false);
+                Remove(sender, null, outbox, [333], item: null);
                 await AfterLeaveAsync(ct).ConfigureAwait(false);
             }
 
@@ -1202,7 +1197,7 @@ internal sealed class MucRoom
         if (role == Role.None)
         {
             // §8.2 kick: status 307, the actor and the reason in the item.
-            Remove(target, null, outbox, [307], item => Decorate(item, actorNick, reason), selfOnlyCodes: false);
+            Remove(target, null, outbox, [307], item => Decorate(item, actorNick, reason));
             Service.Log.Info("{Nick} was kicked from {Room} by {Actor}", target.Nick, Jid, actorNick);
             return;
         }
@@ -1228,12 +1223,12 @@ internal sealed class MucRoom
             if (affiliation == Affiliation.Outcast)
             {
                 // §9.1 ban: status 301.
-                Remove(occupant, null, outbox, [301], item => Decorate(item, actorNick, reason), selfOnlyCodes: false);
+                Remove(occupant, null, outbox, [301], item => Decorate(item, actorNick, reason));
             }
             else if (affiliation == Affiliation.None && Config.MembersOnly)
             {
                 // §9.4: no longer a member of a members-only room: status 321.
-                Remove(occupant, null, outbox, [321], item => Decorate(item, actorNick, reason), selfOnlyCodes: false);
+                Remove(occupant, null, outbox, [321], item => Decorate(item, actorNick, reason));
             }
             else
             {
@@ -1316,7 +1311,7 @@ internal sealed class MucRoom
             // §10.2: non-members leave a room that becomes members-only, with status 322.
             foreach (var o in _byNick.Values.Where(o => AffiliationOf(o.Bare) < Affiliation.Member).ToList())
             {
-                Remove(o, null, outbox, [322], item: null, selfOnlyCodes: false);
+                Remove(o, null, outbox, [322], item: null);
             }
         }
 

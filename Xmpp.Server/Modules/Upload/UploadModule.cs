@@ -354,23 +354,29 @@ public sealed class UploadModule : IXmppModule, IKeepsStateAcrossReload
 
     private string MetaPath(string id) => Path.Combine(_directory, id + ".xml");
 
-    private Meta? ReadMeta(string id)
-    {
-        try
-        {
-            return File.Exists(DataPath(id)) ? Meta.Parse(File.ReadAllText(MetaPath(id))) : null;
-        }
-        catch (Exception ex) when (ex is IOException or Xmpp.Core.Stanzas.XmppStreamException or System.Xml.XmlException)
-        {
-            return null;
-        }
-    }
+    private Meta? ReadMeta(string id) =>
+        TryMeta(id, () => File.ReadAllText(MetaPath(id)));
 
     private async Task<Meta?> ReadMetaAsync(string id, CancellationToken ct)
     {
+        string? xml = null;
         try
         {
-            return File.Exists(DataPath(id)) ? Meta.Parse(await File.ReadAllTextAsync(MetaPath(id), ct).ConfigureAwait(false)) : null;
+            xml = File.Exists(DataPath(id)) ? await File.ReadAllTextAsync(MetaPath(id), ct).ConfigureAwait(false) : null;
+        }
+        catch (IOException)
+        {
+        }
+
+        return TryMeta(id, () => xml);
+    }
+
+    /// <summary>A file's record from its text, or null when the file or its record is missing or unreadable.</summary>
+    private Meta? TryMeta(string id, Func<string?> text)
+    {
+        try
+        {
+            return File.Exists(DataPath(id)) && text() is { } xml ? Meta.Parse(xml) : null;
         }
         catch (Exception ex) when (ex is IOException or Xmpp.Core.Stanzas.XmppStreamException or System.Xml.XmlException)
         {
