@@ -1,4 +1,5 @@
 using NLog;
+using Xmpp.Core.Addressing;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Config;
 using Xmpp.Server.Modules.Roster;
@@ -107,8 +108,19 @@ public interface IModuleContext
     /// </summary>
     void RunInBackground(Func<CancellationToken, Task> work);
 
-    /// <summary>Registers a request handler for iq type get or set with payload NS:NAME addressed to the given targets.</summary>
+    /// <summary>
+    /// Registers a request handler for iq type get or set with payload NS:NAME addressed to the given targets.
+    /// A request from another entity to the bare JID of a local account that does not exist is answered
+    /// service-unavailable before the handler runs (RFC 6121 §8.5.1), unless the targets include
+    /// <see cref="IqTarget.AnyAccount"/>.
+    /// </summary>
     void HandleIq(string type, string ns, string name, IqTarget targets, IqHandler handler);
+
+    /// <summary>
+    /// Whether a local account exists (it has a session, or storage knows it). Not for answering strangers
+    /// differently about missing accounts than about accounts that deny them (RFC 6121 §8.5.1, XEP-0030 §8).
+    /// </summary>
+    ValueTask<bool> AccountExistsAsync(Jid account, CancellationToken cancellationToken);
 }
 
 [Flags]
@@ -116,4 +128,7 @@ public enum IqTarget
 {
     Host = 1,
     Bare = 2,
+
+    /// <summary>With <see cref="Bare"/>: the handler answers for the bare JIDs of accounts that do not exist too.</summary>
+    AnyAccount = 4,
 }

@@ -1,4 +1,5 @@
 using NLog;
+using Xmpp.Core.Addressing;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Config;
@@ -315,6 +316,11 @@ public sealed class ModuleHost
         public ValueTask<bool> FireAsync(string name, StanzaContext context, CancellationToken cancellationToken) =>
             host.Hooks.FireAsync(name, context, cancellationToken);
 
+        public async ValueTask<bool> AccountExistsAsync(Jid account, CancellationToken cancellationToken) =>
+            account.Local is not null && host.Router.IsLocal(account.Domain) &&
+            (host.Sessions.Resources(account.Bare).Count > 0 ||
+             await host.Storage.Users.ExistsAsync(account.Domain, account.Local, cancellationToken).ConfigureAwait(false));
+
         public void HandleIq(string type, string ns, string name, IqTarget targets, IqHandler handler)
         {
             async ValueTask<bool> Invoke(StanzaContext ctx, CancellationToken ct)
@@ -323,6 +329,14 @@ public sealed class ModuleHost
                 Element reply;
                 try
                 {
+                    // RFC 6121 §8.5.1: an iq to the bare JID of an account that does not exist gets
+                    // service-unavailable, whatever it asks, unless the handler answers for such JIDs itself.
+                    if (ctx.To is { Local: not null } to && to.Bare != ctx.From.Bare && !targets.HasFlag(IqTarget.AnyAccount) &&
+                        !await AccountExistsAsync(to, ct).ConfigureAwait(false))
+                    {
+                        throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
+                    }
+
                     var result = await handler(ctx, payload, ct).ConfigureAwait(false);
                     if (ReferenceEquals(result, IqReply.Answered))
                     {

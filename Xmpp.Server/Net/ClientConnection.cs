@@ -721,6 +721,14 @@ public sealed class ClientConnection : IClientSession, IConnection
                 return Next.Continue;
             }
 
+            if (e.Namespace == SmState.Namespace && _ctx.StreamManagement is not null)
+            {
+                // XEP-0198 §3: "The server SHALL enforce this order and return a <failed/> element in response if
+                // the order is violated" (stream management before authentication), not a stream error.
+                SendRaw($"<failed xmlns='{SmState.Namespace}'><unexpected-request xmlns='{Ns.Stanzas}'/></failed>");
+                return Next.Continue;
+            }
+
             // RFC 6120 §4.9.3.12: nothing but negotiation before authentication.
             throw new XmppStreamException(StreamErrorCondition.NotAuthorized, $"<{e.Name}/> before authentication");
         }

@@ -133,7 +133,8 @@ public sealed class AdminCommandsTests
         var onlineCount = await RunAsync(boss, "get-online-users-num", null);
         Assert.That(Values(onlineCount, "onlineusersnum"), Is.EqualTo(new[] { "2" }));
 
-        var deleted = await RunAsync(boss, "delete-user", Form(("accountjids", ["victim@localhost", "ghost@localhost"])));
+        // A full JID names its account (XEP-0133 §4.2 asks for bare JIDs; Smack's test framework sends full ones).
+        var deleted = await RunAsync(boss, "delete-user", Form(("accountjids", ["victim@localhost/test", "ghost@localhost"])));
         Assert.That(Note(deleted), Does.StartWith("warn:").And.Contain("ghost@localhost does not exist"));
         Assert.That(await victim.ReadStreamErrorAsync(), Is.EqualTo("not-authorized"));
         await using var gone = await RawXmppClient.ConnectAsync(server.C2sPort);

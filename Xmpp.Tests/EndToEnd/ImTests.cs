@@ -260,10 +260,15 @@ public sealed class ImTests
         await using var server = await TestServer.StartAsync(null, Alice, Bob);
         await using var alice = await OnlineAsync(server, "alice", "wonderland");
         await alice.SendAsync("<message to='bob@localhost' type='chat' id='o1'><body>first</body></message>");
-        await alice.SendAsync("<message to='bob@localhost/phone' id='o2'><body>second</body></message>");
+        await alice.SendAsync("<message to='bob@localhost/phone' type='chat' id='o2'><body>second</body></message>");
         await alice.SendAsync("<message to='bob@localhost' type='chat' id='o3'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
         await alice.SendAsync("<message to='bob@localhost' type='headline' id='o4'><body>old news</body></message>");
         Assert.That((await alice.DrainAsync()).Where(e => e.Name == "message"), Is.Empty, "stored, not bounced");
+
+        // RFC 6121 §8.5.3.2.1: a normal message to a full JID that is not connected is refused, not stored.
+        await alice.SendAsync("<message to='bob@localhost/phone' id='n1'><body>not for later</body></message>");
+        var refused = (await alice.DrainAsync()).Single(e => e.Name == "message");
+        Assert.That((refused.GetAttribute("id"), refused.GetAttribute("type"), refused.Child("error")?.FirstElement()?.Name), Is.EqualTo(("n1", "error", "service-unavailable")));
 
         // A session with negative priority does not take them (XEP-0160: non-negative presence).
         await using (var shy = await OnlineAsync(server, "bob", "builder", resource: "shy", presence: "<presence><priority>-5</priority></presence>"))
@@ -469,15 +474,47 @@ public sealed class ImTests
     }
 
     [Test]
-    public async Task Subscribing_to_a_nonexistent_account_is_answered_unsubscribed()
+    public async Task Requests_to_a_nonexistent_account_look_like_requests_to_an_account_that_ignores_them()
     {
-        await using var server = await TestServer.StartAsync(null, Alice);
+        await using var server = await TestServer.StartAsync(null, Alice, Bob);
         await using var alice = await OnlineAsync(server, "alice", "wonderland");
-        await alice.SendAsync("<presence type='subscribe' to='nobody@localhost'/>");
-        var seen = await alice.DrainAsync();
-        Assert.That(Has(seen, "presence", "unsubscribed", "nobody@localhost"), Is.True, "RFC 6121 §3.1.3");
-        var item = PushItem(seen, "nobody@localhost")!;
-        Assert.That((item.GetAttribute("subscription"), item.GetAttribute("ask")), Is.EqualTo(("none", (string?)null)), "the pending-out is cleared again");
+
+        // RFC 6121 §8.5.1: a subscription request to a missing account is silently ignored, exactly as one to an
+        // existing account whose owner has not answered: the request stays pending, nobody says unsubscribed.
+        foreach (var to in new[] { "nobody@localhost", "bob@localhost" })
+        {
+            await alice.SendAsync($"<presence type='subscribe' to='{to}'/>");
+            var seen = await alice.DrainAsync();
+            Assert.That(seen.Where(e => e.Name == "presence"), Is.Empty, to);
+            Assert.That((PushItem(seen, to)!.GetAttribute("subscription"), PushItem(seen, to)!.GetAttribute("ask")), Is.EqualTo(("none", "subscribe")), to);
+        }
+
+        // An iq to the missing account's bare or full JID is service-unavailable, whatever it asks (here: XEP-0199).
+        foreach (var to in new[] { "nobody@localhost", "nobody@localhost/r" })
+        {
+            var pong = await alice.IqAsync($"<iq type='get' id='p' to='{to}'><ping xmlns='urn:xmpp:ping'/></iq>");
+            Assert.That(pong.Child("error", "jabber:client")?.FirstElement()?.Name, Is.EqualTo("service-unavailable"), to);
+        }
+
+        var bobPong = await alice.IqAsync("<iq type='get' id='p2' to='bob@localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        Assert.That(bobPong.GetAttribute("type"), Is.EqualTo("result"), "the server answers a ping for an existing account");
+
+        // XEP-0030 §8: disco#info is service-unavailable both for the missing account and for an existing one that
+        // has not granted a subscription, with a node or not; disco#items of the missing account is an empty result.
+        foreach (var (to, node) in new[] { ("nobody@localhost", ""), ("nobody@localhost", " node='n'"), ("bob@localhost", ""), ("bob@localhost", " node='n'") })
+        {
+            var info = await alice.IqAsync($"<iq type='get' id='i' to='{to}'><query xmlns='http://jabber.org/protocol/disco#info'{node}/></iq>");
+            Assert.That(info.Child("error", "jabber:client")?.FirstElement()?.Name, Is.EqualTo("service-unavailable"), to + node);
+        }
+
+        foreach (var node in new[] { "", " node='n'" })
+        {
+            var items = await alice.IqAsync($"<iq type='get' id='it' to='nobody@localhost'><query xmlns='http://jabber.org/protocol/disco#items'{node}/></iq>");
+            Assert.That((items.GetAttribute("type"), items.FirstElement()!.ElementCount()), Is.EqualTo(("result", 0)), node);
+        }
+
+        var own = await alice.IqAsync("<iq type='get' id='o' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        Assert.That(own.GetAttribute("type"), Is.EqualTo("result"), "the account itself may ask");
     }
 
     [Test]

@@ -9,6 +9,22 @@ public sealed class StreamManagementTests
     private const string Sm = "urn:xmpp:sm:3";
 
     [Test]
+    public async Task Enabling_before_authentication_is_answered_failed_and_the_stream_goes_on()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland");
+        await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await alice.OpenTlsAsync();
+
+        // XEP-0198 §3: "The server SHALL enforce this order and return a <failed/> element".
+        await alice.SendAsync($"<enable xmlns='{Sm}' resume='true'/>");
+        var failed = await alice.ReadAsync();
+        Assert.That((failed.Name, failed.Namespace, failed.FirstElement()?.Name), Is.EqualTo(("failed", Sm, "unexpected-request")));
+
+        var result = await alice.AuthenticateAsync("SCRAM-SHA-256", "alice", "wonderland");
+        Assert.That(result.Name, Is.EqualTo("success"), "the stream is still usable");
+    }
+
+    [Test]
     public async Task Acks_count_stanzas_both_ways()
     {
         await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder");

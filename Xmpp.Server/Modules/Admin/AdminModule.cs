@@ -119,8 +119,10 @@ public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
 
         var problems = new List<string>();
         var deleted = new List<string>();
-        foreach (var text in jids)
+        foreach (var given in jids)
         {
+            // The account of a full JID is meant (Smack's test framework deletes its accounts by their full JIDs).
+            var text = Jid.TryParse(given, out var parsed) ? parsed.Bare.ToString() : given;
             var result = await _accounts.DeleteAsync(text, ct).ConfigureAwait(false);
             if (result != AccountResult.Ok)
             {

@@ -10,13 +10,25 @@ namespace Xmpp.Server.Modules.Delivery;
 /// offered to offline storage ("message/offline/handle") and bounced with service-unavailable when
 /// nothing stores it.
 /// </summary>
-[Specification("RFC 6121", "§8.5", Note = "Message delivery rules for full and bare JIDs: highest priority resources, headline to all non-negative ones, offline storage or service-unavailable.")]
+[Specification("RFC 6121", "§8.5", Note = "Message delivery rules for full and bare JIDs: highest priority resources, headline to all non-negative ones, offline storage or service-unavailable; to a full JID that is not connected, only chat messages go to the bare JID (§8.5.3.2.1), normal and groupchat ones get service-unavailable.")]
 public sealed class MessageDeliveryModule : IXmppModule
 {
     public string Name => "message";
 
     public void Register(IModuleContext context)
     {
+        // §8.5.3.2.1, before archiving and carbons see it: a message to a full JID that is not connected is
+        // treated as if sent to the bare JID only when it is a chat; normal and groupchat ones are refused with
+        // service-unavailable (the RFC's "return an error stanza", so the sender learns it was not delivered),
+        // headline and error ones are dropped.
+        context.Hook(HookNames.Stanza("message", Target.Full), (ctx, ct) =>
+            context.Sessions.Find(ctx.To!) is not null ? ValueTask.FromResult(false) : ctx.Type switch
+            {
+                "chat" => ValueTask.FromResult(false),
+                "headline" or "error" => ValueTask.FromResult(true),
+                _ => Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct),
+            }, priority: 100);
+
         context.Hook(HookNames.Stanza("message", Target.Full), (ctx, ct) =>
         {
             var session = context.Sessions.Find(ctx.To!);
@@ -25,14 +37,8 @@ public sealed class MessageDeliveryModule : IXmppModule
                 return ValueTask.FromResult(true);
             }
 
-            // §8.5.3.2.1: no such resource. Normal and chat are treated as if sent to the bare JID;
-            // groupchat gets service-unavailable; headline and error are dropped.
-            return ctx.Type switch
-            {
-                "groupchat" => Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct),
-                "headline" or "error" => ValueTask.FromResult(true),
-                _ => DeliverToBareAsync(context, ctx, ct),
-            };
+            // The resource went away since the check above (or its queue refused): as for the bare JID.
+            return DeliverToBareAsync(context, ctx, ct);
         }, priority: -1);
 
         context.Hook(HookNames.Stanza("message", Target.Bare), (ctx, ct) => DeliverToBareAsync(context, ctx, ct), priority: -1);
@@ -86,7 +92,7 @@ public sealed class MessageDeliveryModule : IXmppModule
             return true;
         }
 
-        if (resources.Count == 0 && !await context.Storage.Users.ExistsAsync(owner.Domain, owner.Local!, ct).ConfigureAwait(false))
+        if (resources.Count == 0 && !await context.AccountExistsAsync(owner, ct).ConfigureAwait(false))
         {
             // §8.5.1: no such account.
             return await Bounce(ctx, StanzaErrorCondition.ServiceUnavailable, null, ct).ConfigureAwait(false);

@@ -8,8 +8,8 @@ namespace Xmpp.Server.Modules.Disco;
 /// XEP-0030 Service Discovery on the server (identity server/im and every module's features) and on
 /// accounts (identity account/registered), answered by the server for accounts that exist.
 /// </summary>
-[Specification("XEP-0030", "2.5rc3", Note = "disco#info and disco#items on the server and on accounts (with their PEP nodes when pep is on).")]
-[Specification("XEP-0115", "1.6", Note = "The server's own caps (SHA-1 over its disco#info) in the stream features, answered at NODE#VER.")]
+[Specification("XEP-0030", "2.5rc3", Note = "disco#info and disco#items on the server and on accounts (with their PEP nodes when pep is on); for accounts, §8: disco#info only to the account and its subscribers, service-unavailable otherwise and for missing accounts, empty items for missing accounts.")]
+[Specification("XEP-0115", "1.6", Note = "The server's own caps (SHA-1 over its disco#info) in the stream features, answered at NODE#VER, and the caps feature in its disco#info. No caps optimization (§8.4): presence is forwarded with its caps as sent.")]
 public sealed class DiscoModule : IXmppModule
 {
     /// <summary>The node of the server's XEP-0115 caps.</summary>
@@ -45,6 +45,10 @@ public sealed class DiscoModule : IXmppModule
         disco.AddHostIdentity("server", "im", "XmppServer");
         disco.AddFeature(Ns.DiscoInfo, IqTarget.Host | IqTarget.Bare);
         disco.AddFeature(Ns.DiscoItems, IqTarget.Host | IqTarget.Bare);
+
+        // XEP-0115 §6.3: the server announces its own caps in the stream features; saying so in disco#info is how
+        // clients (Smack's EntityCapsManager) learn that it understands caps at all.
+        disco.AddFeature(Xmpp.Core.Caps.EntityCapabilities.Namespace, IqTarget.Host);
 
         // XEP-0115 §6.3: the server's own caps in its stream features, so clients need not ask what it does;
         // a disco#info to NODE#VER answers like one without a node.
@@ -95,14 +99,24 @@ public sealed class DiscoModule : IXmppModule
             return NodeAsync(ctx, Ns.DiscoItems, node, disco.HostNodeItems, ct);
         });
 
-        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Bare, async (ctx, payload, ct) =>
+        // XEP-0030 §8: the server answers for accounts without letting strangers harvest which exist. disco#items
+        // of an account that does not exist is an empty result (with a node or not); so are the items of a node
+        // asked by anyone but the owner (accounts have none of their own to show).
+        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Bare | IqTarget.AnyAccount, async (ctx, payload, ct) =>
         {
-            if (payload.GetAttribute("node") is not null)
+            var query = new Element("query", Ns.DiscoItems);
+            var node = payload.GetAttribute("node");
+            var own = ctx.From.Bare == ctx.To!.Bare;
+            if (!own && !await context.AccountExistsAsync(ctx.To, ct).ConfigureAwait(false))
             {
-                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+                return query.SetAttribute("node", node);
             }
 
-            var query = new Element("query", Ns.DiscoItems);
+            if (node is not null)
+            {
+                return own ? throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound) : query.SetAttribute("node", node);
+            }
+
             foreach (var source in disco.AccountItems)
             {
                 foreach (var item in await source(ctx, ct).ConfigureAwait(false))
@@ -114,18 +128,20 @@ public sealed class DiscoModule : IXmppModule
             return query;
         });
 
+        // XEP-0030 §8: disco#info of an account is service-unavailable when it does not exist (the host's check
+        // before any handler) or when the requester may not see its presence (neither the account itself nor a
+        // contact with a subscription from it), with a node or not, so both cases look alike.
         context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Bare, async (ctx, payload, ct) =>
         {
-            var to = ctx.To!;
+            var to = ctx.To!.Bare;
+            if (ctx.From.Bare != to && await context.Rosters.FindAsync(to, ctx.From, ct).ConfigureAwait(false) is not { HasFrom: true })
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
+            }
+
             if (payload.GetAttribute("node") is not null)
             {
                 throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
-            }
-
-            // RFC 6121 §8.5.1: the server answers for accounts that exist, and only to their owner or, later, to contacts.
-            if (!await context.Storage.Users.ExistsAsync(to.Domain, to.Local!, ct).ConfigureAwait(false))
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
             }
 
             var query = new Element("query", Ns.DiscoInfo);
@@ -134,6 +150,7 @@ public sealed class DiscoModule : IXmppModule
             {
                 query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
             }
+
             foreach (var f in disco.AccountFeatures)
             {
                 query.AddChild("feature").SetAttribute("var", f);

@@ -27,10 +27,6 @@ public sealed class LastActivityModule : IXmppModule
         {
             var user = ctx.To!.Bare;
             var resources = context.Sessions.Resources(user);
-            if (resources.Count == 0 && !await context.Storage.Users.ExistsAsync(user.Domain, user.Local!, ct).ConfigureAwait(false))
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
-            }
 
             if (ctx.From.Bare != user)
             {

@@ -327,14 +327,11 @@ public sealed class PresenceModule : IXmppModule
             return;
         }
 
-        if (!await ExistsAsync(user, ct).ConfigureAwait(false))
+        if (!await _context.AccountExistsAsync(user, ct).ConfigureAwait(false))
         {
-            // §3.1.3: no such account.
-            if (type == "subscribe")
-            {
-                await Router.RouteAsync(SubscriptionStanza("unsubscribed", user, contact), null, ct).ConfigureAwait(false);
-            }
-
+            // §8.5.1: "For a presence stanza of type subscribe, subscribed, unsubscribe or unsubscribed, the server
+            // MUST silently ignore the stanza." An 'unsubscribed' answer would also tell a stranger which accounts
+            // exist, since a request to an existing account gets none until its owner decides.
             return;
         }
 
@@ -435,9 +432,6 @@ public sealed class PresenceModule : IXmppModule
     }
 
     // ---- helpers ----------------------------------------------------------------------------------------
-
-    private async ValueTask<bool> ExistsAsync(Jid user, CancellationToken ct) =>
-        Sessions.Resources(user).Count > 0 || await _context.Storage.Users.ExistsAsync(user.Domain, user.Local!, ct).ConfigureAwait(false);
 
     private void DeliverToAvailable(Jid user, Element stanza)
     {
