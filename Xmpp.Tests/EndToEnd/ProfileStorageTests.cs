@@ -64,9 +64,12 @@ public sealed class ProfileStorageTests
                 await alice.LoginAsync("alice", "wonderland");
                 await bob.LoginAsync("bob", "builder");
 
-                // XEP-0054 §3.1: no vCard yet is item-not-found (an account that does not exist is service-unavailable).
+                // XEP-0054 §3.1: no vCard yet is an error: service-unavailable to others, as for an account that
+                // does not exist (below), and item-not-found to the owner.
                 var before = await bob.IqAsync("<iq type='get' id='v0' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>");
-                Assert.That(before.Child("error", "jabber:client")!.Child("item-not-found", "urn:ietf:params:xml:ns:xmpp-stanzas"), Is.Not.Null);
+                Assert.That(before.Child("error", "jabber:client")!.Child("service-unavailable", "urn:ietf:params:xml:ns:xmpp-stanzas"), Is.Not.Null);
+                var own = await alice.IqAsync("<iq type='get' id='v00'><vCard xmlns='vcard-temp'/></iq>");
+                Assert.That(own.Child("error", "jabber:client")!.Child("item-not-found", "urn:ietf:params:xml:ns:xmpp-stanzas"), Is.Not.Null);
 
                 var set = await alice.IqAsync("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>alice</NICKNAME>" +
                     $"<PHOTO><TYPE>image/png</TYPE><BINVAL>{photo}</BINVAL></PHOTO></vCard></iq>");

@@ -7,7 +7,7 @@ namespace Xmpp.Server.Modules.VCard;
 /// vcard-temp (XEP-0054): the server keeps each account's vCard; the account sets it, anyone may read it
 /// (the profile and the avatar that XEP-0153 hashes point to). Queries to a full JID go to that client.
 /// </summary>
-[Specification("XEP-0054", "1.2", Note = "vCards set by their owner and readable by anyone; an empty vCard removes it, and an account without one answers item-not-found (§3.1). With pep on, its PHOTO and the PEP avatar are kept in step (XEP-0398).")]
+[Specification("XEP-0054", "1.2", Note = "vCards set by their owner and readable by anyone; an empty vCard removes it, and an account without one answers item-not-found to itself and service-unavailable to others, as a missing account does (§3.1). With pep on, its PHOTO and the PEP avatar are kept in step (XEP-0398).")]
 public sealed class VCardModule : IXmppModule
 {
     public const string Namespace = "vcard-temp";
@@ -32,9 +32,10 @@ public sealed class VCardModule : IXmppModule
             }
 
             // §3.1: "If no vCard exists or the user does not exist, the server MUST return a stanza error, which
-            // SHOULD be either <service-unavailable/> or <item-not-found/>": item-not-found here; an account that
-            // does not exist got service-unavailable before this handler ran (RFC 6121 §8.5.1).
-            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound, "no vCard");
+            // SHOULD be either <service-unavailable/> or <item-not-found/>". An account that does not exist got
+            // service-unavailable before this handler ran (RFC 6121 §8.5.1); anyone else asking gets the same,
+            // so that the answer does not tell which accounts exist. The owner learns there is none yet.
+            throw new StanzaErrorException(ctx.From.Bare == owner ? StanzaErrorCondition.ItemNotFound : StanzaErrorCondition.ServiceUnavailable, "no vCard");
         });
 
         context.HandleIq("set", Namespace, "vCard", IqTarget.Bare, async (ctx, vcard, ct) =>
