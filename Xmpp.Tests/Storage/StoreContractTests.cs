@@ -32,8 +32,8 @@ public sealed class StoreContractTests(string backend)
         }
 
         // Migrations are idempotent: a second run (a restart) changes nothing.
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(8));
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(8));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(9));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(9));
         foreach (var u in new[] { "alice", "bob" })
         {
             Assert.That(await _storage.Users.CreateAsync(H, u, Creds("pw-" + u), None), Is.True);
