@@ -63,7 +63,7 @@ public static class PubSubProtocol
     public static StanzaErrorException PreconditionNotMet(string? text) =>
         Error(StanzaErrorCondition.Conflict, "precondition-not-met", text);
 
-    /// <summary>feature-not-implemented with &lt;unsupported feature='...'/&gt; (§6.1.3.? and the like).</summary>
+    /// <summary>feature-not-implemented with &lt;unsupported feature='...'/&gt; (for what a service or node does not offer).</summary>
     public static StanzaErrorException Unsupported(string feature, string? text = null) =>
         new(new StanzaError(StanzaErrorCondition.FeatureNotImplemented, text)
         {

@@ -118,7 +118,11 @@ internal sealed partial class PubSubService(string domain, string host)
             case "iq" when ctx.Type is "get" or "set":
                 var payload = ctx.Stanza.FirstElement() ?? throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "an iq request needs a payload");
                 var result = await IqAsync(ctx, payload, outbox, ct).ConfigureAwait(false);
-                outbox.Insert(0, Stanza.IqResult(ctx.Stanza, result));
+
+                // The reply goes after the notifications it caused (whoever hears the reply may count on them having
+                // gone out), but before the last item that a new subscription brings (§6.1.7: it follows the result).
+                var subscribing = payload.Child("subscribe", PubSubProtocol.Namespace) is not null;
+                outbox.Insert(subscribing ? 0 : outbox.Count, Stanza.IqResult(ctx.Stanza, result));
                 break;
             case "message" when ctx.Type != "error":
                 await MessageAsync(ctx, outbox, ct).ConfigureAwait(false);
@@ -288,7 +292,7 @@ internal sealed partial class PubSubService(string domain, string host)
     /// <summary>
     /// An event to every subscriber of the node (and, for items, of the collections above it whose
     /// subscriptions reach this deep, XEP-0248): one message per subscribed JID, with SHIM SubID headers
-    /// when it holds several subscriptions (§12.?, "multiple subscriptions").
+    /// when it holds several subscriptions (§6.1.6: the SubIDs tell them apart).
     /// </summary>
     private void Notify(ServiceNode node, Element payload, List<Element> outbox, bool reachCollections = false)
     {
