@@ -199,9 +199,11 @@ internal sealed partial class PubSubService
             }
 
             var message = Message(ownerJid, "normal");
-            var form = DataForm.Create("form", AuthorizationFormType);
-            form.AddChild("title", DataForm.Namespace).AddText("PubSub subscriber request");
-            form.AddChild("instructions", DataForm.Namespace).AddText("To approve this entity's subscription request, set pubsub#allow to true and submit the form.");
+            // XEP-0004 §3.1: the title and instructions come before the fields.
+            var form = new Element("x", DataForm.Namespace).SetAttribute("type", "form");
+            form.AddChild("title").AddText("PubSub subscriber request");
+            form.AddChild("instructions").AddText("To approve this entity's subscription request, set pubsub#allow to true and submit the form.");
+            DataForm.AddField(form, "FORM_TYPE", "hidden", AuthorizationFormType);
             DataForm.AddField(form, "pubsub#subid", "hidden", subscription.SubId);
             DataForm.AddField(form, "pubsub#node", "text-single", node.Name).SetAttribute("label", "Node ID");
             DataForm.AddField(form, "pubsub#subscriber_jid", "jid-single", subscription.Jid.ToString()).SetAttribute("label", "Subscriber Address");
