@@ -434,6 +434,21 @@ public sealed class PubSubTests
     }
 
     [Test]
+    public async Task A_reload_keeps_the_nodes_and_their_subscribers()
+    {
+        await using var server = await TestServer.StartAsync(null, Users);
+        await using var alice = await LoginAsync(server, "alice");
+        await using var bob = await LoginAsync(server, "bob");
+        await Ok(CreateAsync(alice, "status"));
+        await Ok(SubscribeAsync(bob, "status", "bob@localhost"));
+
+        var reloaded = await server.Server.ReloadAsync(server.Server.Options, CancellationToken.None);
+        Assert.That(reloaded.Applied, Is.True);
+        await Ok(PublishAsync(alice, "status", "s1", "After the reload"));
+        Assert.That(Events(await bob.DrainAsync()).Single().Child("item", Event)!.GetAttribute("id"), Is.EqualTo("s1"));
+    }
+
+    [Test]
     public async Task Nodes_affiliations_subscriptions_and_items_survive_a_restart()
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "xmpp-pubsub-" + Guid.NewGuid().ToString("N"));
