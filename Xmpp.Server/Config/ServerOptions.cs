@@ -80,6 +80,7 @@ public sealed record ServerOptions
             ["admin"] = new Dictionary<string, string>(),
             ["muc"] = new Dictionary<string, string> { ["subdomain"] = "conference", ["create"] = "local", ["lock-new-rooms"] = "true", ["max-history"] = "50", ["max-rooms"] = "100000" },
             ["upload"] = new Dictionary<string, string> { ["max-size"] = "104857600", ["quota"] = "1073741824", ["expire-days"] = "30" },
+            ["pubsub"] = new Dictionary<string, string> { ["subdomain"] = "pubsub", ["create"] = "local", ["max-items"] = "1000", ["max-nodes"] = "10000", ["max-subscriptions"] = "10000" },
         };
 }
 

@@ -117,6 +117,7 @@ public sealed class ModuleHost
         ["admin"] = () => new Admin.AdminModule(),
         ["muc"] = () => new Muc.MucModule(),
         ["upload"] = () => new Upload.UploadModule(),
+        ["pubsub"] = () => new PubSub.PubSubModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

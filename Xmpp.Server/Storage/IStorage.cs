@@ -20,6 +20,9 @@ public interface IStorage : IAsyncDisposable
     /// <summary>Personal eventing (XEP-0163) nodes and items.</summary>
     IPubSubStore PubSub { get; }
 
+    /// <summary>Publish-subscribe services' (XEP-0060, pubsub.HOST) nodes, items, affiliations and subscriptions.</summary>
+    IPubSubServiceStore PubSubServices { get; }
+
     /// <summary>Message archives (XEP-0313).</summary>
     IArchiveStore Archive { get; }
 

@@ -32,8 +32,8 @@ public sealed class StoreContractTests(string backend)
         }
 
         // Migrations are idempotent: a second run (a restart) changes nothing.
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(8));
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(8));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(9));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(9));
         foreach (var u in new[] { "alice", "bob" })
         {
             Assert.That(await _storage.Users.CreateAsync(H, u, Creds("pw-" + u), None), Is.True);
@@ -225,6 +225,72 @@ public sealed class StoreContractTests(string backend)
         Assert.That(await _storage.PubSub.DeleteNodeAsync(H, "alice", Node, None), Is.False);
         await _storage.PubSub.CreateNodeAsync(H, "alice", Node, "<c/>", None);
         Assert.That(await _storage.PubSub.GetItemsAsync(H, "alice", Node, null, null, None), Is.Empty, "a deleted node's items went with it");
+    }
+
+    [Test]
+    public async Task PubSub_services_keep_nodes_affiliations_subscriptions_and_items()
+    {
+        const string S = "pubsub." + H;
+        var store = _storage.PubSubServices;
+        Assert.That(await store.CreateNodeAsync(S, "news", "<x a='1'/>", "alice@" + H, None), Is.True);
+        Assert.That(await store.CreateNodeAsync(S, "news", "<x a='2'/>", "bob@" + H, None), Is.False, "an existing node is not replaced");
+        Assert.That(await store.CreateNodeAsync("pubsub.other.org", "news", "<x/>", "carol@other.org", None), Is.True, "services are apart");
+        await store.CreateNodeAsync(S, "blog", "<x/>", "bob@" + H, None);
+        await store.SetConfigAsync(S, "news", "<x a='3'/>", None);
+
+        await store.SetAffiliationAsync(S, "news", "bob@" + H, "publisher", None);
+        await store.SetAffiliationAsync(S, "news", "bob@" + H, "member", None);
+        await store.SetAffiliationAsync(S, "news", "mallory@evil.example", "outcast", None);
+        await store.SetAffiliationAsync(S, "news", "mallory@evil.example", "none", None);
+        await store.SetAffiliationAsync(S, "gone", "bob@" + H, "member", None);
+
+        await store.SetSubscriptionAsync(S, new ServiceSubscriptionRecord("news", "s1", "bob@" + H, "pending", string.Empty), None);
+        await store.SetSubscriptionAsync(S, new ServiceSubscriptionRecord("news", "s1", "bob@" + H, "subscribed", "<x o='1'/>"), None);
+        await store.SetSubscriptionAsync(S, new ServiceSubscriptionRecord("news", "s2", "bob@" + H + "/phone", "subscribed", string.Empty), None);
+        await store.SetSubscriptionAsync(S, new ServiceSubscriptionRecord("gone", "s3", "bob@" + H, "subscribed", string.Empty), None);
+        Assert.That(await store.RemoveSubscriptionAsync(S, "news", "s2", None), Is.True);
+        Assert.That(await store.RemoveSubscriptionAsync(S, "news", "s2", None), Is.False);
+
+        var state = await store.LoadAsync(S, None);
+        Assert.That(state.Nodes, Is.EqualTo(new[] { new ServiceNodeRecord("blog", "<x/>"), new ServiceNodeRecord("news", "<x a='3'/>") }));
+        Assert.That(state.Affiliations, Is.EqualTo(new[]
+        {
+            new ServiceAffiliationRecord("blog", "bob@" + H, "owner"),
+            new ServiceAffiliationRecord("news", "alice@" + H, "owner"),
+            new ServiceAffiliationRecord("news", "bob@" + H, "member"),
+        }));
+        Assert.That(state.Subscriptions, Is.EqualTo(new[] { new ServiceSubscriptionRecord("news", "s1", "bob@" + H, "subscribed", "<x o='1'/>") }), "none for a node that does not exist");
+
+        var t = new DateTimeOffset(2026, 5, 6, 7, 8, 9, TimeSpan.Zero);
+        for (var i = 1; i <= 4; i++)
+        {
+            await store.PublishAsync(S, "news", new PubSubItem("i" + i, $"<entry n='{i}'/>", "alice@" + H, t.AddMinutes(i)), 3, None);
+        }
+
+        await store.PublishAsync(S, "blog", new PubSubItem("i1", "<post/>", "bob@" + H, t), 3, None);
+        Assert.That((await store.GetItemsAsync(S, "news", null, null, None)).Select(i => i.Id), Is.EqualTo(new[] { "i2", "i3", "i4" }));
+        await store.PublishAsync(S, "news", new PubSubItem("i2", "<entry n='2b'/>", "bob@" + H, t.AddMinutes(9)), 3, None);
+        var items = await store.GetItemsAsync(S, "news", null, null, None);
+        Assert.That(items.Select(i => i.Id), Is.EqualTo(new[] { "i3", "i4", "i2" }));
+        Assert.That((items[2].Xml, items[2].Publisher, items[2].Published), Is.EqualTo(("<entry n='2b'/>", "bob@" + H, t.AddMinutes(9))));
+        Assert.That((await store.GetItemsAsync(S, "news", 1, null, None)).Single().Id, Is.EqualTo("i2"));
+        Assert.That((await store.GetItemsAsync(S, "news", null, ["i4", "nope"], None)).Single().Id, Is.EqualTo("i4"));
+        Assert.That(await store.RetractAsync(S, "news", "i3", None), Is.True);
+        Assert.That(await store.RetractAsync(S, "news", "i3", None), Is.False);
+        await store.PurgeAsync(S, "news", None);
+        Assert.That(await store.GetItemsAsync(S, "news", null, null, None), Is.Empty);
+        Assert.That((await store.GetItemsAsync(S, "blog", null, null, None)).Single().Xml, Is.EqualTo("<post/>"), "a purge touches one node");
+
+        // Deleting a node takes its items, affiliations and subscriptions with it.
+        Assert.That(await store.DeleteNodeAsync(S, "blog", None), Is.True);
+        Assert.That(await store.DeleteNodeAsync(S, "blog", None), Is.False);
+        Assert.That(await store.DeleteNodeAsync(S, "news", None), Is.True);
+        Assert.That(await store.CreateNodeAsync(S, "blog", "<x/>", "carol@" + H, None), Is.True);
+        Assert.That(await store.GetItemsAsync(S, "blog", null, null, None), Is.Empty);
+        state = await store.LoadAsync(S, None);
+        Assert.That(state.Affiliations, Is.EqualTo(new[] { new ServiceAffiliationRecord("blog", "carol@" + H, "owner") }));
+        Assert.That(state.Subscriptions, Is.Empty);
+        Assert.That((await store.LoadAsync("pubsub.other.org", None)).Nodes.Single().Node, Is.EqualTo("news"));
     }
 
     [Test]

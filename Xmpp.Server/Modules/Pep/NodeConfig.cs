@@ -19,9 +19,9 @@ public enum AccessModel
 /// </summary>
 public sealed record NodeConfig
 {
-    public const string FormType = "http://jabber.org/protocol/pubsub#node_config";
+    public const string FormType = PubSub.PubSubProtocol.NodeConfigFormType;
 
-    public const string PublishOptionsFormType = "http://jabber.org/protocol/pubsub#publish-options";
+    public const string PublishOptionsFormType = PubSub.PubSubProtocol.PublishOptionsFormType;
 
     public AccessModel Access { get; init; } = AccessModel.Presence;
 

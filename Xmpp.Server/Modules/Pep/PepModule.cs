@@ -3,6 +3,7 @@ using Xmpp.Core;
 using Xmpp.Core.Addressing;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
+using Xmpp.Server.Modules.PubSub;
 using Xmpp.Server.Routing;
 using Xmpp.Server.Storage;
 
@@ -27,10 +28,10 @@ namespace Xmpp.Server.Modules.Pep;
 [Specification("XEP-0402", "1.2.0", Note = "Native bookmarks are a PEP node with the XEP's publish-options; tested with nbxmpp (Gajim).")]
 public sealed partial class PepModule : IXmppModule, IKeepsStateAcrossReload
 {
-    public const string Namespace = "http://jabber.org/protocol/pubsub";
-    public const string OwnerNamespace = "http://jabber.org/protocol/pubsub#owner";
-    public const string EventNamespace = "http://jabber.org/protocol/pubsub#event";
-    public const string ErrorsNamespace = "http://jabber.org/protocol/pubsub#errors";
+    public const string Namespace = PubSubProtocol.Namespace;
+    public const string OwnerNamespace = PubSubProtocol.OwnerNamespace;
+    public const string EventNamespace = PubSubProtocol.EventNamespace;
+    public const string ErrorsNamespace = PubSubProtocol.ErrorsNamespace;
 
     /// <summary>XEP-0402 native bookmarks, and the XEP-0048 storage they are kept in step with (XEP-0411).</summary>
     public const string BookmarksNode = "urn:xmpp:bookmarks:1";
@@ -124,15 +125,8 @@ public sealed partial class PepModule : IXmppModule, IKeepsStateAcrossReload
         var node = await FindNodeAsync(owner, nodeName, ct).ConfigureAwait(false);
         await CheckAccessAsync(owner, ctx.From, node.Config, ct).ConfigureAwait(false);
 
-        int? max = null;
-        if (items.GetAttribute("max_items") is { } maxText)
-        {
-            max = int.TryParse(maxText, NumberStyles.None, CultureInfo.InvariantCulture, out var m) && m > 0
-                ? m
-                : throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "max_items must be a positive integer");
-        }
-
-        var ids = items.Elements().Where(e => e.Is("item", Namespace)).Select(e => e.GetAttribute("id")).OfType<string>().ToList();
+        var max = PubSubProtocol.MaxItems(items);
+        var ids = PubSubProtocol.ItemIds(items);
         var found = await Store.GetItemsAsync(owner.Domain, owner.Local!, nodeName, max, ids.Count > 0 ? ids : null, ct).ConfigureAwait(false);
         var result = new Element("pubsub", Namespace);
         var list = result.AddChild("items").SetAttribute("node", nodeName);
@@ -620,21 +614,11 @@ public sealed partial class PepModule : IXmppModule, IKeepsStateAcrossReload
         return items;
     }
 
-    // ---- helpers -------------------------------------------------------------------------------------
+    // ---- helpers ----------------------------------------------------------------------------------------
 
-    private static Element ItemElement(string ns, PubSubItem item, bool payload)
-    {
-        var element = new Element("item", ns).SetAttribute("id", item.Id).SetAttribute("publisher", item.Publisher);
-        if (payload && item.Xml.Length > 0)
-        {
-            element.Add(ElementParser.Parse(item.Xml));
-        }
+    private static Element ItemElement(string ns, PubSubItem item, bool payload) => PubSubProtocol.ItemElement(ns, item, payload);
 
-        return element;
-    }
-
-    private static string NodeName(Element command) =>
-        command.GetAttribute("node") is { Length: > 0 } node ? node : throw PubSubError(StanzaErrorCondition.BadRequest, "nodeid-required", "which node?");
+    private static string NodeName(Element command) => PubSubProtocol.NodeName(command);
 
     private static void RequireOwner(StanzaContext ctx)
     {
@@ -645,14 +629,9 @@ public sealed partial class PepModule : IXmppModule, IKeepsStateAcrossReload
     }
 
     private static StanzaErrorException PubSubError(StanzaErrorCondition condition, string application, string? text) =>
-        new(new StanzaError(condition, text) { Application = new Element(application, ErrorsNamespace) });
+        PubSubProtocol.Error(condition, application, text);
 
-    private static StanzaErrorException PreconditionNotMet(string? text) =>
-        PubSubError(StanzaErrorCondition.Conflict, "precondition-not-met", text);
+    private static StanzaErrorException PreconditionNotMet(string? text) => PubSubProtocol.PreconditionNotMet(text);
 
-    private static StanzaErrorException Unsupported(string feature) =>
-        new(new StanzaError(StanzaErrorCondition.FeatureNotImplemented)
-        {
-            Application = new Element("unsupported", ErrorsNamespace).SetAttribute("feature", feature),
-        });
+    private static StanzaErrorException Unsupported(string feature) => PubSubProtocol.Unsupported(feature);
 }

@@ -5,6 +5,8 @@ namespace Xmpp.Server.Storage.Sql;
 
 internal sealed class SqlPubSubStore(SqlStorage storage) : IPubSubStore
 {
+    private readonly SqlPubSubItems _items = new(storage, "pubsub_items", "host", "username", "node");
+
     public async Task<PubSubNode?> GetNodeAsync(string host, string username, string node, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -66,75 +68,16 @@ internal sealed class SqlPubSubStore(SqlStorage storage) : IPubSubStore
             cancellationToken);
 
     public Task PublishAsync(string host, string username, string node, PubSubItem item, int maxItems, CancellationToken cancellationToken) =>
-        storage.WriteAsync(
-            async (connection, tx, ct) =>
-            {
-                // Delete and insert, so that a republished id becomes the newest item.
-                await using var cmd = Command(connection, tx, """
-                    DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n AND item_id = @i;
-                    INSERT INTO pubsub_items (host, username, node, item_id, xml, publisher, published_at) VALUES (@h, @u, @n, @i, @x, @p, @t);
-                    DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n AND id NOT IN
-                        (SELECT id FROM pubsub_items WHERE host = @h AND username = @u AND node = @n ORDER BY id DESC LIMIT @m);
-                    """, host, username, node);
-                cmd.Add("@i", item.Id);
-                cmd.Add("@x", item.Xml);
-                cmd.Add("@p", item.Publisher);
-                cmd.Add("@t", item.Published.UtcDateTime.ToString("o", CultureInfo.InvariantCulture));
-                cmd.Add("@m", maxItems);
-                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-            },
-            cancellationToken);
+        _items.PublishAsync([host, username, node], item, maxItems, cancellationToken);
 
     public Task<bool> RetractAsync(string host, string username, string node, string itemId, CancellationToken cancellationToken) =>
-        storage.WriteAsync<bool>(
-            async (connection, tx, ct) =>
-            {
-                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n AND item_id = @i", host, username, node);
-                cmd.Add("@i", itemId);
-                return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) > 0;
-            },
-            cancellationToken);
+        _items.RetractAsync([host, username, node], itemId, cancellationToken);
 
     public Task PurgeAsync(string host, string username, string node, CancellationToken cancellationToken) =>
-        storage.WriteAsync(
-            async (connection, tx, ct) =>
-            {
-                await using var cmd = Command(connection, tx, "DELETE FROM pubsub_items WHERE host = @h AND username = @u AND node = @n", host, username, node);
-                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-            },
-            cancellationToken);
+        _items.PurgeAsync([host, username, node], cancellationToken);
 
-    public async Task<IReadOnlyList<PubSubItem>> GetItemsAsync(string host, string username, string node, int? max, IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
-    {
-        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = connection.CreateCommand();
-        Bind(cmd, host, username, node);
-        var where = "host = @h AND username = @u AND node = @n";
-        if (ids is not null)
-        {
-            var names = new List<string>();
-            foreach (var id in ids)
-            {
-                var name = "@i" + names.Count.ToString(CultureInfo.InvariantCulture);
-                names.Add(name);
-                cmd.Add(name, id);
-            }
-
-            where += names.Count == 0 ? " AND 1 = 0" : $" AND item_id IN ({string.Join(", ", names)})";
-        }
-
-        cmd.CommandText = $"SELECT item_id, xml, publisher, published_at FROM (SELECT id, item_id, xml, publisher, published_at FROM pubsub_items WHERE {where} ORDER BY id DESC LIMIT @m) AS newest ORDER BY id";
-        cmd.Add("@m", max is { } m ? (long)m : long.MaxValue);
-        var items = new List<PubSubItem>();
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            var when = DateTimeOffset.Parse(reader.GetString(3), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
-            items.Add(new PubSubItem(reader.GetString(0), reader.GetString(1), reader.GetString(2), when));
-        }
-
-        return items;
-    }
+    public Task<IReadOnlyList<PubSubItem>> GetItemsAsync(string host, string username, string node, int? max, IReadOnlyCollection<string>? ids, CancellationToken cancellationToken) =>
+        _items.GetItemsAsync([host, username, node], max, ids, cancellationToken);
 
     private static string Now() => DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
 

@@ -17,6 +17,7 @@ public abstract class SqlStorage : IStorage
         LastActivity = new SqlLastActivityStore(this);
         Documents = new SqlUserDocumentStore(this);
         PubSub = new SqlPubSubStore(this);
+        PubSubServices = new SqlPubSubServiceStore(this);
         Archive = SqlArchiveStore.Accounts(this);
         RoomArchive = SqlArchiveStore.Rooms(this);
     }
@@ -32,6 +33,8 @@ public abstract class SqlStorage : IStorage
     public IUserDocumentStore Documents { get; }
 
     public IPubSubStore PubSub { get; }
+
+    public IPubSubServiceStore PubSubServices { get; }
 
     public IArchiveStore Archive { get; }
 

@@ -154,6 +154,46 @@ public sealed class SqliteStorage : Sql.SqlStorage
         CREATE INDEX muc_archive_with ON muc_archive (host, username, with_bare, id);
         CREATE INDEX muc_archive_at ON muc_archive (host, username, at);
         """,
+        """
+        CREATE TABLE pubsub_service_nodes (
+            service TEXT NOT NULL,
+            node TEXT NOT NULL,
+            config TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (service, node)
+        );
+        CREATE TABLE pubsub_service_items (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            service TEXT NOT NULL,
+            node TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            xml TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            UNIQUE (service, node, item_id),
+            FOREIGN KEY (service, node) REFERENCES pubsub_service_nodes (service, node) ON DELETE CASCADE
+        );
+        CREATE INDEX pubsub_service_items_newest ON pubsub_service_items (service, node, id);
+        CREATE TABLE pubsub_service_affiliations (
+            service TEXT NOT NULL,
+            node TEXT NOT NULL,
+            jid TEXT NOT NULL,
+            affiliation TEXT NOT NULL,
+            PRIMARY KEY (service, node, jid),
+            FOREIGN KEY (service, node) REFERENCES pubsub_service_nodes (service, node) ON DELETE CASCADE
+        );
+        CREATE TABLE pubsub_service_subscriptions (
+            service TEXT NOT NULL,
+            node TEXT NOT NULL,
+            subid TEXT NOT NULL,
+            jid TEXT NOT NULL,
+            state TEXT NOT NULL,
+            options TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (service, node, subid),
+            FOREIGN KEY (service, node) REFERENCES pubsub_service_nodes (service, node) ON DELETE CASCADE
+        );
+        """,
     ];
 
     private readonly string _connectionString;
