@@ -28,7 +28,7 @@ namespace Xmpp.Server.Net;
 [Specification("XEP-0388", "1.0.4", Note = "SASL2 with every SCRAM mechanism and PLAIN, success without a stream restart followed by the stream features, failures in the SASL2 form; no upgrade or second-factor tasks (continue).")]
 [Specification("XEP-0386", "1.0.0", Note = "Bind2 inside SASL2: a resource from the client's tag, the same for the same user agent; carbons, client state and stream management enabled inline; resumption inline first, binding if it fails.")]
 [Specification("XEP-0474", "0.4.0", Note = "The SCRAM server-first-message carries the 'h' hash of the advertised mechanisms and channel-binding types, which the SCRAM signature covers.")]
-[Specification("XEP-0440", "0.4.2", Note = "The supported channel binding types are offered in the stream features.")]
+[Specification("XEP-0440", "0.4.2", Note = "The channel binding types of each TLS connection are listed in the stream features: tls-exporter (TLS 1.3), tls-unique, tls-server-end-point. None over WebSocket and BOSH, where no -PLUS mechanism is offered either.")]
 [Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
 public sealed class ClientConnection : IClientSession, IConnection
 {
@@ -1313,7 +1313,8 @@ public sealed class ClientConnection : IClientSession, IConnection
         _sasl = null;
         _ctx.AuthFailures.RecordSuccess(_remote.Address, bare);
         _ctx.Metrics.Authenticated();
-        _log.Info("Authenticated {User} with {Mechanism}{Profile}", bare, mech.Name, _sasl2 is null ? string.Empty : " (SASL2)");
+        var binding = (mech as ScramServerMechanism)?.ChannelBindingType is { } type ? " (" + type + ")" : string.Empty;
+        _log.Info("Authenticated {User} with {Mechanism}{Binding}{Profile}", bare, mech.Name, binding, _sasl2 is null ? string.Empty : " (SASL2)");
         return null;
     }
 
@@ -1452,11 +1453,13 @@ public sealed class ClientConnection : IClientSession, IConnection
         _tls = true;
         _tlsCertificate = chosen!;
 
-        // RFC 9266 defines tls-exporter for TLS 1.3 (and TLS 1.2 only with extended master secret, which
-        // cannot be checked here), so it is offered on TLS 1.3 only.
+        // RFC 9266 defines tls-exporter for TLS 1.3 (and for TLS 1.2 with the extended master secret), so it
+        // is offered on TLS 1.3. tls-unique is offered too: it is what Python's ssl module (slixmpp) and pyOpenSSL
+        // (aiosasl) compute and what ejabberd answers, and a client that asks for it must not be pushed to
+        // the "y" flag, which RFC 5802 §6 makes us refuse once -PLUS was offered (see TlsUnique).
         var exporter = ssl.SslProtocol == SslProtocols.Tls13 ? TlsExporter.ChannelBinding(ssl) : null;
-        _channelBinding = new ClientChannelBinding(exporter, _tlsCertificate.EndPointBinding);
-        _log.Info("TLS established: {Protocol} {Cipher}", ssl.SslProtocol, ssl.NegotiatedCipherSuite);
+        _channelBinding = new ClientChannelBinding(exporter, TlsUnique.ChannelBinding(ssl), _tlsCertificate.EndPointBinding);
+        _log.Info("TLS established: {Protocol} {Cipher}, channel bindings {Bindings}", ssl.SslProtocol, ssl.NegotiatedCipherSuite, string.Join(' ', _channelBinding.SupportedTypes));
     }
 
     // ---- output ---------------------------------------------------------------------------------------
