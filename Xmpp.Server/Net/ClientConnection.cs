@@ -636,6 +636,14 @@ public sealed class ClientConnection : IClientSession, IConnection
 
             foreach (var f in _ctx.StreamFeatures.AfterAuthentication)
             {
+                // Stream management enabled or resumed inside SASL2 (XEP-0386 §3, XEP-0388 inline) is not
+                // offered again: XEP-0198 enables it once per stream, and resumes a session on a new stream only.
+                // COMPAT: xmpp.js 0.14, seeing <sm/> after its inline enable, resumes the session it is on.
+                if (_sm is not null && f.Is("sm", SmState.Namespace))
+                {
+                    continue;
+                }
+
                 features.Add(f);
             }
         }
@@ -857,7 +865,8 @@ public sealed class ClientConnection : IClientSession, IConnection
     }
 
     /// <summary>Puts the session into the session manager: from now on stanzas reach it.</summary>
-    private void RegisterSession()
+    /// <param name="bind2">Bound inside SASL2 (XEP-0386), for the log.</param>
+    private void RegisterSession(bool bind2 = false)
     {
         var replaced = _ctx.Sessions.Bind(this);
         if (replaced is not null && !ReferenceEquals(replaced, this))
@@ -867,7 +876,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             replaced.Close(new StreamError(StreamErrorCondition.Conflict, "replaced by a new session"));
         }
 
-        _log.Info("Bound {Jid}", _jid);
+        _log.Info("Bound {Jid}{How}", _jid, bind2 ? " (Bind2)" : string.Empty);
     }
 
     private async ValueTask HandleStanzaAsync(Element e, CancellationToken ct)
@@ -1042,7 +1051,7 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(SaslFailure.MalformedRequest, "FAST needs <user-agent id=...>", mechanism, ct).ConfigureAwait(false);
                     }
 
-                    _sasl = fast ? new HtServerMechanism(mechanism, (user, c) => FastTokensAsync(user, agent!, c), _channelBinding) : CreateMechanism(mechanism);
+                    _sasl = fast ? new HtServerMechanism(mechanism, (user, c) => FastTokensAsync(user, agent!, mechanism, c), _channelBinding) : CreateMechanism(mechanism);
                     var (first, failed) = await StepAsync(e.ChildText("initial-response", Sasl2Namespace) ?? string.Empty, ct).ConfigureAwait(false);
                     if (failed is not null)
                     {
@@ -1170,7 +1179,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         SendRaw(Sasl2Success(additionalData, identity, inner.ToString()));
         if (_bound)
         {
-            RegisterSession();
+            RegisterSession(bind2: true);
         }
 
         SendFeatures();
@@ -1180,8 +1189,13 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
     }
 
-    /// <summary>The valid tokens of an account for one user agent (the current one, and the previous one until the current is used).</summary>
-    private async ValueTask<IReadOnlyList<string>> FastTokensAsync(string user, string agent, CancellationToken ct)
+    /// <summary>
+    /// The valid tokens of an account for one user agent and mechanism: the current one, and the previous one
+    /// until the current is used. XEP-0484: "Servers MUST bind tokens to the mechanism selected by the
+    /// client in its original request, and reject attempts to use them with other mechanisms" (else a token
+    /// issued for -EXPR would log in through -NONE, without the channel binding it was issued with).
+    /// </summary>
+    private async ValueTask<IReadOnlyList<string>> FastTokensAsync(string user, string agent, string mechanism, CancellationToken ct)
     {
         if (await _ctx.Storage.Documents.GetAsync(_host!, user, "fast", agent, ct).ConfigureAwait(false) is not { } xml)
         {
@@ -1194,7 +1208,18 @@ public sealed class ClientConnection : IClientSession, IConnection
             return [];
         }
 
-        return new[] { doc.GetAttribute("current"), doc.GetAttribute("previous") }.OfType<string>().ToList();
+        var tokens = new List<string>(2);
+        if (doc.GetAttribute("mechanism") == mechanism && doc.GetAttribute("current") is { } current)
+        {
+            tokens.Add(current);
+        }
+
+        if (doc.GetAttribute("previous-mechanism") == mechanism && doc.GetAttribute("previous") is { } previous)
+        {
+            tokens.Add(previous);
+        }
+
+        return tokens;
     }
 
     /// <summary>
@@ -1219,7 +1244,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
         else if (used is not null && stored is not null && used.MatchedToken == stored.GetAttribute("current") && stored.GetAttribute("previous") is not null)
         {
-            stored.SetAttribute("previous", null);
+            stored.SetAttribute("previous", null).SetAttribute("previous-mechanism", null);
             await docs.SetAsync(_host!, _user!, "fast", agent, stored.ToString(), ct).ConfigureAwait(false);
         }
 
@@ -1233,7 +1258,9 @@ public sealed class ClientConnection : IClientSession, IConnection
         var expiry = DateTimeOffset.UtcNow + FastTokenLifetime;
         var doc = new Element("fast", FastNamespace)
             .SetAttribute("current", token)
+            .SetAttribute("mechanism", wanted)
             .SetAttribute("previous", stored?.GetAttribute("current"))
+            .SetAttribute("previous-mechanism", stored?.GetAttribute("mechanism"))
             .SetAttribute("expiry", expiry.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
         await docs.SetAsync(_host!, _user!, "fast", agent, doc.ToString(), ct).ConfigureAwait(false);
         inner.Append("<token xmlns='").Append(FastNamespace).Append("' expiry='")
