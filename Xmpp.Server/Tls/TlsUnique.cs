@@ -14,7 +14,7 @@ namespace Xmpp.Server.Tls;
 /// </summary>
 public static class TlsUnique
 {
-    private static readonly byte[] Prefix = "tls-unique:"u8.ToArray();
+    private static ReadOnlySpan<byte> Prefix => "tls-unique:"u8;
 
     /// <summary>
     /// The tls-unique data of a connection, from either end (an SslStream answers with what its own side
