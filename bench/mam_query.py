@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 class C(slixmpp.ClientXMPP):
     def __init__(self):
-        super().__init__("alice@localhost/timer", "alice-pass", sasl_mech="SCRAM-SHA-256")
+        super().__init__("alice@localhost/timer", "alice-pass")
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
         self.ready = asyncio.get_event_loop().create_future()

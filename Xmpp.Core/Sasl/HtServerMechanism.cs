@@ -8,11 +8,11 @@ public delegate ValueTask<IReadOnlyList<string>> TokenLookup(string username, Ca
 
 /// <summary>
 /// The HT SASL mechanisms that XEP-0484 (FAST) uses (draft-schmaus-kitten-sasl-ht): HT-SHA-256-NONE,
-/// -EXPR (tls-exporter) and -ENDP (tls-server-end-point). The client sends its username, a NUL and
+/// -EXPR (tls-exporter), -UNIQ (tls-unique) and -ENDP (tls-server-end-point). The client sends its username, a NUL and
 /// HMAC-SHA-256(token, "Initiator" || binding data); the server, on success, answers with
 /// HMAC-SHA-256(token, "Responder" || binding data). One round trip, no password.
 /// </summary>
-[Specification("XEP-0484", "0.3.0", Note = "FAST: tokens for a user agent requested inside SASL2 and valid 14 days, HT-SHA-256-NONE, -EXPR and -ENDP, rotation keeping the previous token until the new one is used, invalidation. The count attribute is accepted but not checked (no TLS 0-RTT here, so no replay to guard against).")]
+[Specification("XEP-0484", "0.3.0", Note = "FAST: tokens for a user agent requested inside SASL2 and valid 14 days, HT-SHA-256-NONE, -EXPR, -UNIQ and -ENDP, each token usable only with the mechanism it was requested for, rotation keeping the previous token until the new one is used, invalidation. The count attribute is accepted but not checked (no TLS 0-RTT here, so no replay to guard against).")]
 public sealed class HtServerMechanism : ISaslServerMechanism
 {
     private readonly TokenLookup _lookup;
@@ -44,6 +44,11 @@ public sealed class HtServerMechanism : ISaslServerMechanism
         if (channelBinding?.SupportedTypes.Contains(ChannelBindingTypes.TlsExporter) == true)
         {
             yield return "HT-SHA-256-EXPR";
+        }
+
+        if (channelBinding?.SupportedTypes.Contains(ChannelBindingTypes.TlsUnique) == true)
+        {
+            yield return "HT-SHA-256-UNIQ";
         }
 
         if (channelBinding?.SupportedTypes.Contains(ChannelBindingTypes.TlsServerEndPoint) == true)
@@ -97,12 +102,13 @@ public sealed class HtServerMechanism : ISaslServerMechanism
             binding = b;
         }
 
+        // Named before the check, as SCRAM does, so that a refused token is logged and counted for its account.
+        Username = prepared;
         var proof = data[(nul + 1)..].ToArray();
         foreach (var token in await _lookup(prepared, cancellationToken).ConfigureAwait(false))
         {
             if (CryptographicOperations.FixedTimeEquals(proof, Initiator(token, binding)))
             {
-                Username = prepared;
                 MatchedToken = token;
                 return SaslStep.Success(Responder(token, binding));
             }
@@ -115,6 +121,7 @@ public sealed class HtServerMechanism : ISaslServerMechanism
     {
         "HT-SHA-256-EXPR" => ChannelBindingTypes.TlsExporter,
         "HT-SHA-256-ENDP" => ChannelBindingTypes.TlsServerEndPoint,
+        "HT-SHA-256-UNIQ" => ChannelBindingTypes.TlsUnique,
         _ => null,
     };
 

@@ -23,14 +23,18 @@ public sealed class ScramClient
     /// Where the client keeps SaltedPassword for a (salt, iteration count): RFC 5802 §5.1 lets a client cache it
     /// for reauthentication, since the server advertises the same salt again. Null: computed every time.
     /// </param>
-    public ScramClient(ScramHash hash, string username, string password, string? clientNonce = null, string? bindingType = null, byte[]? bindingData = null, string? authzid = null, Func<byte[], int, byte[]>? saltedPassword = null)
+    /// <param name="supportsBinding">
+    /// Without <paramref name="bindingType"/>: send the gs2 flag "y" (the client could bind but saw no -PLUS
+    /// mechanism, RFC 5802 §6) instead of "n".
+    /// </param>
+    public ScramClient(ScramHash hash, string username, string password, string? clientNonce = null, string? bindingType = null, byte[]? bindingData = null, string? authzid = null, Func<byte[], int, byte[]>? saltedPassword = null, bool supportsBinding = false)
     {
         _saltedPassword = saltedPassword;
         _hash = hash;
         _username = username;
         _password = password;
         _clientNonce = clientNonce ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(18));
-        var flag = bindingType is null ? "n" : "p=" + bindingType;
+        var flag = bindingType is not null ? "p=" + bindingType : supportsBinding ? "y" : "n";
         _gs2Header = flag + "," + (authzid is null ? string.Empty : "a=" + SaslName.Encode(authzid)) + ",";
         _bindingData = bindingData;
     }

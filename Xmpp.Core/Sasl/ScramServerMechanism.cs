@@ -6,12 +6,12 @@ namespace Xmpp.Core.Sasl;
 
 /// <summary>
 /// Server side of SCRAM-SHA-1/256/512 and their -PLUS variants (RFC 5802, RFC 7677), with channel
-/// binding (RFC 5929 tls-server-end-point, RFC 9266 tls-exporter).
+/// binding (RFC 5929 tls-unique and tls-server-end-point, RFC 9266 tls-exporter).
 /// </summary>
-[Specification("RFC 5802", "", Note = "SCRAM-SHA-1 and -PLUS, from stored keys; a missing account answers with a stable decoy salt so it cannot be told apart.")]
+[Specification("RFC 5802", "", Note = "SCRAM-SHA-1 and -PLUS, from stored keys; a missing account answers with a stable decoy salt so it cannot be told apart. The 'y' channel binding flag is refused where -PLUS was offered (§6).")]
 [Specification("RFC 7677", "", Note = "SCRAM-SHA-256 and -PLUS; SCRAM-SHA-512 and -PLUS alike.")]
 [Specification("RFC 9266", "", Note = "tls-exporter channel binding, on TLS 1.3.")]
-[Specification("RFC 5929", "§4", Note = "tls-server-end-point channel binding.")]
+[Specification("RFC 5929", "§3, §4", Note = "tls-server-end-point channel binding; tls-unique as OpenSSL computes it (the clients that ask for it do so through OpenSSL), on TLS 1.3 and on TLS 1.2 with the extended master secret.")]
 public sealed class ScramServerMechanism : ISaslServerMechanism
 {
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
@@ -69,6 +69,9 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
     public string? Username { get; private set; }
 
     public string? AuthorizationId { get; private set; }
+
+    /// <summary>The channel binding type of a -PLUS exchange (for the log), null without channel binding.</summary>
+    public string? ChannelBindingType { get; private set; }
 
     public async ValueTask<SaslStep> StepAsync(ReadOnlyMemory<byte> response, CancellationToken cancellationToken)
     {
@@ -128,13 +131,17 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
         }
         else if (flag == "y")
         {
-            // RFC 5802 §6 reads "y" after we offered -PLUS as a downgrade. But a client whose only binding
-            // type we do not offer (tls-unique, undefined under TLS 1.3) says "y" in good faith, and
-            // XEP-0440 is how a modern client learns our types. COMPAT: slixmpp 1.8 and other
-            // tls-unique-only clients would otherwise be locked out, so "y" is accepted.
             if (_plus)
             {
                 return SaslStep.Fail(SaslFailure.MalformedRequest, "-PLUS mechanism requires channel binding");
+            }
+
+            // RFC 5802 §6: "y" says the client supports channel binding but saw no -PLUS mechanism. "If the flag
+            // is set to 'y' and the server supports channel binding, the server MUST fail authentication":
+            // someone between us removed the -PLUS mechanisms from what we advertised.
+            if (_channelBinding is { SupportedTypes.Count: > 0 })
+            {
+                return SaslStep.Fail(SaslFailure.NotAuthorized, "channel binding downgrade: the client saw no -PLUS mechanism, but they were offered");
             }
         }
         else if (flag.StartsWith("p=", StringComparison.Ordinal))
@@ -147,8 +154,8 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
 
             if (_channelBinding is null || !_channelBinding.SupportedTypes.Contains(cbType))
             {
-                // COMPAT: slixmpp 1.8 always asks for tls-unique, undefined under TLS 1.3 (RFC 9266 §1); it
-                // then falls back to its next mechanism, so this must not count as a failed attempt.
+                // A type XEP-0440 did not list: no guess at a password, so the client may go on to its next
+                // mechanism without this counting as a failed attempt.
                 return SaslStep.Unsupported(SaslFailure.NotAuthorized, $"channel binding type {cbType} not supported");
             }
 
@@ -157,6 +164,8 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
             {
                 return SaslStep.Fail(SaslFailure.NotAuthorized, $"channel binding type {cbType} unavailable");
             }
+
+            ChannelBindingType = cbType;
         }
         else
         {

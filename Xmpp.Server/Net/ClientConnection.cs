@@ -28,7 +28,7 @@ namespace Xmpp.Server.Net;
 [Specification("XEP-0388", "1.0.4", Note = "SASL2 with every SCRAM mechanism and PLAIN, success without a stream restart followed by the stream features, failures in the SASL2 form; no upgrade or second-factor tasks (continue).")]
 [Specification("XEP-0386", "1.0.0", Note = "Bind2 inside SASL2: a resource from the client's tag, the same for the same user agent; carbons, client state and stream management enabled inline; resumption inline first, binding if it fails.")]
 [Specification("XEP-0474", "0.4.0", Note = "The SCRAM server-first-message carries the 'h' hash of the advertised mechanisms and channel-binding types, which the SCRAM signature covers.")]
-[Specification("XEP-0440", "0.4.2", Note = "The supported channel binding types are offered in the stream features.")]
+[Specification("XEP-0440", "0.4.2", Note = "The channel binding types of each TLS connection are listed in the stream features: tls-exporter (TLS 1.3), tls-unique, tls-server-end-point. None over WebSocket and BOSH, where no -PLUS mechanism is offered either.")]
 [Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
 public sealed class ClientConnection : IClientSession, IConnection
 {
@@ -636,6 +636,14 @@ public sealed class ClientConnection : IClientSession, IConnection
 
             foreach (var f in _ctx.StreamFeatures.AfterAuthentication)
             {
+                // Stream management enabled or resumed inside SASL2 (XEP-0386 §3, XEP-0388 inline) is not
+                // offered again: XEP-0198 enables it once per stream, and resumes a session on a new stream only.
+                // COMPAT: xmpp.js 0.14, seeing <sm/> after its inline enable, resumes the session it is on.
+                if (_sm is not null && f.Is("sm", SmState.Namespace))
+                {
+                    continue;
+                }
+
                 features.Add(f);
             }
         }
@@ -865,7 +873,8 @@ public sealed class ClientConnection : IClientSession, IConnection
     }
 
     /// <summary>Puts the session into the session manager: from now on stanzas reach it.</summary>
-    private void RegisterSession()
+    /// <param name="bind2">Bound inside SASL2 (XEP-0386), for the log.</param>
+    private void RegisterSession(bool bind2 = false)
     {
         var replaced = _ctx.Sessions.Bind(this);
         if (replaced is not null && !ReferenceEquals(replaced, this))
@@ -875,7 +884,7 @@ public sealed class ClientConnection : IClientSession, IConnection
             replaced.Close(new StreamError(StreamErrorCondition.Conflict, "replaced by a new session"));
         }
 
-        _log.Info("Bound {Jid}", _jid);
+        _log.Info("Bound {Jid}{How}", _jid, bind2 ? " (Bind2)" : string.Empty);
     }
 
     private async ValueTask HandleStanzaAsync(Element e, CancellationToken ct)
@@ -1050,7 +1059,7 @@ public sealed class ClientConnection : IClientSession, IConnection
                         return await SaslFailAsync(SaslFailure.MalformedRequest, "FAST needs <user-agent id=...>", mechanism, ct).ConfigureAwait(false);
                     }
 
-                    _sasl = fast ? new HtServerMechanism(mechanism, (user, c) => FastTokensAsync(user, agent!, c), _channelBinding) : CreateMechanism(mechanism);
+                    _sasl = fast ? new HtServerMechanism(mechanism, (user, c) => FastTokensAsync(user, agent!, mechanism, c), _channelBinding) : CreateMechanism(mechanism);
                     var (first, failed) = await StepAsync(e.ChildText("initial-response", Sasl2Namespace) ?? string.Empty, ct).ConfigureAwait(false);
                     if (failed is not null)
                     {
@@ -1178,7 +1187,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         SendRaw(Sasl2Success(additionalData, identity, inner.ToString()));
         if (_bound)
         {
-            RegisterSession();
+            RegisterSession(bind2: true);
         }
 
         SendFeatures();
@@ -1188,8 +1197,13 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
     }
 
-    /// <summary>The valid tokens of an account for one user agent (the current one, and the previous one until the current is used).</summary>
-    private async ValueTask<IReadOnlyList<string>> FastTokensAsync(string user, string agent, CancellationToken ct)
+    /// <summary>
+    /// The valid tokens of an account for one user agent and mechanism: the current one, and the previous one
+    /// until the current is used. XEP-0484: "Servers MUST bind tokens to the mechanism selected by the
+    /// client in its original request, and reject attempts to use them with other mechanisms" (else a token
+    /// issued for -EXPR would log in through -NONE, without the channel binding it was issued with).
+    /// </summary>
+    private async ValueTask<IReadOnlyList<string>> FastTokensAsync(string user, string agent, string mechanism, CancellationToken ct)
     {
         if (await _ctx.Storage.Documents.GetAsync(_host!, user, "fast", agent, ct).ConfigureAwait(false) is not { } xml)
         {
@@ -1202,7 +1216,18 @@ public sealed class ClientConnection : IClientSession, IConnection
             return [];
         }
 
-        return new[] { doc.GetAttribute("current"), doc.GetAttribute("previous") }.OfType<string>().ToList();
+        var tokens = new List<string>(2);
+        if (doc.GetAttribute("mechanism") == mechanism && doc.GetAttribute("current") is { } current)
+        {
+            tokens.Add(current);
+        }
+
+        if (doc.GetAttribute("previous-mechanism") == mechanism && doc.GetAttribute("previous") is { } previous)
+        {
+            tokens.Add(previous);
+        }
+
+        return tokens;
     }
 
     /// <summary>
@@ -1227,7 +1252,7 @@ public sealed class ClientConnection : IClientSession, IConnection
         }
         else if (used is not null && stored is not null && used.MatchedToken == stored.GetAttribute("current") && stored.GetAttribute("previous") is not null)
         {
-            stored.SetAttribute("previous", null);
+            stored.SetAttribute("previous", null).SetAttribute("previous-mechanism", null);
             await docs.SetAsync(_host!, _user!, "fast", agent, stored.ToString(), ct).ConfigureAwait(false);
         }
 
@@ -1241,7 +1266,9 @@ public sealed class ClientConnection : IClientSession, IConnection
         var expiry = DateTimeOffset.UtcNow + FastTokenLifetime;
         var doc = new Element("fast", FastNamespace)
             .SetAttribute("current", token)
+            .SetAttribute("mechanism", wanted)
             .SetAttribute("previous", stored?.GetAttribute("current"))
+            .SetAttribute("previous-mechanism", stored?.GetAttribute("mechanism"))
             .SetAttribute("expiry", expiry.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
         await docs.SetAsync(_host!, _user!, "fast", agent, doc.ToString(), ct).ConfigureAwait(false);
         inner.Append("<token xmlns='").Append(FastNamespace).Append("' expiry='")
@@ -1321,7 +1348,8 @@ public sealed class ClientConnection : IClientSession, IConnection
         _sasl = null;
         _ctx.AuthFailures.RecordSuccess(_remote.Address, bare);
         _ctx.Metrics.Authenticated();
-        _log.Info("Authenticated {User} with {Mechanism}{Profile}", bare, mech.Name, _sasl2 is null ? string.Empty : " (SASL2)");
+        var binding = (mech as ScramServerMechanism)?.ChannelBindingType is { } type ? " (" + type + ")" : string.Empty;
+        _log.Info("Authenticated {User} with {Mechanism}{Binding}{Profile}", bare, mech.Name, binding, _sasl2 is null ? string.Empty : " (SASL2)");
         return null;
     }
 
@@ -1460,11 +1488,13 @@ public sealed class ClientConnection : IClientSession, IConnection
         _tls = true;
         _tlsCertificate = chosen!;
 
-        // RFC 9266 defines tls-exporter for TLS 1.3 (and TLS 1.2 only with extended master secret, which
-        // cannot be checked here), so it is offered on TLS 1.3 only.
+        // RFC 9266 defines tls-exporter for TLS 1.3 (and for TLS 1.2 with the extended master secret), so it
+        // is offered on TLS 1.3. tls-unique is offered too: it is what Python's ssl module (slixmpp) and pyOpenSSL
+        // (aiosasl) compute and what ejabberd answers, and a client that asks for it must not be pushed to
+        // the "y" flag, which RFC 5802 §6 makes us refuse once -PLUS was offered (see TlsUnique).
         var exporter = ssl.SslProtocol == SslProtocols.Tls13 ? TlsExporter.ChannelBinding(ssl) : null;
-        _channelBinding = new ClientChannelBinding(exporter, _tlsCertificate.EndPointBinding);
-        _log.Info("TLS established: {Protocol} {Cipher}", ssl.SslProtocol, ssl.NegotiatedCipherSuite);
+        _channelBinding = new ClientChannelBinding(exporter, TlsUnique.ChannelBinding(ssl), _tlsCertificate.EndPointBinding);
+        _log.Info("TLS established: {Protocol} {Cipher}, channel bindings {Bindings}", ssl.SslProtocol, ssl.NegotiatedCipherSuite, string.Join(' ', _channelBinding.SupportedTypes));
     }
 
     // ---- output ---------------------------------------------------------------------------------------

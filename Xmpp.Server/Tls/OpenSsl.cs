@@ -6,8 +6,9 @@ namespace Xmpp.Server.Tls;
 
 /// <summary>
 /// The OpenSSL SSL* behind an SslStream on Linux, for what .NET has no API for: the keying material
-/// exporter (<see cref="TlsExporter"/>) and releasing idle record buffers. Found by reflection on the
-/// runtime's SafeSslHandle; when anything is not as expected the callers fall back to doing without.
+/// exporter (<see cref="TlsExporter"/>), the extended master secret flag (<see cref="TlsUnique"/>) and
+/// releasing idle record buffers. Found by reflection on the runtime's SafeSslHandle; when anything is not
+/// as expected the callers fall back to doing without.
 /// </summary>
 internal static partial class OpenSsl
 {
@@ -16,6 +17,9 @@ internal static partial class OpenSsl
     // ssl.h: SSL_set_mode(ssl, m) is SSL_ctrl(ssl, SSL_CTRL_MODE, m, NULL).
     private const int SslCtrlMode = 33;
     private const long SslModeReleaseBuffers = 0x10;
+
+    // ssl.h: SSL_get_extms_support(ssl) is SSL_ctrl(ssl, SSL_CTRL_GET_EXTMS_SUPPORT, 0, NULL): 1 when negotiated.
+    private const int SslCtrlGetExtmsSupport = 122;
 
     private const BindingFlags Instance = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
 
@@ -30,6 +34,10 @@ internal static partial class OpenSsl
     /// </summary>
     public static bool ReleaseBuffersWhenIdle(SslStream stream) =>
         WithHandle(stream, ssl => (SSL_ctrl(ssl, SslCtrlMode, SslModeReleaseBuffers, IntPtr.Zero) & SslModeReleaseBuffers) != 0);
+
+    /// <summary>Whether a TLS 1.2 handshake negotiated the extended master secret (RFC 7627); false when unknown.</summary>
+    public static bool HasExtendedMasterSecret(SslStream stream) =>
+        WithHandle(stream, ssl => SSL_ctrl(ssl, SslCtrlGetExtmsSupport, 0, IntPtr.Zero) == 1);
 
     /// <summary>Runs <paramref name="action"/> on the SSL*; false when the handle cannot be found or called.</summary>
     public static bool WithHandle(SslStream stream, Func<IntPtr, bool> action)

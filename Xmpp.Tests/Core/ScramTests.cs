@@ -114,10 +114,85 @@ public sealed class ScramTests
         Assert.That(SaslName.TryDecode("a=2", out _), Is.False);
     }
 
-    private sealed class FakeBinding(byte[] data) : IChannelBindingSource
+    [Test]
+    public async Task A_y_flag_where_plus_was_offered_is_refused_as_a_downgrade()
     {
-        public IReadOnlyList<string> SupportedTypes { get; } = ["tls-exporter"];
+        // RFC 5802 §6: "y" means the client saw no -PLUS mechanism; where they were offered, someone removed them.
+        var credential = ScramCredential.Create(ScramHash.Sha256, "secret", 4096);
+        var server = new ScramServerMechanism(ScramHash.Sha256, false, (_, _, _) => ValueTask.FromResult<ScramCredential?>(credential), new FakeBinding([1, 2, 3], "tls-exporter", "tls-unique", "tls-server-end-point"));
+        var client = new ScramClient(ScramHash.Sha256, "user", "secret", supportsBinding: true);
+        Assert.That(client.ClientFirst(), Does.StartWith("y,,"));
+        var step = await server.StepAsync(Encoding.UTF8.GetBytes(client.ClientFirst()), CancellationToken.None);
+        Assert.That(step.Kind, Is.EqualTo(SaslStepKind.Failure), "no challenge: the exchange ends at the client-first-message");
+        Assert.That(step.Failure, Is.EqualTo(SaslFailure.NotAuthorized));
+        Assert.That(step.Reason, Does.Contain("downgrade"));
+        Assert.That(server.ChannelBindingType, Is.Null);
+    }
 
-        public byte[]? GetBindingData(string type) => type == "tls-exporter" ? data : null;
+    [Test]
+    public async Task A_y_flag_where_no_plus_was_offered_is_accepted()
+    {
+        // No channel binding on the stream (WebSocket, BOSH, no TLS): the client was right, nothing was offered.
+        var credential = ScramCredential.Create(ScramHash.Sha256, "secret", 4096);
+        var server = new ScramServerMechanism(ScramHash.Sha256, false, (_, _, _) => ValueTask.FromResult<ScramCredential?>(credential), null);
+        var client = new ScramClient(ScramHash.Sha256, "user", "secret", supportsBinding: true);
+        var first = await server.StepAsync(Encoding.UTF8.GetBytes(client.ClientFirst()), CancellationToken.None);
+        var final = await server.StepAsync(Encoding.UTF8.GetBytes(client.ClientFinal(Encoding.UTF8.GetString(first.Data!))), CancellationToken.None);
+        Assert.That(final.Kind, Is.EqualTo(SaslStepKind.Success));
+        Assert.That(client.VerifyServerFinal(Encoding.UTF8.GetString(final.Data!)), Is.True);
+    }
+
+    [Test]
+    public async Task A_y_flag_with_a_plus_mechanism_is_malformed()
+    {
+        var server = new ScramServerMechanism(ScramHash.Sha256, true, (_, _, _) => ValueTask.FromResult<ScramCredential?>(null), new FakeBinding([1], "tls-unique"));
+        var step = await server.StepAsync("y,,n=user,r=abc"u8.ToArray(), CancellationToken.None);
+        Assert.That(step.Failure, Is.EqualTo(SaslFailure.MalformedRequest));
+    }
+
+    [TestCase("tls-unique")]
+    [TestCase("tls-exporter")]
+    [TestCase("tls-server-end-point")]
+    public async Task Plus_with_each_offered_binding_type_names_it(string type)
+    {
+        byte[] data = [7, 7, 7];
+        var credential = ScramCredential.Create(ScramHash.Sha512, "secret", 4096);
+        var server = new ScramServerMechanism(ScramHash.Sha512, true, (_, _, _) => ValueTask.FromResult<ScramCredential?>(credential), new FakeBinding(data, "tls-exporter", "tls-unique", "tls-server-end-point"));
+        var client = new ScramClient(ScramHash.Sha512, "user", "secret", bindingType: type, bindingData: data);
+        var first = await server.StepAsync(Encoding.UTF8.GetBytes(client.ClientFirst()), CancellationToken.None);
+        var final = await server.StepAsync(Encoding.UTF8.GetBytes(client.ClientFinal(Encoding.UTF8.GetString(first.Data!))), CancellationToken.None);
+        Assert.That(final.Kind, Is.EqualTo(SaslStepKind.Success));
+        Assert.That(server.ChannelBindingType, Is.EqualTo(type));
+    }
+
+    [Test]
+    public async Task A_binding_type_not_offered_is_refused_without_counting_as_a_guess()
+    {
+        var server = new ScramServerMechanism(ScramHash.Sha256, true, (_, _, _) => ValueTask.FromResult<ScramCredential?>(null), new FakeBinding([1], "tls-server-end-point"));
+        var step = await server.StepAsync("p=tls-unique,,n=user,r=abc"u8.ToArray(), CancellationToken.None);
+        Assert.That(step.Kind, Is.EqualTo(SaslStepKind.Failure));
+        Assert.That(step.IsCredentialFailure, Is.False);
+    }
+
+    [Test]
+    public async Task Fast_uniq_binds_the_token_to_tls_unique()
+    {
+        byte[] unique = [5, 6, 7, 8];
+        var binding = new FakeBinding(unique, "tls-unique", "tls-server-end-point");
+        Assert.That(HtServerMechanism.Offered(binding), Is.EqualTo(new[] { "HT-SHA-256-NONE", "HT-SHA-256-UNIQ", "HT-SHA-256-ENDP" }));
+        ValueTask<IReadOnlyList<string>> Tokens(string user, CancellationToken _) => ValueTask.FromResult<IReadOnlyList<string>>(user == "user" ? ["tok"] : []);
+
+        var ok = await new HtServerMechanism("HT-SHA-256-UNIQ", Tokens, binding).StepAsync((byte[])[.. "user\0"u8, .. HtServerMechanism.Initiator("tok", unique)], CancellationToken.None);
+        Assert.That(ok.Kind, Is.EqualTo(SaslStepKind.Success));
+        Assert.That(ok.Data, Is.EqualTo(HtServerMechanism.Responder("tok", unique)));
+        var unbound = await new HtServerMechanism("HT-SHA-256-UNIQ", Tokens, binding).StepAsync((byte[])[.. "user\0"u8, .. HtServerMechanism.Initiator("tok", [])], CancellationToken.None);
+        Assert.That(unbound.Kind, Is.EqualTo(SaslStepKind.Failure), "a proof made without the binding data");
+    }
+
+    private sealed class FakeBinding(byte[] data, params string[] types) : IChannelBindingSource
+    {
+        public IReadOnlyList<string> SupportedTypes { get; } = types.Length == 0 ? ["tls-exporter"] : types;
+
+        public byte[]? GetBindingData(string type) => SupportedTypes.Contains(type) ? data : null;
     }
 }

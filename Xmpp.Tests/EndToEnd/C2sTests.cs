@@ -1,3 +1,5 @@
+using System.Net.Security;
+using System.Security.Authentication;
 using System.Text;
 using Xmpp.Core;
 using Xmpp.Server.Config;
@@ -26,6 +28,7 @@ public sealed class C2sTests
     }
 
     [TestCase("tls-exporter")]
+    [TestCase("tls-unique")]
     [TestCase("tls-server-end-point")]
     public async Task Scram_sha256_plus_with_channel_binding(string binding)
     {
@@ -40,6 +43,48 @@ public sealed class C2sTests
         Assert.That(cbTypes, Does.Contain(binding), "XEP-0440 advertises the type");
         var result = await client.AuthenticateAsync("SCRAM-SHA-256-PLUS", "alice", "wonderland", binding);
         Assert.That(result.Name, Is.EqualTo("success"), result.ToString());
+    }
+
+    /// <summary>
+    /// tls-unique as OpenSSL and Python compute it (what slixmpp 1.8 asks for first), on TLS 1.3 and on TLS 1.2
+    /// (with the extended master secret, which OpenSSL negotiates by default), over STARTTLS and direct TLS.
+    /// </summary>
+    [TestCase(SslProtocols.Tls13, false)]
+    [TestCase(SslProtocols.Tls12, false)]
+    [TestCase(SslProtocols.Tls13, true)]
+    public async Task Scram_plus_with_tls_unique(SslProtocols protocol, bool directTls)
+    {
+        await using var server = await TestServer.StartAsync(null, Alice);
+        var options = new SslClientAuthenticationOptions { TargetHost = "localhost", EnabledSslProtocols = protocol };
+        await using var client = await RawXmppClient.ConnectAsync(directTls ? server.DirectTlsPort : server.C2sPort, directTls, options);
+        var features = directTls ? await client.OpenAsync() : await client.OpenTlsAsync(options);
+        Assert.That(client.Tls!.SslProtocol, Is.EqualTo(protocol));
+        var cbTypes = features.Child("sasl-channel-binding", Ns.SaslChannelBinding)!.Elements().Select(e => e.GetAttribute("type")).ToList();
+        Assert.That(cbTypes, Is.EqualTo(protocol == SslProtocols.Tls13
+            ? new[] { "tls-exporter", "tls-unique", "tls-server-end-point" }
+            : ["tls-unique", "tls-server-end-point"]), "XEP-0440 lists what is offered");
+        var result = await client.AuthenticateAsync("SCRAM-SHA-512-PLUS", "alice", "wonderland", "tls-unique");
+        Assert.That(result.Name, Is.EqualTo("success"), result.ToString());
+        Assert.That(server.Logs, Has.Some.Contains("Authenticated alice@localhost with SCRAM-SHA-512-PLUS (tls-unique)"));
+        Assert.That(server.Logs, Has.None.Contains("Authentication failed"));
+    }
+
+    /// <summary>RFC 5802 §6: the "y" flag after -PLUS was offered means someone removed the -PLUS mechanisms on the way.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task A_y_flag_after_plus_was_offered_is_refused(bool directTls)
+    {
+        await using var server = await TestServer.StartAsync(null, Alice);
+        await using var client = await RawXmppClient.ConnectAsync(directTls ? server.DirectTlsPort : server.C2sPort, directTls);
+        var features = directTls ? await client.OpenAsync() : await client.OpenTlsAsync();
+        Assert.That(features.Child("mechanisms", Ns.Sasl)!.Elements().Select(e => e.Text), Does.Contain("SCRAM-SHA-256-PLUS"));
+        var refused = await client.AuthenticateAsync("SCRAM-SHA-256", "alice", "wonderland", supportsBinding: true);
+        Assert.That(refused.Name, Is.EqualTo("failure"), refused.ToString());
+        Assert.That(refused.FirstElement()!.Name, Is.EqualTo("not-authorized"));
+        Assert.That(server.Logs, Has.Some.Contains("channel binding downgrade"));
+
+        // The same client with "n" (no channel binding support claimed) or with a binding logs in on this stream.
+        Assert.That((await client.AuthenticateAsync("SCRAM-SHA-256-PLUS", "alice", "wonderland", "tls-exporter")).Name, Is.EqualTo("success"));
     }
 
     [Test]

@@ -36,14 +36,15 @@ public sealed class RawXmppClient : IAsyncDisposable
     /// <summary>The disco#info this client answers caps queries with (tests of XEP-0115 set it).</summary>
     public Element? CapsQuery { get; set; }
 
-    public static async Task<RawXmppClient> ConnectAsync(int port, bool directTls = false)
+    /// <param name="tlsOptions">For direct TLS: the client's TLS options (see <see cref="StartTlsAsync"/>).</param>
+    public static async Task<RawXmppClient> ConnectAsync(int port, bool directTls = false, SslClientAuthenticationOptions? tlsOptions = null)
     {
         var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", port).WaitAsync(Timeout);
         var client = new RawXmppClient(tcp, tcp.GetStream());
         if (directTls)
         {
-            await client.HandshakeAsync();
+            await client.HandshakeAsync(tlsOptions);
         }
 
         return client;
@@ -175,10 +176,10 @@ public sealed class RawXmppClient : IAsyncDisposable
     }
 
     /// <summary>Opens the stream, negotiates STARTTLS and opens it again: ready for SASL.</summary>
-    public async Task<Element> OpenTlsAsync()
+    public async Task<Element> OpenTlsAsync(SslClientAuthenticationOptions? options = null)
     {
         await OpenAsync();
-        await StartTlsAsync();
+        await StartTlsAsync(options);
         return await OpenAsync();
     }
 
@@ -204,7 +205,8 @@ public sealed class RawXmppClient : IAsyncDisposable
     }
 
     /// <summary>Runs a SASL exchange; returns the success or failure element.</summary>
-    public async Task<Element> AuthenticateAsync(string mechanism, string user, string password, string? bindingType = null)
+    /// <param name="supportsBinding">Without a binding type: send the gs2 flag "y" rather than "n".</param>
+    public async Task<Element> AuthenticateAsync(string mechanism, string user, string password, string? bindingType = null, bool supportsBinding = false)
     {
         if (mechanism == "PLAIN")
         {
@@ -220,13 +222,20 @@ public sealed class RawXmppClient : IAsyncDisposable
             cbData = TlsExporter.ChannelBinding(Tls!);
             Assert.That(cbData, Is.Not.Null, "tls-exporter data");
         }
+        else if (bindingType == ChannelBindingTypes.TlsUnique)
+        {
+            // As Python's ssl module computes it (slixmpp sends this), and as .NET's own API gives it on this end.
+            cbData = OpenSslFinished.Compute(Tls!);
+            Assert.That(cbData, Is.Not.Null.And.Not.Empty, "tls-unique data");
+            Assert.That(Xmpp.Server.Tls.TlsUnique.ChannelBinding(Tls!), Is.EqualTo(cbData), "SslStream's GetChannelBinding(Unique) on the client side");
+        }
         else if (bindingType == ChannelBindingTypes.TlsServerEndPoint)
         {
             using var cert = new X509Certificate2(Tls!.RemoteCertificate!);
             cbData = Xmpp.Server.Tls.HostCertificate.ComputeEndPointBinding(cert);
         }
 
-        var scram = new ScramClient(hash, user, password, bindingType: bindingType, bindingData: cbData);
+        var scram = new ScramClient(hash, user, password, bindingType: bindingType, bindingData: cbData, supportsBinding: supportsBinding);
         await SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mechanism}'>{B64(scram.ClientFirst())}</auth>");
         var challenge = await ReadAsync();
         if (challenge.Name != "challenge")

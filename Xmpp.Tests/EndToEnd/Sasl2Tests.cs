@@ -4,7 +4,7 @@ using Xmpp.Core.Xml;
 
 namespace Xmpp.Tests.EndToEnd;
 
-/// <summary>XEP-0388 SASL2 with XEP-0386 Bind2 and inline XEP-0198, with the raw client (no Debian client speaks urn:xmpp:sasl:2).</summary>
+/// <summary>XEP-0388 SASL2 with XEP-0386 Bind2, inline XEP-0198 and XEP-0484 FAST, with the raw client (conformance/run checks the same with xmpp.js).</summary>
 public sealed class Sasl2Tests
 {
     private const string Sasl2 = "urn:xmpp:sasl:2";
@@ -37,6 +37,7 @@ public sealed class Sasl2Tests
         var after = await c.ReadAsync();
         Assert.That(after.Name, Is.EqualTo("features"));
         Assert.That(after.Child("bind", "urn:ietf:params:xml:ns:xmpp-bind"), Is.Null);
+        Assert.That(after.Child("sm", Sm), Is.Null, "stream management is on already: not offered again (xmpp.js would resume the session it is on)");
         var ping = await c.IqAsync("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
         Assert.That(ping.GetAttribute("to"), Is.EqualTo(jid));
 
@@ -47,6 +48,7 @@ public sealed class Sasl2Tests
         await again.OpenAsync();
         var (second, _) = await AuthenticateAsync(again, "alice", "wonderland", $"<user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'/><bind xmlns='{Bind2}'><tag>Phone</tag></bind>");
         Assert.That(second.ChildText("authorization-identifier", Sasl2), Is.EqualTo(jid));
+        Assert.That((await again.ReadAsync()).Child("sm", Sm), Is.Not.Null, "without an inline enable, stream management is offered");
 
         Assert.That(await c.ReadStreamErrorAsync(), Is.EqualTo("conflict"), "the second login with the same resource replaced the first");
     }
@@ -194,12 +196,67 @@ public sealed class Sasl2Tests
         return c;
     }
 
-    private static async Task<Element> FastAsync(RawXmppClient c, string user, string token, string inline)
+    private static async Task<Element> FastAsync(RawXmppClient c, string user, string token, string inline, string mechanism = "HT-SHA-256-NONE")
     {
-        var proof = Xmpp.Core.Sasl.HtServerMechanism.Initiator(token, []);
+        var binding = mechanism == "HT-SHA-256-EXPR" ? Xmpp.Server.Tls.TlsExporter.ChannelBinding(c.Tls!)! : [];
+        var proof = Xmpp.Core.Sasl.HtServerMechanism.Initiator(token, binding);
         var initial = Convert.ToBase64String([.. Encoding.UTF8.GetBytes(user), 0, .. proof]);
-        await c.SendAsync($"<authenticate xmlns='{Sasl2}' mechanism='HT-SHA-256-NONE'><initial-response>{initial}</initial-response>{inline}<fast xmlns='urn:xmpp:fast:0' count='1'/></authenticate>");
+        await c.SendAsync($"<authenticate xmlns='{Sasl2}' mechanism='{mechanism}'><initial-response>{initial}</initial-response>{inline}<fast xmlns='urn:xmpp:fast:0' count='1'/></authenticate>");
         return await c.ReadAsync();
+    }
+
+    /// <summary>
+    /// XEP-0484: a token is bound to the mechanism it was requested for; one issued for -EXPR must not log in
+    /// through -NONE, without the channel binding (and the other way round).
+    /// </summary>
+    [TestCase("HT-SHA-256-NONE", "HT-SHA-256-EXPR")]
+    [TestCase("HT-SHA-256-EXPR", "HT-SHA-256-NONE")]
+    public async Task A_fast_token_works_only_with_the_mechanism_it_was_issued_for(string issuedFor, string other)
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland");
+        const string Agent = "<user-agent id='5a0f3c8e-1d2b-4c6a-9e7f-0a1b2c3d4e5f'/>";
+        string token;
+        await using (var c = await OpenAsync(server))
+        {
+            var (success, _) = await AuthenticateAsync(c, "alice", "wonderland", Agent + $"<request-token xmlns='urn:xmpp:fast:0' mechanism='{issuedFor}'/>");
+            token = success.Child("token", "urn:xmpp:fast:0")!.GetAttribute("token")!;
+        }
+
+        await using (var c = await OpenAsync(server))
+        {
+            var refused = await FastAsync(c, "alice", token, Agent, other);
+            Assert.That(refused.Child("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), Is.Not.Null, refused.ToString());
+        }
+
+        await using (var c = await OpenAsync(server))
+        {
+            Assert.That((await FastAsync(c, "alice", token, Agent, issuedFor)).Name, Is.EqualTo("success"));
+        }
+
+        Assert.That(server.Logs, Has.Some.Contains($"Authentication failed for alice from").And.Contains($"with {other}: not-authorized"), "the refusal is logged for the account");
+    }
+
+    [Test]
+    public async Task An_expired_fast_token_is_refused()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland");
+        const string Agent = "<user-agent id='expiring-device'/>";
+        string token;
+        await using (var c = await OpenAsync(server))
+        {
+            var (success, _) = await AuthenticateAsync(c, "alice", "wonderland", Agent + "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>");
+            token = success.Child("token", "urn:xmpp:fast:0")!.GetAttribute("token")!;
+        }
+
+        // Fourteen days later, as far as the stored token is concerned.
+        var docs = server.Server.Context.Storage.Documents;
+        var stored = ElementParser.Parse((await docs.GetAsync("localhost", "alice", "fast", "expiring-device", CancellationToken.None))!);
+        stored.SetAttribute("expiry", DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await docs.SetAsync("localhost", "alice", "fast", "expiring-device", stored.ToString(), CancellationToken.None);
+
+        await using var expired = await OpenAsync(server);
+        var refused = await FastAsync(expired, "alice", token, Agent);
+        Assert.That(refused.Child("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), Is.Not.Null, refused.ToString());
     }
 
     private static async Task<(Element Outcome, ScramClient Scram)> AuthenticateAsync(RawXmppClient c, string user, string password, string inline)

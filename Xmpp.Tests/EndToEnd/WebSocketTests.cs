@@ -84,6 +84,30 @@ public sealed class WebSocketTests
         }
     }
 
+    /// <summary>
+    /// No channel binding over WebSocket (the TLS is the HTTPS listener's), so no -PLUS and no XEP-0440 list: a
+    /// client that could bind says "y", rightly, and RFC 5802 §6 lets it in.
+    /// </summary>
+    [Test]
+    public async Task Scram_with_the_y_flag_logs_in_where_no_plus_is_offered()
+    {
+        await using var server = await StartAsync();
+        await using var ws = await WsClient.ConnectAsync(server.Server.PortOf(ListenerKind.Https));
+        await ws.SendAsync($"<open xmlns='{Framing}' to='localhost' version='1.0'/>");
+        await ws.ReadAsync();
+        var features = (await ws.ReadAsync())!;
+        Assert.That(features.ToString(), Does.Not.Contain("-PLUS").And.Not.Contain("urn:xmpp:sasl-cb:0"));
+        var scram = new Xmpp.Core.Sasl.ScramClient(Xmpp.Core.Sasl.ScramHash.Sha256, "alice", "alice-pass", supportsBinding: true);
+        await ws.SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{Convert.ToBase64String(Encoding.UTF8.GetBytes(scram.ClientFirst()))}</auth>");
+        var challenge = (await ws.ReadAsync())!;
+        Assert.That(challenge.Name, Is.EqualTo("challenge"), challenge.ToString());
+        var final = scram.ClientFinal(Encoding.UTF8.GetString(Convert.FromBase64String(challenge.Text)));
+        await ws.SendAsync($"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{Convert.ToBase64String(Encoding.UTF8.GetBytes(final))}</response>");
+        var success = (await ws.ReadAsync())!;
+        Assert.That(success.Name, Is.EqualTo("success"), success.ToString());
+        Assert.That(scram.VerifyServerFinal(Encoding.UTF8.GetString(Convert.FromBase64String(success.Text))), Is.True);
+    }
+
     [Test]
     public async Task A_web_client_logs_in_and_chats_with_a_tcp_client()
     {

@@ -44,7 +44,7 @@ class Echo(ComponentXMPP):
 
 
 async def main():
-    client = slixmpp.ClientXMPP(user, password, sasl_mech="SCRAM-SHA-256")
+    client = slixmpp.ClientXMPP(user, password)
     client.ssl_context.check_hostname = False
     client.ssl_context.verify_mode = ssl.CERT_NONE
     client.register_plugin("xep_0030")

@@ -1,7 +1,7 @@
 """After a migration: a user logs in with the old password (slixmpp) and finds the old roster and vCard.
 
 Usage: migrate.py [fill] HOST PORT JID PASSWORD MECHANISM CONTACT NAME FN
-  Logs in with MECHANISM (SCRAM-SHA-1, as Prosody and ejabberd store it, or PLAIN), reads the roster and
+  Logs in with MECHANISM (SCRAM-SHA-1 or -PLUS, as Prosody and ejabberd store it, or PLAIN), reads the roster and
   expects CONTACT with the name NAME, reads the own vCard and expects the full name FN ("-" for none).
   fill: before the migration, on the old server: adds CONTACT with the name NAME (group Friends) to the
   roster and publishes a vCard with the full name FN.

@@ -46,7 +46,7 @@ users = sys.argv[5:]
 
 class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, plugins):
-        super().__init__(jid, jid.split("@")[0] + suffix, sasl_mech="SCRAM-SHA-256")
+        super().__init__(jid, jid.split("@")[0] + suffix)
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
         for p in ["xep_0030"] + plugins:
@@ -331,7 +331,7 @@ async def register():
     name = users[0].split("@")[0] + "-" + uuid.uuid4().hex[:6]
     domain = users[0].split("@")[1].split("/")[0]
     jid = f"{name}@{domain}/ibr"
-    client = slixmpp.ClientXMPP(jid, "first-pass", sasl_mech="SCRAM-SHA-256")
+    client = slixmpp.ClientXMPP(jid, "first-pass")
     client.ssl_context.check_hostname = False
     client.ssl_context.verify_mode = ssl.CERT_NONE
     for p in ("xep_0030", "xep_0004", "xep_0066", "xep_0077"):

@@ -1,8 +1,11 @@
 """slixmpp (Debian python3-slixmpp) against our server.
 
 Usage: slix.py MODE HOST PORT JID PASSWORD [PEER_JID]
-  login      STARTTLS (or direct TLS with login-tls), SCRAM-SHA-256 only, bind, roster get, presence
+  login      STARTTLS with slixmpp's default settings, bind, roster get, presence; the first SASL attempt must
+             succeed, with a -PLUS mechanism and channel binding (slixmpp 1.8 asks for tls-unique)
   login-tls  the same over direct TLS (XEP-0368)
+  pinned     STARTTLS with the mechanism pinned to SCRAM-SHA-256: slixmpp then sends the gs2 flag "y" (it could
+             bind, but does not see -PLUS for that mechanism), which the server must refuse (RFC 5802 §6)
   send       log in and send one chat message to PEER_JID
   receive    log in, send presence, wait for one chat message and print its body (and its XEP-0203 delay)
   echo       log in, send presence, print READY, answer the first chat message with "pong: " and its body
@@ -24,7 +27,9 @@ result = {"line": "FAIL no session"}
 
 class Client(slixmpp.ClientXMPP):
     def __init__(self):
-        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
+        # slixmpp's defaults: it picks the strongest mechanism offered (SCRAM-SHA-512-PLUS over TLS).
+        super().__init__(jid, password, **({"sasl_mech": "SCRAM-SHA-256"} if mode == "pinned" else {}))
+        self.auth_failures = 0
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
         self.add_event_handler("session_start", self.start)
@@ -38,8 +43,17 @@ class Client(slixmpp.ClientXMPP):
             self.add_event_handler("presence_available", self.available)
 
     def failed(self, _):
+        # slixmpp would go on with its next mechanism; this gives up at the first failure, as many bots do.
+        self.auth_failures += 1
         result["line"] = "FAIL authentication"
         self.disconnect()
+
+    def first_attempt(self):
+        """Whether the first SASL attempt succeeded with channel binding; a description either way."""
+        mech = self["feature_mechanisms"].mech
+        gs2 = getattr(mech, "gs2_header", b"").decode()
+        what = f"{mech.name}, gs2 header {gs2!r}, {self.auth_failures} failed attempts before"
+        return self.auth_failures == 0 and mech.name.endswith("-PLUS") and gs2.startswith("p="), what
 
     async def start(self, _):
         roster = await self.get_roster()
@@ -49,7 +63,8 @@ class Client(slixmpp.ClientXMPP):
             return
         self.send_presence()
         if mode in ("login", "login-tls"):
-            result["line"] = f"OK bound {self.boundjid.full}, roster received"
+            ok, what = self.first_attempt()
+            result["line"] = f"{'OK' if ok else 'FAIL'} bound {self.boundjid.full}, roster received; authenticated with {what}"
             self.disconnect()
         elif mode == "send":
             self.send_message(mto=peer, mbody="hello from slixmpp", mtype="chat")
