@@ -65,7 +65,7 @@ internal sealed record HistoryEntry(Element Message, DateTimeOffset At, int Char
 /// an outbox that the service routes once the lock is released (a bounce of something the room sent
 /// comes back to the room: it must not find the lock taken by its own sender).
 /// </summary>
-internal sealed class MucRoom
+internal sealed partial class MucRoom
 {
     public const string Muc = "http://jabber.org/protocol/muc";
     public const string MucUser = "http://jabber.org/protocol/muc#user";
@@ -175,6 +175,13 @@ internal sealed class MucRoom
     // ---- presence (§7.2 entering, §7.6 nick change, §7.14 leaving) -------------------------------------
 
     public async ValueTask PresenceAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    {
+        var start = outbox.Count;
+        await HandlePresenceAsync(ctx, outbox, ct).ConfigureAwait(false);
+        ReflectPresenceId(ctx, outbox, start);
+    }
+
+    private async ValueTask HandlePresenceAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
     {
         var from = ctx.From;
         var nick = ctx.To!.Resource;
@@ -933,8 +940,15 @@ internal sealed class MucRoom
         var request = ctx.Type is "get" or "set";
         if (sender is null)
         {
+            if (request && iq.FirstElement()?.Namespace is Ns.DiscoInfo or Ns.DiscoItems)
+            {
+                // §6.6: a non-occupant's disco request to an occupant is a bad request.
+                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "you are not in this room");
+            }
+
             if (request)
             {
+                // §7.5 and XEP-0410 §3.2: anything else from a non-occupant is not acceptable.
                 throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "you are not in this room");
             }
 
@@ -1037,7 +1051,7 @@ internal sealed class MucRoom
 
         if (!set)
         {
-            return AdminList(items[0], actorAffiliation, actorRole);
+            return AdminList(items[0], actorAffiliation, actorRole, occupant: actor is not null);
         }
 
         // Every item is checked before any is applied: the request succeeds or fails whole (§9.2).
@@ -1076,7 +1090,7 @@ internal sealed class MucRoom
                     throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "an affiliation is set for a jid or a nick");
                 }
 
-                CheckAffiliationChange(actorAffiliation, who, affiliation, changes.Count, items);
+                CheckAffiliationChange(ctx.From.Bare, actorAffiliation, who, affiliation, items);
                 var reservedNick = item.GetAttribute("nick") is { } n && item.GetAttribute("jid") is not null && Jid.TryPrepareResource(n, out var prepared) ? prepared : null;
                 var target = who;
                 changes.Add(() => SetAffiliation(target, affiliation, reservedNick, actor?.Nick, reason, outbox));
@@ -1101,15 +1115,13 @@ internal sealed class MucRoom
         return null;
     }
 
-    private Element AdminList(Element item, Affiliation actorAffiliation, Role actorRole)
+    private Element AdminList(Element item, Affiliation actorAffiliation, Role actorRole, bool occupant)
     {
         var result = new Element("query", MucAdmin);
         if (item.GetAttribute("affiliation") is { } affText)
         {
             var affiliation = ParseAffiliation(affText) ?? throw new StanzaErrorException(StanzaErrorCondition.BadRequest, $"unknown affiliation '{affText}'");
-            // §9.5, §10.5, §10.8: admins read the member and ban lists, owners every list.
-            var needed = affiliation is Affiliation.Owner or Affiliation.Admin ? Affiliation.Admin : Affiliation.Admin;
-            if (actorAffiliation < needed && !(affiliation == Affiliation.Member && Config.MembersOnly && actorAffiliation >= Affiliation.Member))
+            if (!MayReadList(affiliation, actorAffiliation, occupant))
             {
                 throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "you may not read that list");
             }
@@ -1146,6 +1158,19 @@ internal sealed class MucRoom
         throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "ask for an affiliation or a role");
     }
 
+    /// <summary>
+    /// §9.5: admins and owners read the member and ban lists (members too, in a members-only room). §10.5 and
+    /// §10.8 restrict changing the owner and admin lists to owners, not reading them: ownership is a lasting,
+    /// visible attribute of the room (§10), so its occupants and members may see who owns and runs it.
+    /// </summary>
+    private bool MayReadList(Affiliation list, Affiliation actorAffiliation, bool occupant) => list switch
+    {
+        _ when actorAffiliation >= Affiliation.Admin => true,
+        Affiliation.Owner or Affiliation.Admin => occupant || actorAffiliation >= Affiliation.Member,
+        Affiliation.Member => Config.MembersOnly && actorAffiliation >= Affiliation.Member,
+        _ => false,
+    };
+
     /// <summary>§8.2–§8.5 kicks and voice, §9.6–§9.7 moderators: who may change whose role.</summary>
     private void CheckRoleChange(Affiliation actorAffiliation, Role actorRole, Occupant target, Role role)
     {
@@ -1171,7 +1196,7 @@ internal sealed class MucRoom
     }
 
     /// <summary>§9, §10: admins manage members and bans below them; owners manage everything, but the last owner stays.</summary>
-    private void CheckAffiliationChange(Affiliation actorAffiliation, Jid target, Affiliation affiliation, int index, List<Element> items)
+    private void CheckAffiliationChange(Jid actor, Affiliation actorAffiliation, Jid target, Affiliation affiliation, List<Element> items)
     {
         var current = AffiliationOf(target);
         if (actorAffiliation < Affiliation.Admin)
@@ -1179,9 +1204,22 @@ internal sealed class MucRoom
             throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "only admins and owners may change affiliations");
         }
 
-        if (actorAffiliation == Affiliation.Admin && (current >= Affiliation.Admin || affiliation >= Affiliation.Admin))
+        if (affiliation == Affiliation.Outcast && target == actor)
         {
-            throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "admins may not grant or change admin or owner affiliations");
+            // §9.1: an admin or owner who tries to ban itself gets conflict.
+            throw new StanzaErrorException(StanzaErrorCondition.Conflict, "you may not ban yourself");
+        }
+
+        if (actorAffiliation == Affiliation.Admin && affiliation >= Affiliation.Admin)
+        {
+            // §10.5, §10.8: only owners modify the owner list and the admin list; anyone else gets forbidden.
+            throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "only owners may grant admin or owner affiliations");
+        }
+
+        if (actorAffiliation == Affiliation.Admin && current >= Affiliation.Admin)
+        {
+            // §9.1, §9.4: an admin may not ban or demote an admin or owner.
+            throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "admins may not change an admin's or owner's affiliation");
         }
 
         if (current == Affiliation.Owner && affiliation != Affiliation.Owner &&
@@ -1292,7 +1330,8 @@ internal sealed class MucRoom
         var (config, owners, admins) = Config.Apply(values, Service.Settings.MaxHistory);
         if (owners is not null && owners.Count == 0)
         {
-            throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "a room keeps at least one owner");
+            // §10.2, §10.6: the last owner may not give up ownership; the service returns conflict.
+            throw new StanzaErrorException(StanzaErrorCondition.Conflict, "a room keeps at least one owner");
         }
 
         var before = Config;
@@ -1421,6 +1460,12 @@ internal sealed class MucRoom
                 if (destroy?.ChildText("reason", MucOwner) is { Length: > 0 } reason)
                 {
                     d.AddChild("reason").AddText(reason);
+                }
+
+                if (destroy?.ChildText("password", MucOwner) is { Length: > 0 } venuePassword)
+                {
+                    // §10.9: the alternate venue's password, as the owner gave it, goes to each occupant.
+                    d.AddChild("password").AddText(venuePassword);
                 }
 
                 x.AddChild("status").SetAttribute("code", "110");
