@@ -57,7 +57,8 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             creation,
             LockNewRooms: context.Flag("lock-new-rooms", true),
             MaxHistory: context.Number("max-history", 50, min: 0, max: 1000),
-            MaxRooms: context.Number("max-rooms", 100_000, min: 1));
+            MaxRooms: context.Number("max-rooms", 100_000, min: 1),
+            MaxVCardSize: context.Number("max-vcard-size", 256 * 1024, min: 1024, max: 16 * 1024 * 1024));
         if (subdomain.Length == 0 || subdomain.Contains('@', StringComparison.Ordinal) || subdomain.Contains('/', StringComparison.Ordinal))
         {
             throw new ConfigException($"module muc: subdomain '{subdomain}' is not a domain label");

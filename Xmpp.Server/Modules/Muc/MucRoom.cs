@@ -901,6 +901,11 @@ internal sealed partial class MucRoom
                 return await RegisterAsync(ctx, payload, set, outbox, ct).ConfigureAwait(false);
             case (Ns.Ping, "ping", false):
                 return null;
+            case (VCardNs, "vCard", false):
+                return GetVCard();
+            case (VCardNs, "vCard", true):
+                await SetVCardAsync(ctx, payload, outbox, ct).ConfigureAwait(false);
+                return null;
             default:
                 throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
         }
@@ -1001,7 +1006,7 @@ internal sealed partial class MucRoom
             .SetAttribute("name", Config.Name.Length > 0 ? Config.Name : Jid.Local);
         var features = new List<string>
         {
-            Muc, Ns.DiscoInfo, Ns.DiscoItems, StableId, SelfPingOptimization, OccupantIdNs, StanzaIdNs, RegisterNs, RequestForm,
+            Muc, Ns.DiscoInfo, Ns.DiscoItems, StableId, SelfPingOptimization, OccupantIdNs, StanzaIdNs, RegisterNs, RequestForm, VCardNs,
             Config.Persistent ? "muc_persistent" : "muc_temporary",
             Config.Public ? "muc_public" : "muc_hidden",
             Config.MembersOnly ? "muc_membersonly" : "muc_open",
@@ -1030,6 +1035,12 @@ internal sealed partial class MucRoom
         if (Config.Language.Length > 0)
         {
             DataForm.AddField(info, "muc#roominfo_lang", null, Config.Language);
+        }
+
+        if (AvatarHashes.Count > 0)
+        {
+            // XEP-0486 §3.3: present only while the room has an avatar.
+            DataForm.AddField(info, "muc#roominfo_avatarhash", "text-multi", [.. AvatarHashes]).SetAttribute("label", "Avatar hash");
         }
 
         query.Add(info);
@@ -1381,21 +1392,7 @@ internal sealed partial class MucRoom
                 codes.Add(Config.Archived ? 170 : 171);
             }
 
-            foreach (var o in _byNick.Values)
-            {
-                foreach (var (jid, _) in o.Sessions)
-                {
-                    var m = new Element("message", Ns.Client).SetAttribute("from", Jid.ToString()).SetAttribute("to", jid.ToString())
-                        .SetAttribute("type", "groupchat").SetAttribute("id", NewId());
-                    var x = m.AddChild("x", MucUser);
-                    foreach (var code in codes)
-                    {
-                        x.AddChild("status").SetAttribute("code", code.ToString(CultureInfo.InvariantCulture));
-                    }
-
-                    outbox.Add(m);
-                }
-            }
+            BroadcastStatus(codes, outbox);
         }
 
         Service.Log.Info("Room {Room} configured by {Owner}: persistent={Persistent} public={Public} members-only={MembersOnly} moderated={Moderated} password={Password} whois={Whois}",

@@ -22,7 +22,7 @@ public enum RoomCreation
 }
 
 /// <summary>The muc module's settings (replaced whole by a reload).</summary>
-internal sealed record MucSettings(RoomCreation Creation, bool LockNewRooms, int MaxHistory, int MaxRooms);
+internal sealed record MucSettings(RoomCreation Creation, bool LockNewRooms, int MaxHistory, int MaxRooms, int MaxVCardSize);
 
 /// <summary>
 /// One multi-user chat service (conference.HOST): its rooms, loaded from storage on first use, and the
@@ -31,6 +31,9 @@ internal sealed record MucSettings(RoomCreation Creation, bool LockNewRooms, int
 internal sealed class MucService(string domain, string host)
 {
     private const string RoomKind = "muc-room";
+
+    /// <summary>A persistent room's vCard (XEP-0486), kept apart from its document, which changes far more often.</summary>
+    private const string VCardKind = "muc-vcard";
 
     private readonly ConcurrentDictionary<string, MucRoom> _rooms = new(StringComparer.Ordinal);
     private readonly Lock _loadGate = new();
@@ -213,7 +216,7 @@ internal sealed class MucService(string domain, string host)
             case (Ns.DiscoInfo, "query", "get") when payload!.GetAttribute("node") is null:
                 var info = new Element("query", Ns.DiscoInfo);
                 info.AddChild("identity").SetAttribute("category", "conference").SetAttribute("type", "text").SetAttribute("name", "Chatrooms");
-                foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2" })
+                foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2", MucRoom.VCardNs })
                 {
                     info.AddChild("feature").SetAttribute("var", f);
                 }
@@ -236,6 +239,10 @@ internal sealed class MucService(string domain, string host)
                 break;
             case (Ns.Ping, "ping", "get"):
                 reply = Stanza.IqResult(ctx.Stanza);
+                break;
+            case (MucRoom.VCardNs, "vCard", "get"):
+                // XEP-0486 §3.1: vcard-temp is the rooms'; the service itself has none (XEP-0054 §3.1).
+                reply = Stanza.ErrorReply(ctx.Stanza, new StanzaError(StanzaErrorCondition.ItemNotFound, "the service has no vCard; its rooms do"));
                 break;
             default:
                 reply = Stanza.ErrorReply(ctx.Stanza, StanzaError.ServiceUnavailable);
@@ -271,6 +278,7 @@ internal sealed class MucService(string domain, string host)
     {
         var ct = CancellationToken.None;
         var documents = await Storage.Documents.ListHostAsync(Domain, RoomKind, ct).ConfigureAwait(false);
+        var vcards = await Storage.Documents.ListHostAsync(Domain, VCardKind, ct).ConfigureAwait(false);
         foreach (var (name, xml) in documents)
         {
             if (!Jid.TryCreate(name, Domain, null, out var jid))
@@ -280,6 +288,11 @@ internal sealed class MucService(string domain, string host)
             }
 
             var room = MucRoom.FromDocument(this, jid, ElementParser.Parse(xml));
+            if (vcards.TryGetValue(name, out var vcard))
+            {
+                room.RestoreVCard(ElementParser.Parse(vcard));
+            }
+
             if (room.Config.Archived && room.Config.HistoryLength > 0)
             {
                 var page = await Storage.RoomArchive.QueryAsync(Domain, name, new ArchiveQuery { Last = true, Max = room.Config.HistoryLength }, ct).ConfigureAwait(false);
@@ -301,11 +314,20 @@ internal sealed class MucService(string domain, string host)
         if (room.Config.Persistent)
         {
             await Storage.Documents.SetHostAsync(Domain, RoomKind, room.Jid.Local!, room.ToDocument().ToString(), ct).ConfigureAwait(false);
+            if (!room.VCardSaved)
+            {
+                await Storage.Documents.SetHostAsync(Domain, VCardKind, room.Jid.Local!, room.VCard?.ToString(), ct).ConfigureAwait(false);
+                room.VCardSaved = true;
+            }
         }
     }
 
-    public async ValueTask UnsaveAsync(MucRoom room, CancellationToken ct) =>
+    public async ValueTask UnsaveAsync(MucRoom room, CancellationToken ct)
+    {
         await Storage.Documents.SetHostAsync(Domain, RoomKind, room.Jid.Local!, null, ct).ConfigureAwait(false);
+        await Storage.Documents.SetHostAsync(Domain, VCardKind, room.Jid.Local!, null, ct).ConfigureAwait(false);
+        room.VCardSaved = false;
+    }
 
     /// <summary>Takes an ended room out of the service (its name is free again).</summary>
     public ValueTask ForgetAsync(MucRoom room, CancellationToken ct)
