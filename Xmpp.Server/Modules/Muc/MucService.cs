@@ -216,7 +216,7 @@ internal sealed class MucService(string domain, string host)
             case (Ns.DiscoInfo, "query", "get") when payload!.GetAttribute("node") is null:
                 var info = new Element("query", Ns.DiscoInfo);
                 info.AddChild("identity").SetAttribute("category", "conference").SetAttribute("type", "text").SetAttribute("name", "Chatrooms");
-                foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2", MucRoom.VCardNs })
+                foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2", MucRoom.VCardNs, ChannelSearch.Namespace })
                 {
                     info.AddChild("feature").SetAttribute("var", f);
                 }
@@ -240,6 +240,9 @@ internal sealed class MucService(string domain, string host)
             case (Ns.Ping, "ping", "get"):
                 reply = Stanza.IqResult(ctx.Stanza);
                 break;
+            case (ChannelSearch.Namespace, "search", "get"):
+                reply = Search(ctx.Stanza, payload!);
+                break;
             case (MucRoom.VCardNs, "vCard", "get"):
                 // XEP-0486 §3.1: vcard-temp is the rooms'; the service itself has none (XEP-0054 §3.1).
                 reply = Stanza.ErrorReply(ctx.Stanza, new StanzaError(StanzaErrorCondition.ItemNotFound, "the service has no vCard; its rooms do"));
@@ -250,6 +253,23 @@ internal sealed class MucService(string domain, string host)
         }
 
         await Context.Router.RouteAsync(reply, null, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>XEP-0433 over the rooms that disco#items lists to anyone: public, configured, not gone.</summary>
+    private Element Search(Element iq, Element search)
+    {
+        var channels = _rooms.Values.Where(r => r.Listed(null)).Select(r => new ChannelSearch.Channel(
+            r.Jid.ToString(), r.Config.Name.Length > 0 ? r.Config.Name : r.Jid.Local!, r.Config.Description, r.Config.Language,
+            r.OccupantCount, Open: !r.Config.MembersOnly && r.Config.Password is null, r.Config.NonAnonymous));
+        try
+        {
+            return Stanza.IqResult(iq, ChannelSearch.Answer(search, channels));
+        }
+        catch (StanzaErrorException ex)
+        {
+            Log.Debug("Channel search from {From} refused: {Condition} {Text}", iq.GetAttribute("from"), ex.Error.Condition, ex.Error.Text);
+            return Stanza.ErrorReply(iq, ex.Error);
+        }
     }
 
     // ---- storage ---------------------------------------------------------------------------------------
