@@ -1,5 +1,6 @@
 using Xmpp.Core.Xml;
 using Xmpp.Server.Config;
+using Xmpp.Server.Modules.AdHoc;
 using Xmpp.Server.Routing;
 
 namespace Xmpp.Server.Modules.Muc;
@@ -38,6 +39,7 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             {
                 running.Context = service.Context;
                 running.Settings = service.Settings;
+                running.Commands = service.Commands;
                 _services[domain] = running;
             }
         }
@@ -64,6 +66,7 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             throw new ConfigException($"module muc: subdomain '{subdomain}' is not a domain label");
         }
 
+        var commands = context.Shared<AdHocCommands>();
         foreach (var host in context.Options.Hosts)
         {
             var domain = subdomain + "." + host.Name;
@@ -73,8 +76,11 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             }
 
             context.ServeDomain(prepared);
-            _services[prepared] = new MucService(prepared, host.Name) { Context = context, Settings = settings };
+            _services[prepared] = new MucService(prepared, host.Name) { Context = context, Settings = settings, Commands = commands };
         }
+
+        // The administrators' room commands on each service's JID (served when the adhoc module is loaded).
+        MucAdminCommands.Register(context, commands, domain => _services.GetValueOrDefault(domain));
 
         context.Hook(HookNames.RouteRemote, async (ctx, ct) =>
         {

@@ -1438,7 +1438,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§10.9: everyone leaves with the destroy element (an alternative venue and a reason), and the room is gone.</summary>
-    private async ValueTask DestroyAsync(Element? destroy, List<Element> outbox, CancellationToken ct)
+    public async ValueTask DestroyAsync(Element? destroy, List<Element> outbox, CancellationToken ct)
     {
         foreach (var o in _byNick.Values)
         {

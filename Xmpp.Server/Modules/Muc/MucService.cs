@@ -3,6 +3,7 @@ using Xmpp.Core;
 using Xmpp.Core.Addressing;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
+using Xmpp.Server.Modules.AdHoc;
 using Xmpp.Server.Routing;
 using Xmpp.Server.Storage;
 
@@ -50,6 +51,9 @@ internal sealed class MucService(string domain, string host)
     public IModuleContext Context { get; set; } = null!;
 
     public MucSettings Settings { get; set; } = null!;
+
+    /// <summary>The server's ad-hoc commands (the administrators' room commands are among them).</summary>
+    public AdHocCommands? Commands { get; set; }
 
     public NLog.Logger Log => Context.Log;
 
@@ -210,6 +214,12 @@ internal sealed class MucService(string domain, string host)
         }
 
         var payload = ctx.Stanza.FirstElement();
+        if (payload is not null && await CommandStanzaAsync(ctx, payload, ct).ConfigureAwait(false) is { } answer)
+        {
+            await Context.Router.RouteAsync(answer, null, ct).ConfigureAwait(false);
+            return;
+        }
+
         Element reply;
         switch (payload?.Namespace, payload?.Name, ctx.Type)
         {
@@ -219,6 +229,11 @@ internal sealed class MucService(string domain, string host)
                 foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2", MucRoom.VCardNs, ChannelSearch.Namespace })
                 {
                     info.AddChild("feature").SetAttribute("var", f);
+                }
+
+                if (Commands?.ExecuteAtService is not null)
+                {
+                    info.AddChild("feature").SetAttribute("var", AdHocCommands.Namespace);
                 }
 
                 reply = Stanza.IqResult(ctx.Stanza, info);
@@ -253,6 +268,91 @@ internal sealed class MucService(string domain, string host)
         }
 
         await Context.Router.RouteAsync(reply, null, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// XEP-0050 on the service's JID (the administrators' room commands): the command list and each
+    /// command's node in disco, and execution by the adhoc module. Null for anything else.
+    /// </summary>
+    private async ValueTask<Element?> CommandStanzaAsync(StanzaContext ctx, Element payload, CancellationToken ct)
+    {
+        if (Commands?.ExecuteAtService is not { } execute)
+        {
+            return null;
+        }
+
+        var node = payload.GetAttribute("node");
+        try
+        {
+            switch (payload.Namespace, payload.Name, ctx.Type)
+            {
+                case (Ns.DiscoInfo, "query", "get") when node == AdHocCommands.Namespace:
+                    return Stanza.IqResult(ctx.Stanza, new Element("query", Ns.DiscoInfo).SetAttribute("node", node).Add(AdHocCommands.Identity("command-list", "Commands")));
+                case (Ns.DiscoInfo, "query", "get") when node is not null:
+                    var info = Commands.NodeInfo(ctx.From, Domain, host: false, node) ?? throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+                    var query = new Element("query", Ns.DiscoInfo).SetAttribute("node", node);
+                    info.ForEach(e => query.Add(e));
+                    return Stanza.IqResult(ctx.Stanza, query);
+                case (Ns.DiscoItems, "query", "get") when node == AdHocCommands.Namespace:
+                    var items = new Element("query", Ns.DiscoItems).SetAttribute("node", node);
+                    Commands.Items(ctx.From, Domain, host: false).ForEach(e => items.Add(e));
+                    return Stanza.IqResult(ctx.Stanza, items);
+                case (AdHocCommands.Namespace, "command", "set"):
+                    return Stanza.IqResult(ctx.Stanza, await execute(ctx, payload, ct).ConfigureAwait(false));
+                default:
+                    return null;
+            }
+        }
+        catch (StanzaErrorException ex)
+        {
+            return Stanza.ErrorReply(ctx.Stanza, ex.Error);
+        }
+    }
+
+    /// <summary>Every room of the service (for its administrators' commands).</summary>
+    public async ValueTask<List<MucRoom>> RoomsAsync(CancellationToken ct)
+    {
+        await EnsureLoadedAsync(ct).ConfigureAwait(false);
+        return [.. _rooms.Values.Where(r => !r.Gone)];
+    }
+
+    /// <summary>Destroys a room as its owner could (§10.9); false when there is no such room.</summary>
+    public async ValueTask<bool> DestroyAsync(string name, string? reason, Jid? venue, CancellationToken ct)
+    {
+        await EnsureLoadedAsync(ct).ConfigureAwait(false);
+        if (!_rooms.TryGetValue(name, out var room))
+        {
+            return false;
+        }
+
+        var outbox = new List<Element>();
+        await room.Lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (room.Gone)
+            {
+                return false;
+            }
+
+            var destroy = new Element("destroy", MucRoom.MucOwner).SetAttribute("jid", venue?.ToString());
+            if (reason is not null)
+            {
+                destroy.AddChild("reason").AddText(reason);
+            }
+
+            await room.DestroyAsync(destroy, outbox, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            room.Lock.Release();
+        }
+
+        foreach (var stanza in outbox)
+        {
+            await Context.Router.RouteAsync(stanza, null, ct).ConfigureAwait(false);
+        }
+
+        return true;
     }
 
     /// <summary>XEP-0433 over the rooms that disco#items lists to anyone: public, configured, not gone.</summary>
