@@ -77,7 +77,7 @@ public sealed class MucConformanceTests
     }
 
     [Test]
-    public async Task Occupants_see_who_owns_the_room_after_the_owner_left_and_strangers_get_bad_request_from_occupants()
+    public async Task Who_reads_the_owner_list_depends_on_anonymity_and_strangers_get_bad_request_from_occupants()
     {
         await using var server = await TestServer.StartAsync(null, Users);
         await using var alice = await LoginAsync(server, "alice");
@@ -86,10 +86,19 @@ public sealed class MucConformanceTests
         await JoinAsync(alice, "Alice");
         await InstantRoomAsync(alice);
         await JoinAsync(bob, "Bob");
+        var made = await alice.IqAsync($"<iq type='set' id='a' to='{Room}'><query xmlns='{Admin}'><item jid='dave@localhost' affiliation='admin'/></query></iq>");
+        Assert.That(made.GetAttribute("type"), Is.EqualTo("result"), made.ToString());
+
+        // §10.5, §10.8: in a semi-anonymous room only owners read the owner and admin lists.
+        var semi = await bob.IqAsync($"<iq type='get' id='o1' to='{Room}'><query xmlns='{Admin}'><item affiliation='owner'/></query></iq>");
+        Assert.That(ErrorCondition(semi), Is.EqualTo("forbidden"), semi.ToString());
+        var admins = await alice.IqAsync($"<iq type='get' id='o2' to='{Room}'><query xmlns='{Admin}'><item affiliation='admin'/></query></iq>");
+        Assert.That(admins.ToString(), Does.Contain("dave@localhost"));
+
+        // In a non-anonymous room occupants see who owns it, also once the owner has left (§10); strangers do not.
+        await InstantRoomAsync(alice, fields: Field("whois", "anyone"));
         await alice.SendAsync($"<presence to='{Room}/Alice' type='unavailable'/>");
         await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable");
-
-        // §10: ownership outlasts the owner's visit; a participant may read the owner list, a stranger may not.
         var owners = await bob.IqAsync($"<iq type='get' id='o' to='{Room}'><query xmlns='{Admin}'><item affiliation='owner'/></query></iq>");
         Assert.That(owners.ToString(), Does.Contain("alice@localhost"));
         var stranger = await carol.IqAsync($"<iq type='get' id='s' to='{Room}'><query xmlns='{Admin}'><item affiliation='owner'/></query></iq>");

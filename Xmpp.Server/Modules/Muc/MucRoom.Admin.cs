@@ -8,14 +8,16 @@ namespace Xmpp.Server.Modules.Muc;
 internal sealed partial class MucRoom
 {
     /// <summary>
-    /// §9.5: admins and owners read the member and ban lists (members too, in a members-only room). §10.5 and
-    /// §10.8 restrict changing the owner and admin lists to owners, not reading them: ownership is a lasting,
-    /// visible attribute of the room (§10), so its occupants and members may see who owns and runs it.
+    /// §9.5: admins and owners read the member and ban lists (members too, in a members-only room).
+    /// §10.5, §10.8: in a semi-anonymous room only owners read the owner and admin lists (anyone else gets
+    /// forbidden); in a non-anonymous room, where every occupant sees real JIDs anyway, admins, members and
+    /// occupants may read them too.
     /// </summary>
     private bool MayReadList(Affiliation list, Affiliation actorAffiliation, bool occupant) => list switch
     {
+        Affiliation.Owner or Affiliation.Admin => actorAffiliation == Affiliation.Owner ||
+            (Config.NonAnonymous && (occupant || actorAffiliation >= Affiliation.Member)),
         _ when actorAffiliation >= Affiliation.Admin => true,
-        Affiliation.Owner or Affiliation.Admin => occupant || actorAffiliation >= Affiliation.Member,
         Affiliation.Member => Config.MembersOnly && actorAffiliation >= Affiliation.Member,
         _ => false,
     };
