@@ -6,16 +6,16 @@ namespace Xmpp.Tests.EndToEnd;
 /// <summary>XEP-0045 multi-user chat on conference.localhost, with XEP-0410, XEP-0421 and XEP-0313 for rooms.</summary>
 public sealed class MucTests
 {
-    private const string Muc = "http://jabber.org/protocol/muc";
-    private const string MucUser = "http://jabber.org/protocol/muc#user";
-    private const string MucAdmin = "http://jabber.org/protocol/muc#admin";
-    private const string MucOwner = "http://jabber.org/protocol/muc#owner";
-    private const string Stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
-    private const string Room = "room@conference.localhost";
+    internal const string Muc = "http://jabber.org/protocol/muc";
+    internal const string MucUser = "http://jabber.org/protocol/muc#user";
+    internal const string MucAdmin = "http://jabber.org/protocol/muc#admin";
+    internal const string MucOwner = "http://jabber.org/protocol/muc#owner";
+    internal const string Stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
+    internal const string Room = "room@conference.localhost";
 
-    private static readonly string[] Users = ["alice@localhost:alice-pass", "bob@localhost:bob-pass", "carol@localhost:carol-pass", "dave@localhost:dave-pass"];
+    internal static readonly string[] Users = ["alice@localhost:alice-pass", "bob@localhost:bob-pass", "carol@localhost:carol-pass", "dave@localhost:dave-pass"];
 
-    private static async Task<RawXmppClient> LoginAsync(TestServer server, string user)
+    internal static async Task<RawXmppClient> LoginAsync(TestServer server, string user)
     {
         var c = await RawXmppClient.ConnectAsync(server.C2sPort);
         await c.LoginAsync(user, user + "-pass", resource: "r");
@@ -25,7 +25,7 @@ public sealed class MucTests
     }
 
     /// <summary>Joins and reads up to the subject (the end of the entry, §7.2.15); returns everything received.</summary>
-    private static async Task<List<Element>> JoinAsync(RawXmppClient c, string nick, string room = Room, string inner = "")
+    internal static async Task<List<Element>> JoinAsync(RawXmppClient c, string nick, string room = Room, string inner = "")
     {
         await c.SendAsync($"<presence to='{room}/{nick}'><x xmlns='{Muc}'>{inner}</x></presence>");
         var seen = new List<Element>();
@@ -45,15 +45,15 @@ public sealed class MucTests
         }
     }
 
-    private static IEnumerable<string> Codes(Element stanza) =>
+    internal static IEnumerable<string> Codes(Element stanza) =>
         stanza.Child("x", MucUser)?.Elements().Where(e => e.Name == "status").Select(e => e.GetAttribute("code")!) ?? [];
 
-    private static Element Item(Element presence) => presence.Child("x", MucUser)!.Child("item", MucUser)!;
+    internal static Element Item(Element presence) => presence.Child("x", MucUser)!.Child("item", MucUser)!;
 
-    private static string? ErrorCondition(Element stanza) =>
+    internal static string? ErrorCondition(Element stanza) =>
         stanza.Child("error", "jabber:client")?.Elements().FirstOrDefault(e => e.Namespace == Stanzas)?.Name;
 
-    private static async Task InstantRoomAsync(RawXmppClient owner, string room = Room, string fields = "")
+    internal static async Task InstantRoomAsync(RawXmppClient owner, string room = Room, string fields = "")
     {
         var r = await owner.IqAsync($"<iq type='set' id='cfg' to='{room}'><query xmlns='{MucOwner}'><x xmlns='jabber:x:data' type='submit'>" +
             $"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{fields}</x></query></iq>");
@@ -80,7 +80,7 @@ public sealed class MucTests
         }
     }
 
-    private static string Field(string var, string value) => $"<field var='muc#roomconfig_{var}'><value>{value}</value></field>";
+    internal static string Field(string var, string value) => $"<field var='muc#roomconfig_{var}'><value>{value}</value></field>";
 
     [Test]
     public async Task A_room_is_created_locked_configured_by_its_owner_and_then_open_to_chat()

@@ -1,4 +1,6 @@
+using Xmpp.Core;
 using Xmpp.Core.Addressing;
+using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Routing;
 
@@ -28,10 +30,60 @@ public sealed class AdHocCommands
     }
 
     public AdHocCommand? Find(string node) => _commands.Find(c => c.Node == node);
+
+    /// <summary>The command of a node as the address it was sent to offers it (a host, or a service such as conference.HOST).</summary>
+    public AdHocCommand? Find(string node, string domain, bool host) => _commands.Find(c => c.Node == node && c.OfferedAt(domain, host));
+
+    /// <summary>
+    /// Runs a command sent to a service domain that answers its own stanzas (multi-user chat): the adhoc
+    /// module's execution, with its sessions. Null while no module speaks the protocol.
+    /// </summary>
+    public Func<StanzaContext, Element, CancellationToken, ValueTask<Element?>>? ExecuteAtService { get; set; }
+
+    /// <summary>XEP-0050 §2.2: the commands an address offers to a requester, as disco#items of the commands node.</summary>
+    public List<Element> Items(Jid requester, string domain, bool host) =>
+        _commands.Where(c => c.OfferedAt(domain, host) && c.MayExecute(requester))
+            .Select(c => new Element("item", Ns.DiscoItems).SetAttribute("jid", domain).SetAttribute("node", c.Node).SetAttribute("name", c.Name))
+            .ToList();
+
+    /// <summary>XEP-0050 §2.3: disco#info of one command's node (forbidden to those who may not run it); null when the address has no such command.</summary>
+    public List<Element>? NodeInfo(Jid requester, string domain, bool host, string node)
+    {
+        if (Find(node, domain, host) is not { } command)
+        {
+            return null;
+        }
+
+        if (!command.MayExecute(requester))
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.Forbidden);
+        }
+
+        return
+        [
+            Identity("command-node", command.Name),
+            new Element("feature", Ns.DiscoInfo).SetAttribute("var", Namespace),
+            new Element("feature", Ns.DiscoInfo).SetAttribute("var", DataForm.Namespace),
+        ];
+    }
+
+    public static Element Identity(string type, string name) =>
+        new Element("identity", Ns.DiscoInfo).SetAttribute("category", "automation").SetAttribute("type", type).SetAttribute("name", name);
+
+    public const string Namespace = "http://jabber.org/protocol/commands";
 }
 
 /// <summary>One command: its node, its human-readable name, who may run it and what it does.</summary>
-public sealed record AdHocCommand(string Node, string Name, Func<Jid, bool> MayExecute, AdHocHandler Handler);
+public sealed record AdHocCommand(string Node, string Name, Func<Jid, bool> MayExecute, AdHocHandler Handler)
+{
+    /// <summary>
+    /// The service domains that offer the command instead of the server's hosts (a multi-user chat service's
+    /// commands on conference.HOST); null: the hosts.
+    /// </summary>
+    public Func<string, bool>? Service { get; init; }
+
+    public bool OfferedAt(string domain, bool host) => Service is null ? host : !host && Service(domain);
+}
 
 /// <summary>Runs one stage of a command.</summary>
 public delegate ValueTask<AdHocResult> AdHocHandler(AdHocRequest request, CancellationToken cancellationToken);

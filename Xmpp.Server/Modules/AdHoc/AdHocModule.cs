@@ -14,7 +14,7 @@ namespace Xmpp.Server.Modules.AdHoc;
 [Specification("XEP-0050", "1.3.0", Note = "Commands of the server listed per requester; execute, complete and cancel, with sessions that expire after 10 minutes.")]
 public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
 {
-    public const string Namespace = "http://jabber.org/protocol/commands";
+    public const string Namespace = AdHocCommands.Namespace;
 
     /// <summary>An unfinished command session is forgotten after this long (XEP-0050 §4.4 session-expired).</summary>
     private static readonly TimeSpan SessionLifetime = TimeSpan.FromMinutes(10);
@@ -41,6 +41,7 @@ public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
     {
         var registry = context.Shared<AdHocCommands>();
         registry.Served = true;
+        registry.ExecuteAtService = (ctx, payload, ct) => ExecuteAsync(context, registry, ctx, payload, host: false, ct);
         context.Disco.AddFeature(Namespace, IqTarget.Host);
 
         context.Disco.AddHostNodes(
@@ -49,48 +50,26 @@ public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
                 if (node == Namespace)
                 {
                     // XEP-0050 §2.2: the node that lists the commands.
-                    return ValueTask.FromResult<IEnumerable<Element>?>([Identity("command-list", "Commands")]);
+                    return ValueTask.FromResult<IEnumerable<Element>?>([AdHocCommands.Identity("command-list", "Commands")]);
                 }
 
-                if (registry.Find(node) is not { } command)
-                {
-                    return ValueTask.FromResult<IEnumerable<Element>?>(null);
-                }
-
-                if (!command.MayExecute(ctx.From))
-                {
-                    throw new StanzaErrorException(StanzaErrorCondition.Forbidden);
-                }
-
-                return ValueTask.FromResult<IEnumerable<Element>?>(
-                [
-                    Identity("command-node", command.Name),
-                    new Element("feature", Ns.DiscoInfo).SetAttribute("var", Namespace),
-                    new Element("feature", Ns.DiscoInfo).SetAttribute("var", DataForm.Namespace),
-                ]);
+                return ValueTask.FromResult<IEnumerable<Element>?>(registry.NodeInfo(ctx.From, ctx.To!.Domain, host: true, node));
             },
             (ctx, node, _) =>
             {
                 if (node != Namespace)
                 {
-                    return ValueTask.FromResult<IEnumerable<Element>?>(registry.Find(node) is null ? null : []);
+                    return ValueTask.FromResult<IEnumerable<Element>?>(registry.Find(node, ctx.To!.Domain, host: true) is null ? null : []);
                 }
 
-                var host = ctx.To!.Domain;
-                var items = registry.All
-                    .Where(c => c.MayExecute(ctx.From))
-                    .Select(c => new Element("item", Ns.DiscoItems).SetAttribute("jid", host).SetAttribute("node", c.Node).SetAttribute("name", c.Name))
-                    .ToList();
-                return ValueTask.FromResult<IEnumerable<Element>?>(items);
+                return ValueTask.FromResult<IEnumerable<Element>?>(registry.Items(ctx.From, ctx.To!.Domain, host: true));
             });
 
-        context.HandleIq("set", Namespace, "command", IqTarget.Host, (ctx, payload, ct) => ExecuteAsync(context, registry, ctx, payload, ct));
+        context.HandleIq("set", Namespace, "command", IqTarget.Host, (ctx, payload, ct) => ExecuteAsync(context, registry, ctx, payload, host: true, ct));
     }
 
-    private static Element Identity(string type, string name) =>
-        new Element("identity", Ns.DiscoInfo).SetAttribute("category", "automation").SetAttribute("type", type).SetAttribute("name", name);
-
-    private async ValueTask<Element?> ExecuteAsync(IModuleContext context, AdHocCommands registry, Routing.StanzaContext ctx, Element payload, CancellationToken ct)
+    /// <param name="host">Sent to one of the server's hosts, rather than to a service domain (conference.HOST).</param>
+    private async ValueTask<Element?> ExecuteAsync(IModuleContext context, AdHocCommands registry, Routing.StanzaContext ctx, Element payload, bool host, CancellationToken ct)
     {
         var node = payload.GetAttribute("node");
         if (node is null)
@@ -98,7 +77,7 @@ public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
             throw Error(StanzaErrorCondition.BadRequest, "bad-payload", "the command has no node");
         }
 
-        if (registry.Find(node) is not { } command)
+        if (registry.Find(node, ctx.To!.Domain, host) is not { } command)
         {
             throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
         }

@@ -1,5 +1,6 @@
 using Xmpp.Core.Xml;
 using Xmpp.Server.Config;
+using Xmpp.Server.Modules.AdHoc;
 using Xmpp.Server.Routing;
 
 namespace Xmpp.Server.Modules.Muc;
@@ -10,7 +11,9 @@ namespace Xmpp.Server.Modules.Muc;
 /// modules never see room traffic, and federation answers for the domain (remote users join rooms
 /// here; the rooms write to them from conference.HOST).
 /// </summary>
-[Specification("XEP-0045", "1.35.1", Note = "Rooms on conference.HOST: instant and reserved creation (locked until configured), the muc#roomconfig form, persistent and temporary, public and hidden, members-only, moderated, password-protected, semi- and non-anonymous; every role and affiliation change with its permission rules and status codes (kick 307, ban 301, members-only 321/322, nick change 303, config 104/170-173); reserved nicks and conflicts; subject; history with maxstanzas/maxchars/seconds/since; private messages with allowpm; mediated invitations and declines; destroy with an alternative venue; disco of service, rooms (muc#roominfo) and occupants; unique room names; ghost occupants removed on delivery errors (333); registration reserving a nick (§7.10, muc#register) and voice requests to moderators (§8.6, muc#request).")]
+[Specification("XEP-0045", "1.35.1", Note = "Rooms on conference.HOST: instant and reserved creation (locked until configured), the muc#roomconfig form, persistent and temporary, public and hidden, members-only, moderated, password-protected, semi- and non-anonymous; every role and affiliation change with its permission rules and status codes (kick 307, ban 301, members-only 321/322, nick change 303, config 104/170-173); reserved nicks and conflicts; subject; history with maxstanzas/maxchars/seconds/since; private messages with allowpm; mediated invitations and declines; destroy with an alternative venue and its password; disco of service, rooms (muc#roominfo) and occupants; unique room names; ghost occupants removed on delivery errors (333); registration reserving a nick (§7.10, muc#register) and voice requests to moderators (§8.6, muc#request). muc#stable_id: messages keep their id, and the self-presence that answers a join, a nick change, a presence update or a leave carries the client's presence id. Errors as the XEP names them: forbidden to admins changing the owner or admin list (§10.5, §10.8), conflict for banning oneself (§9.1) and for removing the last owner (§10.2, §10.6), bad-request for a stranger's disco to an occupant (§6.6); the owner and admin lists are for owners in semi-anonymous rooms (§10.5, §10.8) and for occupants and members too in non-anonymous ones. The server's administrators list every room and destroy rooms with ad-hoc commands (XEP-0050) on the service's JID.")]
+[Specification("XEP-0433", "0.1.0", Note = "Extended channel search on the service's JID over its public rooms: the search form (q, all, sinname, sindescription, sinaddress, min_users, types, key), keyword search in name, description and address, sorting by address or by number of users, XEP-0059 pages with the rooms' addresses as cursors, the result items with every field of §6.2, and the errors of §4.2.2 (invalid-sort-key, invalid-search-terms, conflicting-fields, no-search-conditions).")]
+[Specification("XEP-0486", "0.1.0", Note = "Room avatars: rooms and the service advertise vcard-temp; owners set or remove the room's vCard (others get forbidden), anyone who may see the room reads it (an empty vCard when none is set); the photos' SHA-1 in muc#roominfo_avatarhash; a 104 to the occupants when it changes; persistent rooms keep it across restarts (max-vcard-size).")]
 [Specification("XEP-0249", "1.2", Note = "Direct invitations are client-to-client messages, routed like any other (locally and over federation); the rooms accept the mediated kind too.")]
 [Specification("XEP-0410", "1.1.0", Note = "Self-pings to one's own occupant JID are answered by the room (muc#self-ping-optimization); not-acceptable when not joined.")]
 [Specification("XEP-0421", "0.2.0", Note = "A stable occupant id (HMAC of the real bare JID under the room's secret) on every presence and message from an occupant; ids sent by clients removed.")]
@@ -38,6 +41,7 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             {
                 running.Context = service.Context;
                 running.Settings = service.Settings;
+                running.Commands = service.Commands;
                 _services[domain] = running;
             }
         }
@@ -57,12 +61,14 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             creation,
             LockNewRooms: context.Flag("lock-new-rooms", true),
             MaxHistory: context.Number("max-history", 50, min: 0, max: 1000),
-            MaxRooms: context.Number("max-rooms", 100_000, min: 1));
+            MaxRooms: context.Number("max-rooms", 100_000, min: 1),
+            MaxVCardSize: context.Number("max-vcard-size", 256 * 1024, min: 1024, max: 16 * 1024 * 1024));
         if (subdomain.Length == 0 || subdomain.Contains('@', StringComparison.Ordinal) || subdomain.Contains('/', StringComparison.Ordinal))
         {
             throw new ConfigException($"module muc: subdomain '{subdomain}' is not a domain label");
         }
 
+        var commands = context.Shared<AdHocCommands>();
         foreach (var host in context.Options.Hosts)
         {
             var domain = subdomain + "." + host.Name;
@@ -72,8 +78,11 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             }
 
             context.ServeDomain(prepared);
-            _services[prepared] = new MucService(prepared, host.Name) { Context = context, Settings = settings };
+            _services[prepared] = new MucService(prepared, host.Name) { Context = context, Settings = settings, Commands = commands };
         }
+
+        // The administrators' room commands on each service's JID (served when the adhoc module is loaded).
+        MucAdminCommands.Register(context, commands, domain => _services.GetValueOrDefault(domain));
 
         context.Hook(HookNames.RouteRemote, async (ctx, ct) =>
         {

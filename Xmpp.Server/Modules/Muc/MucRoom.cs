@@ -65,7 +65,7 @@ internal sealed record HistoryEntry(Element Message, DateTimeOffset At, int Char
 /// an outbox that the service routes once the lock is released (a bounce of something the room sent
 /// comes back to the room: it must not find the lock taken by its own sender).
 /// </summary>
-internal sealed class MucRoom
+internal sealed partial class MucRoom
 {
     public const string Muc = "http://jabber.org/protocol/muc";
     public const string MucUser = "http://jabber.org/protocol/muc#user";
@@ -175,6 +175,13 @@ internal sealed class MucRoom
     // ---- presence (§7.2 entering, §7.6 nick change, §7.14 leaving) -------------------------------------
 
     public async ValueTask PresenceAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    {
+        var start = outbox.Count;
+        await HandlePresenceAsync(ctx, outbox, ct).ConfigureAwait(false);
+        ReflectPresenceId(ctx, outbox, start);
+    }
+
+    private async ValueTask HandlePresenceAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
     {
         var from = ctx.From;
         var nick = ctx.To!.Resource;
@@ -894,6 +901,11 @@ internal sealed class MucRoom
                 return await RegisterAsync(ctx, payload, set, outbox, ct).ConfigureAwait(false);
             case (Ns.Ping, "ping", false):
                 return null;
+            case (VCardNs, "vCard", false):
+                return GetVCard();
+            case (VCardNs, "vCard", true):
+                await SetVCardAsync(ctx, payload, outbox, ct).ConfigureAwait(false);
+                return null;
             default:
                 throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
         }
@@ -933,8 +945,15 @@ internal sealed class MucRoom
         var request = ctx.Type is "get" or "set";
         if (sender is null)
         {
+            if (request && iq.FirstElement()?.Namespace is Ns.DiscoInfo or Ns.DiscoItems)
+            {
+                // §6.6: a non-occupant's disco request to an occupant is a bad request.
+                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "you are not in this room");
+            }
+
             if (request)
             {
+                // §7.5 and XEP-0410 §3.2: anything else from a non-occupant is not acceptable.
                 throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "you are not in this room");
             }
 
@@ -987,7 +1006,7 @@ internal sealed class MucRoom
             .SetAttribute("name", Config.Name.Length > 0 ? Config.Name : Jid.Local);
         var features = new List<string>
         {
-            Muc, Ns.DiscoInfo, Ns.DiscoItems, StableId, SelfPingOptimization, OccupantIdNs, StanzaIdNs, RegisterNs, RequestForm,
+            Muc, Ns.DiscoInfo, Ns.DiscoItems, StableId, SelfPingOptimization, OccupantIdNs, StanzaIdNs, RegisterNs, RequestForm, VCardNs,
             Config.Persistent ? "muc_persistent" : "muc_temporary",
             Config.Public ? "muc_public" : "muc_hidden",
             Config.MembersOnly ? "muc_membersonly" : "muc_open",
@@ -1018,6 +1037,12 @@ internal sealed class MucRoom
             DataForm.AddField(info, "muc#roominfo_lang", null, Config.Language);
         }
 
+        if (AvatarHashes.Count > 0)
+        {
+            // XEP-0486 §3.3: present only while the room has an avatar.
+            DataForm.AddField(info, "muc#roominfo_avatarhash", "text-multi", [.. AvatarHashes]).SetAttribute("label", "Avatar hash");
+        }
+
         query.Add(info);
         return query;
     }
@@ -1037,7 +1062,7 @@ internal sealed class MucRoom
 
         if (!set)
         {
-            return AdminList(items[0], actorAffiliation, actorRole);
+            return AdminList(items[0], actorAffiliation, actorRole, occupant: actor is not null);
         }
 
         // Every item is checked before any is applied: the request succeeds or fails whole (§9.2).
@@ -1076,7 +1101,7 @@ internal sealed class MucRoom
                     throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "an affiliation is set for a jid or a nick");
                 }
 
-                CheckAffiliationChange(actorAffiliation, who, affiliation, changes.Count, items);
+                CheckAffiliationChange(ctx.From.Bare, actorAffiliation, who, affiliation, items);
                 var reservedNick = item.GetAttribute("nick") is { } n && item.GetAttribute("jid") is not null && Jid.TryPrepareResource(n, out var prepared) ? prepared : null;
                 var target = who;
                 changes.Add(() => SetAffiliation(target, affiliation, reservedNick, actor?.Nick, reason, outbox));
@@ -1101,15 +1126,13 @@ internal sealed class MucRoom
         return null;
     }
 
-    private Element AdminList(Element item, Affiliation actorAffiliation, Role actorRole)
+    private Element AdminList(Element item, Affiliation actorAffiliation, Role actorRole, bool occupant)
     {
         var result = new Element("query", MucAdmin);
         if (item.GetAttribute("affiliation") is { } affText)
         {
             var affiliation = ParseAffiliation(affText) ?? throw new StanzaErrorException(StanzaErrorCondition.BadRequest, $"unknown affiliation '{affText}'");
-            // §9.5, §10.5, §10.8: admins read the member and ban lists, owners every list.
-            var needed = affiliation is Affiliation.Owner or Affiliation.Admin ? Affiliation.Admin : Affiliation.Admin;
-            if (actorAffiliation < needed && !(affiliation == Affiliation.Member && Config.MembersOnly && actorAffiliation >= Affiliation.Member))
+            if (!MayReadList(affiliation, actorAffiliation, occupant))
             {
                 throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "you may not read that list");
             }
@@ -1144,52 +1167,6 @@ internal sealed class MucRoom
         }
 
         throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "ask for an affiliation or a role");
-    }
-
-    /// <summary>§8.2–§8.5 kicks and voice, §9.6–§9.7 moderators: who may change whose role.</summary>
-    private void CheckRoleChange(Affiliation actorAffiliation, Role actorRole, Occupant target, Role role)
-    {
-        var targetAffiliation = AffiliationOf(target.Bare);
-        if (actorRole < Role.Moderator)
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "only moderators may change roles");
-        }
-
-        if (role == Role.Moderator || target.Role == Role.Moderator)
-        {
-            // Granting or revoking moderator is for admins and owners, and never against an admin or owner.
-            if (actorAffiliation < Affiliation.Admin)
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "only admins and owners may grant or revoke moderation");
-            }
-        }
-
-        if (role != Role.Moderator && targetAffiliation >= Affiliation.Admin)
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "an admin or owner keeps moderation and cannot be kicked");
-        }
-    }
-
-    /// <summary>§9, §10: admins manage members and bans below them; owners manage everything, but the last owner stays.</summary>
-    private void CheckAffiliationChange(Affiliation actorAffiliation, Jid target, Affiliation affiliation, int index, List<Element> items)
-    {
-        var current = AffiliationOf(target);
-        if (actorAffiliation < Affiliation.Admin)
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.Forbidden, "only admins and owners may change affiliations");
-        }
-
-        if (actorAffiliation == Affiliation.Admin && (current >= Affiliation.Admin || affiliation >= Affiliation.Admin))
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "admins may not grant or change admin or owner affiliations");
-        }
-
-        if (current == Affiliation.Owner && affiliation != Affiliation.Owner &&
-            _affiliations.Count(p => p.Value.Affiliation == Affiliation.Owner) <= 1 &&
-            !items.Any(i => i.GetAttribute("affiliation") == "owner" && Jid.TryParse(i.GetAttribute("jid"), out var j) && j.Bare != target))
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.Conflict, "a room keeps at least one owner");
-        }
     }
 
     private void SetRole(Occupant target, Role role, string? actorNick, string? reason, List<Element> outbox)
@@ -1292,7 +1269,8 @@ internal sealed class MucRoom
         var (config, owners, admins) = Config.Apply(values, Service.Settings.MaxHistory);
         if (owners is not null && owners.Count == 0)
         {
-            throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "a room keeps at least one owner");
+            // §10.2, §10.6: the last owner may not give up ownership; the service returns conflict.
+            throw new StanzaErrorException(StanzaErrorCondition.Conflict, "a room keeps at least one owner");
         }
 
         var before = Config;
@@ -1342,21 +1320,7 @@ internal sealed class MucRoom
                 codes.Add(Config.Archived ? 170 : 171);
             }
 
-            foreach (var o in _byNick.Values)
-            {
-                foreach (var (jid, _) in o.Sessions)
-                {
-                    var m = new Element("message", Ns.Client).SetAttribute("from", Jid.ToString()).SetAttribute("to", jid.ToString())
-                        .SetAttribute("type", "groupchat").SetAttribute("id", NewId());
-                    var x = m.AddChild("x", MucUser);
-                    foreach (var code in codes)
-                    {
-                        x.AddChild("status").SetAttribute("code", code.ToString(CultureInfo.InvariantCulture));
-                    }
-
-                    outbox.Add(m);
-                }
-            }
+            BroadcastStatus(codes, outbox);
         }
 
         Service.Log.Info("Room {Room} configured by {Owner}: persistent={Persistent} public={Public} members-only={MembersOnly} moderated={Moderated} password={Password} whois={Whois}",
@@ -1402,7 +1366,7 @@ internal sealed class MucRoom
     }
 
     /// <summary>§10.9: everyone leaves with the destroy element (an alternative venue and a reason), and the room is gone.</summary>
-    private async ValueTask DestroyAsync(Element? destroy, List<Element> outbox, CancellationToken ct)
+    public async ValueTask DestroyAsync(Element? destroy, List<Element> outbox, CancellationToken ct)
     {
         foreach (var o in _byNick.Values)
         {
@@ -1421,6 +1385,12 @@ internal sealed class MucRoom
                 if (destroy?.ChildText("reason", MucOwner) is { Length: > 0 } reason)
                 {
                     d.AddChild("reason").AddText(reason);
+                }
+
+                if (destroy?.ChildText("password", MucOwner) is { Length: > 0 } venuePassword)
+                {
+                    // §10.9: the alternate venue's password, as the owner gave it, goes to each occupant.
+                    d.AddChild("password").AddText(venuePassword);
                 }
 
                 x.AddChild("status").SetAttribute("code", "110");

@@ -3,6 +3,7 @@ using Xmpp.Core;
 using Xmpp.Core.Addressing;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
+using Xmpp.Server.Modules.AdHoc;
 using Xmpp.Server.Routing;
 using Xmpp.Server.Storage;
 
@@ -22,7 +23,7 @@ public enum RoomCreation
 }
 
 /// <summary>The muc module's settings (replaced whole by a reload).</summary>
-internal sealed record MucSettings(RoomCreation Creation, bool LockNewRooms, int MaxHistory, int MaxRooms);
+internal sealed record MucSettings(RoomCreation Creation, bool LockNewRooms, int MaxHistory, int MaxRooms, int MaxVCardSize);
 
 /// <summary>
 /// One multi-user chat service (conference.HOST): its rooms, loaded from storage on first use, and the
@@ -31,6 +32,9 @@ internal sealed record MucSettings(RoomCreation Creation, bool LockNewRooms, int
 internal sealed class MucService(string domain, string host)
 {
     private const string RoomKind = "muc-room";
+
+    /// <summary>A persistent room's vCard (XEP-0486), kept apart from its document, which changes far more often.</summary>
+    private const string VCardKind = "muc-vcard";
 
     private readonly ConcurrentDictionary<string, MucRoom> _rooms = new(StringComparer.Ordinal);
     private readonly Lock _loadGate = new();
@@ -47,6 +51,9 @@ internal sealed class MucService(string domain, string host)
     public IModuleContext Context { get; set; } = null!;
 
     public MucSettings Settings { get; set; } = null!;
+
+    /// <summary>The server's ad-hoc commands (the administrators' room commands are among them).</summary>
+    public AdHocCommands? Commands { get; set; }
 
     public NLog.Logger Log => Context.Log;
 
@@ -207,15 +214,26 @@ internal sealed class MucService(string domain, string host)
         }
 
         var payload = ctx.Stanza.FirstElement();
+        if (payload is not null && await CommandStanzaAsync(ctx, payload, ct).ConfigureAwait(false) is { } answer)
+        {
+            await Context.Router.RouteAsync(answer, null, ct).ConfigureAwait(false);
+            return;
+        }
+
         Element reply;
         switch (payload?.Namespace, payload?.Name, ctx.Type)
         {
             case (Ns.DiscoInfo, "query", "get") when payload!.GetAttribute("node") is null:
                 var info = new Element("query", Ns.DiscoInfo);
                 info.AddChild("identity").SetAttribute("category", "conference").SetAttribute("type", "text").SetAttribute("name", "Chatrooms");
-                foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2" })
+                foreach (var f in new[] { MucRoom.Muc, Ns.DiscoInfo, Ns.DiscoItems, Ns.Ping, "http://jabber.org/protocol/muc#unique", MucRoom.StableId, MucRoom.SelfPingOptimization, MucRoom.OccupantIdNs, "urn:xmpp:mam:2", MucRoom.VCardNs, ChannelSearch.Namespace })
                 {
                     info.AddChild("feature").SetAttribute("var", f);
+                }
+
+                if (Commands?.ExecuteAtService is not null)
+                {
+                    info.AddChild("feature").SetAttribute("var", AdHocCommands.Namespace);
                 }
 
                 reply = Stanza.IqResult(ctx.Stanza, info);
@@ -237,12 +255,121 @@ internal sealed class MucService(string domain, string host)
             case (Ns.Ping, "ping", "get"):
                 reply = Stanza.IqResult(ctx.Stanza);
                 break;
+            case (ChannelSearch.Namespace, "search", "get"):
+                reply = Search(ctx.Stanza, payload!);
+                break;
+            case (MucRoom.VCardNs, "vCard", "get"):
+                // XEP-0486 §3.1: vcard-temp is the rooms'; the service itself has none (XEP-0054 §3.1).
+                reply = Stanza.ErrorReply(ctx.Stanza, new StanzaError(StanzaErrorCondition.ItemNotFound, "the service has no vCard; its rooms do"));
+                break;
             default:
                 reply = Stanza.ErrorReply(ctx.Stanza, StanzaError.ServiceUnavailable);
                 break;
         }
 
         await Context.Router.RouteAsync(reply, null, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// XEP-0050 on the service's JID (the administrators' room commands): the command list and each
+    /// command's node in disco, and execution by the adhoc module. Null for anything else.
+    /// </summary>
+    private async ValueTask<Element?> CommandStanzaAsync(StanzaContext ctx, Element payload, CancellationToken ct)
+    {
+        if (Commands?.ExecuteAtService is not { } execute)
+        {
+            return null;
+        }
+
+        var node = payload.GetAttribute("node");
+        try
+        {
+            switch (payload.Namespace, payload.Name, ctx.Type)
+            {
+                case (Ns.DiscoInfo, "query", "get") when node == AdHocCommands.Namespace:
+                    return Stanza.IqResult(ctx.Stanza, new Element("query", Ns.DiscoInfo).SetAttribute("node", node).Add(AdHocCommands.Identity("command-list", "Commands")));
+                case (Ns.DiscoInfo, "query", "get") when node is not null:
+                    var info = Commands.NodeInfo(ctx.From, Domain, host: false, node) ?? throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+                    var query = new Element("query", Ns.DiscoInfo).SetAttribute("node", node);
+                    info.ForEach(e => query.Add(e));
+                    return Stanza.IqResult(ctx.Stanza, query);
+                case (Ns.DiscoItems, "query", "get") when node == AdHocCommands.Namespace:
+                    var items = new Element("query", Ns.DiscoItems).SetAttribute("node", node);
+                    Commands.Items(ctx.From, Domain, host: false).ForEach(e => items.Add(e));
+                    return Stanza.IqResult(ctx.Stanza, items);
+                case (AdHocCommands.Namespace, "command", "set"):
+                    return Stanza.IqResult(ctx.Stanza, await execute(ctx, payload, ct).ConfigureAwait(false));
+                default:
+                    return null;
+            }
+        }
+        catch (StanzaErrorException ex)
+        {
+            return Stanza.ErrorReply(ctx.Stanza, ex.Error);
+        }
+    }
+
+    /// <summary>Every room of the service (for its administrators' commands).</summary>
+    public async ValueTask<List<MucRoom>> RoomsAsync(CancellationToken ct)
+    {
+        await EnsureLoadedAsync(ct).ConfigureAwait(false);
+        return [.. _rooms.Values.Where(r => !r.Gone)];
+    }
+
+    /// <summary>Destroys a room as its owner could (§10.9); false when there is no such room.</summary>
+    public async ValueTask<bool> DestroyAsync(string name, string? reason, Jid? venue, CancellationToken ct)
+    {
+        await EnsureLoadedAsync(ct).ConfigureAwait(false);
+        if (!_rooms.TryGetValue(name, out var room))
+        {
+            return false;
+        }
+
+        var outbox = new List<Element>();
+        await room.Lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (room.Gone)
+            {
+                return false;
+            }
+
+            var destroy = new Element("destroy", MucRoom.MucOwner).SetAttribute("jid", venue?.ToString());
+            if (reason is not null)
+            {
+                destroy.AddChild("reason").AddText(reason);
+            }
+
+            await room.DestroyAsync(destroy, outbox, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            room.Lock.Release();
+        }
+
+        foreach (var stanza in outbox)
+        {
+            await Context.Router.RouteAsync(stanza, null, ct).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    /// <summary>XEP-0433 over the rooms that disco#items lists to anyone: public, configured, not gone.</summary>
+    private Element Search(Element iq, Element search)
+    {
+        var channels = _rooms.Values.Where(r => r.Listed(null)).Select(r => new ChannelSearch.Channel(
+            r.Jid.ToString(), r.Config.Name.Length > 0 ? r.Config.Name : r.Jid.Local!, r.Config.Description, r.Config.Language,
+            r.OccupantCount, Open: !r.Config.MembersOnly && r.Config.Password is null, r.Config.NonAnonymous));
+        try
+        {
+            return Stanza.IqResult(iq, ChannelSearch.Answer(search, channels));
+        }
+        catch (StanzaErrorException ex)
+        {
+            Log.Debug("Channel search from {From} refused: {Condition} {Text}", iq.GetAttribute("from"), ex.Error.Condition, ex.Error.Text);
+            return Stanza.ErrorReply(iq, ex.Error);
+        }
     }
 
     // ---- storage ---------------------------------------------------------------------------------------
@@ -271,6 +398,7 @@ internal sealed class MucService(string domain, string host)
     {
         var ct = CancellationToken.None;
         var documents = await Storage.Documents.ListHostAsync(Domain, RoomKind, ct).ConfigureAwait(false);
+        var vcards = await Storage.Documents.ListHostAsync(Domain, VCardKind, ct).ConfigureAwait(false);
         foreach (var (name, xml) in documents)
         {
             if (!Jid.TryCreate(name, Domain, null, out var jid))
@@ -280,6 +408,11 @@ internal sealed class MucService(string domain, string host)
             }
 
             var room = MucRoom.FromDocument(this, jid, ElementParser.Parse(xml));
+            if (vcards.TryGetValue(name, out var vcard))
+            {
+                room.RestoreVCard(ElementParser.Parse(vcard));
+            }
+
             if (room.Config.Archived && room.Config.HistoryLength > 0)
             {
                 var page = await Storage.RoomArchive.QueryAsync(Domain, name, new ArchiveQuery { Last = true, Max = room.Config.HistoryLength }, ct).ConfigureAwait(false);
@@ -301,11 +434,20 @@ internal sealed class MucService(string domain, string host)
         if (room.Config.Persistent)
         {
             await Storage.Documents.SetHostAsync(Domain, RoomKind, room.Jid.Local!, room.ToDocument().ToString(), ct).ConfigureAwait(false);
+            if (!room.VCardSaved)
+            {
+                await Storage.Documents.SetHostAsync(Domain, VCardKind, room.Jid.Local!, room.VCard?.ToString(), ct).ConfigureAwait(false);
+                room.VCardSaved = true;
+            }
         }
     }
 
-    public async ValueTask UnsaveAsync(MucRoom room, CancellationToken ct) =>
+    public async ValueTask UnsaveAsync(MucRoom room, CancellationToken ct)
+    {
         await Storage.Documents.SetHostAsync(Domain, RoomKind, room.Jid.Local!, null, ct).ConfigureAwait(false);
+        await Storage.Documents.SetHostAsync(Domain, VCardKind, room.Jid.Local!, null, ct).ConfigureAwait(false);
+        room.VCardSaved = false;
+    }
 
     /// <summary>Takes an ended room out of the service (its name is free again).</summary>
     public ValueTask ForgetAsync(MucRoom room, CancellationToken ct)
