@@ -29,7 +29,7 @@ namespace Xmpp.Server.Net;
 [Specification("XEP-0386", "1.0.0", Note = "Bind2 inside SASL2: a resource from the client's tag, the same for the same user agent; carbons, client state and stream management enabled inline; resumption inline first, binding if it fails.")]
 [Specification("XEP-0474", "0.4.0", Note = "The SCRAM server-first-message carries the 'h' hash of the advertised mechanisms and channel-binding types, which the SCRAM signature covers.")]
 [Specification("XEP-0440", "0.4.2", Note = "The channel binding types of each TLS connection are listed in the stream features: tls-exporter (TLS 1.3), tls-unique, tls-server-end-point. None over WebSocket and BOSH, where no -PLUS mechanism is offered either.")]
-[Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
+[Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket: a faster stream is read more slowly, not cut off), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
 public sealed class ClientConnection : IClientSession, IConnection
 {
     private readonly ServerContext _ctx;
@@ -40,6 +40,7 @@ public sealed class ClientConnection : IClientSession, IConnection
     private readonly CancellationTokenSource _cts;
     private readonly ActivityStream _activity;
     private readonly TokenBucket? _rate;
+    private bool _slowed;
     private volatile Stream _stream;
     private long _pingSentAt;
     private int _closing;
@@ -196,12 +197,13 @@ public sealed class ClientConnection : IClientSession, IConnection
                         break;
                     }
 
-                    if (_rate is not null && !_rate.TryTake())
+                    if (_rate?.Take() is { } wait && wait > TimeSpan.Zero)
                     {
-                        // XEP-0205 §6: a flood is cut off, not queued without bound.
-                        throw new XmppStreamException(
-                            StreamErrorCondition.PolicyViolation,
-                            $"more than {_ctx.Options.Limits.StanzaRate:0.#} stanzas per second (bursts of {_ctx.Options.Limits.StanzaBurst})");
+                        await SlowDownAsync(wait, ct).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        _slowed = false;
                     }
 
                     var next = await HandleAsync(ev.Element!, ct).ConfigureAwait(false);
@@ -520,6 +522,24 @@ public sealed class ClientConnection : IClientSession, IConnection
                 .SetAttribute("to", _jid!.ToString())
                 .Add(new Element("ping", Ns.Ping)));
         }
+    }
+
+    /// <summary>
+    /// XEP-0205 §6, flow control rather than disconnection (as Prosody's mod_limits and ejabberd's shapers do): a
+    /// stream over its stanza rate is read more slowly. The reader pauses, the socket's buffers fill, and TCP
+    /// pushes back on the sender, so a flood costs the server at most the rate, and a bot replaying a backlog
+    /// gets everything through, later. The size, byte and queue limits still end a stream that abuses them.
+    /// </summary>
+    private async ValueTask SlowDownAsync(TimeSpan wait, CancellationToken ct)
+    {
+        if (!_slowed)
+        {
+            _slowed = true;
+            var limits = _ctx.Options.Limits;
+            _log.Info("Slowing down {Who}: more than {Rate} stanzas per second (bursts of {Burst})", _jid?.ToString() ?? _remote.ToString(), limits.StanzaRate, limits.StanzaBurst);
+        }
+
+        await Task.Delay(wait, ct).ConfigureAwait(false);
     }
 
     // ---- stream header and features -------------------------------------------------------------

@@ -11,8 +11,12 @@ public sealed class TokenBucket(double rate, int burst)
     private double _tokens = burst;
     private long _last = Stopwatch.GetTimestamp();
 
-    /// <summary>Takes one token at <paramref name="now"/> (a <see cref="Stopwatch"/> timestamp); false when the bucket is empty.</summary>
-    public bool TryTake(long now)
+    /// <summary>
+    /// Takes one token at <paramref name="now"/> (a <see cref="Stopwatch"/> timestamp) and says how long to wait
+    /// before using it: zero while the bucket holds one, else the time until it will (the token is taken on
+    /// credit, so waiting that long and coming back keeps the pace at the rate).
+    /// </summary>
+    public TimeSpan Take(long now)
     {
         var elapsed = Stopwatch.GetElapsedTime(_last, now).TotalSeconds;
         _last = now;
@@ -21,14 +25,9 @@ public sealed class TokenBucket(double rate, int burst)
             _tokens = Math.Min(burst, _tokens + (elapsed * rate));
         }
 
-        if (_tokens < 1)
-        {
-            return false;
-        }
-
         _tokens--;
-        return true;
+        return _tokens >= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(-_tokens / rate);
     }
 
-    public bool TryTake() => TryTake(Stopwatch.GetTimestamp());
+    public TimeSpan Take() => Take(Stopwatch.GetTimestamp());
 }

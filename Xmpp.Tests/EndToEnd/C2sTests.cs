@@ -358,6 +358,56 @@ public sealed class C2sTests
     }
 
     [Test]
+    public async Task A_client_over_its_stanza_rate_is_slowed_and_every_message_arrives()
+    {
+        // A bot sends 400 messages a second for 10 s, twice its rate: it is read more slowly (TCP pushes back),
+        // stays connected, and the recipient gets all 4000, in order.
+        await using var server = await TestServer.StartAsync(o => o with { Limits = o.Limits with { StanzaRate = 200, StanzaBurst = 250 } }, Alice, Bob);
+        await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await using var bob = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await alice.LoginAsync("alice", "wonderland");
+        await bob.LoginAsync("bob", "builder");
+        await bob.SendAsync("<presence/>");
+        await bob.ReadUntilAsync(e => e.Name == "presence");
+
+        var received = Task.Run(async () =>
+        {
+            var next = 0;
+            while (next < 4000)
+            {
+                var e = await bob.ReadAsync();
+                if (e.Name == "message")
+                {
+                    Assert.That(e.GetAttribute("id"), Is.EqualTo("m" + next), "in order");
+                    next++;
+                }
+            }
+        });
+
+        var pace = System.Diagnostics.Stopwatch.StartNew();
+        for (var tick = 0; tick < 100; tick++)
+        {
+            var batch = new System.Text.StringBuilder();
+            for (var i = tick * 40; i < (tick + 1) * 40; i++)
+            {
+                batch.Append($"<message to='bob@localhost' type='chat' id='m{i}'><body>{i}</body></message>");
+            }
+
+            await alice.SendAsync(batch.ToString());
+            var due = TimeSpan.FromMilliseconds((tick + 1) * 100) - pace.Elapsed;
+            if (due > TimeSpan.Zero)
+            {
+                await Task.Delay(due);
+            }
+        }
+
+        await received.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(server.Logs, Has.Some.Contains("Slowing down alice@localhost/test"));
+        var pong = await alice.IqAsync("<iq type='get' id='still' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        Assert.That(pong.GetAttribute("type"), Is.EqualTo("result"), "still connected");
+    }
+
+    [Test]
     public async Task Client_that_stops_reading_is_disconnected_and_others_are_unaffected()
     {
         const string Carol = "carol@localhost:carol";

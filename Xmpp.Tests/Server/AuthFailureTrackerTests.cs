@@ -87,17 +87,20 @@ public sealed class AuthFailureTrackerTests
     }
 
     [Test]
-    public void Token_bucket_allows_the_burst_then_the_rate()
+    public void Token_bucket_allows_the_burst_then_paces_at_the_rate()
     {
         var bucket = new TokenBucket(rate: 10, burst: 5);
+        var f = System.Diagnostics.Stopwatch.Frequency;
         var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        Assert.That(Enumerable.Range(0, 5).All(_ => bucket.TryTake(t0)), Is.True);
-        Assert.That(bucket.TryTake(t0), Is.False);
-        var later = t0 + (System.Diagnostics.Stopwatch.Frequency / 10);
-        Assert.That(bucket.TryTake(later), Is.True, "one token after 100 ms at 10/s");
-        Assert.That(bucket.TryTake(later), Is.False);
-        var much = later + (System.Diagnostics.Stopwatch.Frequency * 60);
-        Assert.That(Enumerable.Range(0, 6).Count(_ => bucket.TryTake(much)), Is.EqualTo(5), "never more than the burst");
+        Assert.That(Enumerable.Range(0, 5).All(_ => bucket.Take(t0) == TimeSpan.Zero), Is.True, "the burst at once");
+        Assert.That(bucket.Take(t0), Is.EqualTo(TimeSpan.FromMilliseconds(100)), "the next one after 1/rate");
+        Assert.That(bucket.Take(t0), Is.EqualTo(TimeSpan.FromMilliseconds(200)), "and the one after that later still");
+
+        // Whoever waited as told finds the pace kept: each next stanza 100 ms after the previous one.
+        var t1 = t0 + (f / 5);
+        Assert.That(bucket.Take(t1), Is.EqualTo(TimeSpan.FromMilliseconds(100)).Within(TimeSpan.FromTicks(10)));
+        var much = t1 + (f * 60);
+        Assert.That(Enumerable.Range(0, 6).Count(_ => bucket.Take(much) == TimeSpan.Zero), Is.EqualTo(5), "never more than the burst");
     }
 
     [Test]
