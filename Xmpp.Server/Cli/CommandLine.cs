@@ -1,146 +1,54 @@
-using System.Runtime.InteropServices;
-using System.Text;
-using NLog;
-using Xmpp.Server.Accounts;
+using System.CommandLine;
+using System.CommandLine.Help;
 using Xmpp.Server.Config;
-using Xmpp.Server.Hosting;
-using Xmpp.Server.Logging;
 using Xmpp.Server.Modules.Version;
-using Xmpp.Server.Tls;
 
 namespace Xmpp.Server.Cli;
 
-/// <summary>The xmppserver command: run, adduser, passwd, deluser, users, check.</summary>
+/// <summary>
+/// The xmppserver command: run (the default), adduser, passwd, deluser, users, check, reload, import,
+/// export, compliance, version. Parsed by System.CommandLine (<see cref="CliSyntax"/>); the commands'
+/// work is in <see cref="ServerCommands"/>.
+/// </summary>
 public static class CommandLine
 {
+    /// <summary>Exit code: success.</summary>
     public const int Ok = 0;
+
+    /// <summary>Exit code: the operation failed (account exists, no such account, a file that does not import ...).</summary>
     public const int Failed = 1;
+
+    /// <summary>Exit code: a usage or configuration error.</summary>
     public const int Usage = 2;
-
-    private const string Help = """
-        Usage: xmppserver [COMMAND] [ARGS] [--config FILE]
-
-        Commands:
-          run                     start the server (the default)
-          adduser JID [PASSWORD]  create an account; reads the password from stdin when omitted
-          passwd JID [PASSWORD]   change an account's password
-          deluser JID             delete an account
-          users [HOST]            list accounts
-          check                   validate configuration, certificates and storage; show what would listen
-          reload                  make the running server reload its configuration (as SIGHUP does) and show the outcome
-          import PATH             accounts with their SCRAM keys or passwords, rosters, vCards, private XML, offline
-                                  messages, PEP and archives from XEP-0227: a file, or a folder (Prosody's user@host.xml
-                                  files, ejabberd's export_piefxis folder)
-          export PATH [--host H] [--per-user] [--ejabberd]
-                                  the same to a XEP-0227 file, or one user@host.xml per account in a folder (Prosody's layout);
-                                  --ejabberd: SCRAM-SHA-1 keys encoded the way ejabberd's import_piefxis reads them
-          compliance              print the table of implemented specifications (as in README)
-          version                 print the version
-
-        Options:
-          --config FILE           configuration file (default: ./server.config.xml if present, else built-in defaults)
-        """;
 
     public static async Task<int> RunAsync(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
-        var positional = new List<string>();
-        string? configFile = null;
-        string? exportHost = null;
-        var perUser = false;
-        var forEjabberd = false;
-        for (var i = 0; i < args.Length; i++)
+        var syntax = new CliSyntax();
+        Bind(syntax, stdin, stdout, stderr);
+        var parse = syntax.Parse(args);
+        var mistakes = parse.Errors.Select(e => e.Message).Concat(CliSyntax.UnknownOptions(parse).Select(o => $"unknown option {o}")).ToList();
+        if (mistakes.Count > 0 && parse.Action is not HelpAction)
         {
-            if (args[i] == "--config" || args[i] == "-c")
+            foreach (var mistake in mistakes)
             {
-                if (i + 1 >= args.Length)
-                {
-                    await stderr.WriteLineAsync("--config needs a file name").ConfigureAwait(false);
-                    return Usage;
-                }
+                await stderr.WriteLineAsync(mistake).ConfigureAwait(false);
+            }
 
-                configFile = args[++i];
-            }
-            else if (args[i] == "--host" && i + 1 < args.Length)
-            {
-                exportHost = args[++i];
-            }
-            else if (args[i] == "--per-user")
-            {
-                perUser = true;
-            }
-            else if (args[i] == "--ejabberd")
-            {
-                forEjabberd = true;
-            }
-            else if (args[i] is "--help" or "-h" or "help")
-            {
-                await stdout.WriteLineAsync(Help).ConfigureAwait(false);
-                return Ok;
-            }
-            else if (args[i].StartsWith("--", StringComparison.Ordinal))
-            {
-                await stderr.WriteLineAsync($"unknown option {args[i]}\n\n{Help}").ConfigureAwait(false);
-                return Usage;
-            }
-            else
-            {
-                positional.Add(args[i]);
-            }
-        }
-
-        var command = positional.Count > 0 ? positional[0] : "run";
-        var rest = positional.Skip(1).ToList();
-        if (command == "compliance")
-        {
-            // The README's compliance table, from the code's own declarations.
-            await stdout.WriteAsync(Modules.Compliance.Markdown()).ConfigureAwait(false);
-            return Ok;
-        }
-
-        if (command == "version")
-        {
-            await stdout.WriteLineAsync("xmppserver " + VersionModule.ProductVersion).ConfigureAwait(false);
-            return Ok;
-        }
-
-        ServerOptions options;
-        try
-        {
-            options = LoadOptions(configFile);
-        }
-        catch (ConfigException ex)
-        {
-            await stderr.WriteLineAsync("configuration error: " + ex.Message).ConfigureAwait(false);
+            await stderr.WriteLineAsync().ConfigureAwait(false);
+            await WriteHelpAsync(syntax, parse.CommandResult.Command, stderr).ConfigureAwait(false);
             return Usage;
         }
 
-        try
+        var invocation = new InvocationConfiguration
         {
-            return command switch
-            {
-                "run" when rest.Count == 0 => await RunServerAsync(options, stdout).ConfigureAwait(false),
-                "adduser" when rest.Count is 1 or 2 => await SetPasswordAsync(options, rest, stdin, stdout, stderr, create: true).ConfigureAwait(false),
-                "passwd" when rest.Count is 1 or 2 => await SetPasswordAsync(options, rest, stdin, stdout, stderr, create: false).ConfigureAwait(false),
-                "deluser" when rest.Count == 1 => await DelUserAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
-                "users" when rest.Count <= 1 => await UsersAsync(options, rest.FirstOrDefault(), stdout, stderr).ConfigureAwait(false),
-                "check" when rest.Count == 0 => await CheckAsync(options, stdout, stderr).ConfigureAwait(false),
-                "reload" when rest.Count == 0 => await ReloadAsync(options, stdout, stderr).ConfigureAwait(false),
-                "import" when rest.Count == 1 => await ImportAsync(options, rest[0], stdout, stderr).ConfigureAwait(false),
-                "export" when rest.Count == 1 => await ExportAsync(options, rest[0], exportHost, perUser, forEjabberd, stdout, stderr).ConfigureAwait(false),
-                _ => await UsageAsync(stderr, command).ConfigureAwait(false),
-            };
-        }
-        catch (ConfigException ex)
-        {
-            await stderr.WriteLineAsync("configuration error: " + ex.Message).ConfigureAwait(false);
-            return Usage;
-        }
-        catch (System.Data.Common.DbException ex)
-        {
-            // PostgreSQL unreachable or refusing us, a damaged SQLite file: say so, without a stack trace.
-            await stderr.WriteLineAsync($"storage error ({options.Storage.Provider}): {ex.Message}").ConfigureAwait(false);
-            return Failed;
-        }
+            Output = stdout,
+            Error = stderr,
+
+            // The server handles SIGINT and SIGTERM itself (a graceful shutdown), and exceptions are not usage errors.
+            ProcessTerminationTimeout = null,
+            EnableDefaultExceptionHandler = false,
+        };
+        return await parse.InvokeAsync(invocation, CancellationToken.None).ConfigureAwait(false);
     }
 
     public static ServerOptions LoadOptions(string? configFile)
@@ -153,329 +61,73 @@ public static class CommandLine
         return File.Exists("server.config.xml") ? ConfigLoader.Load("server.config.xml") : new ServerOptions();
     }
 
-    private static async Task<int> UsageAsync(TextWriter stderr, string command)
+    /// <summary>Gives each command its action, writing to the given streams.</summary>
+    private static void Bind(CliSyntax s, TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
-        await stderr.WriteLineAsync($"unknown command or wrong arguments: {command}\n\n{Help}").ConfigureAwait(false);
-        return Usage;
+        Func<ParseResult, Task<int>> WithOptions(Func<ParseResult, ServerOptions, Task<int>> command) =>
+            parse => WithOptionsAsync(parse.GetValue(s.Config), options => command(parse, options), stderr);
+
+        s.Root.SetAction(WithOptions((_, o) => ServerCommands.RunServerAsync(o, stdout)));
+        s.Run.SetAction(WithOptions((_, o) => ServerCommands.RunServerAsync(o, stdout)));
+        s.AddUser.SetAction(WithOptions((p, o) => ServerCommands.SetPasswordAsync(o, p.GetRequiredValue(s.AddUserJid), p.GetValue(s.AddUserPassword), stdin, stdout, stderr, create: true)));
+        s.Passwd.SetAction(WithOptions((p, o) => ServerCommands.SetPasswordAsync(o, p.GetRequiredValue(s.PasswdJid), p.GetValue(s.PasswdPassword), stdin, stdout, stderr, create: false)));
+        s.DelUser.SetAction(WithOptions((p, o) => ServerCommands.DelUserAsync(o, p.GetRequiredValue(s.DelUserJid), stdout, stderr)));
+        s.Users.SetAction(WithOptions((p, o) => ServerCommands.UsersAsync(o, p.GetValue(s.UsersHost), stdout, stderr)));
+        s.Check.SetAction(WithOptions((_, o) => ServerCommands.CheckAsync(o, stdout, stderr)));
+        s.Reload.SetAction(WithOptions((_, o) => ServerCommands.ReloadAsync(o, stdout, stderr)));
+        s.Import.SetAction(WithOptions((p, o) => ServerCommands.ImportAsync(o, p.GetRequiredValue(s.ImportPath), stdout, stderr)));
+        s.Export.SetAction(WithOptions((p, o) => ServerCommands.ExportAsync(o, p.GetRequiredValue(s.ExportPath), p.GetValue(s.ExportHost), p.GetValue(s.PerUser), p.GetValue(s.Ejabberd), stdout, stderr)));
+
+        // Neither needs the configuration.
+        s.Compliance.SetAction(async _ =>
+        {
+            // The README's compliance table, from the code's own declarations.
+            await stdout.WriteAsync(Modules.Compliance.Markdown()).ConfigureAwait(false);
+            return Ok;
+        });
+        s.Version.SetAction(async _ =>
+        {
+            await stdout.WriteLineAsync("xmppserver " + VersionModule.ProductVersion).ConfigureAwait(false);
+            return Ok;
+        });
+        s.Help.SetAction(async _ =>
+        {
+            await WriteHelpAsync(s, s.Root, stdout).ConfigureAwait(false);
+            return Ok;
+        });
     }
 
-    private static async Task<int> RunServerAsync(ServerOptions options, TextWriter stdout)
+    /// <summary>Loads the configuration and runs the command; configuration errors exit with <see cref="Usage"/>, storage errors with <see cref="Failed"/>.</summary>
+    private static async Task<int> WithOptionsAsync(string? configFile, Func<ServerOptions, Task<int>> command, TextWriter stderr)
     {
-        using var logs = LogSetup.Create(options.Logging);
-        var log = logs.GetLogger("Server");
-        await using var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None).ConfigureAwait(false);
-        log.Info("XmppServer {Version} starting; configuration {Config}; storage {Storage}", VersionModule.ProductVersion, options.SourceFile ?? "(built-in defaults)", server.Context.Storage.Describe());
-        foreach (var cert in server.Context.Certificates.All)
-        {
-            log.Info("Certificate for {Host}{Generated}: {File} SHA-256 {Fingerprint} SHA-1 {FingerprintSha1}", cert.Host, cert.Generated ? " (self-signed, generated now)" : string.Empty, cert.CertificateFile, cert.Fingerprint, cert.FingerprintSha1);
-        }
-
-        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
-        {
-            ctx.Cancel = true;
-            stop.TrySetResult();
-        });
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
-        {
-            ctx.Cancel = true;
-            stop.TrySetResult();
-        });
-        // SIGHUP reloads the configuration (the outcome is logged); one reload at a time.
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
-        {
-            ctx.Cancel = true;
-            log.Info("SIGHUP: reloading the configuration");
-            _ = server.ReloadAsync(CancellationToken.None);
-        });
-        server.Start();
+        ServerOptions? options = null;
         try
         {
-            await server.HttpReady.ConfigureAwait(false);
+            options = LoadOptions(configFile);
+            return await command(options).ConfigureAwait(false);
         }
-        catch (IOException ex)
+        catch (ConfigException ex)
         {
-            throw new ConfigException("cannot listen for HTTPS: " + ex.Message, ex);
+            await stderr.WriteLineAsync("configuration error: " + ex.Message).ConfigureAwait(false);
+            return Usage;
         }
-
-        var users = await server.Context.Storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false);
-        if (users.Count == 0)
+        catch (System.Data.Common.DbException ex) when (options is not null)
         {
-            var host = options.Hosts[0].Name;
-            log.Info("No accounts yet. Add one with: dotnet run --project Xmpp.Server -- adduser alice@{Host}", host);
-        }
-
-        log.Info("Ready. Stop with Ctrl-C or SIGTERM.");
-        await stop.Task.ConfigureAwait(false);
-        log.Info("Shutting down");
-        await server.StopAsync().ConfigureAwait(false);
-        await stdout.FlushAsync().ConfigureAwait(false);
-        return Ok;
-    }
-
-    /// <summary>reload: asks the server running with this configuration (its control socket in the data directory) to reload.</summary>
-    private static async Task<int> ReloadAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var answer = await Hosting.ControlChannel.RequestAsync(options.DataDirectory, "reload", timeout.Token).ConfigureAwait(false);
-        if (answer is null || answer.Count == 0)
-        {
-            await stderr.WriteLineAsync($"no running server answers at {Hosting.ControlChannel.PathFor(options.DataDirectory)} (is it running with this configuration? SIGHUP also reloads)").ConfigureAwait(false);
+            // PostgreSQL unreachable or refusing us, a damaged SQLite file: say so, without a stack trace.
+            await stderr.WriteLineAsync($"storage error ({options.Storage.Provider}): {ex.Message}").ConfigureAwait(false);
             return Failed;
         }
-
-        var output = answer[0] == "ok" ? stdout : stderr;
-        await output.WriteLineAsync(answer[0] == "ok" ? "reloaded" : "reload refused; the running configuration stays").ConfigureAwait(false);
-        foreach (var line in answer.Skip(1))
-        {
-            await output.WriteLineAsync("  " + line).ConfigureAwait(false);
-        }
-
-        return answer[0] == "ok" ? Ok : Failed;
     }
 
-    /// <summary>import FILE: accounts, rosters and offline messages from a XEP-0227 file.</summary>
-    private static async Task<int> ImportAsync(ServerOptions options, string file, TextWriter stdout, TextWriter stderr)
+    /// <summary>The help of a command (System.CommandLine's, as -h prints it) to a writer of choice.</summary>
+    private static Task<int> WriteHelpAsync(CliSyntax syntax, Command command, TextWriter output)
     {
-        var storage = XmppServer.CreateStorage(options);
-        await using (storage.ConfigureAwait(false))
+        var path = new Stack<string>();
+        for (var c = command; c is not null && c != syntax.Root; c = c.Parents.OfType<Command>().FirstOrDefault())
         {
-            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
-            ImportSummary summary;
-            try
-            {
-                summary = await new Xep0227Importer(options, storage).ImportAsync(file, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Xml.XmlException or FormatException)
-            {
-                await stderr.WriteLineAsync($"{file}: {ex.Message}").ConfigureAwait(false);
-                return Failed;
-            }
-
-            foreach (var p in summary.Problems)
-            {
-                await stderr.WriteLineAsync(p).ConfigureAwait(false);
-            }
-
-            await stdout.WriteLineAsync(
-                $"imported {summary.Users} new and {summary.Updated} existing accounts, {summary.RosterItems} roster items, {summary.VCards} vCards, " +
-                $"{summary.PrivateDocuments} private XML documents, {summary.OfflineMessages} offline messages, {summary.PepItems} PEP items, {summary.ArchivedMessages} archived messages").ConfigureAwait(false);
-            if (summary.Sha1Only > 0)
-            {
-                await stdout.WriteLineAsync(
-                    $"note: {summary.Sha1Only} accounts have SCRAM-SHA-1 keys only (as Prosody and ejabberd store them). They log in with SCRAM-SHA-1 or PLAIN; " +
-                    "a PLAIN login stores the stronger keys. Clients that pick SCRAM-SHA-256 (Gajim, Conversations) fail on them until then: " +
-                    "for a while, offer <authentication scram=\"\"/> (PLAIN over TLS only) or scram=\"SHA-1\", then the default again with xmppserver reload (README, \"Moving from Prosody or ejabberd\").").ConfigureAwait(false);
-            }
-
-            return summary.Problems.Count == 0 ? Ok : Failed;
-        }
-    }
-
-    /// <summary>export PATH: every account (of one host with --host) in XEP-0227; a folder (or --per-user) gets one user@host.xml per account.</summary>
-    private static async Task<int> ExportAsync(ServerOptions options, string path, string? host, bool perUser, bool forEjabberd, TextWriter stdout, TextWriter stderr)
-    {
-        var storage = XmppServer.CreateStorage(options);
-        await using (storage.ConfigureAwait(false))
-        {
-            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
-            perUser |= Directory.Exists(path) || path.EndsWith('/');
-            ExportSummary summary;
-            try
-            {
-                summary = await new Xep0227Exporter(options, storage) { ForEjabberd = forEjabberd }.ExportAsync(path, host, perUser, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                await stderr.WriteLineAsync($"{path}: {ex.Message}").ConfigureAwait(false);
-                return Failed;
-            }
-
-            await stdout.WriteLineAsync(
-                $"exported {summary.Users} accounts, {summary.RosterItems} roster items, {summary.OfflineMessages} offline messages, {summary.ArchivedMessages} archived messages " +
-                $"to {(perUser ? $"{summary.Files} files in {path}" : path)}").ConfigureAwait(false);
-            return Ok;
-        }
-    }
-
-    private static async Task<(AccountService Service, IAsyncDisposable Storage)> OpenAccountsAsync(ServerOptions options)
-    {
-        var storage = XmppServer.CreateStorage(options);
-        await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
-        return (new AccountService(options, storage), storage);
-    }
-
-    /// <summary>adduser (create) and passwd (change): the password from the arguments, stdin or a prompt.</summary>
-    private static async Task<int> SetPasswordAsync(ServerOptions options, List<string> rest, TextReader stdin, TextWriter stdout, TextWriter stderr, bool create)
-    {
-        var password = rest.Count == 2 ? rest[1] : await ReadPasswordAsync(stdin, stderr).ConfigureAwait(false);
-        if (password is null)
-        {
-            return Failed;
+            path.Push(c.Name);
         }
 
-        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
-        await using (storage.ConfigureAwait(false))
-        {
-            var result = create
-                ? await accounts.AddAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false)
-                : await accounts.SetPasswordAsync(rest[0], password, CancellationToken.None).ConfigureAwait(false);
-            return await ReportAsync(result, rest[0], create ? "created" : "password changed", options, stdout, stderr).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<int> DelUserAsync(ServerOptions options, string jid, TextWriter stdout, TextWriter stderr)
-    {
-        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
-        await using (storage.ConfigureAwait(false))
-        {
-            var result = await accounts.DeleteAsync(jid, CancellationToken.None).ConfigureAwait(false);
-            return await ReportAsync(result, jid, "deleted", options, stdout, stderr).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<int> ReportAsync(AccountResult result, string jid, string done, ServerOptions options, TextWriter stdout, TextWriter stderr)
-    {
-        var message = result switch
-        {
-            AccountResult.Ok => null,
-            AccountResult.InvalidJid => $"'{jid}' is not a valid account JID (user@host, no resource)",
-            AccountResult.UnknownHost => $"'{jid}': this server does not serve that host (configured: {string.Join(", ", options.Hosts.Select(h => h.Name))})",
-            AccountResult.InvalidPassword => "the password is empty or contains characters not allowed (RFC 8265 OpaqueString)",
-            AccountResult.Exists => $"account {jid} already exists",
-            _ => $"no account {jid}",
-        };
-        if (message is not null)
-        {
-            await stderr.WriteLineAsync(message).ConfigureAwait(false);
-            return Failed;
-        }
-
-        await stdout.WriteLineAsync($"{jid}: {done}").ConfigureAwait(false);
-        return Ok;
-    }
-
-    private static async Task<string?> ReadPasswordAsync(TextReader stdin, TextWriter stderr)
-    {
-        if (!Console.IsInputRedirected && ReferenceEquals(stdin, Console.In))
-        {
-            var first = ReadHidden("Password: ");
-            var second = ReadHidden("Repeat password: ");
-            if (first != second)
-            {
-                await stderr.WriteLineAsync("passwords do not match").ConfigureAwait(false);
-                return null;
-            }
-
-            return first;
-        }
-
-        var line = await stdin.ReadLineAsync().ConfigureAwait(false);
-        if (string.IsNullOrEmpty(line))
-        {
-            await stderr.WriteLineAsync("no password given on standard input").ConfigureAwait(false);
-            return null;
-        }
-
-        return line;
-    }
-
-    private static string ReadHidden(string prompt)
-    {
-        Console.Error.Write(prompt);
-        var sb = new StringBuilder();
-        while (true)
-        {
-            var key = Console.ReadKey(intercept: true);
-            if (key.Key == ConsoleKey.Enter)
-            {
-                break;
-            }
-
-            if (key.Key == ConsoleKey.Backspace)
-            {
-                if (sb.Length > 0)
-                {
-                    sb.Length--;
-                }
-
-                continue;
-            }
-
-            sb.Append(key.KeyChar);
-        }
-
-        Console.Error.WriteLine();
-        return sb.ToString();
-    }
-
-    private static async Task<int> UsersAsync(ServerOptions options, string? host, TextWriter stdout, TextWriter stderr)
-    {
-        if (host is not null && !options.Hosts.Any(h => h.Name == host))
-        {
-            await stderr.WriteLineAsync($"this server does not serve '{host}'").ConfigureAwait(false);
-            return Failed;
-        }
-
-        var storage = XmppServer.CreateStorage(options);
-        await using (storage.ConfigureAwait(false))
-        {
-            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
-            foreach (var (h, u) in await storage.Users.ListAsync(host, CancellationToken.None).ConfigureAwait(false))
-            {
-                await stdout.WriteLineAsync($"{u}@{h}").ConfigureAwait(false);
-            }
-        }
-
-        return Ok;
-    }
-
-    private static async Task<int> CheckAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
-    {
-        await stdout.WriteLineAsync($"configuration: {options.SourceFile ?? "(built-in defaults)"} OK").ConfigureAwait(false);
-        await stdout.WriteLineAsync($"data directory: {options.DataDirectory}").ConfigureAwait(false);
-        try
-        {
-            PrivateFiles.EnsureDirectory(options.DataDirectory);
-            var storage = XmppServer.CreateStorage(options);
-            await using (storage.ConfigureAwait(false))
-            {
-                var version = await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
-                var count = (await storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false)).Count;
-                await stdout.WriteLineAsync($"storage: {storage.Describe()} schema version {version}, {count} accounts").ConfigureAwait(false);
-            }
-
-            using var certs = CertificateStore.Load(options);
-            foreach (var c in certs.All)
-            {
-                await stdout.WriteLineAsync($"host {c.Host}: certificate {c.CertificateFile}{(c.Generated ? " (generated now)" : string.Empty)}, valid until {c.Certificate.NotAfter:yyyy-MM-dd}, SHA-256 {c.Fingerprint}, SHA-1 {c.FingerprintSha1}").ConfigureAwait(false);
-            }
-
-            using var logs = new LogFactory();
-            foreach (var m in options.Modules.Keys)
-            {
-                if (!Modules.ModuleHost.Available.ContainsKey(m))
-                {
-                    throw new ConfigException($"unknown module '{m}'");
-                }
-            }
-
-            await stdout.WriteLineAsync("modules: " + string.Join(", ", options.Modules.Keys)).ConfigureAwait(false);
-            foreach (var l in options.Listeners)
-            {
-                foreach (var ep in XmppServer.Resolve(l))
-                {
-                    await stdout.WriteLineAsync($"would listen: {l.Kind.Name()} on {ep}").ConfigureAwait(false);
-                }
-            }
-
-            await stdout.WriteLineAsync($"TLS: {(options.Tls.Required ? "required" : "optional")} (TLS 1.2 and 1.3)").ConfigureAwait(false);
-            return Ok;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
-        {
-            await stderr.WriteLineAsync("check failed: " + ex.Message).ConfigureAwait(false);
-            return Failed;
-        }
+        return syntax.Parse([.. path, "--help"]).InvokeAsync(new InvocationConfiguration { Output = output, ProcessTerminationTimeout = null });
     }
 }

@@ -206,7 +206,7 @@ public sealed class HttpHost : IAsyncDisposable
             return;
         }
 
-        await handler(new Exchange(http)).ConfigureAwait(false);
+        await handler(new AspNetExchange(http)).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -240,45 +240,6 @@ public sealed class HttpHost : IAsyncDisposable
         http.Response.Headers.AccessControlMaxAge = "86400";
         http.Response.StatusCode = StatusCodes.Status204NoContent;
         return true;
-    }
-
-    /// <summary>A module's view of an ASP.NET Core request.</summary>
-    private sealed class Exchange(HttpContext http) : IHttpExchange
-    {
-        public string Method => http.Request.Method;
-
-        public string Path => http.Request.Path.Value ?? "/";
-
-        public string? Query(string name) => http.Request.Query.TryGetValue(name, out var v) ? v.ToString() : null;
-
-        public string? Header(string name) => http.Request.Headers.TryGetValue(name, out var v) ? v.ToString() : null;
-
-        public long? ContentLength => http.Request.ContentLength;
-
-        public Stream RequestBody => http.Request.Body;
-
-        public IPAddress RemoteAddress => http.Connection.RemoteIpAddress ?? IPAddress.Loopback;
-
-        public CancellationToken Aborted => http.RequestAborted;
-
-        public int StatusCode
-        {
-            set => http.Response.StatusCode = value;
-        }
-
-        public void SetHeader(string name, string value) => http.Response.Headers[name] = value;
-
-        public Stream ResponseBody => http.Response.Body;
-
-        public Task SendFileAsync(string path, string contentType, DateTimeOffset lastModified) =>
-            TypedResults.PhysicalFile(path, contentType, lastModified: lastModified, enableRangeProcessing: true).ExecuteAsync(http);
-
-        public Task SendTextAsync(int statusCode, string text)
-        {
-            http.Response.StatusCode = statusCode;
-            http.Response.ContentType = "text/plain; charset=utf-8";
-            return http.Response.WriteAsync(text + "\n", http.RequestAborted);
-        }
     }
 
     private static string WebSocketUrl(HttpContext http) => "wss://" + http.Request.Host.Value + WebSocketPath;

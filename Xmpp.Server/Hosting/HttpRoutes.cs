@@ -4,7 +4,8 @@ namespace Xmpp.Server.Hosting;
 
 /// <summary>
 /// One HTTP request as a module sees it, without ASP.NET Core's types (so that a server without an HTTPS
-/// listener never loads them): the HTTPS listener adapts its requests to this.
+/// listener never loads them): the HTTPS listener, and a module's own plain-HTTP listener
+/// (<see cref="PlainHttpHost"/>), adapt their requests to this.
 /// </summary>
 public interface IHttpExchange
 {

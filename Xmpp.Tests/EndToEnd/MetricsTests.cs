@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using Xmpp.Server.Config;
 
 namespace Xmpp.Tests.EndToEnd;
@@ -10,7 +9,7 @@ public sealed class MetricsTests
     [Test]
     public async Task Metrics_count_what_happened_and_health_answers()
     {
-        var port = FreePort();
+        var port = Ports.Free();
         var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>(ServerOptions.DefaultModules)
         {
             ["metrics"] = new Dictionary<string, string> { ["port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) },
@@ -65,12 +64,39 @@ public sealed class MetricsTests
         Assert.That(missing.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
     }
 
-    private static int FreePort()
+    [Test]
+    public async Task A_reload_serves_the_endpoint_from_the_new_module_generation_with_the_counters_kept()
     {
-        using var socket = new TcpListener(IPAddress.Loopback, 0);
-        socket.Start();
-        var port = ((IPEndPoint)socket.LocalEndpoint).Port;
-        socket.Stop();
-        return port;
+        var port = Ports.Free();
+        var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>(ServerOptions.DefaultModules)
+        {
+            ["metrics"] = new Dictionary<string, string> { ["port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        };
+        await using var server = await TestServer.StartAsync(o => o with { Modules = modules, Logging = o.Logging with { Level = "Info" } }, "alice@localhost:wonderland");
+        var listening = $"Metrics on http://127.0.0.1:{port}/metrics";
+        await server.WaitForLogAsync(listening);
+        await using var alice = await RawXmppClient.ConnectAsync(server.C2sPort);
+        await alice.LoginAsync("alice", "wonderland");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(10) };
+        var before = RoutedIqs(await http.GetStringAsync("metrics"));
+
+        var first = server.Server.Modules;
+        var withoutVersion = modules.Where(m => m.Key != "version").ToDictionary();
+        var result = await server.Server.ReloadAsync(server.Server.Options with { Modules = withoutVersion }, CancellationToken.None);
+        Assert.That(result.Applied, Is.True, string.Join("; ", result.Messages));
+        Assert.That(server.Server.Modules, Is.Not.SameAs(first));
+        await server.WaitForLogAsync(listening, count: 2);
+
+        await alice.SendAsync("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        await alice.ReadUntilAsync(e => e.Name == "iq" && e.GetAttribute("id") == "p");
+        var after = RoutedIqs(await http.GetStringAsync("metrics"));
+        Assert.That(after, Is.GreaterThan(before), "the server's counters went on across the reload");
+        Assert.That(await http.GetStringAsync("health"), Is.EqualTo("ok\n"));
+        using var post = await http.PostAsync("metrics", new StringContent(string.Empty));
+        Assert.That(post.StatusCode, Is.EqualTo(HttpStatusCode.MethodNotAllowed));
+        Assert.That(await post.Content.ReadAsStringAsync(), Is.EqualTo("GET only\n"));
     }
+
+    private static double RoutedIqs(string text) =>
+        double.Parse(text.Split('\n').Single(l => l.StartsWith("xmpp_stanzas_routed_total{kind=\"iq\"} ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -72,6 +72,10 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Everything the server logged, as "Level|Logger: message".</summary>
     public IReadOnlyList<string> Logs => _log.Logs.ToList();
 
+    /// <summary>Waits (at most 30 s) until the server has logged <paramref name="count"/> lines containing <paramref name="text"/>.</summary>
+    public Task WaitForLogAsync(string text, int count = 1) =>
+        _log.WaitForAsync(l => l.Contains(text, StringComparison.Ordinal), count, TimeSpan.FromSeconds(30));
+
     /// <summary>What the server logged at Error or Fatal level.</summary>
     public IEnumerable<string> ErrorLogs => _log.Logs.Where(l => l.StartsWith("Error|", StringComparison.Ordinal) || l.StartsWith("Fatal|", StringComparison.Ordinal)).ToList();
 
@@ -100,7 +104,38 @@ internal sealed class LogLines : TargetWithLayout
 {
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
 
+    /// <summary>Completed at the next line written (and replaced).</summary>
+    private TaskCompletionSource _written = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public IEnumerable<string> Logs => _lines;
 
-    protected override void Write(LogEventInfo logEvent) => _lines.Enqueue(RenderLogEvent(Layout, logEvent));
+    /// <summary>Waits until <paramref name="count"/> lines match; a <see cref="TimeoutException"/> after <paramref name="timeout"/>.</summary>
+    public async Task WaitForAsync(Func<string, bool> predicate, int count, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            // Taken before counting: a line written after the count completes this one.
+            var written = Volatile.Read(ref _written);
+            if (_lines.Count(predicate) >= count)
+            {
+                return;
+            }
+
+            try
+            {
+                await written.Task.WaitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"fewer than {count} matching log lines after {timeout}");
+            }
+        }
+    }
+
+    protected override void Write(LogEventInfo logEvent)
+    {
+        _lines.Enqueue(RenderLogEvent(Layout, logEvent));
+        Interlocked.Exchange(ref _written, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
 }

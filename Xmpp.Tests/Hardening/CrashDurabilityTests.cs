@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Net;
 using System.Net.Sockets;
 using Xmpp.Core;
 using Xmpp.Server.Accounts;
@@ -34,7 +32,7 @@ public sealed class CrashDurabilityTests
     {
         var dir = Path.Combine(Path.GetTempPath(), "xmpp-crash-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
-        var port = FreePort();
+        var port = Ports.Free();
         var config = Path.Combine(dir, "server.config.xml");
         await File.WriteAllTextAsync(config, $"""
             <xmppserver>
@@ -175,93 +173,6 @@ public sealed class CrashDurabilityTests
                     }
                 }
             }
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    /// <summary>The server as a child process (xmppserver.dll next to the tests), its output in a log file.</summary>
-    private sealed class ServerProcess : IDisposable
-    {
-        private readonly Process _process;
-
-        private ServerProcess(Process process) => _process = process;
-
-        public static async Task<ServerProcess> StartAsync(string config, int port, string log)
-        {
-            var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "xmppserver.dll");
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { dll, "run", "--config", config })
-            {
-                psi.ArgumentList.Add(a);
-            }
-
-            var process = Process.Start(psi)!;
-            var writer = new StreamWriter(log) { AutoFlush = true };
-            var gate = new object();
-            var closed = false;
-            void Write(string? line)
-            {
-                lock (gate)
-                {
-                    // Output events can still arrive after Exited: they are dropped, never written to a closed file.
-                    if (line is not null && !closed)
-                    {
-                        writer.WriteLine(line);
-                    }
-                }
-            }
-
-            process.OutputDataReceived += (_, e) => Write(e.Data);
-            process.ErrorDataReceived += (_, e) => Write(e.Data);
-            process.Exited += (_, _) =>
-            {
-                lock (gate)
-                {
-                    closed = true;
-                    writer.Dispose();
-                }
-            };
-            process.EnableRaisingEvents = true;
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (true)
-            {
-                try
-                {
-                    using var probe = new TcpClient();
-                    await probe.ConnectAsync(IPAddress.Loopback, port);
-                    return new ServerProcess(process);
-                }
-                catch (SocketException) when (DateTime.UtcNow < deadline && !process.HasExited)
-                {
-                    await Task.Delay(100);
-                }
-            }
-        }
-
-        /// <summary>SIGKILL: no shutdown code runs.</summary>
-        public void Kill9()
-        {
-            _process.Kill(entireProcessTree: false);
-            Assert.That(_process.WaitForExit(10_000), Is.True);
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                _process.WaitForExit(10_000);
-            }
-
-            _process.Dispose();
         }
     }
 }

@@ -1,0 +1,338 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using NLog;
+using Xmpp.Server.Accounts;
+using Xmpp.Server.Config;
+using Xmpp.Server.Hosting;
+using Xmpp.Server.Logging;
+using Xmpp.Server.Modules.Version;
+using Xmpp.Server.Tls;
+
+namespace Xmpp.Server.Cli;
+
+/// <summary>What the commands do, once the command line is parsed and the configuration loaded (<see cref="CommandLine"/>).</summary>
+internal static class ServerCommands
+{
+    private const int Ok = CommandLine.Ok;
+    private const int Failed = CommandLine.Failed;
+
+    public static async Task<int> RunServerAsync(ServerOptions options, TextWriter stdout)
+    {
+        using var logs = LogSetup.Create(options.Logging);
+        var log = logs.GetLogger("Server");
+        await using var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None).ConfigureAwait(false);
+        log.Info("XmppServer {Version} starting; configuration {Config}; storage {Storage}", VersionModule.ProductVersion, options.SourceFile ?? "(built-in defaults)", server.Context.Storage.Describe());
+        foreach (var cert in server.Context.Certificates.All)
+        {
+            log.Info("Certificate for {Host}{Generated}: {File} SHA-256 {Fingerprint} SHA-1 {FingerprintSha1}", cert.Host, cert.Generated ? " (self-signed, generated now)" : string.Empty, cert.CertificateFile, cert.Fingerprint, cert.FingerprintSha1);
+        }
+
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            stop.TrySetResult();
+        });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx =>
+        {
+            ctx.Cancel = true;
+            stop.TrySetResult();
+        });
+        // SIGHUP reloads the configuration (the outcome is logged); one reload at a time.
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            log.Info("SIGHUP: reloading the configuration");
+            _ = server.ReloadAsync(CancellationToken.None);
+        });
+        server.Start();
+        try
+        {
+            await server.HttpReady.ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            throw new ConfigException("cannot listen for HTTPS: " + ex.Message, ex);
+        }
+
+        var users = await server.Context.Storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false);
+        if (users.Count == 0)
+        {
+            var host = options.Hosts[0].Name;
+            log.Info("No accounts yet. Add one with: dotnet run --project Xmpp.Server -- adduser alice@{Host}", host);
+        }
+
+        log.Info("Ready. Stop with Ctrl-C or SIGTERM.");
+        await stop.Task.ConfigureAwait(false);
+        log.Info("Shutting down");
+        await server.StopAsync().ConfigureAwait(false);
+        await stdout.FlushAsync().ConfigureAwait(false);
+        return Ok;
+    }
+
+    /// <summary>reload: asks the server running with this configuration (its control socket in the data directory) to reload.</summary>
+    public static async Task<int> ReloadAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var answer = await Hosting.ControlChannel.RequestAsync(options.DataDirectory, "reload", timeout.Token).ConfigureAwait(false);
+        if (answer is null || answer.Count == 0)
+        {
+            await stderr.WriteLineAsync($"no running server answers at {Hosting.ControlChannel.PathFor(options.DataDirectory)} (is it running with this configuration? SIGHUP also reloads)").ConfigureAwait(false);
+            return Failed;
+        }
+
+        var output = answer[0] == "ok" ? stdout : stderr;
+        await output.WriteLineAsync(answer[0] == "ok" ? "reloaded" : "reload refused; the running configuration stays").ConfigureAwait(false);
+        foreach (var line in answer.Skip(1))
+        {
+            await output.WriteLineAsync("  " + line).ConfigureAwait(false);
+        }
+
+        return answer[0] == "ok" ? Ok : Failed;
+    }
+
+    /// <summary>import FILE: accounts, rosters and offline messages from a XEP-0227 file.</summary>
+    public static async Task<int> ImportAsync(ServerOptions options, string file, TextWriter stdout, TextWriter stderr)
+    {
+        var storage = XmppServer.CreateStorage(options);
+        await using (storage.ConfigureAwait(false))
+        {
+            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+            ImportSummary summary;
+            try
+            {
+                summary = await new Xep0227Importer(options, storage).ImportAsync(file, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Xml.XmlException or FormatException)
+            {
+                await stderr.WriteLineAsync($"{file}: {ex.Message}").ConfigureAwait(false);
+                return Failed;
+            }
+
+            foreach (var p in summary.Problems)
+            {
+                await stderr.WriteLineAsync(p).ConfigureAwait(false);
+            }
+
+            await stdout.WriteLineAsync(
+                $"imported {summary.Users} new and {summary.Updated} existing accounts, {summary.RosterItems} roster items, {summary.VCards} vCards, " +
+                $"{summary.PrivateDocuments} private XML documents, {summary.OfflineMessages} offline messages, {summary.PepItems} PEP items, {summary.ArchivedMessages} archived messages").ConfigureAwait(false);
+            if (summary.Sha1Only > 0)
+            {
+                await stdout.WriteLineAsync(
+                    $"note: {summary.Sha1Only} accounts have SCRAM-SHA-1 keys only (as Prosody and ejabberd store them). They log in with SCRAM-SHA-1 or PLAIN; " +
+                    "a PLAIN login stores the stronger keys. Clients that pick SCRAM-SHA-256 (Gajim, Conversations) fail on them until then: " +
+                    "for a while, offer <authentication scram=\"\"/> (PLAIN over TLS only) or scram=\"SHA-1\", then the default again with xmppserver reload (README, \"Moving from Prosody or ejabberd\").").ConfigureAwait(false);
+            }
+
+            return summary.Problems.Count == 0 ? Ok : Failed;
+        }
+    }
+
+    /// <summary>export PATH: every account (of one host with --host) in XEP-0227; a folder (or --per-user) gets one user@host.xml per account.</summary>
+    public static async Task<int> ExportAsync(ServerOptions options, string path, string? host, bool perUser, bool forEjabberd, TextWriter stdout, TextWriter stderr)
+    {
+        var storage = XmppServer.CreateStorage(options);
+        await using (storage.ConfigureAwait(false))
+        {
+            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+            perUser |= Directory.Exists(path) || path.EndsWith('/');
+            ExportSummary summary;
+            try
+            {
+                summary = await new Xep0227Exporter(options, storage) { ForEjabberd = forEjabberd }.ExportAsync(path, host, perUser, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await stderr.WriteLineAsync($"{path}: {ex.Message}").ConfigureAwait(false);
+                return Failed;
+            }
+
+            await stdout.WriteLineAsync(
+                $"exported {summary.Users} accounts, {summary.RosterItems} roster items, {summary.OfflineMessages} offline messages, {summary.ArchivedMessages} archived messages " +
+                $"to {(perUser ? $"{summary.Files} files in {path}" : path)}").ConfigureAwait(false);
+            return Ok;
+        }
+    }
+
+    private static async Task<(AccountService Service, IAsyncDisposable Storage)> OpenAccountsAsync(ServerOptions options)
+    {
+        var storage = XmppServer.CreateStorage(options);
+        await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+        return (new AccountService(options, storage), storage);
+    }
+
+    /// <summary>adduser (create) and passwd (change): the password from the arguments, stdin or a prompt.</summary>
+    public static async Task<int> SetPasswordAsync(ServerOptions options, string jid, string? given, TextReader stdin, TextWriter stdout, TextWriter stderr, bool create)
+    {
+        var password = given ?? await ReadPasswordAsync(stdin, stderr).ConfigureAwait(false);
+        if (password is null)
+        {
+            return Failed;
+        }
+
+        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
+        await using (storage.ConfigureAwait(false))
+        {
+            var result = create
+                ? await accounts.AddAsync(jid, password, CancellationToken.None).ConfigureAwait(false)
+                : await accounts.SetPasswordAsync(jid, password, CancellationToken.None).ConfigureAwait(false);
+            return await ReportAsync(result, jid, create ? "created" : "password changed", options, stdout, stderr).ConfigureAwait(false);
+        }
+    }
+
+    public static async Task<int> DelUserAsync(ServerOptions options, string jid, TextWriter stdout, TextWriter stderr)
+    {
+        var (accounts, storage) = await OpenAccountsAsync(options).ConfigureAwait(false);
+        await using (storage.ConfigureAwait(false))
+        {
+            var result = await accounts.DeleteAsync(jid, CancellationToken.None).ConfigureAwait(false);
+            return await ReportAsync(result, jid, "deleted", options, stdout, stderr).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<int> ReportAsync(AccountResult result, string jid, string done, ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        var message = result switch
+        {
+            AccountResult.Ok => null,
+            AccountResult.InvalidJid => $"'{jid}' is not a valid account JID (user@host, no resource)",
+            AccountResult.UnknownHost => $"'{jid}': this server does not serve that host (configured: {string.Join(", ", options.Hosts.Select(h => h.Name))})",
+            AccountResult.InvalidPassword => "the password is empty or contains characters not allowed (RFC 8265 OpaqueString)",
+            AccountResult.Exists => $"account {jid} already exists",
+            _ => $"no account {jid}",
+        };
+        if (message is not null)
+        {
+            await stderr.WriteLineAsync(message).ConfigureAwait(false);
+            return Failed;
+        }
+
+        await stdout.WriteLineAsync($"{jid}: {done}").ConfigureAwait(false);
+        return Ok;
+    }
+
+    private static async Task<string?> ReadPasswordAsync(TextReader stdin, TextWriter stderr)
+    {
+        if (!Console.IsInputRedirected && ReferenceEquals(stdin, Console.In))
+        {
+            var first = ReadHidden("Password: ");
+            var second = ReadHidden("Repeat password: ");
+            if (first != second)
+            {
+                await stderr.WriteLineAsync("passwords do not match").ConfigureAwait(false);
+                return null;
+            }
+
+            return first;
+        }
+
+        var line = await stdin.ReadLineAsync().ConfigureAwait(false);
+        if (string.IsNullOrEmpty(line))
+        {
+            await stderr.WriteLineAsync("no password given on standard input").ConfigureAwait(false);
+            return null;
+        }
+
+        return line;
+    }
+
+    private static string ReadHidden(string prompt)
+    {
+        Console.Error.Write(prompt);
+        var sb = new StringBuilder();
+        while (true)
+        {
+            var key = Console.ReadKey(intercept: true);
+            if (key.Key == ConsoleKey.Enter)
+            {
+                break;
+            }
+
+            if (key.Key == ConsoleKey.Backspace)
+            {
+                if (sb.Length > 0)
+                {
+                    sb.Length--;
+                }
+
+                continue;
+            }
+
+            sb.Append(key.KeyChar);
+        }
+
+        Console.Error.WriteLine();
+        return sb.ToString();
+    }
+
+    public static async Task<int> UsersAsync(ServerOptions options, string? host, TextWriter stdout, TextWriter stderr)
+    {
+        if (host is not null && !options.Hosts.Any(h => h.Name == host))
+        {
+            await stderr.WriteLineAsync($"this server does not serve '{host}'").ConfigureAwait(false);
+            return Failed;
+        }
+
+        var storage = XmppServer.CreateStorage(options);
+        await using (storage.ConfigureAwait(false))
+        {
+            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+            foreach (var (h, u) in await storage.Users.ListAsync(host, CancellationToken.None).ConfigureAwait(false))
+            {
+                await stdout.WriteLineAsync($"{u}@{h}").ConfigureAwait(false);
+            }
+        }
+
+        return Ok;
+    }
+
+    public static async Task<int> CheckAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        await stdout.WriteLineAsync($"configuration: {options.SourceFile ?? "(built-in defaults)"} OK").ConfigureAwait(false);
+        await stdout.WriteLineAsync($"data directory: {options.DataDirectory}").ConfigureAwait(false);
+        try
+        {
+            PrivateFiles.EnsureDirectory(options.DataDirectory);
+            var storage = XmppServer.CreateStorage(options);
+            await using (storage.ConfigureAwait(false))
+            {
+                var version = await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+                var count = (await storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false)).Count;
+                await stdout.WriteLineAsync($"storage: {storage.Describe()} schema version {version}, {count} accounts").ConfigureAwait(false);
+            }
+
+            using var certs = CertificateStore.Load(options);
+            foreach (var c in certs.All)
+            {
+                await stdout.WriteLineAsync($"host {c.Host}: certificate {c.CertificateFile}{(c.Generated ? " (generated now)" : string.Empty)}, valid until {c.Certificate.NotAfter:yyyy-MM-dd}, SHA-256 {c.Fingerprint}, SHA-1 {c.FingerprintSha1}").ConfigureAwait(false);
+            }
+
+            using var logs = new LogFactory();
+            foreach (var m in options.Modules.Keys)
+            {
+                if (!Modules.ModuleHost.Available.ContainsKey(m))
+                {
+                    throw new ConfigException($"unknown module '{m}'");
+                }
+            }
+
+            await stdout.WriteLineAsync("modules: " + string.Join(", ", options.Modules.Keys)).ConfigureAwait(false);
+            foreach (var l in options.Listeners)
+            {
+                foreach (var ep in XmppServer.Resolve(l))
+                {
+                    await stdout.WriteLineAsync($"would listen: {l.Kind.Name()} on {ep}").ConfigureAwait(false);
+                }
+            }
+
+            await stdout.WriteLineAsync($"TLS: {(options.Tls.Required ? "required" : "optional")} (TLS 1.2 and 1.3)").ConfigureAwait(false);
+            return Ok;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
+        {
+            await stderr.WriteLineAsync("check failed: " + ex.Message).ConfigureAwait(false);
+            return Failed;
+        }
+    }
+}
