@@ -130,7 +130,7 @@ public sealed class HttpHost : IAsyncDisposable
 
         var socket = await http.WebSockets.AcceptWebSocketAsync("xmpp").ConfigureAwait(false);
         var stream = new WebSocketFramingStream(socket, ctx.Options.Limits.StanzaSize + 4096);
-        var connection = new ClientConnection(ctx, stream, new IPEndPoint(address, http.Connection.RemotePort), directTls: false, http.RequestAborted, secureTransport: true);
+        var connection = Streams.C2sStateMachine.Create(ctx, stream, new IPEndPoint(address, http.Connection.RemotePort), directTls: false, http.RequestAborted, secure: true, description: " (WebSocket)");
         await ctx.Connections.Start(connection, address).ConfigureAwait(false);
     }
 

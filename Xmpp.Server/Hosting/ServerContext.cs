@@ -34,28 +34,11 @@ public sealed class ServerContext
 
     public required AuthFailureTracker AuthFailures { get; init; }
 
-    public StreamFeatureRegistry StreamFeatures => Modules.StreamFeatures;
-
-    /// <summary>Features and requests before authentication (in-band registration).</summary>
-    public PreAuthRegistry PreAuth => Modules.PreAuth;
-
-    /// <summary>What a XEP-0386 Bind2 request may switch on inline.</summary>
-    public Bind2Registry Bind2 => Modules.Bind2;
-
-    /// <summary>Handlers of non-stanza elements on bound client streams.</summary>
-    public StreamElementRegistry StreamElements => Modules.StreamElements;
-
     /// <summary>What SASL answers for usernames without credentials, so that no account can be told apart from a missing one.</summary>
     public required Xmpp.Core.Sasl.DecoyCredentials Decoys { get; init; }
 
     /// <summary>Counters and gauges for the metrics endpoint.</summary>
     public required ServerMetrics Metrics { get; init; }
-
-    /// <summary>XEP-0198 settings, when the stream management module is loaded.</summary>
-    public StreamManagementOptions? StreamManagement => Modules.StreamManagement;
-
-    /// <summary>Sessions that can be resumed (XEP-0198).</summary>
-    public ResumableSessions Resumption { get; } = new();
 
     /// <summary>The HTTPS listener's port once it listens (null without one).</summary>
     public Func<int?> HttpsPort { get; internal set; } = () => null;

@@ -87,7 +87,6 @@ public sealed class XmppServer : IAsyncDisposable
         };
         metrics.Gauge("xmpp_connections", "Open connections, by kind (c2s, s2s_in, s2s_out, component).", () => context.Connections.CountByKind());
         metrics.Gauge("xmpp_sessions", "Bound client sessions.", () => context.Sessions.Count);
-        metrics.Gauge("xmpp_sessions_resumable", "Sessions that can be resumed (XEP-0198), live or waiting.", () => context.Resumption.Count);
         built = context;
         context.S2s = new S2s.S2sManager(context);
         metrics.Gauge("xmpp_s2s_connections", "Server-to-server streams, by direction and state.", context.S2s.CountByState);
@@ -188,7 +187,7 @@ public sealed class XmppServer : IAsyncDisposable
         await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         await _idleSweep.ConfigureAwait(false);
         await _control.ConfigureAwait(false);
-        await Context.Resumption.EndAllAsync().ConfigureAwait(false);
+        await Modules.ShutdownAsync().ConfigureAwait(false);
         if (_http is not null)
         {
             await _http.DisposeAsync().ConfigureAwait(false);

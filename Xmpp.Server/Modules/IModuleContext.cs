@@ -70,6 +70,9 @@ public interface IModuleContext
     /// <summary>Adds a stream feature offered after authentication.</summary>
     void AddStreamFeature(Element feature);
 
+    /// <summary>Adds a stream feature offered after authentication when the function gives one for the stream.</summary>
+    void AddStreamFeature(Func<Streams.IC2sContext, Element?> feature);
+
     /// <summary>Registers a stanza hook (see <see cref="HookNames"/>).</summary>
     void Hook(string name, StanzaHandler handler, int priority = 0);
 
@@ -90,17 +93,21 @@ public interface IModuleContext
     /// <summary>Offers a stream feature before authentication (next to the SASL mechanisms).</summary>
     void AddPreAuthStreamFeature(Element feature);
 
+    /// <summary>Offers a stream feature before authentication when the function gives one for the stream.</summary>
+    void AddPreAuthStreamFeature(Func<Streams.IC2sContext, Element?> feature);
+
     /// <summary>Answers iq requests with a payload of this namespace from clients that have not authenticated.</summary>
-    void HandlePreAuthIq(string ns, Net.PreAuthIqHandler handler);
+    void HandlePreAuthIq(string ns, Streams.PreAuthIqHandler handler);
 
-    /// <summary>Offers a feature inline in XEP-0386 Bind2: its element in a bind request runs the handler on the new session.</summary>
-    void HandleBind2Inline(string ns, Action<IClientSession, Element> handler);
+    /// <summary>
+    /// Handles first-level elements of a namespace that are not stanzas ("nonzas") on client streams, in every
+    /// state: the handler looks at <see cref="Streams.IC2sContext.State"/> and answers what its specification
+    /// says for elements out of place.
+    /// </summary>
+    void HandleStreamElement(string ns, Streams.C2sElementHandler handler);
 
-    /// <summary>Handles top-level elements of a namespace that are not stanzas, on bound client streams.</summary>
-    void HandleStreamElement(string ns, Action<IClientSession, Element> handler);
-
-    /// <summary>Turns on XEP-0198 stream management for client streams (the stream feature is the module's to add).</summary>
-    void EnableStreamManagement(Net.StreamManagementOptions options);
+    /// <summary>Runs when the server stops, after every connection has closed and before storage closes.</summary>
+    void AtShutdown(Func<Task> action);
 
     /// <summary>
     /// Work the module runs while the server runs (expiry sweeps and the like): started with the listeners,

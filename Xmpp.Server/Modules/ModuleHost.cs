@@ -47,20 +47,10 @@ public sealed class ModuleHost
     /// <summary>This generation's hooks.</summary>
     public HookBus Hooks { get; } = new();
 
-    /// <summary>Stream features offered after authentication.</summary>
-    public StreamFeatureRegistry StreamFeatures { get; } = new();
+    /// <summary>This generation's extensions of the client stream (features, nonzas, requests before authentication).</summary>
+    public Streams.C2sExtensions C2s { get; } = new();
 
-    /// <summary>Features and requests before authentication (in-band registration).</summary>
-    public PreAuthRegistry PreAuth { get; } = new();
-
-    /// <summary>What a XEP-0386 Bind2 request may switch on inline.</summary>
-    public Bind2Registry Bind2 { get; } = new();
-
-    /// <summary>Handlers of non-stanza elements on bound client streams.</summary>
-    public StreamElementRegistry StreamElements { get; } = new();
-
-    /// <summary>XEP-0198 settings, when the stream management module is loaded.</summary>
-    public StreamManagementOptions? StreamManagement { get; private set; }
+    private readonly List<Func<Task>> _atShutdown = [];
 
     public DiscoRegistry Disco { get; } = new();
 
@@ -127,6 +117,9 @@ public sealed class ModuleHost
         () => new Delivery.IqDeliveryModule(),
         () => new Presence.PresenceModule(),
         () => new Roster.RosterModule(),
+        () => new Sasl2.Sasl2Module(),
+        () => new Bind2.Bind2Module(),
+        () => new Fast.FastModule(),
     ];
 
     /// <summary>Starts the modules' background work (<see cref="IModuleContext.RunInBackground"/>), until shutdown or <see cref="StopBackgroundAsync"/>.</summary>
@@ -153,6 +146,22 @@ public sealed class ModuleHost
                     }
                 },
                 CancellationToken.None));
+        }
+    }
+
+    /// <summary>Runs what this generation's modules asked to do when the server stops (see <see cref="IModuleContext.AtShutdown"/>).</summary>
+    internal async Task ShutdownAsync()
+    {
+        foreach (var action in _atShutdown)
+        {
+            try
+            {
+                await action().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Logs.GetLogger("Modules").Error(ex, "A module's shutdown work failed");
+            }
         }
     }
 
@@ -266,7 +275,9 @@ public sealed class ModuleHost
 
         public RosterManager Rosters => host.Rosters;
 
-        public void AddStreamFeature(Element feature) => host.StreamFeatures.Add(feature);
+        public void AddStreamFeature(Element feature) => host.C2s.AddFeature(Streams.C2sFeaturePhase.AfterAuthentication, _ => feature);
+
+        public void AddStreamFeature(Func<Streams.IC2sContext, Element?> feature) => host.C2s.AddFeature(Streams.C2sFeaturePhase.AfterAuthentication, feature);
 
         public void HandleHttp(string pathPrefix, HttpHandler handler, params string[] methods) => host.HttpRoutes.Add(pathPrefix, handler, methods);
 
@@ -300,15 +311,15 @@ public sealed class ModuleHost
             return (T)shared;
         }
 
-        public void AddPreAuthStreamFeature(Element feature) => host.PreAuth.AddFeature(feature);
+        public void AddPreAuthStreamFeature(Element feature) => host.C2s.AddFeature(Streams.C2sFeaturePhase.BeforeAuthentication, _ => feature);
 
-        public void HandlePreAuthIq(string ns, PreAuthIqHandler handler) => host.PreAuth.Add(ns, handler);
+        public void AddPreAuthStreamFeature(Func<Streams.IC2sContext, Element?> feature) => host.C2s.AddFeature(Streams.C2sFeaturePhase.BeforeAuthentication, feature);
 
-        public void HandleBind2Inline(string ns, Action<IClientSession, Element> handler) => host.Bind2.Add(ns, handler);
+        public void HandlePreAuthIq(string ns, Streams.PreAuthIqHandler handler) => host.C2s.AddPreAuthQuery(ns, handler);
 
-        public void HandleStreamElement(string ns, Action<IClientSession, Element> handler) => host.StreamElements.Add(ns, handler);
+        public void HandleStreamElement(string ns, Streams.C2sElementHandler handler) => host.C2s.AddElementHandler(ns, handler);
 
-        public void EnableStreamManagement(StreamManagementOptions options) => host.StreamManagement = options;
+        public void AtShutdown(Func<Task> action) => host._atShutdown.Add(action);
 
         public void RunInBackground(Func<CancellationToken, Task> work) => host._background.Add((module.Name, work));
 

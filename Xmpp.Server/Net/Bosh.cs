@@ -14,7 +14,7 @@ namespace Xmpp.Server.Net;
 
 /// <summary>
 /// BOSH (XEP-0124, with XEP-0206's XMPP binding) on the HTTPS listener: every session is one
-/// <see cref="ClientConnection"/> whose byte stream is fed from the bodies clients POST and drained into
+/// <see cref="Streams.C2sStateMachine"/> whose byte stream is fed from the bodies clients POST and drained into
 /// the bodies it answers, so BOSH clients reach the same stream state machine as TCP and WebSocket
 /// clients. Requests are taken in rid order within a window, answers to lost requests are sent again,
 /// a request is held until the server has something to say (long polling, up to 'wait' seconds), and a
@@ -124,7 +124,7 @@ public sealed class BoshManager
         var sid = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var session = new BoshSession(this, sid, host, wait, rid, _ctx.Options.Limits.StanzaSize + 4096);
         _sessions[sid] = session;
-        var connection = new ClientConnection(_ctx, session, new IPEndPoint(remote, remotePort), directTls: false, shutdown, secureTransport: true);
+        var connection = Streams.C2sStateMachine.Create(_ctx, session, new IPEndPoint(remote, remotePort), directTls: false, shutdown, secure: true, description: " (BOSH)");
         var run = _ctx.Connections.Start(connection, remote);
         _ = run.ContinueWith(_ => _sessions.TryRemove(new KeyValuePair<string, BoshSession>(sid, session)), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         _log.Info("BOSH session {Sid} from {Remote} for {Host} (wait {Wait} s)", sid, remote, host, wait);
@@ -158,7 +158,7 @@ public sealed class BoshManager
 }
 
 /// <summary>
-/// One BOSH session: the duplex byte stream its <see cref="ClientConnection"/> reads and writes, and the
+/// One BOSH session: the duplex byte stream its <see cref="Streams.C2sStateMachine"/> reads and writes, and the
 /// queue of elements waiting for the next answer.
 /// </summary>
 internal sealed class BoshSession(BoshManager manager, string sid, string host, int wait, long firstRid, int maxBody) : MessageTransportStream

@@ -1,7 +1,7 @@
 namespace Xmpp.Server.Net;
 
 /// <summary>
-/// The byte stream a <see cref="ClientConnection"/> reads and writes when the transport carries messages
+/// The byte stream a <see cref="Streams.C2sStateMachine"/> reads and writes when the transport carries messages
 /// rather than bytes (WebSocket, BOSH): asynchronous reads and writes only, no seeking, no length.
 /// </summary>
 public abstract class MessageTransportStream : Stream

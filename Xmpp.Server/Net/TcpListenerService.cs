@@ -6,7 +6,7 @@ using Xmpp.Server.Hosting;
 
 namespace Xmpp.Server.Net;
 
-/// <summary>Accepts connections on one address and hands each to its own <see cref="ClientConnection"/> task.</summary>
+/// <summary>Accepts connections on one address and hands each to its own <see cref="Streams.C2sStateMachine"/> task.</summary>
 public sealed class TcpListenerService : IDisposable
 {
     private readonly ServerContext _ctx;
@@ -83,7 +83,7 @@ public sealed class TcpListenerService : IDisposable
             {
                 ListenerKind.Component => new Components.ComponentConnection(_ctx, _ctx.Components, client, shutdown),
                 _ when Kind.IsServer() => new S2s.IncomingS2s(_ctx, _ctx.S2s, client, _directTls, shutdown),
-                _ => new ClientConnection(_ctx, client, _directTls, shutdown),
+                _ => Streams.C2sStateMachine.Create(_ctx, new NetworkStream(client, ownsSocket: true), (IPEndPoint)client.RemoteEndPoint!, _directTls, shutdown),
             };
             _ = _ctx.Connections.Start(connection, address);
         }

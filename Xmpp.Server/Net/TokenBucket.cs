@@ -9,6 +9,9 @@ namespace Xmpp.Server.Net;
 public sealed class TokenBucket(double rate, int burst)
 {
     private double _tokens = burst;
+
+    /// <summary>Tokens per second.</summary>
+    public double Rate => rate;
     private long _last = Stopwatch.GetTimestamp();
 
     /// <summary>

@@ -6,7 +6,7 @@ using Xmpp.Core.Xml;
 namespace Xmpp.Server.Net;
 
 /// <summary>
-/// XMPP over WebSocket (RFC 7395) as the byte stream <see cref="ClientConnection"/> speaks, so web clients
+/// XMPP over WebSocket (RFC 7395) as the byte stream <see cref="Streams.C2sStateMachine"/> speaks, so web clients
 /// reach the same stream state machine as TCP clients. Inbound, each WebSocket message is one element:
 /// &lt;open/&gt; becomes a stream header and &lt;close/&gt; the closing tag (§3.3). Outbound, what the
 /// connection writes is cut at its top-level element boundaries into one message each (§3.3.3): the

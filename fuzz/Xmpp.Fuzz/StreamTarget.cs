@@ -110,7 +110,7 @@ public static class StreamTarget
             var toServer = new Pipe();
             var toClient = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
             var transport = new DuplexStream(toServer.Reader, toClient.Writer);
-            var connection = new ClientConnection(_server.Context, transport, new IPEndPoint(IPAddress.Loopback, 40000), directTls: false, CancellationToken.None);
+            var connection = Xmpp.Server.Streams.C2sStateMachine.Create(_server.Context, transport, new IPEndPoint(IPAddress.Loopback, 40000), directTls: false, CancellationToken.None);
             var run = connection.RunAsync();
             var client = new DuplexStream(toClient.Reader, toServer.Writer);
             try

@@ -60,12 +60,14 @@ public sealed class CarbonsModule : IXmppModule
         }
 
         // XEP-0386: <enable xmlns='urn:xmpp:carbons:2'/> inside a Bind2 request.
-        context.HandleBind2Inline(Namespace, (session, e) =>
+        context.Shared<Bind2.Bind2Features>().Add(Namespace, (_, session, e) =>
         {
             if (e.Name == "enable")
             {
                 session.Items.Set(EnabledKey, EnabledKey);
             }
+
+            return null;
         });
 
         // §7: copies of what a resource sends, to its account's other carbons-enabled resources.

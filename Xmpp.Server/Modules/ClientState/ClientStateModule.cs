@@ -22,11 +22,27 @@ public sealed class ClientStateModule : IXmppModule
         var max = context.Number("max-held", 100, min: 1);
 
         context.AddStreamFeature(new Element("csi", Namespace));
-        context.HandleBind2Inline(Namespace, (session, e) => OnState(session, e, max));
-        context.HandleStreamElement(Namespace, (session, e) => OnState(session, e, max));
+        context.Shared<Bind2.Bind2Features>().Add(Namespace, (_, session, e) =>
+        {
+            OnState(session, e, max);
+            return null;
+        });
+        context.HandleStreamElement(Namespace, (stream, e, _) =>
+        {
+            if (stream.State != Streams.C2sState.Established || stream.Session is not { } session)
+            {
+                // Before a session is bound there is nothing to indicate the state of (RFC 6120 §7.1 for what is not a stanza).
+                throw new Xmpp.Core.Stanzas.XmppStreamException(
+                    stream.User is null ? Xmpp.Core.Stanzas.StreamErrorCondition.NotAuthorized : Xmpp.Core.Stanzas.StreamErrorCondition.UnsupportedStanzaType,
+                    $"<{e.Name}/> before a resource is bound");
+            }
+
+            OnState(session, e, max);
+            return ValueTask.CompletedTask;
+        });
     }
 
-    private static void OnState(IClientSession session, Element e, int max)
+    private static void OnState(ClientSession session, Element e, int max)
     {
         switch (e.Name)
         {
@@ -109,7 +125,7 @@ public sealed class ClientStateModule : IXmppModule
             return false;
         }
 
-        public void Release(IClientSession session)
+        public void Release(ClientSession session)
         {
             List<Element> flush;
             lock (_gate)

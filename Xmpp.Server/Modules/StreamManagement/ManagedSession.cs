@@ -1,0 +1,361 @@
+using Xmpp.Core;
+using Xmpp.Core.Addressing;
+using Xmpp.Core.Stanzas;
+using Xmpp.Core.Xml;
+using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
+using Xmpp.Server.Streams;
+
+namespace Xmpp.Server.Modules.StreamManagement;
+
+/// <summary>
+/// XEP-0198 on one session, as its delivery tracker: the counters both ways (§4), the stanzas the client has
+/// not acknowledged, and where the session is in its life: on a stream, waiting to be resumed after its stream
+/// was lost (§5), or over. Everything that goes to the client goes through <see cref="Send"/>, under one lock,
+/// so the acknowledgement counts and the order on the wire agree.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "The wait's CancellationTokenSource has no timer and no wait handle: nothing to release.")]
+internal sealed class ManagedSession : IDeliveryTracker
+{
+    private readonly StreamManagementModule _module;
+    private readonly object _gate = new();
+    private readonly Queue<Element> _unacked = new();
+    private long _inbound;
+    private long _sent;
+    private long _acked;
+    private bool _ackRequested;
+    private bool _waiting;
+    private bool _ended;
+    private CancellationTokenSource? _wait;
+    private Task? _ending;
+
+    public ManagedSession(StreamManagementModule module, ClientSession session, string? resumeId, TimeSpan resumeTimeout)
+    {
+        _module = module;
+        Session = session;
+        ResumeId = resumeId;
+        ResumeTimeout = resumeTimeout;
+    }
+
+    public ClientSession Session { get; }
+
+    /// <summary>The resumption id, when the client asked for resumption.</summary>
+    public string? ResumeId { get; }
+
+    public TimeSpan ResumeTimeout { get; }
+
+    /// <summary>The 'h' we report: stanzas from the client handled, modulo 2^32 (§4).</summary>
+    public long HandledCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _inbound % 4294967296L;
+            }
+        }
+    }
+
+    public bool Send(Element stanza)
+    {
+        lock (_gate)
+        {
+            if (_ended)
+            {
+                return false;
+            }
+
+            if (_unacked.Count < _module.MaxUnacked)
+            {
+                if (_waiting)
+                {
+                    // Kept for the stream that resumes the session; stamped with when the server had it (XEP-0203).
+                    _unacked.Enqueue(Delayed(stanza));
+                    _sent++;
+                    return true;
+                }
+
+                if (!Session.Write(stanza))
+                {
+                    return false;
+                }
+
+                _unacked.Enqueue(stanza);
+                _sent++;
+                RequestAck();
+                return true;
+            }
+        }
+
+        // Not reading, or not acknowledging: the session ends (its unacknowledged messages are rerouted).
+        Session.Log.Warn("{Jid} holds {Count} unacknowledged stanzas: ending the session", Session.Jid, _module.MaxUnacked);
+        Session.Close(new StreamError(StreamErrorCondition.ResourceConstraint, "too many unacknowledged stanzas"));
+        return false;
+    }
+
+    /// <summary>§4: an &lt;r/&gt; follows what was sent, unless one is out and unanswered. Under the lock.</summary>
+    private void RequestAck()
+    {
+        if (!_ackRequested)
+        {
+            _ackRequested = true;
+            Session.Stream?.WriteNonza(new Element("r", StreamManagementModule.Namespace));
+        }
+    }
+
+    public void Handled()
+    {
+        lock (_gate)
+        {
+            _inbound++;
+        }
+    }
+
+    /// <summary>The client acknowledged <paramref name="h"/> stanzas; false when it claims more than were sent (§4).</summary>
+    public bool Acknowledge(long h)
+    {
+        lock (_gate)
+        {
+            _ackRequested = false;
+            return AcknowledgeLocked(h);
+        }
+    }
+
+    private bool AcknowledgeLocked(long h)
+    {
+        if (h > _sent)
+        {
+            return false;
+        }
+
+        // 'h' wraps at 2^32 (§4); a smaller value than before is a wrapped one or a stale one: ignored.
+        while (_acked < h && _unacked.Count > 0)
+        {
+            _unacked.Dequeue();
+            _acked++;
+        }
+
+        _acked = Math.Max(_acked, h);
+        return true;
+    }
+
+    public SessionFate StreamGone(ISessionCarrier lost, bool resumable)
+    {
+        lock (_gate)
+        {
+            if (!ReferenceEquals(Session.Stream, lost))
+            {
+                return _ended ? SessionFate.End : SessionFate.TakenOver;
+            }
+
+            // §5: a resumable session whose connection was lost (not closed by the client, not ended by us with an
+            // error) waits to be resumed instead of ending. Otherwise it is over from now: no resumption may
+            // take it while it ends.
+            if (ResumeId is null || !resumable || _ended)
+            {
+                _ended = true;
+                return SessionFate.End;
+            }
+
+            _waiting = true;
+            _wait = new CancellationTokenSource();
+            Session.Detach(lost);
+        }
+
+        Session.Log.Info("Connection lost for {Jid}; the session waits {Seconds} s to be resumed", Session.Jid, (int)ResumeTimeout.TotalSeconds);
+        _ = WaitAsync(_wait.Token);
+        return SessionFate.Kept;
+    }
+
+    private async Task WaitAsync(CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(ResumeTimeout, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Resumed, or ended for another reason.
+            return;
+        }
+
+        await EndKeptAsync("not resumed in time").ConfigureAwait(false);
+    }
+
+    public Task EndKeptAsync(string reason)
+    {
+        TaskCompletionSource ending;
+        lock (_gate)
+        {
+            if (!_waiting || _ended)
+            {
+                return _ending ?? Task.CompletedTask;
+            }
+
+            _waiting = false;
+            _ended = true;
+            ending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _ending = ending.Task;
+        }
+
+        Cancel();
+        Session.Log.Info("Session of {Jid} ends: {Reason}", Session.Jid, reason);
+        _module.Resumable.Ending(ending.Task);
+        return EndAndSignalAsync(ending);
+    }
+
+    private async Task EndAndSignalAsync(TaskCompletionSource ending)
+    {
+        try
+        {
+            await Session.EndAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            ending.SetResult();
+        }
+    }
+
+    private void Cancel()
+    {
+        try
+        {
+            _wait?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The wait is over already.
+        }
+    }
+
+    /// <summary>
+    /// §5: <paramref name="stream"/> takes the session over, from its lost stream or from a live one that does not
+    /// know yet that it is dead. The answer (&lt;resumed/&gt;) goes to <paramref name="reply"/>, alone or inside a
+    /// SASL2 success, before the unacknowledged stanzas are sent again. False when the count is implausible or
+    /// the session is over.
+    /// </summary>
+    public bool Resume(IC2sContext stream, long h, string previd, Action<Element> reply)
+    {
+        lock (_gate)
+        {
+            if (_ended || !AcknowledgeLocked(h))
+            {
+                return false;
+            }
+
+            _waiting = false;
+            _ackRequested = false;
+            Cancel();
+            stream.Adopt(Session);
+            reply(new Element("resumed", StreamManagementModule.Namespace).SetAttribute("previd", previd).SetAttribute("h", (_inbound % 4294967296L).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            foreach (var stanza in _unacked)
+            {
+                Session.Write(stanza);
+            }
+
+            if (_unacked.Count > 0)
+            {
+                RequestAck();
+            }
+
+            stream.Log.Info("Resumed the session of {Jid}: {Count} unacknowledged stanzas sent again", Session.Jid, _unacked.Count);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// §4 "no data loss": what the client never acknowledged does not vanish with the session. Messages go to the
+    /// account's other available resources, else to offline storage, else back to the sender; requests are
+    /// answered with an error; presence, copies (carbons, archive results, notifications) and errors are
+    /// dropped, since they exist elsewhere or expire anyway.
+    /// </summary>
+    public async Task OnEndedAsync()
+    {
+        List<Element> pending;
+        lock (_gate)
+        {
+            _ended = true;
+            pending = [.. _unacked];
+            _unacked.Clear();
+        }
+
+        if (ResumeId is not null)
+        {
+            _module.Resumable.Remove(ResumeId, this);
+        }
+
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var rerouted = 0;
+        foreach (var stanza in pending)
+        {
+            var type = stanza.GetAttribute("type");
+            if (stanza.Name == "iq" && type is "get" or "set")
+            {
+                await _module.Context.Router.BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RecipientUnavailable, "the session ended"), CancellationToken.None).ConfigureAwait(false);
+            }
+            else if (stanza.Name == "message" && type is not ("error" or "groupchat" or "headline") && !IsCopy(stanza))
+            {
+                await RerouteMessageAsync(stanza).ConfigureAwait(false);
+                rerouted++;
+            }
+        }
+
+        Session.Log.Info("{Count} unacknowledged stanzas of {Jid} handled at session end ({Messages} messages rerouted)", pending.Count, Session.Jid, rerouted);
+    }
+
+    /// <summary>A wrapper around a message that exists elsewhere (a carbon, an archive result, a pubsub event).</summary>
+    private static bool IsCopy(Element message)
+    {
+        foreach (var child in message.Elements())
+        {
+            if (child.Namespace is "urn:xmpp:carbons:2" or "urn:xmpp:mam:2" or "http://jabber.org/protocol/pubsub#event")
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private async Task RerouteMessageAsync(Element message)
+    {
+        var context = _module.Context;
+        var jid = Session.Jid;
+        var delivered = false;
+        var late = Delayed(message);
+        foreach (var r in context.Sessions.Resources(jid.Bare))
+        {
+            if (r.IsAvailable && r.Priority >= 0)
+            {
+                delivered |= r.TrySend(late);
+            }
+        }
+
+        if (delivered)
+        {
+            return;
+        }
+
+        var from = Jid.TryParse(message.GetAttribute("from"), out var f) ? f : Jid.Parse(jid.Domain);
+        var ctx = new StanzaContext(message, from, jid.Bare, null, context.Router);
+        if (!await context.FireAsync(HookNames.MessageOffline, ctx, CancellationToken.None).ConfigureAwait(false))
+        {
+            await context.Router.BounceAsync(message, new StanzaError(StanzaErrorCondition.RecipientUnavailable, "the recipient's session ended before it received this"), CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>XEP-0203: a message that reaches its client late says when the server got it.</summary>
+    private Element Delayed(Element stanza)
+    {
+        if (stanza.Name != "message" || stanza.Child("delay", Forwarded.DelayNamespace) is not null)
+        {
+            return stanza;
+        }
+
+        return stanza.Clone().Add(Forwarded.Delay(DateTimeOffset.UtcNow, Session.Jid.Domain));
+    }
+}
