@@ -21,7 +21,7 @@ namespace Xmpp.Server.Streams;
 [Specification("RFC 3921", "§3", Note = "The legacy session iq, answered and offered as optional.")]
 [Specification("XEP-0368", "1.1.0", Note = "Direct TLS for clients on a second port (ALPN xmpp-client).")]
 [Specification("XEP-0474", "0.4.0", Note = "The SCRAM server-first-message carries the 'h' hash of the advertised mechanisms and channel-binding types, which the SCRAM signature covers.")]
-[Specification("XEP-0440", "0.4.2", Note = "The supported channel binding types are offered in the stream features.")]
+[Specification("XEP-0440", "0.4.2", Note = "The channel binding types of each TLS connection are listed in the stream features: tls-exporter (TLS 1.3), tls-unique, tls-server-end-point. None over WebSocket and BOSH, where no -PLUS mechanism is offered either.")]
 [Specification("XEP-0205", "1.0", Note = "Limits on stanza size, depth, attributes, namespaces, rate (token bucket: a faster stream is read more slowly, not cut off), connections per address, sessions per account, output queues and authentication failures, each with the RFC's error.")]
 public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, ISessionCarrier, IC2sContext
 {
