@@ -12,7 +12,14 @@ namespace Xmpp.Tests.EndToEnd;
 /// </summary>
 public sealed class SharedStanzaTests
 {
-    private const int Messages = 400;
+    private const int Messages = 1000;
+
+    /// <summary>
+    /// Big enough that the watcher's carbons cannot all sit in the kernel's socket buffers (a few MiB on
+    /// loopback) while it does not read: the rest wait in the server's queue, as elements, while the
+    /// recipients' archives handle the same messages.
+    /// </summary>
+    private static readonly string Filler = new('x', 8000);
 
     [Test]
     [CancelAfter(120_000)]
@@ -32,17 +39,19 @@ public sealed class SharedStanzaTests
             }
         }
 
-        // Every recipient reads all the time, so that deliveries and carbons are written while the archive
-        // hooks of the other recipients run on the same stanzas.
+        // Every recipient reads all the time; the watcher does not read until the end, so that its carbons
+        // wait in its queue while the recipients' archives handle the messages they wrap.
         var reading = recipients.Select(ReadMessagesAsync).ToList();
-        var carbons = ReadSentCarbonsAsync(watcher);
         for (var i = 0; i < Messages; i++)
         {
             var to = i % 2 == 0 ? "bob@localhost" : "carol@localhost";
-            await sender.SendAsync($"<message to='{to}' type='chat' id='m{i}'><body>message {i}</body></message>");
+            await sender.SendAsync($"<message to='{to}' type='chat' id='m{i}'><body>message {i} {Filler}</body></message>");
         }
 
-        var sent = await carbons;
+        // Once the sender's ping is answered, every message has been through every hook (the server handles a
+        // stream's stanzas in order); only then does the watcher read its carbons.
+        await sender.DrainAsync();
+        var sent = await ReadSentCarbonsAsync(watcher);
         Assert.That(sent, Has.Count.EqualTo(Messages));
         foreach (var inner in sent)
         {
