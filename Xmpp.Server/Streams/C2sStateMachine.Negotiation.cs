@@ -160,7 +160,13 @@ public sealed partial class C2sStateMachine
                 requestClientCertificate: false,
                 c => chosen = c),
             ct).ConfigureAwait(false);
-        var ssl = _connection.Transport.Tls!;
+        if (_connection.Transport.Tls is not { } ssl)
+        {
+            // A transport that secures itself without an SslStream of ours (an in-memory one in tests): no channel binding.
+            Log.Info("TLS established");
+            return;
+        }
+
 
         // RFC 9266 defines tls-exporter for TLS 1.3 (and for TLS 1.2 with the extended master secret), so it
         // is offered on TLS 1.3. tls-unique is offered too: it is what Python's ssl module (slixmpp) and pyOpenSSL

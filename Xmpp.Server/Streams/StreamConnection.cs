@@ -50,6 +50,9 @@ public sealed class StreamConnection : IConnection
 
     public IStreamTransport Transport { get; }
 
+    /// <summary>The stream's state machine.</summary>
+    public IStreamProtocol Protocol => _protocol;
+
     public StreamOutput Output { get; }
 
     public Logger Log { get; }
