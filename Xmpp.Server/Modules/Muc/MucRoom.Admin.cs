@@ -12,7 +12,7 @@ namespace Xmpp.Server.Modules.Muc;
 /// </summary>
 internal sealed partial class MucRoom
 {
-    private async ValueTask<Element?> AdminAsync(StanzaContext ctx, Element query, bool set, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element?> AdminAsync(StanzaContext ctx, Element query, bool set, Outbox outbox, CancellationToken ct)
     {
         var actorAffiliation = AffiliationOf(ctx.From);
         _bySession.TryGetValue(ctx.From, out var actor);
@@ -132,7 +132,7 @@ internal sealed partial class MucRoom
         throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "ask for an affiliation or a role");
     }
 
-    private void SetRole(Occupant target, Role role, string? actorNick, string? reason, List<Element> outbox)
+    private void SetRole(Occupant target, Role role, string? actorNick, string? reason, Outbox outbox)
     {
         if (role == Role.None)
         {
@@ -146,7 +146,7 @@ internal sealed partial class MucRoom
         BroadcastPresence(target, null, [], outbox, decorate: item => Decorate(item, actorNick, reason));
     }
 
-    private void SetAffiliation(Jid target, Affiliation affiliation, string? nick, string? actorNick, string? reason, List<Element> outbox)
+    private void SetAffiliation(Jid target, Affiliation affiliation, string? nick, string? actorNick, string? reason, Outbox outbox)
     {
         if (affiliation == Affiliation.None)
         {

@@ -40,7 +40,7 @@ internal sealed partial class MucRoom
     /// XEP-0486 §3.2: owners publish (or, with an empty vCard, remove) the room's vCard; anyone else gets
     /// forbidden. The occupants then hear of a configuration change (104) and ask the room again.
     /// </summary>
-    private async ValueTask SetVCardAsync(StanzaContext ctx, Element vcard, List<Element> outbox, CancellationToken ct)
+    private async ValueTask SetVCardAsync(StanzaContext ctx, Element vcard, Outbox outbox, CancellationToken ct)
     {
         if (AffiliationOf(ctx.From) != Affiliation.Owner)
         {
@@ -90,7 +90,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>A groupchat message from the room with only status codes, to every session in it (§10.2.1).</summary>
-    private void BroadcastStatus(IEnumerable<int> codes, List<Element> outbox)
+    private void BroadcastStatus(IEnumerable<int> codes, Outbox outbox)
     {
         var list = codes.ToList();
         foreach (var o in _byNick.Values)

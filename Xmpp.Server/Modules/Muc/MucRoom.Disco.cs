@@ -18,7 +18,7 @@ internal sealed partial class MucRoom
     /// An iq to an occupant (room/nick): XEP-0410 self-pings are answered by the room; other requests
     /// from occupants are passed to the occupant's client, and its answers passed back, under nicks.
     /// </summary>
-    public void OccupantIq(StanzaContext ctx, string nick, List<Element> outbox)
+    public void OccupantIq(StanzaContext ctx, string nick, Outbox outbox)
     {
         var iq = ctx.Stanza;
         _bySession.TryGetValue(ctx.From, out var sender);

@@ -3,6 +3,7 @@ using Xmpp.Core;
 using Xmpp.Core.Addressing;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
+using Xmpp.Server.Routing;
 
 namespace Xmpp.Server.Modules.Muc;
 
@@ -28,7 +29,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§7.2.15 history: the room's recent messages within the client's maxstanzas, maxchars, seconds and since.</summary>
-    private void SendHistory(Jid session, Element? request, List<Element> outbox)
+    private void SendHistory(Jid session, Element? request, Outbox outbox)
     {
         var maxStanzas = Attribute(request, "maxstanzas") ?? int.MaxValue;
         var maxChars = Attribute(request, "maxchars") ?? int.MaxValue;

@@ -14,7 +14,7 @@ namespace Xmpp.Server.Modules.Muc;
 /// </summary>
 internal sealed partial class MucRoom
 {
-    private async ValueTask GroupchatAsync(StanzaContext ctx, Occupant? sender, List<Element> outbox, CancellationToken ct)
+    private async ValueTask GroupchatAsync(StanzaContext ctx, Occupant? sender, Outbox outbox, CancellationToken ct)
     {
         var message = ctx.Stanza;
         if (sender is null)
@@ -64,13 +64,15 @@ internal sealed partial class MucRoom
             AddHistory(broadcast, now);
         }
 
+        // From here the message is what the room said, kept in the history as it is: every session gets a
+        // shallow copy with its own 'to' (the children are shared), with the addresses parsed already.
+        broadcast.Freeze();
+        var from = Jid.WithResource(sender.Nick);
         foreach (var occupant in _byNick.Values)
         {
             foreach (var (jid, _) in occupant.Sessions)
             {
-                var copy = broadcast.Clone();
-                copy.SetAttribute("to", jid.ToString());
-                outbox.Add(copy);
+                outbox.Add(broadcast.Copy().SetAttribute("to", jid.ToString()), from, jid);
             }
         }
     }
@@ -82,7 +84,7 @@ internal sealed partial class MucRoom
         return copy;
     }
 
-    private void PrivateMessage(StanzaContext ctx, Occupant? sender, string nick, List<Element> outbox)
+    private void PrivateMessage(StanzaContext ctx, Occupant? sender, string nick, Outbox outbox)
     {
         var message = ctx.Stanza;
         if (ctx.Type == "groupchat")
@@ -129,7 +131,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§7.8.2 mediated invitations; in a members-only room an allowed inviter makes the invitee a member.</summary>
-    private async ValueTask InviteAsync(StanzaContext ctx, Occupant? sender, Element userX, List<Element> outbox, CancellationToken ct)
+    private async ValueTask InviteAsync(StanzaContext ctx, Occupant? sender, Element userX, Outbox outbox, CancellationToken ct)
     {
         var affiliation = AffiliationOf(ctx.From);
         if (sender is null && affiliation < Affiliation.Member)
@@ -182,7 +184,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§7.8.2: an invitee's decline goes to the inviter, from the room.</summary>
-    private void Decline(StanzaContext ctx, Element decline, List<Element> outbox)
+    private void Decline(StanzaContext ctx, Element decline, Outbox outbox)
     {
         if (Jid.TryParse(decline.GetAttribute("to"), out var inviter))
         {

@@ -13,7 +13,7 @@ namespace Xmpp.Server.Modules.Muc;
 /// </summary>
 internal sealed partial class MucRoom
 {
-    private async ValueTask HandlePresenceAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    private async ValueTask HandlePresenceAsync(StanzaContext ctx, Outbox outbox, CancellationToken ct)
     {
         var from = ctx.From;
         var nick = ctx.To!.Resource;
@@ -78,7 +78,7 @@ internal sealed partial class MucRoom
         }
     }
 
-    private async ValueTask JoinAsync(Jid from, string nick, Element basis, Element? mucX, List<Element> outbox, CancellationToken ct)
+    private async ValueTask JoinAsync(Jid from, string nick, Element basis, Element? mucX, Outbox outbox, CancellationToken ct)
     {
         var affiliation = AffiliationOf(from);
         var created = false;
@@ -157,7 +157,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>What a session gets on entering: the occupants, its own presence, history and the subject (§7.2.3–§7.2.15).</summary>
-    private void SendEntry(Occupant occupant, Jid session, Element? mucX, bool created, List<Element> outbox)
+    private void SendEntry(Occupant occupant, Jid session, Element? mucX, bool created, Outbox outbox)
     {
         foreach (var other in _byNick.Values)
         {
@@ -194,7 +194,7 @@ internal sealed partial class MucRoom
         outbox.Add(subject);
     }
 
-    private void ChangeNick(Occupant occupant, Jid from, string nick, Element basis, List<Element> outbox)
+    private void ChangeNick(Occupant occupant, Jid from, string nick, Element basis, Outbox outbox)
     {
         if (_byNick.TryGetValue(nick, out var holder) && holder != occupant)
         {
@@ -224,7 +224,7 @@ internal sealed partial class MucRoom
     /// Takes a session out of the room (or the whole occupant when <paramref name="session"/> is null):
     /// unavailable presence to everyone, with the status codes, and to the session itself with 110 too.
     /// </summary>
-    private void Remove(Occupant occupant, Jid? session, List<Element> outbox, int[] codes, Action<Element>? item, string? reason = null)
+    private void Remove(Occupant occupant, Jid? session, Outbox outbox, int[] codes, Action<Element>? item, string? reason = null)
     {
         if (session is not null && occupant.Sessions.Count > 1)
         {

@@ -12,7 +12,7 @@ namespace Xmpp.Server.Modules.Muc;
 /// </summary>
 internal sealed partial class MucRoom
 {
-    private async ValueTask<Element?> OwnerAsync(StanzaContext ctx, Element query, bool set, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element?> OwnerAsync(StanzaContext ctx, Element query, bool set, Outbox outbox, CancellationToken ct)
     {
         if (AffiliationOf(ctx.From) != Affiliation.Owner)
         {
@@ -52,7 +52,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§10.2: the submitted configuration form takes effect, and the occupants feel its changes.</summary>
-    private async ValueTask ConfigureAsync(Jid owner, Dictionary<string, List<string>> values, List<Element> outbox, CancellationToken ct)
+    private async ValueTask ConfigureAsync(Jid owner, Dictionary<string, List<string>> values, Outbox outbox, CancellationToken ct)
     {
         var (config, owners, admins) = Config.Apply(values, Service.Settings.MaxHistory);
         if (owners is not null && owners.Count == 0)
@@ -89,7 +89,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§10.2: non-members leave a room that becomes members-only, with status 322.</summary>
-    private void RemoveNonMembers(List<Element> outbox)
+    private void RemoveNonMembers(Outbox outbox)
     {
         foreach (var o in _byNick.Values.Where(o => AffiliationOf(o.Bare) < Affiliation.Member).ToList())
         {
@@ -98,7 +98,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>A room that becomes moderated makes visitors of its unaffiliated occupants; one that no longer is gives them voice (§5.1).</summary>
-    private void ApplyModeration(List<Element> outbox)
+    private void ApplyModeration(Outbox outbox)
     {
         foreach (var o in _byNick.Values.Where(o => AffiliationOf(o.Bare) == Affiliation.None && o.Role != Role.Moderator).ToList())
         {
@@ -112,7 +112,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§10.2.1: occupants hear of the change (172/173 when real JIDs become visible or hidden, 104 otherwise).</summary>
-    private void AnnounceConfigurationChange(RoomConfig before, List<Element> outbox)
+    private void AnnounceConfigurationChange(RoomConfig before, Outbox outbox)
     {
         var codes = new List<int> { 104 };
         if (Config.NonAnonymous != before.NonAnonymous)
@@ -151,7 +151,7 @@ internal sealed partial class MucRoom
         _affiliations.Where(p => p.Value.Affiliation == affiliation).Select(p => p.Key.ToString()).Order(StringComparer.Ordinal);
 
     /// <summary>The owner or admin list from the configuration form: those listed gain it, those left out lose it.</summary>
-    private void ReplaceList(Affiliation affiliation, List<Jid>? jids, List<Element> outbox)
+    private void ReplaceList(Affiliation affiliation, List<Jid>? jids, Outbox outbox)
     {
         if (jids is null)
         {
@@ -170,7 +170,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>§10.9: everyone leaves with the destroy element (an alternative venue and a reason), and the room is gone.</summary>
-    public async ValueTask DestroyAsync(Element? destroy, List<Element> outbox, CancellationToken ct)
+    public async ValueTask DestroyAsync(Element? destroy, Outbox outbox, CancellationToken ct)
     {
         foreach (var o in _byNick.Values)
         {

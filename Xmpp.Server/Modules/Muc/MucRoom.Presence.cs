@@ -14,8 +14,9 @@ namespace Xmpp.Server.Modules.Muc;
 internal sealed partial class MucRoom
 {
     /// <summary>The occupant's presence to every session in the room (§7.2.3), with 110 to its own sessions.</summary>
-    private void BroadcastPresence(Occupant occupant, string? type, int[] codes, List<Element> outbox, Action<Element>? decorate = null, Jid? except = null)
+    private void BroadcastPresence(Occupant occupant, string? type, int[] codes, Outbox outbox, Action<Element>? decorate = null, Jid? except = null)
     {
+        var from = Jid.WithResource(occupant.Nick);
         foreach (var receiver in _byNick.Values)
         {
             foreach (var (jid, _) in receiver.Sessions)
@@ -26,7 +27,7 @@ internal sealed partial class MucRoom
                 }
 
                 var self = receiver == occupant;
-                outbox.Add(PresenceOf(occupant, occupant.Presence, type, jid, SeesJids(receiver), self ? [110, .. codes] : codes, decorate));
+                outbox.Add(PresenceOf(occupant, occupant.Presence, type, jid, SeesJids(receiver), self ? [110, .. codes] : codes, decorate), from, jid);
             }
         }
     }
@@ -70,7 +71,7 @@ internal sealed partial class MucRoom
     /// the self-presence of the same kind as its request: after a nick change, the available presence from
     /// the new nick, not the 303 unavailable from the old one.
     /// </summary>
-    private static void ReflectPresenceId(StanzaContext ctx, List<Element> outbox, int start)
+    private static void ReflectPresenceId(StanzaContext ctx, Outbox outbox, int start)
     {
         if (ctx.Stanza.GetAttribute("id") is not { Length: > 0 } id || ctx.Type is not (null or "unavailable"))
         {

@@ -9,7 +9,7 @@ namespace Xmpp.Server.Modules.Muc;
 internal sealed partial class MucRoom
 {
     /// <summary>§7.10: registering reserves a nick and makes the account a member; removing it gives both up.</summary>
-    private async ValueTask<Element?> RegisterAsync(StanzaContext ctx, Element query, bool set, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element?> RegisterAsync(StanzaContext ctx, Element query, bool set, Outbox outbox, CancellationToken ct)
     {
         var bare = ctx.From.Bare;
         var affiliation = AffiliationOf(bare);

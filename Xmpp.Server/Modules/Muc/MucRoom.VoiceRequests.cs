@@ -13,7 +13,7 @@ internal sealed partial class MucRoom
     /// §8.6: a visitor asks for voice (the form goes to every moderator), or a moderator answers such a
     /// request (muc#request_allow true gives the named occupant voice).
     /// </summary>
-    private void VoiceRequest(StanzaContext ctx, Occupant? sender, Dictionary<string, List<string>> form, List<Element> outbox)
+    private void VoiceRequest(StanzaContext ctx, Occupant? sender, Dictionary<string, List<string>> form, Outbox outbox)
     {
         if (sender is null)
         {

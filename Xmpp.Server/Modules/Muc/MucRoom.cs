@@ -170,7 +170,7 @@ internal sealed partial class MucRoom
     // ---- dispatch: presence (MucRoom.Occupants.cs), messages (MucRoom.Messages.cs and others), iq ------
 
     /// <summary>A presence to room/nick: entering, a nick change, leaving (§7.2, §7.6, §7.14; MucRoom.Occupants.cs).</summary>
-    public async ValueTask PresenceAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    public async ValueTask PresenceAsync(StanzaContext ctx, Outbox outbox, CancellationToken ct)
     {
         var start = outbox.Count;
         await HandlePresenceAsync(ctx, outbox, ct).ConfigureAwait(false);
@@ -181,7 +181,7 @@ internal sealed partial class MucRoom
     /// A message to the room or to an occupant: groupchat (§7.4), private (§7.5), invitations and declines
     /// (§7.8), voice requests (§8.6).
     /// </summary>
-    public async ValueTask MessageAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    public async ValueTask MessageAsync(StanzaContext ctx, Outbox outbox, CancellationToken ct)
     {
         var message = ctx.Stanza;
         var type = ctx.Type ?? "normal";
@@ -237,7 +237,7 @@ internal sealed partial class MucRoom
     }
 
     /// <summary>An iq to the room itself; returns the result payload (or null for an empty result).</summary>
-    public async ValueTask<Element?> IqAsync(StanzaContext ctx, Element payload, List<Element> outbox, CancellationToken ct)
+    public async ValueTask<Element?> IqAsync(StanzaContext ctx, Element payload, Outbox outbox, CancellationToken ct)
     {
         NotLockedFor(ctx.From);
         var set = ctx.Type == "set";

@@ -73,7 +73,7 @@ internal sealed class MucService(string domain, string host)
             return;
         }
 
-        var outbox = new List<Element>();
+        var outbox = new Outbox();
         while (true)
         {
             var room = await FindOrCreateAsync(ctx, ct).ConfigureAwait(false);
@@ -110,13 +110,10 @@ internal sealed class MucService(string domain, string host)
         }
 
         // Sent once the room is unlocked: a bounce of what it sends comes back to the room.
-        foreach (var stanza in outbox)
-        {
-            await Context.Router.RouteAsync(stanza, null, ct).ConfigureAwait(false);
-        }
+        await outbox.RouteAsync(Context.Router, ct).ConfigureAwait(false);
     }
 
-    private static async ValueTask DispatchAsync(MucRoom room, StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    private static async ValueTask DispatchAsync(MucRoom room, StanzaContext ctx, Outbox outbox, CancellationToken ct)
     {
         switch (ctx.Kind)
         {
@@ -325,7 +322,7 @@ internal sealed class MucService(string domain, string host)
             return false;
         }
 
-        var outbox = new List<Element>();
+        var outbox = new Outbox();
         await room.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -347,10 +344,7 @@ internal sealed class MucService(string domain, string host)
             room.Lock.Release();
         }
 
-        foreach (var stanza in outbox)
-        {
-            await Context.Router.RouteAsync(stanza, null, ct).ConfigureAwait(false);
-        }
+        await outbox.RouteAsync(Context.Router, ct).ConfigureAwait(false);
 
         return true;
     }

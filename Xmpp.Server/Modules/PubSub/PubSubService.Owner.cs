@@ -9,7 +9,7 @@ namespace Xmpp.Server.Modules.PubSub;
 /// <summary>The owner's side (XEP-0060 §8): configuration, deletion, purging, subscriptions and affiliations; and discovery (§5).</summary>
 internal sealed partial class PubSubService
 {
-    private async ValueTask<Element?> OwnerAsync(StanzaContext ctx, Element pubsub, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element?> OwnerAsync(StanzaContext ctx, Element pubsub, Outbox outbox, CancellationToken ct)
     {
         var command = pubsub.FirstElement() ?? throw new StanzaErrorException(StanzaErrorCondition.BadRequest);
         if (command.Name == "default" && ctx.Type == "get")
@@ -72,7 +72,7 @@ internal sealed partial class PubSubService
     }
 
     /// <summary>§8.2.4: the owner's submitted form; subscribers hear of it when notify_config is on (§8.2.5).</summary>
-    private async ValueTask ConfigureAsync(StanzaContext ctx, ServiceNode node, Element command, List<Element> outbox, CancellationToken ct)
+    private async ValueTask ConfigureAsync(StanzaContext ctx, ServiceNode node, Element command, Outbox outbox, CancellationToken ct)
     {
         var form = command.Child("x", DataForm.Namespace);
         if (form?.GetAttribute("type") == "cancel")
@@ -115,7 +115,7 @@ internal sealed partial class PubSubService
     }
 
     /// <summary>§8.4: the node goes with its items and subscriptions; its subscribers are told (with a redirect, if given).</summary>
-    private async ValueTask DeleteAsync(ServiceNode node, string? redirect, List<Element> outbox, CancellationToken ct)
+    private async ValueTask DeleteAsync(ServiceNode node, string? redirect, Outbox outbox, CancellationToken ct)
     {
         if (node.Config.NotifyDelete)
         {
@@ -142,7 +142,7 @@ internal sealed partial class PubSubService
     }
 
     /// <summary>§8.8.2: the owner approves, changes or ends subscriptions; each subscriber hears of its new state (§8.8.4).</summary>
-    private async ValueTask SetSubscriptionsAsync(ServiceNode node, Element command, List<Element> outbox, CancellationToken ct)
+    private async ValueTask SetSubscriptionsAsync(ServiceNode node, Element command, Outbox outbox, CancellationToken ct)
     {
         var changes = new List<(Jid Jid, SubscriptionState? State, string? SubId)>();
         foreach (var entry in command.Elements().Where(e => e.Is("subscription", PubSubProtocol.OwnerNamespace)))
@@ -189,7 +189,7 @@ internal sealed partial class PubSubService
     }
 
     /// <summary>§8.9.2: the owner changes affiliations; an outcast loses its subscriptions; the entity hears of it (§8.9.4); a node keeps an owner.</summary>
-    private async ValueTask SetAffiliationsAsync(ServiceNode node, Element command, List<Element> outbox, CancellationToken ct)
+    private async ValueTask SetAffiliationsAsync(ServiceNode node, Element command, Outbox outbox, CancellationToken ct)
     {
         var changes = new List<(Jid Jid, NodeAffiliation Affiliation)>();
         foreach (var entry in command.Elements().Where(e => e.Is("affiliation", PubSubProtocol.OwnerNamespace)))

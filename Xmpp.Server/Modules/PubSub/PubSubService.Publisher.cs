@@ -78,7 +78,7 @@ internal sealed partial class PubSubService
     }
 
     /// <summary>§7.1: an item (or, on a transient notification-only node, just an event), with publish-options (§7.1.5).</summary>
-    private async ValueTask<Element> PublishAsync(StanzaContext ctx, Element publish, Element? publishOptions, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element> PublishAsync(StanzaContext ctx, Element publish, Element? publishOptions, Outbox outbox, CancellationToken ct)
     {
         var name = PubSubProtocol.NodeName(publish);
         var options = DataForm.Values(publishOptions?.Child("x", DataForm.Namespace));
@@ -201,7 +201,7 @@ internal sealed partial class PubSubService
     }
 
     /// <summary>§7.2: deletes items; owners and publishers any, others who may publish their own only.</summary>
-    private async ValueTask RetractAsync(StanzaContext ctx, Element retract, List<Element> outbox, CancellationToken ct)
+    private async ValueTask RetractAsync(StanzaContext ctx, Element retract, Outbox outbox, CancellationToken ct)
     {
         var node = Find(PubSubProtocol.NodeName(retract));
         var ids = PubSubProtocol.ItemIds(retract);

@@ -12,7 +12,7 @@ internal sealed partial class PubSubService
     private const string AuthorizationFormType = "http://jabber.org/protocol/pubsub#subscribe_authorization";
 
     /// <summary>§6.1: a new subscription, pending the owners' approval under the authorize model (§6.1.4).</summary>
-    private async ValueTask<Element> SubscribeAsync(StanzaContext ctx, Element subscribe, Element? optionsElement, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element> SubscribeAsync(StanzaContext ctx, Element subscribe, Element? optionsElement, Outbox outbox, CancellationToken ct)
     {
         var node = Find(PubSubProtocol.NodeName(subscribe));
         var jid = SubscriberJid(subscribe);
@@ -189,7 +189,7 @@ internal sealed partial class PubSubService
     // ---- approval (§8.6) -------------------------------------------------------------------------------
 
     /// <summary>§8.6: each owner gets the request as a form in a message.</summary>
-    private void AskOwners(ServiceNode node, NodeSubscription subscription, List<Element> outbox)
+    private void AskOwners(ServiceNode node, NodeSubscription subscription, Outbox outbox)
     {
         foreach (var owner in node.Owners)
         {
@@ -214,7 +214,7 @@ internal sealed partial class PubSubService
     }
 
     /// <summary>Messages to the service: an owner's answer to a subscription request (§8.6), or nothing we handle.</summary>
-    private async ValueTask MessageAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    private async ValueTask MessageAsync(StanzaContext ctx, Outbox outbox, CancellationToken ct)
     {
         var form = ctx.Stanza.Child("x", DataForm.Namespace);
         if (DataForm.Values(form) is not { } values || DataForm.FormType(values) != AuthorizationFormType || form!.GetAttribute("type") is "cancel")
@@ -252,7 +252,7 @@ internal sealed partial class PubSubService
     // ---- helpers ---------------------------------------------------------------------------------------
 
     /// <summary>§6.1.7: the last item, to a new subscriber of a node that sends it on subscription.</summary>
-    private async ValueTask SendLastItemAsync(ServiceNode node, NodeSubscription subscription, List<Element> outbox, CancellationToken ct)
+    private async ValueTask SendLastItemAsync(ServiceNode node, NodeSubscription subscription, Outbox outbox, CancellationToken ct)
     {
         if (node.Config.SendLastPublishedItem == "never" || node.Config.IsCollection || !node.Config.PersistItems || !subscription.Options.Deliver)
         {

@@ -72,7 +72,7 @@ internal sealed partial class PubSubService(string domain, string host)
 
     public async Task HandleAsync(StanzaContext ctx, CancellationToken ct)
     {
-        var outbox = new List<Element>();
+        var outbox = new Outbox();
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -94,13 +94,10 @@ internal sealed partial class PubSubService(string domain, string host)
             _gate.Release();
         }
 
-        foreach (var stanza in outbox)
-        {
-            await Context.Router.RouteAsync(stanza, null, ct).ConfigureAwait(false);
-        }
+        await outbox.RouteAsync(Context.Router, ct).ConfigureAwait(false);
     }
 
-    private async ValueTask DispatchAsync(StanzaContext ctx, List<Element> outbox, CancellationToken ct)
+    private async ValueTask DispatchAsync(StanzaContext ctx, Outbox outbox, CancellationToken ct)
     {
         if (ctx.To!.Local is not null || ctx.To.Resource is not null)
         {
@@ -134,7 +131,7 @@ internal sealed partial class PubSubService(string domain, string host)
         }
     }
 
-    private async ValueTask<Element?> IqAsync(StanzaContext ctx, Element payload, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element?> IqAsync(StanzaContext ctx, Element payload, Outbox outbox, CancellationToken ct)
     {
         switch (payload.Namespace, payload.Name, ctx.Type)
         {
@@ -169,7 +166,7 @@ internal sealed partial class PubSubService(string domain, string host)
         };
     }
 
-    private async ValueTask<Element?> EntitySetAsync(StanzaContext ctx, Element pubsub, List<Element> outbox, CancellationToken ct)
+    private async ValueTask<Element?> EntitySetAsync(StanzaContext ctx, Element pubsub, Outbox outbox, CancellationToken ct)
     {
         if (pubsub.Child("create", PubSubProtocol.Namespace) is { } create)
         {
@@ -294,7 +291,7 @@ internal sealed partial class PubSubService(string domain, string host)
     /// subscriptions reach this deep, XEP-0248): one message per subscribed JID, with SHIM SubID headers
     /// when it holds several subscriptions (§6.1.6: the SubIDs tell them apart).
     /// </summary>
-    private void Notify(ServiceNode node, Element payload, List<Element> outbox, bool reachCollections = false)
+    private void Notify(ServiceNode node, Element payload, Outbox outbox, bool reachCollections = false)
     {
         var recipients = new Dictionary<Jid, List<string>>();
         void Add(ServiceNode from, Func<NodeSubscription, bool> wanted)
