@@ -3,8 +3,10 @@ import json
 import sys
 
 lines = open(sys.argv[1]).read().splitlines()
-header = [l for l in lines if "=" not in l]
+header = [l for l in lines if "=" not in l and not l.startswith("before:")]
 raw = dict(l.split("=", 1) for l in lines if "=" in l)
+# bench/run --before REV: our server as it was at REV, measured in the same run.
+before = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("before:")), None)
 
 
 def get(server, scenario, key):
@@ -86,24 +88,33 @@ def ratio(a, b, higher_is_better):
 for h in header:
     print(h)
 print()
-print(f"| {'metric':<28} | {'ours':>10} | {'Prosody':>10} | {'ejabberd':>10} | {'vs Prosody':>10} | {'vs ejabberd':>11} |")
-print(f"|{'-' * 30}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 13}|")
+if before:
+    print(f"before: our server at {before}")
+    print()
+extra_head = f" {'before':>10} | {'vs before':>10} |" if before else ""
+extra_rule = f"{'-' * 12}|{'-' * 12}|" if before else ""
+print(f"| {'metric':<28} | {'ours':>10} | {'Prosody':>10} | {'ejabberd':>10} | {'vs Prosody':>10} | {'vs ejabberd':>11} |{extra_head}")
+print(f"|{'-' * 30}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 13}|{extra_rule}")
 for name, scenario, key, higher in rows:
     o, p, e = (get(s, scenario, key) for s in ("ours", "prosody", "ejabberd"))
     # Counts, and figures shown for context (the generator's CPU), get no ratio.
     plain = (not callable(key) and key in ("missing", "duplicates", "errors")) or higher is None
     better = ratio(o, p, higher) if not plain else "-"
     better_e = ratio(o, e, higher) if not plain else "-"
-    print(f"| {name:<28} | {fmt(o):>10} | {fmt(p):>10} | {fmt(e):>10} | {better:>10} | {better_e:>11} |")
+    extra = ""
+    if before:
+        b = get("before", scenario, key)
+        extra = f" {fmt(b):>10} | {(ratio(o, b, higher) if not plain else '-'):>10} |"
+    print(f"| {name:<28} | {fmt(o):>10} | {fmt(p):>10} | {fmt(e):>10} | {better:>10} | {better_e:>11} |{extra}")
 print()
 print("Ratios: how many times better ours is (higher is better for rates, lower for times and memory).")
 print("'-': the scenario did not run or had errors (failed logins, lost messages, a timeout); see the raw JSON.")
-for s in ("ours", "prosody", "ejabberd"):
+for s in ("before", "ours", "prosody", "ejabberd"):
     for scenario in ("idle", "login", "messages", "fanout", "offline"):
         text = raw.get(f"{s}.{scenario}", "")
         if text and '"errors": 0' not in text.replace('"errors":0', '"errors": 0'):
             print(f"{s} {scenario}: {text}")
-for s in ("ours", "prosody", "ejabberd"):
+for s in ("before", "ours", "prosody", "ejabberd"):
     cpu = raw.get(f"{s}.cpu", "")
     if cpu:
         print(f"{s}: server CPU time {cpu}")
