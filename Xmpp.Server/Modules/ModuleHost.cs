@@ -369,7 +369,16 @@ public sealed class ModuleHost
                     reply.SetAttribute("from", ctx.To?.ToString());
                 }
 
-                await ctx.SendAsync(reply, ct).ConfigureAwait(false);
+                // The reply goes back the way the request came, with the addresses the router parsed for it.
+                if (ctx.To is { } answering)
+                {
+                    await ctx.Router.RouteParsedAsync(reply, answering, ctx.From, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await ctx.SendAsync(reply, ct).ConfigureAwait(false);
+                }
+
                 return true;
             }
 
