@@ -50,6 +50,9 @@ public sealed class StreamConnection : IConnection
 
     public IStreamTransport Transport { get; }
 
+    /// <summary>The kind of stream this connection runs (its state machine).</summary>
+    public IStreamProtocol Protocol => _protocol;
+
     public StreamOutput Output { get; }
 
     public Logger Log { get; }
@@ -321,7 +324,14 @@ public sealed class StreamConnection : IConnection
         }
 
         _cts.Dispose();
-        _protocol.OnReleased();
+        try
+        {
+            await _protocol.OnReleasedAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.Error(ex, "Error after releasing a {Kind} stream", _protocol.Kind);
+        }
     }
 }
 
