@@ -104,24 +104,61 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
         }
     }
 
+    /// <summary>
+    /// RFC 5802 §5.1, §7: the client-first-message (its GS2 header, then n= and r=), answered with the
+    /// server-first-message. Whatever fails ends the exchange.
+    /// </summary>
     private async ValueTask<SaslStep> ClientFirstAsync(string message, CancellationToken cancellationToken)
     {
         _state = State.Done;
+        if (ParseGs2Header(message, out var flag, out var authz) is { } malformed)
+        {
+            return malformed;
+        }
 
-        // gs2-header = gs2-cbind-flag "," [ authzid ] ","
+        if (CheckChannelBindingFlag(flag) is { } refused)
+        {
+            return refused;
+        }
+
+        if (ReadAuthzid(authz) is { } badAuthzid)
+        {
+            return badAuthzid;
+        }
+
+        if (ParseClientFirstBare(out var user, out var clientNonce) is { } badRequest)
+        {
+            return badRequest;
+        }
+
+        await LookUpCredentialAsync(user, cancellationToken).ConfigureAwait(false);
+        return ServerFirst(clientNonce);
+    }
+
+    /// <summary>gs2-header = gs2-cbind-flag "," [ authzid ] ","; what follows is the client-first-message-bare.</summary>
+    private SaslStep? ParseGs2Header(string message, out string flag, out string authz)
+    {
         var firstComma = message.IndexOf(',', StringComparison.Ordinal);
         var secondComma = firstComma < 0 ? -1 : message.IndexOf(',', firstComma + 1);
         if (secondComma < 0)
         {
+            flag = authz = string.Empty;
             return SaslStep.Fail(SaslFailure.MalformedRequest, "missing GS2 header");
         }
 
-        var flag = message[..firstComma];
-        var authz = message[(firstComma + 1)..secondComma];
+        flag = message[..firstComma];
+        authz = message[(firstComma + 1)..secondComma];
         _gs2Header = message[..(secondComma + 1)];
         _clientFirstBare = message[(secondComma + 1)..];
+        return null;
+    }
 
-        string? cbType = null;
+    /// <summary>
+    /// The gs2-cbind-flag (RFC 5802 §6): "n" (no channel binding) and "y" (supported, but no -PLUS seen) only
+    /// with a non-PLUS mechanism; "p=type" only with a -PLUS one, for a type this TLS channel gives.
+    /// </summary>
+    private SaslStep? CheckChannelBindingFlag(string flag)
+    {
         if (flag == "n")
         {
             if (_plus)
@@ -146,7 +183,7 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
         }
         else if (flag.StartsWith("p=", StringComparison.Ordinal))
         {
-            cbType = flag[2..];
+            var cbType = flag[2..];
             if (!_plus)
             {
                 return SaslStep.Fail(SaslFailure.MalformedRequest, "channel binding requested with a non-PLUS mechanism");
@@ -172,6 +209,12 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
             return SaslStep.Fail(SaslFailure.MalformedRequest, "bad GS2 channel binding flag");
         }
 
+        return null;
+    }
+
+    /// <summary>The optional authzid of the GS2 header: "a=" and a saslname.</summary>
+    private SaslStep? ReadAuthzid(string authz)
+    {
         if (authz.Length > 0)
         {
             if (!authz.StartsWith("a=", StringComparison.Ordinal) || !SaslName.TryDecode(authz[2..], out var decodedAuthz))
@@ -182,23 +225,37 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
             AuthorizationId = decodedAuthz;
         }
 
+        return null;
+    }
+
+    /// <summary>client-first-message-bare = username "," nonce ["," extensions]: the username (a valid localpart) and the client's nonce.</summary>
+    private SaslStep? ParseClientFirstBare(out string user, out string clientNonce)
+    {
+        user = clientNonce = string.Empty;
         var attrs = ParseAttributes(_clientFirstBare);
         if (attrs is null || attrs.Count < 2 || attrs[0].Key != 'n' || attrs[1].Key != 'r')
         {
             return SaslStep.Fail(SaslFailure.MalformedRequest, "client-first-message must start with n= and r=");
         }
 
-        if (!SaslName.TryDecode(attrs[0].Value, out var rawUser) || !Jid.TryPrepareLocal(rawUser, out var user))
+        if (!SaslName.TryDecode(attrs[0].Value, out var rawUser) || !Jid.TryPrepareLocal(rawUser, out var prepared))
         {
             return SaslStep.Fail(SaslFailure.NotAuthorized, "invalid username");
         }
 
-        var clientNonce = attrs[1].Value;
+        user = prepared;
+        clientNonce = attrs[1].Value;
         if (clientNonce.Length == 0 || !IsPrintable(clientNonce))
         {
             return SaslStep.Fail(SaslFailure.MalformedRequest, "bad nonce");
         }
 
+        return null;
+    }
+
+    /// <summary>The user's stored salt, iteration count and keys for this hash; for an unknown user, a decoy.</summary>
+    private async ValueTask LookUpCredentialAsync(string user, CancellationToken cancellationToken)
+    {
         _credential = await _lookup(user, _hash, cancellationToken).ConfigureAwait(false);
         Username = user;
 
@@ -209,9 +266,13 @@ public sealed class ScramServerMechanism : ISaslServerMechanism
             _decoy = true;
             _credential = _decoys?.For(user, _hash) ?? new DecoyCredentials(RandomNumberGenerator.GetBytes(32), ScramCredential.MinimumIterations).For(user, _hash);
         }
+    }
 
+    /// <summary>server-first-message = nonce (the client's and ours) "," salt "," iteration-count, and XEP-0474's h=.</summary>
+    private SaslStep ServerFirst(string clientNonce)
+    {
         _nonce = clientNonce + _serverNonce;
-        _serverFirst = $"r={_nonce},s={Convert.ToBase64String(_credential.Salt)},i={_credential.Iterations}";
+        _serverFirst = $"r={_nonce},s={Convert.ToBase64String(_credential!.Salt)},i={_credential.Iterations}";
         if (_advertised is not null)
         {
             // XEP-0474: an extension attribute (RFC 5802 §5.1), signed with the rest of the AuthMessage.

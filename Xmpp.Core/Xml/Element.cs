@@ -3,13 +3,18 @@ using System.Text;
 namespace Xmpp.Core.Xml;
 
 /// <summary>
-/// A small mutable XML element: qualified name, attributes, and child nodes (elements or text).
-/// The parser builds it; after that the server treats received elements as read-only and copies before changing.
+/// A small XML element: qualified name, attributes, and child nodes (elements or text). Built mutable; once
+/// <see cref="Freeze"/>d (the router freezes every stanza it routes) it and its descendants refuse every change,
+/// so an element that several sessions' queues and a module hold at once can never change under them. A
+/// module that wants it different makes a <see cref="Copy"/> (shallow: the frozen children are shared) and
+/// changes that.
 /// </summary>
 public sealed class Element
 {
     private List<XmlAttr>? _attributes;
     private List<object>? _nodes;
+    private bool _frozen;
+    private int _wireSize;
 
     public Element(string name, string ns)
     {
@@ -25,7 +30,46 @@ public sealed class Element
     /// About how many bytes this element took on the wire when a stream reader parsed it as a stanza;
     /// 0 for elements built in code. Output queues use it to bound the memory a slow reader can hold.
     /// </summary>
-    public int WireSize { get; set; }
+    public int WireSize
+    {
+        get => _wireSize;
+        set
+        {
+            ThrowIfFrozen();
+            _wireSize = value;
+        }
+    }
+
+    /// <summary>Whether the element refuses changes (see <see cref="Freeze"/>).</summary>
+    public bool IsFrozen => Volatile.Read(ref _frozen);
+
+    /// <summary>Makes the element and all its descendants unchangeable from now on; returns it.</summary>
+    public Element Freeze()
+    {
+        if (_frozen)
+        {
+            return this;
+        }
+
+        if (_nodes is not null)
+        {
+            foreach (var n in _nodes)
+            {
+                (n as Element)?.Freeze();
+            }
+        }
+
+        Volatile.Write(ref _frozen, true);
+        return this;
+    }
+
+    private void ThrowIfFrozen()
+    {
+        if (_frozen)
+        {
+            throw new InvalidOperationException($"<{Name}/> is frozen: change a Copy() of it");
+        }
+    }
 
     public IReadOnlyList<XmlAttr> Attributes => (IReadOnlyList<XmlAttr>?)_attributes ?? [];
 
@@ -59,6 +103,7 @@ public sealed class Element
 
     public Element SetAttribute(string localName, string ns, string? value)
     {
+        ThrowIfFrozen();
         _attributes ??= [];
         for (var i = 0; i < _attributes.Count; i++)
         {
@@ -87,12 +132,14 @@ public sealed class Element
 
     public Element Add(Element child)
     {
+        ThrowIfFrozen();
         (_nodes ??= []).Add(child);
         return this;
     }
 
     public Element AddText(string text)
     {
+        ThrowIfFrozen();
         if (text.Length > 0)
         {
             (_nodes ??= []).Add(text);
@@ -113,7 +160,11 @@ public sealed class Element
     public int RemoveChildren(string name, string ns) => RemoveChildren(e => e.Name == name && e.Namespace == ns);
 
     /// <summary>Removes every child element that matches; returns how many.</summary>
-    public int RemoveChildren(Func<Element, bool> match) => _nodes?.RemoveAll(n => n is Element e && match(e)) ?? 0;
+    public int RemoveChildren(Func<Element, bool> match)
+    {
+        ThrowIfFrozen();
+        return _nodes?.RemoveAll(n => n is Element e && match(e)) ?? 0;
+    }
 
     public IEnumerable<Element> Elements()
     {
@@ -216,7 +267,33 @@ public sealed class Element
 
     public string? ChildText(string name, string ns) => Child(name, ns)?.Text;
 
-    /// <summary>A deep copy.</summary>
+    /// <summary>
+    /// A changeable copy of this element whose children are this one's own (not copied: frozen, they are safe to
+    /// share). The way to change a stanza that is already on its way.
+    /// </summary>
+    public Element Copy()
+    {
+        if (!_frozen)
+        {
+            // Children that can still change must not be shared.
+            return Clone();
+        }
+
+        var copy = new Element(Name, Namespace) { _wireSize = _wireSize };
+        if (_attributes is not null)
+        {
+            copy._attributes = [.. _attributes];
+        }
+
+        if (_nodes is not null)
+        {
+            copy._nodes = [.. _nodes];
+        }
+
+        return copy;
+    }
+
+    /// <summary>A deep copy, changeable all through.</summary>
     public Element Clone()
     {
         var copy = new Element(Name, Namespace);

@@ -504,6 +504,54 @@ public sealed class XmppStreamReader : IXmppStreamReader
         }
 
         var mark = _bindings.Count;
+        var defaultNs = DeclareNamespaces();
+        var ns = Resolve(prefix, element: true);
+        if (!_headerSeen)
+        {
+            ev = OpenStream(prefix, local, ns, defaultNs, empty);
+            return true;
+        }
+
+        if (_open.Count == 0 && local == "stream" && ns == Ns.Stream)
+        {
+            // A second stream header inside the stream can never complete as a stanza: refuse it at once
+            // instead of holding it open until the size limit or a timeout (a stream-header flood).
+            throw new XmppStreamException(StreamErrorCondition.UnsupportedStanzaType, "a stream header inside the stream");
+        }
+
+        if (ns == _limits.ContentNamespace)
+        {
+            ns = Ns.Client;
+        }
+
+        var element = NewElement(local, ns);
+        if (_open.Count > 0)
+        {
+            _open[^1].Element.Add(element);
+        }
+
+        if (!empty)
+        {
+            _open.Add(new Frame(element, prefix, mark));
+            return false;
+        }
+
+        _bindings.RemoveRange(mark, _bindings.Count - mark);
+        if (_open.Count > 0)
+        {
+            return false;
+        }
+
+        ev = Complete(element);
+        return true;
+    }
+
+    /// <summary>
+    /// The namespace declarations among the start tag's attributes (Namespaces in XML 1.0 §3), in scope from
+    /// this element on, within the limits on declarations and attributes; returns the default namespace it declares.
+    /// </summary>
+    private string? DeclareNamespaces()
+    {
         string? defaultNs = null;
         var declarations = 0;
         foreach (var a in _attrs)
@@ -531,34 +579,28 @@ public sealed class XmppStreamReader : IXmppStreamReader
             throw new XmppStreamException(StreamErrorCondition.PolicyViolation, "too many attributes on one element");
         }
 
-        var ns = Resolve(prefix, element: true);
-        if (!_headerSeen)
-        {
-            if (empty)
-            {
-                throw NotWellFormed("empty stream element");
-            }
+        return defaultNs;
+    }
 
-            _headerSeen = true;
-            _rootPrefix = prefix;
-            _rootLocal = local;
-            ev = new XmppStreamEvent(XmppStreamEventKind.Header, Header: Header(local, ns, defaultNs));
-            Boundary();
-            return true;
+    /// <summary>The stream header (RFC 6120 §4.2): the root element, open for the life of the stream, never empty.</summary>
+    private XmppStreamEvent OpenStream(string prefix, string local, string ns, string? defaultNs, bool empty)
+    {
+        if (empty)
+        {
+            throw NotWellFormed("empty stream element");
         }
 
-        if (_open.Count == 0 && local == "stream" && ns == Ns.Stream)
-        {
-            // A second stream header inside the stream can never complete as a stanza: refuse it at once
-            // instead of holding it open until the size limit or a timeout (a stream-header flood).
-            throw new XmppStreamException(StreamErrorCondition.UnsupportedStanzaType, "a stream header inside the stream");
-        }
+        _headerSeen = true;
+        _rootPrefix = prefix;
+        _rootLocal = local;
+        var ev = new XmppStreamEvent(XmppStreamEventKind.Header, Header: Header(local, ns, defaultNs));
+        Boundary();
+        return ev;
+    }
 
-        if (ns == _limits.ContentNamespace)
-        {
-            ns = Ns.Client;
-        }
-
+    /// <summary>The element of a start tag with its attributes, each resolved to its namespace and unique (Namespaces in XML 1.0 §6.3).</summary>
+    private Element NewElement(string local, string ns)
+    {
         var element = new Element(local, ns);
         foreach (var a in _attrs)
         {
@@ -576,25 +618,7 @@ public sealed class XmppStreamReader : IXmppStreamReader
             element.SetAttribute(a.Local, attrNs, a.Value);
         }
 
-        if (_open.Count > 0)
-        {
-            _open[^1].Element.Add(element);
-        }
-
-        if (!empty)
-        {
-            _open.Add(new Frame(element, prefix, mark));
-            return false;
-        }
-
-        _bindings.RemoveRange(mark, _bindings.Count - mark);
-        if (_open.Count > 0)
-        {
-            return false;
-        }
-
-        ev = Complete(element);
-        return true;
+        return element;
     }
 
     /// <summary>Attributes of a start tag: (S Name S? '=' S? quoted-value)* S? (XML 1.0 §3.1).</summary>

@@ -117,6 +117,33 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
     private async Task<(XElement User, (int Roster, int Offline, int Archived) Counts)> UserAsync(string host, string username, CancellationToken ct)
     {
         var user = new XElement(PieX + "user", new XAttribute("name", username));
+        await AddCredentialsAsync(user, host, username, ct).ConfigureAwait(false);
+        var rosterCount = await AddRosterAsync(user, host, username, ct).ConfigureAwait(false);
+        if (await storage.Documents.GetAsync(host, username, Modules.VCard.VCardModule.Kind, string.Empty, ct).ConfigureAwait(false) is { } vcard)
+        {
+            user.Add(XElement.Parse(vcard));
+        }
+
+        var privateXml = await storage.Documents.ListAsync(host, username, Modules.PrivateStorage.PrivateStorageModule.Kind, ct).ConfigureAwait(false);
+        if (privateXml.Count > 0)
+        {
+            user.Add(new XElement(XName.Get("query", PrivateNs), privateXml.Values.Select(XElement.Parse)));
+        }
+
+        var messages = await storage.Offline.LoadAsync(host, username, ct).ConfigureAwait(false);
+        if (messages.Count > 0)
+        {
+            user.Add(new XElement(PieX + "offline-messages", messages.Select(m => XElement.Parse(m.Xml))));
+        }
+
+        await AddPepNodesAsync(user, host, username, ct).ConfigureAwait(false);
+        var archived = await AddArchiveAsync(user, host, username, ct).ConfigureAwait(false);
+        return (user, (rosterCount, messages.Count, archived));
+    }
+
+    /// <summary>The account's SCRAM credentials, one scram-credentials element per hash (XEP-0227 §4).</summary>
+    private async Task AddCredentialsAsync(XElement user, string host, string username, CancellationToken ct)
+    {
         foreach (var hash in ForEjabberd ? [ScramHash.Sha1] : ScramHashes.All)
         {
             if (await storage.Users.GetCredentialAsync(host, username, hash, ct).ConfigureAwait(false) is { } c)
@@ -134,7 +161,11 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
                     new XElement(ScramX + "stored-key", B64(c.StoredKey))));
             }
         }
+    }
 
+    /// <summary>The roster with its version, then the pending subscription requests as presence stanzas (as Prosody writes them).</summary>
+    private async Task<int> AddRosterAsync(XElement user, string host, string username, CancellationToken ct)
+    {
         XNamespace rosterNs = RosterNs;
         var stored = await storage.Roster.LoadAsync(host, username, ct).ConfigureAwait(false);
         var query = new XElement(rosterNs + "query", new XAttribute("version", stored.Version.ToString(CultureInfo.InvariantCulture)));
@@ -163,23 +194,12 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
             user.Add(new XElement(XName.Get("presence", Client), new XAttribute("from", pending.Jid), new XAttribute("type", "subscribe")));
         }
 
-        if (await storage.Documents.GetAsync(host, username, Modules.VCard.VCardModule.Kind, string.Empty, ct).ConfigureAwait(false) is { } vcard)
-        {
-            user.Add(XElement.Parse(vcard));
-        }
+        return rosterCount;
+    }
 
-        var privateXml = await storage.Documents.ListAsync(host, username, Modules.PrivateStorage.PrivateStorageModule.Kind, ct).ConfigureAwait(false);
-        if (privateXml.Count > 0)
-        {
-            user.Add(new XElement(XName.Get("query", PrivateNs), privateXml.Values.Select(XElement.Parse)));
-        }
-
-        var messages = await storage.Offline.LoadAsync(host, username, ct).ConfigureAwait(false);
-        if (messages.Count > 0)
-        {
-            user.Add(new XElement(PieX + "offline-messages", messages.Select(m => XElement.Parse(m.Xml))));
-        }
-
+    /// <summary>PEP nodes: each node's configuration as a submitted node_config form, then the items of every node.</summary>
+    private async Task AddPepNodesAsync(XElement user, string host, string username, CancellationToken ct)
+    {
         var nodes = await storage.PubSub.ListNodesAsync(host, username, ct).ConfigureAwait(false);
         if (nodes.Count > 0)
         {
@@ -199,7 +219,11 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
 
             user.Add(ownerEl, itemsEl);
         }
+    }
 
+    /// <summary>The message archive, read a page at a time, each message as a forwarded MAM result (as Prosody writes it).</summary>
+    private async Task<int> AddArchiveAsync(XElement user, string host, string username, CancellationToken ct)
+    {
         var archived = 0;
         XElement? archive = null;
         string? after = null;
@@ -238,6 +262,6 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
             user.Add(archive);
         }
 
-        return (user, (rosterCount, messages.Count, archived));
+        return archived;
     }
 }

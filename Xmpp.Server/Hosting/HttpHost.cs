@@ -1,10 +1,13 @@
 using System.Net;
+using System.Net.Security;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xmpp.Core.Addressing;
@@ -65,15 +68,23 @@ public sealed class HttpHost : IAsyncDisposable
             {
                 foreach (var endpoint in XmppServer.Resolve(l))
                 {
-                    kestrel.Listen(endpoint, listen => listen.UseHttps(https =>
+                    kestrel.Listen(endpoint, listen =>
                     {
-                        https.SslProtocols = TlsPolicy.Protocols;
+                        // The options of every TLS stream (TlsContexts), with the certificate read at each
+                        // handshake: a reload's new certificates serve new connections.
+                        listen.UseHttps(new TlsHandshakeCallbackOptions
+                        {
+                            OnConnection = tls => ctx.Tls.ServerOptionsAsync(
+                                (Jid.TryPrepareDomain(tls.ClientHelloInfo.ServerName ?? string.Empty, out var host) ? ctx.Certificates.Find(host) : null) ?? ctx.Certificates.Default,
+                                [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+                                requestClientCertificate: false,
+                                tls.CancellationToken),
+                        });
 
-                        // Read at each handshake: a reload's new certificates serve new connections.
-                        https.ServerCertificateSelector = (_, name) =>
-                            (Jid.TryPrepareDomain(name ?? string.Empty, out var host) ? ctx.Certificates.Find(host) : null)?.Certificate
-                            ?? ctx.Certificates.Default.Certificate;
-                    }));
+                        // After the handshake, the same check as theirs: outside the policy, the connection ends here.
+                        listen.Use(next => connection =>
+                            connection.Features.Get<ISslStreamFeature>()?.SslStream is { } ssl && !ctx.Tls.Check(ssl) ? Task.CompletedTask : next(connection));
+                    });
                 }
             }
         });

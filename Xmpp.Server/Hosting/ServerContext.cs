@@ -19,6 +19,9 @@ public sealed class ServerContext
     /// <summary>The hosts' certificates (a reload replaces them: new connections use the new ones).</summary>
     public required CertificateStore Certificates { get; set; }
 
+    /// <summary>The TLS options of every stream, and the check of every handshake against the policy.</summary>
+    public required TlsContexts Tls { get; init; }
+
     public required IStorage Storage { get; init; }
 
     public required ISessionRegistry Sessions { get; init; }

@@ -77,6 +77,7 @@ public sealed class XmppServer : IAsyncDisposable
             Options = options,
             Logs = logs,
             Certificates = certificates,
+            Tls = new TlsContexts(logs.GetLogger("Tls")),
             Storage = storage,
             Sessions = sessions,
             Router = router,
@@ -289,8 +290,10 @@ public sealed class XmppServer : IAsyncDisposable
 
             // From here on nothing can fail: swap everything, then move background work to the new modules.
             Context.Options = next;
-            _retiredCertificates.Add(Context.Certificates);
+            var retired = Context.Certificates;
+            _retiredCertificates.Add(retired);
             Context.Certificates = certificates;
+            retired.Retire();
             LogSetup.SetLevel(Context.Logs, next.Logging.Level);
             var old = Context.Modules;
             Context.Modules = modules;

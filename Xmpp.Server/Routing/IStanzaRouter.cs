@@ -27,6 +27,12 @@ public interface IStanzaRouter
     /// <summary>Routes a stanza whose 'from' the receiving stream stamped with <paramref name="from"/>.</summary>
     ValueTask RouteAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Routes a stanza whose addresses the caller holds parsed already (fan-out to contacts or occupants, replies):
+    /// they must be what its 'from' and 'to' say; neither is parsed again.
+    /// </summary>
+    ValueTask RouteParsedAsync(Element stanza, Jid from, Jid to, CancellationToken cancellationToken);
+
     /// <summary>Sends the error reply for a stanza back to its sender, unless the stanza is itself an error or result.</summary>
     ValueTask BounceAsync(Element stanza, StanzaError error, CancellationToken cancellationToken);
 }

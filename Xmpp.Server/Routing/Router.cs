@@ -50,12 +50,29 @@ public sealed class Router : IStanzaRouter
     }
 
     /// <summary>Routes a stanza whose 'from' the receiving stream stamped with <paramref name="from"/> (no need to parse it again).</summary>
-    public async ValueTask RouteAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken)
+    public ValueTask RouteAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken)
     {
+        Jid? to = null;
+        var toText = stanza.GetAttribute("to");
+        if (toText is not null && !Jid.TryParse(toText, out to))
+        {
+            return BounceAsync(stanza.Freeze(), new StanzaError(StanzaErrorCondition.JidMalformed, "invalid 'to' address"), cancellationToken);
+        }
+
+        return RouteTimedAsync(stanza, from, to, origin, cancellationToken);
+    }
+
+    public ValueTask RouteParsedAsync(Element stanza, Jid from, Jid to, CancellationToken cancellationToken) =>
+        RouteTimedAsync(stanza, from, to, null, cancellationToken);
+
+    private async ValueTask RouteTimedAsync(Element stanza, Jid from, Jid? to, IClientSession? origin, CancellationToken cancellationToken)
+    {
+        // From here the stanza is shared (hooks, queues, copies): nobody changes it, they change copies.
+        stanza.Freeze();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            await RouteCoreAsync(stanza, from, origin, cancellationToken).ConfigureAwait(false);
+            await RouteCoreAsync(stanza, from, to, origin, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -63,17 +80,10 @@ public sealed class Router : IStanzaRouter
         }
     }
 
-    private async ValueTask RouteCoreAsync(Element stanza, Jid from, IClientSession? origin, CancellationToken cancellationToken)
+    private async ValueTask RouteCoreAsync(Element stanza, Jid from, Jid? to, IClientSession? origin, CancellationToken cancellationToken)
     {
         // One generation of hooks for the whole of this stanza's routing, even if a reload swaps them meanwhile.
         var hooks = _currentHooks();
-        Jid? to = null;
-        var toText = stanza.GetAttribute("to");
-        if (toText is not null && !Jid.TryParse(toText, out to))
-        {
-            await BounceAsync(stanza, new StanzaError(StanzaErrorCondition.JidMalformed, "invalid 'to' address"), cancellationToken).ConfigureAwait(false);
-            return;
-        }
 
         if (to is null)
         {

@@ -16,7 +16,12 @@ public sealed class StanzaContext
         Router = router;
     }
 
-    public Element Stanza { get; }
+    /// <summary>
+    /// The stanza as it goes on. It is frozen: a hook that changes it (an archive id, a stripped element) sets a
+    /// changed <see cref="Element.Copy"/> here, for the hooks after it and delivery; what others already hold (a
+    /// carbon, another session's queue) stays as it was.
+    /// </summary>
+    public Element Stanza { get; set; }
 
     public Jid From { get; }
 

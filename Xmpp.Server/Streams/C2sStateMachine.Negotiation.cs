@@ -154,23 +154,19 @@ public sealed partial class C2sStateMachine
     {
         HostCertificate? chosen = null;
         await _connection.StartTlsAsServerAsync(
-            (_, clientHello, _, _) =>
-            {
-                chosen = _ctx.Certificates.Find(host ?? (Jid.TryPrepareDomain(clientHello.ServerName ?? string.Empty, out var sni) ? sni : null))
-                    ?? _ctx.Certificates.Default;
-                return ValueTask.FromResult(new SslServerAuthenticationOptions
-                {
-                    ServerCertificateContext = chosen.Context,
-                    EnabledSslProtocols = TlsPolicy.Protocols,
-                    CipherSuitesPolicy = TlsPolicy.CipherSuites,
-                    ClientCertificateRequired = false,
-                    CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
-                    AllowRenegotiation = false,
-                    ApplicationProtocols = _directTls ? [new SslApplicationProtocol("xmpp-client")] : null,
-                });
-            },
+            _ctx.Tls.ServerOptionsCallback(
+                sni => _ctx.Certificates.Find(host ?? (Jid.TryPrepareDomain(sni ?? string.Empty, out var name) ? name : null)) ?? _ctx.Certificates.Default,
+                _directTls ? [new SslApplicationProtocol("xmpp-client")] : null,
+                requestClientCertificate: false,
+                c => chosen = c),
             ct).ConfigureAwait(false);
-        var ssl = _connection.Transport.Tls!;
+        if (_connection.Transport.Tls is not { } ssl)
+        {
+            // A transport that secures itself without an SslStream of ours (an in-memory one in tests): no channel binding.
+            Log.Info("TLS established");
+            return;
+        }
+
 
         // RFC 9266 defines tls-exporter for TLS 1.3 (and for TLS 1.2 with the extended master secret), so it
         // is offered on TLS 1.3. tls-unique is offered too: it is what Python's ssl module (slixmpp) and pyOpenSSL

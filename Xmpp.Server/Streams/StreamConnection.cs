@@ -50,7 +50,7 @@ public sealed class StreamConnection : IConnection
 
     public IStreamTransport Transport { get; }
 
-    /// <summary>The kind of stream this connection runs (its state machine).</summary>
+    /// <summary>The stream's state machine.</summary>
     public IStreamProtocol Protocol => _protocol;
 
     public StreamOutput Output { get; }
@@ -91,11 +91,36 @@ public sealed class StreamConnection : IConnection
         _timers.Add(timer.Token.Register(action));
     }
 
-    /// <summary>Negotiates TLS on the transport as the responding side; what was queued before is written first.</summary>
+    /// <summary>
+    /// Negotiates TLS on the transport as the responding side; what was queued before is written first. The
+    /// options come from the server's <see cref="Tls.TlsContexts"/> (<see cref="Tls.TlsContexts.ServerOptionsCallback"/>),
+    /// which then checks the connection against the policy: an <see cref="AuthenticationException"/> when outside it.
+    /// </summary>
     public async ValueTask StartTlsAsServerAsync(ServerOptionsSelectionCallback options, CancellationToken cancellationToken)
     {
         await FlushAsync().ConfigureAwait(false);
         await Transport.StartTlsAsServerAsync(options, cancellationToken).ConfigureAwait(false);
+        if (Transport.Tls is { } ssl)
+        {
+            // A transport that secures itself without an SslStream of ours (an in-memory one in tests) has nothing to check.
+            _ctx.Tls.Established(ssl);
+        }
+    }
+
+    /// <summary>
+    /// Negotiates TLS on the transport as the initiating side, with options from the server's
+    /// <see cref="Tls.TlsContexts"/> (<see cref="Tls.TlsContexts.ClientOptionsAsync"/>); checked as
+    /// <see cref="StartTlsAsServerAsync"/>.
+    /// </summary>
+    public async ValueTask StartTlsAsClientAsync(SslClientAuthenticationOptions options, CancellationToken cancellationToken)
+    {
+        await FlushAsync().ConfigureAwait(false);
+        await Transport.StartTlsAsClientAsync(options, cancellationToken).ConfigureAwait(false);
+        if (Transport.Tls is { } ssl)
+        {
+            // A transport that secures itself without an SslStream of ours (an in-memory one in tests) has nothing to check.
+            _ctx.Tls.Established(ssl);
+        }
     }
 
     public async Task RunAsync()

@@ -165,6 +165,19 @@ public sealed class CertificateStore : IDisposable
         return sw.ToString();
     }
 
+    /// <summary>
+    /// At a reload, once new connections use another store: lets go of the shared SSL_CTXs these certificates
+    /// hold (<see cref="TlsContexts"/>). Connections made from them keep theirs; a handshake still choosing
+    /// one of these certificates gets a context of its own with the policy. The certificates stay usable.
+    /// </summary>
+    public void Retire()
+    {
+        foreach (var c in _byHost.Values)
+        {
+            c.SharedContexts.Dispose();
+        }
+    }
+
     public void Dispose()
     {
         foreach (var c in _byHost.Values)

@@ -27,6 +27,9 @@ public sealed class HostCertificate : IDisposable
 
     public SslStreamCertificateContext Context { get; }
 
+    /// <summary>The runtime's SSL_CTXs made with this certificate, restricted to the policy (<see cref="TlsContexts"/>).</summary>
+    internal SharedSslContexts SharedContexts { get; } = new();
+
     public bool Generated { get; }
 
     public string CertificateFile { get; }
@@ -57,5 +60,9 @@ public sealed class HostCertificate : IDisposable
 
     private static string Hex(byte[] hash) => string.Join(':', Convert.ToHexString(hash).Chunk(2).Select(c => new string(c)));
 
-    public void Dispose() => Certificate.Dispose();
+    public void Dispose()
+    {
+        SharedContexts.Dispose();
+        Certificate.Dispose();
+    }
 }

@@ -6,13 +6,15 @@ namespace Xmpp.Server.Tls;
 
 /// <summary>
 /// The OpenSSL SSL* behind an SslStream on Linux, for what .NET has no API for: the keying material
-/// exporter (<see cref="TlsExporter"/>), the extended master secret flag (<see cref="TlsUnique"/>) and
-/// releasing idle record buffers. Found by reflection on the runtime's SafeSslHandle; when anything is not
+/// exporter (<see cref="TlsExporter"/>), the extended master secret flag (<see cref="TlsUnique"/>),
+/// releasing idle record buffers, and the SSL_CTX a connection was made from with its cipher suites
+/// (<see cref="TlsContexts"/>). Found by reflection on the runtime's SafeSslHandle; when anything is not
 /// as expected the callers fall back to doing without.
 /// </summary>
 internal static partial class OpenSsl
 {
     private const string LibSsl = "libssl.so.3";
+    private const string LibCrypto = "libcrypto.so.3";
 
     // ssl.h: SSL_set_mode(ssl, m) is SSL_ctrl(ssl, SSL_CTRL_MODE, m, NULL).
     private const int SslCtrlMode = 33;
@@ -38,6 +40,84 @@ internal static partial class OpenSsl
     /// <summary>Whether a TLS 1.2 handshake negotiated the extended master secret (RFC 7627); false when unknown.</summary>
     public static bool HasExtendedMasterSecret(SslStream stream) =>
         WithHandle(stream, ssl => SSL_ctrl(ssl, SslCtrlGetExtmsSupport, 0, IntPtr.Zero) == 1);
+
+    /// <summary>The SSL_CTX a connection was made from (SSL_get_SSL_CTX); zero when unknown.</summary>
+    public static IntPtr ContextOf(SslStream stream)
+    {
+        var context = IntPtr.Zero;
+        WithHandle(stream, ssl => (context = SSL_get_SSL_CTX(ssl)) != IntPtr.Zero);
+        return context;
+    }
+
+    /// <summary>
+    /// The suites a connection may negotiate, as IANA numbers (SSL_get_ciphers: its own list, else its
+    /// context's; TLS 1.3's and TLS 1.2's together); null when unknown.
+    /// </summary>
+    public static TlsCipherSuite[]? CipherSuitesOf(SslStream stream)
+    {
+        TlsCipherSuite[]? suites = null;
+        WithHandle(stream, ssl => (suites = Numbers(SSL_get_ciphers(ssl))) is not null);
+        return suites;
+    }
+
+    /// <summary>The suites of an SSL_CTX (SSL_CTX_get_ciphers), as IANA numbers; null when unknown.</summary>
+    public static TlsCipherSuite[]? CipherSuitesOfContext(IntPtr context) => Guarded(() => Numbers(SSL_CTX_get_ciphers(context)), null);
+
+    /// <summary>
+    /// Sets an SSL_CTX's TLS 1.2 cipher list and TLS 1.3 suites (OpenSSL names). Connections made from it
+    /// afterwards offer and accept those only. Not safe while another thread makes a connection from it.
+    /// </summary>
+    public static bool RestrictContext(IntPtr context, string cipherList, string cipherSuites) => Guarded(
+        () =>
+        {
+            if (SSL_CTX_set_cipher_list(context, cipherList) == 1 && SSL_CTX_set_ciphersuites(context, cipherSuites) == 1)
+            {
+                return true;
+            }
+
+            ERR_clear_error();
+            return false;
+        },
+        false);
+
+    private static TlsCipherSuite[]? Numbers(IntPtr stack)
+    {
+        if (stack == IntPtr.Zero)
+        {
+            return null;
+        }
+
+        var count = OPENSSL_sk_num(stack);
+        if (count < 0)
+        {
+            return null;
+        }
+
+        var suites = new TlsCipherSuite[count];
+        for (var i = 0; i < count; i++)
+        {
+            suites[i] = (TlsCipherSuite)SSL_CIPHER_get_protocol_id(OPENSSL_sk_value(stack, i));
+        }
+
+        return suites;
+    }
+
+    private static T Guarded<T>(Func<T> call, T fallback)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return fallback;
+        }
+
+        try
+        {
+            return call();
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return fallback;
+        }
+    }
 
     /// <summary>Runs <paramref name="action"/> on the SSL*; false when the handle cannot be found or called.</summary>
     public static bool WithHandle(SslStream stream, Func<IntPtr, bool> action)
@@ -108,4 +188,31 @@ internal static partial class OpenSsl
 
     [LibraryImport(LibSsl)]
     private static partial long SSL_ctrl(IntPtr ssl, int cmd, long larg, IntPtr parg);
+
+    [LibraryImport(LibSsl)]
+    private static partial IntPtr SSL_get_SSL_CTX(IntPtr ssl);
+
+    [LibraryImport(LibSsl)]
+    private static partial IntPtr SSL_get_ciphers(IntPtr ssl);
+
+    [LibraryImport(LibSsl)]
+    private static partial IntPtr SSL_CTX_get_ciphers(IntPtr ctx);
+
+    [LibraryImport(LibSsl, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SSL_CTX_set_cipher_list(IntPtr ctx, string list);
+
+    [LibraryImport(LibSsl, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SSL_CTX_set_ciphersuites(IntPtr ctx, string list);
+
+    [LibraryImport(LibSsl)]
+    private static partial ushort SSL_CIPHER_get_protocol_id(IntPtr cipher);
+
+    [LibraryImport(LibCrypto)]
+    private static partial int OPENSSL_sk_num(IntPtr stack);
+
+    [LibraryImport(LibCrypto)]
+    private static partial IntPtr OPENSSL_sk_value(IntPtr stack, int index);
+
+    [LibraryImport(LibCrypto)]
+    private static partial void ERR_clear_error();
 }

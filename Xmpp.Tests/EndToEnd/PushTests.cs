@@ -34,7 +34,7 @@ public sealed class PushTests
         await phone.ReadUntilAsync(e => e.Is("enabled", Sm));
         phone.Abort();
         await phone.DisposeAsync();
-        await Task.Delay(300);
+        await server.WaitForLogAsync("Connection lost for alice@localhost/phone");
         for (var i = 1; i <= 2; i++)
         {
             await carol.SendAsync($"<message to='alice@localhost' type='chat'><body>secret {i}</body></message>");

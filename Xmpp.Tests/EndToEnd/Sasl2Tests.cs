@@ -98,8 +98,8 @@ public sealed class Sasl2Tests
         first.Abort();
         await first.DisposeAsync();
 
+        await server.WaitForLogAsync("Connection lost for " + jid);
         await using var bob = await ImTests.OnlineAsync(server, "bob", "builder");
-        await Task.Delay(200);
         await bob.SendAsync($"<message to='{jid}' type='chat'><body>while away</body></message>");
         await bob.DrainAsync();
 

@@ -95,7 +95,7 @@ public sealed class StreamManagementTests
         await alice.DrainAsync();
         alice.Abort();
         await alice.DisposeAsync();
-        await Task.Delay(300);
+        await server.WaitForLogAsync("Connection lost for alice@localhost/phone");
 
         // While she is away Bob writes twice more and sees no unavailable presence.
         await bob.SendAsync("<message to='alice@localhost/phone' type='chat' id='m4'><body>message 4</body></message>");
@@ -154,8 +154,10 @@ public sealed class StreamManagementTests
             }
             else
             {
+                // Until the resumption time (1 s) is over and the session has ended.
+                var ended = server.Logs.Count(l => l.Contains("handled at session end", StringComparison.Ordinal));
                 alice.Abort();
-                await Task.Delay(2500);
+                await server.WaitForLogAsync("handled at session end", ended + 1);
             }
 
             await alice.DisposeAsync();
@@ -189,7 +191,7 @@ public sealed class StreamManagementTests
                 await alice.ReadUntilAsync(e => e.Name == "message");
                 alice.Abort();
                 await alice.DisposeAsync();
-                await Task.Delay(300);
+                await server.WaitForLogAsync("Connection lost for alice@localhost/phone");
 
                 // The shutdown cancels the wait for resumption; the session must end before storage closes.
             }

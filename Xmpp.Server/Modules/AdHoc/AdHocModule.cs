@@ -71,23 +71,7 @@ public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
     /// <param name="host">Sent to one of the server's hosts, rather than to a service domain (conference.HOST).</param>
     private async ValueTask<Element?> ExecuteAsync(IModuleContext context, AdHocCommands registry, Routing.StanzaContext ctx, Element payload, bool host, CancellationToken ct)
     {
-        var node = payload.GetAttribute("node");
-        if (node is null)
-        {
-            throw Error(StanzaErrorCondition.BadRequest, "bad-payload", "the command has no node");
-        }
-
-        if (registry.Find(node, ctx.To!.Domain, host) is not { } command)
-        {
-            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
-        }
-
-        if (!command.MayExecute(ctx.From))
-        {
-            context.Log.Warn("{Requester} may not run {Node}", ctx.From, node);
-            throw new StanzaErrorException(StanzaErrorCondition.Forbidden);
-        }
-
+        var (node, command) = FindCommand(context, registry, ctx, payload, host);
         var action = payload.GetAttribute("action") ?? "execute";
         if (action is not ("execute" or "complete" or "next" or "prev" or "cancel"))
         {
@@ -98,16 +82,7 @@ public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
         var sessionId = payload.GetAttribute("sessionid");
         if (sessionId is not null)
         {
-            if (!_sessions.TryGetValue((requester, sessionId), out var session) || session.Node != node)
-            {
-                throw Error(StanzaErrorCondition.BadRequest, "bad-sessionid", "no such command session");
-            }
-
-            if (session.Expires < DateTime.UtcNow)
-            {
-                _sessions.TryRemove((requester, sessionId), out _);
-                throw Error(StanzaErrorCondition.NotAllowed, "session-expired", "the command session has expired");
-            }
+            CheckSession(requester, sessionId, node);
         }
 
         var form = payload.Child("x", DataForm.Namespace);
@@ -134,33 +109,10 @@ public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
             values = new Dictionary<string, List<string>>();
         }
 
-        AdHocResult result;
-        try
-        {
-            result = await command.Handler(new AdHocRequest(ctx.From, ctx.To!.Domain, values, ctx), ct).ConfigureAwait(false);
-        }
-        catch (StanzaErrorException)
-        {
-            throw;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            context.Log.Error(ex, "Command {Node} run by {Requester} failed", node, ctx.From);
-            result = AdHocResult.Failed("The command failed on the server: " + ex.Message);
-        }
-
+        var result = await RunAsync(context, command, ctx, node, values, ct).ConfigureAwait(false);
         if (!result.Completed)
         {
-            sessionId ??= Begin(requester, node);
-            var reply = Reply(node, sessionId, "executing");
-            reply.AddChild("actions", Namespace).SetAttribute("execute", "complete").AddChild("complete", Namespace);
-            AddNote(reply, result);
-            if (result.Form is not null)
-            {
-                reply.Add(result.Form);
-            }
-
-            return reply;
+            return Executing(requester, node, sessionId, result);
         }
 
         if (sessionId is not null)
@@ -177,6 +129,77 @@ public sealed class AdHocModule : IXmppModule, IKeepsStateAcrossReload
 
         context.Log.Info("{Requester} ran {Node}: {Outcome}", ctx.From, node, result.NoteType == AdHocNoteType.Error ? "refused: " + result.Note : "done");
         return done;
+    }
+
+    /// <summary>XEP-0050: the command the node names, offered at the domain addressed, that the requester may run.</summary>
+    private static (string Node, AdHocCommand Command) FindCommand(IModuleContext context, AdHocCommands registry, Routing.StanzaContext ctx, Element payload, bool host)
+    {
+        var node = payload.GetAttribute("node");
+        if (node is null)
+        {
+            throw Error(StanzaErrorCondition.BadRequest, "bad-payload", "the command has no node");
+        }
+
+        if (registry.Find(node, ctx.To!.Domain, host) is not { } command)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+        }
+
+        if (!command.MayExecute(ctx.From))
+        {
+            context.Log.Warn("{Requester} may not run {Node}", ctx.From, node);
+            throw new StanzaErrorException(StanzaErrorCondition.Forbidden);
+        }
+
+        return (node, command);
+    }
+
+    /// <summary>XEP-0050: a session id names an unexpired session of the same requester and command (bad-sessionid, session-expired).</summary>
+    private void CheckSession(string requester, string sessionId, string node)
+    {
+        if (!_sessions.TryGetValue((requester, sessionId), out var session) || session.Node != node)
+        {
+            throw Error(StanzaErrorCondition.BadRequest, "bad-sessionid", "no such command session");
+        }
+
+        if (session.Expires < DateTime.UtcNow)
+        {
+            _sessions.TryRemove((requester, sessionId), out _);
+            throw Error(StanzaErrorCondition.NotAllowed, "session-expired", "the command session has expired");
+        }
+    }
+
+    /// <summary>The command's handler; a failure other than a stanza error is the command's failed result, not the iq's.</summary>
+    private static async ValueTask<AdHocResult> RunAsync(IModuleContext context, AdHocCommand command, Routing.StanzaContext ctx, string node, IReadOnlyDictionary<string, List<string>>? values, CancellationToken ct)
+    {
+        try
+        {
+            return await command.Handler(new AdHocRequest(ctx.From, ctx.To!.Domain, values, ctx), ct).ConfigureAwait(false);
+        }
+        catch (StanzaErrorException)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            context.Log.Error(ex, "Command {Node} run by {Requester} failed", node, ctx.From);
+            return AdHocResult.Failed("The command failed on the server: " + ex.Message);
+        }
+    }
+
+    /// <summary>XEP-0050: a command that needs more gets a session, and its form with the complete action (status executing).</summary>
+    private Element Executing(string requester, string node, string? sessionId, AdHocResult result)
+    {
+        sessionId ??= Begin(requester, node);
+        var reply = Reply(node, sessionId, "executing");
+        reply.AddChild("actions", Namespace).SetAttribute("execute", "complete").AddChild("complete", Namespace);
+        AddNote(reply, result);
+        if (result.Form is not null)
+        {
+            reply.Add(result.Form);
+        }
+
+        return reply;
     }
 
     private string Begin(string requester, string node)

@@ -99,8 +99,10 @@ public sealed class CarbonsModule : IXmppModule
         var resources = context.Sessions.Resources(ctx.To!.Bare);
         if (message.Child("private", Namespace) is not null)
         {
-            // §8: no copies, and the recipient's server SHOULD remove the element.
-            message.RemoveChildren("private", Namespace);
+            // §8: no copies, and the recipient's server SHOULD remove the element (from the copy that is delivered).
+            var delivered = message.Copy();
+            delivered.RemoveChildren("private", Namespace);
+            ctx.Stanza = delivered;
             return ValueTask.FromResult(false);
         }
 

@@ -77,23 +77,7 @@ public sealed class DiscoModule : IXmppModule
             var node = payload.GetAttribute("node");
             if (node is null)
             {
-                // The external components (XEP-0114) on subdomains of this host, as Prosody lists them.
-                var items = new Element("query", Ns.DiscoItems);
-                var suffix = "." + ctx.To!.Domain;
-                foreach (var component in context.Options.Components.Where(c => c.Domain.EndsWith(suffix, StringComparison.Ordinal)))
-                {
-                    items.AddChild("item").SetAttribute("jid", component.Domain);
-                }
-
-                foreach (var source in disco.HostItems)
-                {
-                    foreach (var item in source(ctx.To.Domain))
-                    {
-                        items.Add(item);
-                    }
-                }
-
-                return ValueTask.FromResult<Element?>(items);
+                return ValueTask.FromResult<Element?>(HostItems(context, disco, ctx));
             }
 
             return NodeAsync(ctx, Ns.DiscoItems, node, disco.HostNodeItems, ct);
@@ -102,62 +86,89 @@ public sealed class DiscoModule : IXmppModule
         // XEP-0030 §8: the server answers for accounts without letting strangers harvest which exist. disco#items
         // of an account that does not exist is an empty result (with a node or not); so are the items of a node
         // asked by anyone but the owner (accounts have none of their own to show).
-        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Bare | IqTarget.AnyAccount, async (ctx, payload, ct) =>
-        {
-            var query = new Element("query", Ns.DiscoItems);
-            var node = payload.GetAttribute("node");
-            var own = ctx.From.Bare == ctx.To!.Bare;
-            if (!own && !await context.AccountExistsAsync(ctx.To, ct).ConfigureAwait(false))
-            {
-                return query.SetAttribute("node", node);
-            }
-
-            if (node is not null)
-            {
-                return own ? throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound) : query.SetAttribute("node", node);
-            }
-
-            foreach (var source in disco.AccountItems)
-            {
-                foreach (var item in await source(ctx, ct).ConfigureAwait(false))
-                {
-                    query.Add(item);
-                }
-            }
-
-            return query;
-        });
+        context.HandleIq("get", Ns.DiscoItems, "query", IqTarget.Bare | IqTarget.AnyAccount, (ctx, payload, ct) => AccountItemsAsync(context, disco, ctx, payload, ct));
 
         // XEP-0030 §8: disco#info of an account is service-unavailable when it does not exist (the host's check
         // before any handler) or when the requester may not see its presence (neither the account itself nor a
         // contact with a subscription from it), with a node or not, so both cases look alike.
-        context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Bare, async (ctx, payload, ct) =>
+        context.HandleIq("get", Ns.DiscoInfo, "query", IqTarget.Bare, (ctx, payload, ct) => AccountInfoAsync(context, disco, ctx, payload, ct));
+    }
+
+    /// <summary>XEP-0030 §4.1: the server's items: the external components (XEP-0114) on subdomains of this host, as Prosody lists them, then every module's.</summary>
+    private static Element HostItems(IModuleContext context, DiscoRegistry disco, Routing.StanzaContext ctx)
+    {
+        var items = new Element("query", Ns.DiscoItems);
+        var suffix = "." + ctx.To!.Domain;
+        foreach (var component in context.Options.Components.Where(c => c.Domain.EndsWith(suffix, StringComparison.Ordinal)))
         {
-            var to = ctx.To!.Bare;
-            if (ctx.From.Bare != to && await context.Rosters.FindAsync(to, ctx.From, ct).ConfigureAwait(false) is not { HasFrom: true })
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
-            }
+            items.AddChild("item").SetAttribute("jid", component.Domain);
+        }
 
-            if (payload.GetAttribute("node") is not null)
+        foreach (var source in disco.HostItems)
+        {
+            foreach (var item in source(ctx.To.Domain))
             {
-                throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+                items.Add(item);
             }
+        }
 
-            var query = new Element("query", Ns.DiscoInfo);
-            query.AddChild("identity").SetAttribute("category", "account").SetAttribute("type", "registered");
-            foreach (var (category, type, name) in disco.AccountIdentities)
+        return items;
+    }
+
+    /// <summary>XEP-0030 §8: disco#items of an account (see Register: an empty result for strangers, whether the account exists or not).</summary>
+    private static async ValueTask<Element?> AccountItemsAsync(IModuleContext context, DiscoRegistry disco, Routing.StanzaContext ctx, Element payload, CancellationToken ct)
+    {
+        var query = new Element("query", Ns.DiscoItems);
+        var node = payload.GetAttribute("node");
+        var own = ctx.From.Bare == ctx.To!.Bare;
+        if (!own && !await context.AccountExistsAsync(ctx.To, ct).ConfigureAwait(false))
+        {
+            return query.SetAttribute("node", node);
+        }
+
+        if (node is not null)
+        {
+            return own ? throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound) : query.SetAttribute("node", node);
+        }
+
+        foreach (var source in disco.AccountItems)
+        {
+            foreach (var item in await source(ctx, ct).ConfigureAwait(false))
             {
-                query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
+                query.Add(item);
             }
+        }
 
-            foreach (var f in disco.AccountFeatures)
-            {
-                query.AddChild("feature").SetAttribute("var", f);
-            }
+        return query;
+    }
 
-            return query;
-        });
+    /// <summary>XEP-0030 §8: disco#info of an account, for the account itself and its contacts with a subscription from it.</summary>
+    private static async ValueTask<Element?> AccountInfoAsync(IModuleContext context, DiscoRegistry disco, Routing.StanzaContext ctx, Element payload, CancellationToken ct)
+    {
+        var to = ctx.To!.Bare;
+        if (ctx.From.Bare != to && await context.Rosters.FindAsync(to, ctx.From, ct).ConfigureAwait(false) is not { HasFrom: true })
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ServiceUnavailable);
+        }
+
+        if (payload.GetAttribute("node") is not null)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.ItemNotFound);
+        }
+
+        var query = new Element("query", Ns.DiscoInfo);
+        query.AddChild("identity").SetAttribute("category", "account").SetAttribute("type", "registered");
+        foreach (var (category, type, name) in disco.AccountIdentities)
+        {
+            query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
+        }
+
+        foreach (var f in disco.AccountFeatures)
+        {
+            query.AddChild("feature").SetAttribute("var", f);
+        }
+
+        return query;
     }
 
     /// <summary>A node of the server, answered by the first module that knows it; item-not-found otherwise.</summary>

@@ -144,10 +144,14 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
         var message = ctx.Stanza;
 
         // XEP-0359 §5: a stanza id claiming to be ours that we did not add is removed.
+        // The stanza is shared (a sent carbon may wrap it, other queues may hold it): what changes here is a copy,
+        // which goes on to delivery through the context.
         var by = owner.ToString();
-        if (message.Child("stanza-id", StanzaIdNamespace) is not null)
+        if (message.Elements().Any(e => IsClaimedId(e, by)))
         {
-            RemoveClaimedIds(message, by);
+            message = message.Copy();
+            message.RemoveChildren(e => IsClaimedId(e, by));
+            ctx.Stanza = message;
         }
 
         if (ctx.From.Bare != owner && ShouldArchive(message) && await WantsAsync(owner, ctx.From, ct).ConfigureAwait(false))
@@ -155,16 +159,15 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
             var id = await AppendAsync(owner, ctx.From, outgoing: false, message, ct).ConfigureAwait(false);
             if (id is not null)
             {
-                message.Add(new Element("stanza-id", StanzaIdNamespace).SetAttribute("id", id).SetAttribute("by", by));
+                ctx.Stanza = message.Copy().Add(new Element("stanza-id", StanzaIdNamespace).SetAttribute("id", id).SetAttribute("by", by));
             }
         }
 
         return false;
     }
 
-    /// <summary>Stanza ids that claim to be this account's (only the account's server may add them).</summary>
-    private static void RemoveClaimedIds(Element message, string by) =>
-        message.RemoveChildren(e => e.Is("stanza-id", StanzaIdNamespace) && e.GetAttribute("by") == by);
+    /// <summary>A stanza id that claims to be this account's (only the account's server may add them).</summary>
+    private static bool IsClaimedId(Element e, string by) => e.Is("stanza-id", StanzaIdNamespace) && e.GetAttribute("by") == by;
 
     private async ValueTask<string?> AppendAsync(Jid owner, Jid with, bool outgoing, Element message, CancellationToken ct)
     {

@@ -135,23 +135,10 @@ public sealed record RoomConfig
                     secret = value.Length == 0 ? null : Limit(value, 200);
                     break;
                 case "muc#roomconfig_whois":
-                    c = c with
-                    {
-                        NonAnonymous = value switch
-                        {
-                            "anyone" => true,
-                            "moderators" => false,
-                            _ => throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "whois must be moderators or anyone"),
-                        },
-                    };
+                    c = c with { NonAnonymous = Whois(value) };
                     break;
                 case "muc#roomconfig_maxusers":
-                    c = c with
-                    {
-                        MaxUsers = value is "none" or "" or "0" ? 0
-                            : int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n
-                            : throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "maxusers must be a number or none"),
-                    };
+                    c = c with { MaxUsers = MaxUsersValue(value) };
                     break;
                 case "muc#roomconfig_changesubject":
                     c = c with { OccupantsChangeSubject = Boolean(var, value) };
@@ -160,28 +147,13 @@ public sealed record RoomConfig
                     c = c with { MembersInvite = Boolean(var, value) };
                     break;
                 case "muc#roomconfig_allowpm":
-                    c = c with
-                    {
-                        AllowPrivateMessages = value switch
-                        {
-                            "anyone" => PrivateMessages.Anyone,
-                            "participants" => PrivateMessages.Participants,
-                            "moderators" => PrivateMessages.Moderators,
-                            "none" => PrivateMessages.None,
-                            _ => throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "allowpm must be anyone, participants, moderators or none"),
-                        },
-                    };
+                    c = c with { AllowPrivateMessages = AllowPm(value) };
                     break;
                 case "muc#roomconfig_enablelogging":
                     c = c with { Archived = Boolean(var, value) };
                     break;
                 case "muc#roomconfig_historylength":
-                    c = c with
-                    {
-                        HistoryLength = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var h)
-                            ? Math.Min(h, maxHistory)
-                            : throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "historylength must be a number"),
-                    };
+                    c = c with { HistoryLength = HistoryLengthValue(value, maxHistory) };
                     break;
                 case "muc#roomconfig_roomowners":
                     owners = Jids(var, list);
@@ -202,6 +174,36 @@ public sealed record RoomConfig
 
         return (c with { Password = passwordProtected ? secret : null }, owners, admins);
     }
+
+    /// <summary>muc#roomconfig_whois: who may discover occupants' real JIDs (anyone: a non-anonymous room).</summary>
+    private static bool Whois(string value) => value switch
+    {
+        "anyone" => true,
+        "moderators" => false,
+        _ => throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "whois must be moderators or anyone"),
+    };
+
+    /// <summary>muc#roomconfig_maxusers: a number, or none (0) for no limit.</summary>
+    private static int MaxUsersValue(string value) =>
+        value is "none" or "" or "0" ? 0
+            : int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n
+            : throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "maxusers must be a number or none");
+
+    /// <summary>muc#roomconfig_allowpm: who may send private messages.</summary>
+    private static PrivateMessages AllowPm(string value) => value switch
+    {
+        "anyone" => PrivateMessages.Anyone,
+        "participants" => PrivateMessages.Participants,
+        "moderators" => PrivateMessages.Moderators,
+        "none" => PrivateMessages.None,
+        _ => throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "allowpm must be anyone, participants, moderators or none"),
+    };
+
+    /// <summary>muc#roomconfig_historylength: how many messages of history, at most the service's limit.</summary>
+    private static int HistoryLengthValue(string value, int maxHistory) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var h)
+            ? Math.Min(h, maxHistory)
+            : throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "historylength must be a number");
 
     /// <summary>The stored form of the configuration (attributes of the room document's &lt;config/&gt;).</summary>
     public Element ToElement(string ns)

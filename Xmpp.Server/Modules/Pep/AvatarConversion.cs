@@ -47,9 +47,10 @@ public sealed partial class PepModule
             return false;
         }
 
-        ctx.Stanza.RemoveChildren("x", VCardUpdateNs);
-        var photo = ctx.Stanza.AddChild("x", VCardUpdateNs).AddChild("photo");
-        photo.AddText(hash);
+        var presence = ctx.Stanza.Copy();
+        presence.RemoveChildren("x", VCardUpdateNs);
+        presence.AddChild("x", VCardUpdateNs).AddChild("photo").AddText(hash);
+        ctx.Stanza = presence;
         return false;
     }
 

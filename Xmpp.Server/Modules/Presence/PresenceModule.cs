@@ -92,16 +92,18 @@ public sealed class PresenceModule : IXmppModule
         var roster = await Rosters.GetAsync(owner, ct).ConfigureAwait(false);
 
         // §4.2.2 / §4.4.2: to every contact subscribed to the user and to all the user's available resources.
-        foreach (var contact in roster.Subscribers)
+        // The stanza is frozen: each contact gets a shallow copy with its own 'to', sharing the children,
+        // and the router is given the addresses parsed already.
+        foreach (var contact in roster.SubscriberJids)
         {
-            await Router.RouteAsync(stanza.Clone().SetAttribute("to", contact.Jid), null, ct).ConfigureAwait(false);
+            await Router.RouteParsedAsync(stanza.Copy().SetAttribute("to", contact.ToString()), session.Jid, contact, ct).ConfigureAwait(false);
         }
 
         foreach (var r in Sessions.Resources(owner))
         {
             if (r.IsAvailable)
             {
-                r.TrySend(stanza.Clone().SetAttribute("to", r.Jid.ToString()));
+                r.TrySend(stanza.Copy().SetAttribute("to", r.Jid.ToString()));
             }
         }
 
@@ -109,20 +111,20 @@ public sealed class PresenceModule : IXmppModule
         {
             // §4.2.2: probe the contacts the user is subscribed to (from the full JID, so that only the
             // new resource gets the answers), and show it the account's other available resources.
-            foreach (var contact in roster.Subscriptions)
+            foreach (var contact in roster.SubscriptionJids)
             {
                 var probe = new Element("presence", Ns.Client)
                     .SetAttribute("type", "probe")
                     .SetAttribute("from", session.Jid.ToString())
-                    .SetAttribute("to", contact.Jid);
-                await Router.RouteAsync(probe, null, ct).ConfigureAwait(false);
+                    .SetAttribute("to", contact.ToString());
+                await Router.RouteParsedAsync(probe, session.Jid, contact, ct).ConfigureAwait(false);
             }
 
             foreach (var r in Sessions.Resources(owner))
             {
                 if (!ReferenceEquals(r, session) && r.IsAvailable && r.LastPresence is { } other)
                 {
-                    session.TrySend(other.Clone().SetAttribute("to", session.Jid.ToString()));
+                    session.TrySend(other.Copy().SetAttribute("to", session.Jid.ToString()));
                 }
             }
 
@@ -152,25 +154,18 @@ public sealed class PresenceModule : IXmppModule
         session.IsAvailable = false;
         session.LastPresence = null;
         var owner = session.Jid.Bare;
-        var targets = new HashSet<string>(StringComparer.Ordinal);
+        var targets = new HashSet<Jid>();
         if (wasAvailable)
         {
             var roster = await Rosters.GetAsync(owner, ct).ConfigureAwait(false);
-            foreach (var contact in roster.Subscribers)
-            {
-                targets.Add(contact.Jid);
-            }
+            targets.UnionWith(roster.SubscriberJids);
         }
 
-        foreach (var jid in session.DirectedPresence)
-        {
-            targets.Add(jid.ToString());
-        }
-
+        targets.UnionWith(session.DirectedPresence);
         session.DirectedPresence.Clear();
         foreach (var target in targets)
         {
-            await Router.RouteAsync(stanza.Clone().SetAttribute("to", target), null, ct).ConfigureAwait(false);
+            await Router.RouteParsedAsync(stanza.Copy().SetAttribute("to", target.ToString()), session.Jid, target, ct).ConfigureAwait(false);
         }
 
         var othersAvailable = false;
@@ -179,7 +174,7 @@ public sealed class PresenceModule : IXmppModule
             if (r.IsAvailable || ReferenceEquals(r, session))
             {
                 othersAvailable |= r.IsAvailable;
-                r.TrySend(stanza.Clone().SetAttribute("to", r.Jid.ToString()));
+                r.TrySend(stanza.Copy().SetAttribute("to", r.Jid.ToString()));
             }
         }
 
@@ -403,7 +398,7 @@ public sealed class PresenceModule : IXmppModule
             if (r.IsAvailable && r.LastPresence is { } last && (ctx.To.Resource is null || r.Jid == ctx.To))
             {
                 answered = true;
-                await Router.RouteAsync(last.Clone().SetAttribute("to", prober.ToString()), null, ct).ConfigureAwait(false);
+                await Router.RouteParsedAsync(last.Copy().SetAttribute("to", prober.ToString()), r.Jid, prober, ct).ConfigureAwait(false);
             }
         }
 
@@ -450,7 +445,7 @@ public sealed class PresenceModule : IXmppModule
         {
             if (r.IsAvailable && r.LastPresence is { } last)
             {
-                await Router.RouteAsync(last.Clone().SetAttribute("to", contact.ToString()), null, ct).ConfigureAwait(false);
+                await Router.RouteParsedAsync(last.Copy().SetAttribute("to", contact.ToString()), r.Jid, contact, ct).ConfigureAwait(false);
             }
         }
     }
@@ -465,7 +460,7 @@ public sealed class PresenceModule : IXmppModule
                     .SetAttribute("type", "unavailable")
                     .SetAttribute("from", r.Jid.ToString())
                     .SetAttribute("to", contact.ToString());
-                await Router.RouteAsync(unavailable, null, ct).ConfigureAwait(false);
+                await Router.RouteParsedAsync(unavailable, r.Jid, contact, ct).ConfigureAwait(false);
             }
         }
     }

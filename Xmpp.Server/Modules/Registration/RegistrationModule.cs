@@ -6,6 +6,7 @@ using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Accounts;
 using Xmpp.Server.Net;
+using Xmpp.Server.Streams;
 
 namespace Xmpp.Server.Modules.Registration;
 
@@ -40,57 +41,7 @@ public sealed class RegistrationModule : IXmppModule, IKeepsStateAcrossReload
         var accounts = new AccountService(context.Options, context.Storage);
 
         context.AddPreAuthStreamFeature(new Element("register", "http://jabber.org/features/iq-register"));
-        context.HandlePreAuthIq(Namespace, async (request, ct) =>
-        {
-            var iq = request.Iq;
-            var type = iq.GetAttribute("type");
-            if (type == "get")
-            {
-                var form = new Element("query", Namespace);
-                form.AddChild("instructions").AddText("Choose a username and a password.");
-                form.AddChild("username");
-                form.AddChild("password");
-                return Stanza.IqResult(iq, form);
-            }
-
-            if (type != "set")
-            {
-                return Stanza.ErrorReply(iq, StanzaError.BadRequest("get or set"));
-            }
-
-            if (request.Payload.Child("remove", Namespace) is not null)
-            {
-                // §3.2: removing an account needs a session of it.
-                return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAuthorized, "log in to remove your account"));
-            }
-
-            var username = request.Payload.ChildText("username", Namespace);
-            var password = request.Payload.ChildText("password", Namespace);
-            if (string.IsNullOrEmpty(username) || string.IsNullOrEmpty(password))
-            {
-                return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAcceptable, "a username and a password are required"));
-            }
-
-            if (!TryAdmit(request.Remote))
-            {
-                context.Log.Warn("Registration from {Remote} refused: more than {Count} accounts in {Window} s", request.Remote, _perIp, (int)_window.TotalSeconds);
-                return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.ResourceConstraint, "too many registrations from your address; try again later"));
-            }
-
-            var result = await accounts.AddAsync(username + "@" + request.Host, password, ct).ConfigureAwait(false);
-            switch (result)
-            {
-                case AccountResult.Ok:
-                    context.Log.Info("Registered {User}@{Host} from {Remote}", username, request.Host, request.Remote);
-                    return Stanza.IqResult(iq);
-                case AccountResult.Exists:
-                    Release(request.Remote);
-                    return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.Conflict, "that username is taken"));
-                default:
-                    Release(request.Remote);
-                    return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAcceptable, result == AccountResult.InvalidPassword ? "the password cannot be used" : "the username cannot be used"));
-            }
-        });
+        context.HandlePreAuthIq(Namespace, (request, ct) => RegisterAccountAsync(context, accounts, request, ct));
 
         // After authentication: the account's own registration.
         context.HandleIq("get", Namespace, "query", IqTarget.Bare | IqTarget.Host, (ctx, _, _) =>
@@ -106,35 +57,100 @@ public sealed class RegistrationModule : IXmppModule, IKeepsStateAcrossReload
             var user = Own(ctx);
             if (query.Child("remove", Namespace) is not null)
             {
-                await accounts.DeleteAsync(user.ToString(), ct).ConfigureAwait(false);
-                context.Log.Info("{User} removed the account", user);
-
-                // §3.2: the result first, then every session of the account ends.
-                var reply = Stanza.IqResult(ctx.Stanza).SetAttribute("from", null);
-                ctx.Origin!.TrySend(reply);
-                foreach (var session in context.Sessions.Resources(user))
-                {
-                    session.Close(new StreamError(StreamErrorCondition.NotAuthorized, "the account was removed"));
-                }
-
-                return IqReply.Answered;
+                return await RemoveAccountAsync(context, accounts, ctx, user, ct).ConfigureAwait(false);
             }
 
-            var username = query.ChildText("username", Namespace);
-            var password = query.ChildText("password", Namespace);
-            if (username != user.Local || string.IsNullOrEmpty(password))
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "give your own username and the new password");
-            }
-
-            if (await accounts.SetPasswordAsync(user.ToString(), password, ct).ConfigureAwait(false) != AccountResult.Ok)
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "the password cannot be used");
-            }
-
-            context.Log.Info("{User} changed the password", user);
-            return null;
+            return await ChangePasswordAsync(context, accounts, user, query, ct).ConfigureAwait(false);
         });
+    }
+
+    /// <summary>§3.1: before authentication, the registration form (get) and a new account (set), at most per-ip accounts per address every window.</summary>
+    private async ValueTask<Element> RegisterAccountAsync(IModuleContext context, AccountService accounts, PreAuthRequest request, CancellationToken ct)
+    {
+        var iq = request.Iq;
+        var type = iq.GetAttribute("type");
+        if (type == "get")
+        {
+            var form = new Element("query", Namespace);
+            form.AddChild("instructions").AddText("Choose a username and a password.");
+            form.AddChild("username");
+            form.AddChild("password");
+            return Stanza.IqResult(iq, form);
+        }
+
+        if (type != "set")
+        {
+            return Stanza.ErrorReply(iq, StanzaError.BadRequest("get or set"));
+        }
+
+        if (request.Payload.Child("remove", Namespace) is not null)
+        {
+            // §3.2: removing an account needs a session of it.
+            return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAuthorized, "log in to remove your account"));
+        }
+
+        var username = request.Payload.ChildText("username", Namespace);
+        var password = request.Payload.ChildText("password", Namespace);
+        if (string.IsNullOrEmpty(username) || string.IsNullOrEmpty(password))
+        {
+            return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAcceptable, "a username and a password are required"));
+        }
+
+        if (!TryAdmit(request.Remote))
+        {
+            context.Log.Warn("Registration from {Remote} refused: more than {Count} accounts in {Window} s", request.Remote, _perIp, (int)_window.TotalSeconds);
+            return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.ResourceConstraint, "too many registrations from your address; try again later"));
+        }
+
+        var result = await accounts.AddAsync(username + "@" + request.Host, password, ct).ConfigureAwait(false);
+        switch (result)
+        {
+            case AccountResult.Ok:
+                context.Log.Info("Registered {User}@{Host} from {Remote}", username, request.Host, request.Remote);
+                return Stanza.IqResult(iq);
+            case AccountResult.Exists:
+                Release(request.Remote);
+                return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.Conflict, "that username is taken"));
+            default:
+                Release(request.Remote);
+                return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAcceptable, result == AccountResult.InvalidPassword ? "the password cannot be used" : "the username cannot be used"));
+        }
+    }
+
+    /// <summary>§3.2: the account cancels its registration: it is removed, and its sessions end.</summary>
+    private static async ValueTask<Element?> RemoveAccountAsync(IModuleContext context, AccountService accounts, Routing.StanzaContext ctx, Xmpp.Core.Addressing.Jid user, CancellationToken ct)
+    {
+        await accounts.DeleteAsync(user.ToString(), ct).ConfigureAwait(false);
+        context.Log.Info("{User} removed the account", user);
+
+        // §3.2: the result first, then every session of the account ends.
+        var reply = Stanza.IqResult(ctx.Stanza).SetAttribute("from", null);
+        ctx.Origin!.TrySend(reply);
+        foreach (var session in context.Sessions.Resources(user))
+        {
+            session.Close(new StreamError(StreamErrorCondition.NotAuthorized, "the account was removed"));
+        }
+
+        return IqReply.Answered;
+    }
+
+    /// <summary>§3.3: the account's own username and a new password.</summary>
+    private static async ValueTask<Element?> ChangePasswordAsync(IModuleContext context, AccountService accounts, Xmpp.Core.Addressing.Jid user, Element query, CancellationToken ct)
+    {
+        var username = query.ChildText("username", Namespace);
+        var password = query.ChildText("password", Namespace);
+        if (username != user.Local || string.IsNullOrEmpty(password))
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "give your own username and the new password");
+        }
+
+        if (await accounts.SetPasswordAsync(user.ToString(), password, ct).ConfigureAwait(false) != AccountResult.Ok)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "the password cannot be used");
+        }
+
+        context.Log.Info("{User} changed the password", user);
+        return null;
     }
 
     private static Xmpp.Core.Addressing.Jid Own(Routing.StanzaContext ctx)

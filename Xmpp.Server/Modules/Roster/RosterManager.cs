@@ -26,6 +26,22 @@ public sealed class AccountRoster(ImmutableDictionary<string, RosterItem> items,
 
     /// <summary>Contacts whose presence the owner receives (subscription to or both).</summary>
     public IEnumerable<RosterItem> Subscriptions => Items.Values.Where(i => i.HasTo);
+
+    /// <summary>
+    /// The addresses of <see cref="Subscribers"/>, parsed once for this version of the roster (it is immutable),
+    /// so that presence fan-out never parses a contact's JID again.
+    /// </summary>
+    public IReadOnlyList<Jid> SubscriberJids => _subscriberJids ??= Parse(Subscribers);
+
+    /// <summary>The addresses of <see cref="Subscriptions"/>, parsed once for this version of the roster.</summary>
+    public IReadOnlyList<Jid> SubscriptionJids => _subscriptionJids ??= Parse(Subscriptions);
+
+    // Computed at most a few times (a benign race computes the same list twice): the roster never changes.
+    private IReadOnlyList<Jid>? _subscriberJids;
+    private IReadOnlyList<Jid>? _subscriptionJids;
+
+    private static Jid[] Parse(IEnumerable<RosterItem> items) =>
+        [.. items.Select(i => Jid.TryParse(i.Jid, out var jid) ? jid : null).OfType<Jid>()];
 }
 
 /// <summary>

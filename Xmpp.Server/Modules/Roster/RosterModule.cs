@@ -25,101 +25,113 @@ public sealed class RosterModule : IXmppModule
     {
         var rosters = context.Rosters;
         context.AddStreamFeature(new Element("ver", "urn:xmpp:features:rosterver"));
+        context.HandleIq("get", Ns.Roster, "query", IqTarget.Bare, (ctx, payload, ct) => GetAsync(rosters, ctx, payload, ct));
+        context.HandleIq("set", Ns.Roster, "query", IqTarget.Bare, (ctx, payload, ct) => SetAsync(context, rosters, ctx, payload, ct));
+    }
 
-        context.HandleIq("get", Ns.Roster, "query", IqTarget.Bare, async (ctx, payload, ct) =>
+    /// <summary>§2.2 retrieving the roster on login, with §2.6 versioning; the resource is then interested in pushes.</summary>
+    private static async ValueTask<Element?> GetAsync(RosterManager rosters, StanzaContext ctx, Element payload, CancellationToken ct)
+    {
+        var owner = RequireOwner(ctx);
+        ctx.Origin!.RosterRequested = true;
+        var roster = await rosters.GetAsync(owner, ct).ConfigureAwait(false);
+
+        // §2.6.3: when the client's version is current, an empty result; changes come as pushes.
+        if (payload.GetAttribute("ver") is { } ver && ver == roster.Ver)
         {
-            var owner = RequireOwner(ctx);
-            ctx.Origin!.RosterRequested = true;
-            var roster = await rosters.GetAsync(owner, ct).ConfigureAwait(false);
-
-            // §2.6.3: when the client's version is current, an empty result; changes come as pushes.
-            if (payload.GetAttribute("ver") is { } ver && ver == roster.Ver)
-            {
-                return null;
-            }
-
-            var query = new Element("query", Ns.Roster).SetAttribute("ver", roster.Ver);
-            foreach (var item in roster.Items.Values.Where(i => i.InRoster).OrderBy(i => i.Jid, StringComparer.Ordinal))
-            {
-                query.Add(RosterManager.ToElement(item));
-            }
-
-            return query;
-        });
-
-        context.HandleIq("set", Ns.Roster, "query", IqTarget.Bare, async (ctx, payload, ct) =>
-        {
-            var owner = RequireOwner(ctx);
-
-            // §2.3.3 / §2.5.3: exactly one item.
-            var items = payload.Elements().ToList();
-            if (items.Count != 1 || !items[0].Is("item", Ns.Roster))
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "a roster set carries exactly one item");
-            }
-
-            var item = items[0];
-            if (!Jid.TryParse(item.GetAttribute("jid"), out var contact) || contact.Resource is not null)
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "item jid must be a valid bare JID");
-            }
-
-            if (contact == owner)
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "the account itself cannot be a roster item");
-            }
-
-            if (item.GetAttribute("subscription") == "remove")
-            {
-                await RemoveAsync(context, owner, contact, ct).ConfigureAwait(false);
-                return null;
-            }
-
-            var name = item.GetAttribute("name");
-            if (name is { Length: > MaxNameLength })
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "name too long");
-            }
-
-            var groups = new List<string>();
-            foreach (var g in item.Elements())
-            {
-                if (!g.Is("group", Ns.Roster))
-                {
-                    continue;
-                }
-
-                var text = g.Text;
-                if (text.Length == 0 || text.Length > MaxNameLength)
-                {
-                    throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "empty or oversized group name");
-                }
-
-                if (groups.Contains(text, StringComparer.Ordinal))
-                {
-                    throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "duplicate group");
-                }
-
-                groups.Add(text);
-            }
-
-            // §2.1.2.5: 'subscription' (other than remove) and 'ask' from the client are ignored.
-            try
-            {
-                await rosters.ChangeAsync(owner, contact, existing => (existing ?? RosterItem.Empty(contact.ToString())) with
-                {
-                    Name = string.IsNullOrEmpty(name) ? null : name,
-                    Groups = groups,
-                    InRoster = true,
-                }, ct).ConfigureAwait(false);
-            }
-            catch (RosterFullException)
-            {
-                throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "the roster holds the maximum number of items");
-            }
-
             return null;
-        });
+        }
+
+        var query = new Element("query", Ns.Roster).SetAttribute("ver", roster.Ver);
+        foreach (var item in roster.Items.Values.Where(i => i.InRoster).OrderBy(i => i.Jid, StringComparer.Ordinal))
+        {
+            query.Add(RosterManager.ToElement(item));
+        }
+
+        return query;
+    }
+
+    /// <summary>§2.3 adding, §2.4 updating and §2.5 deleting a roster item.</summary>
+    private static async ValueTask<Element?> SetAsync(IModuleContext context, RosterManager rosters, StanzaContext ctx, Element payload, CancellationToken ct)
+    {
+        var owner = RequireOwner(ctx);
+
+        // §2.3.3 / §2.5.3: exactly one item.
+        var items = payload.Elements().ToList();
+        if (items.Count != 1 || !items[0].Is("item", Ns.Roster))
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "a roster set carries exactly one item");
+        }
+
+        var item = items[0];
+        if (!Jid.TryParse(item.GetAttribute("jid"), out var contact) || contact.Resource is not null)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "item jid must be a valid bare JID");
+        }
+
+        if (contact == owner)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "the account itself cannot be a roster item");
+        }
+
+        if (item.GetAttribute("subscription") == "remove")
+        {
+            await RemoveAsync(context, owner, contact, ct).ConfigureAwait(false);
+            return null;
+        }
+
+        var name = item.GetAttribute("name");
+        if (name is { Length: > MaxNameLength })
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "name too long");
+        }
+
+        var groups = Groups(item);
+
+        // §2.1.2.5: 'subscription' (other than remove) and 'ask' from the client are ignored.
+        try
+        {
+            await rosters.ChangeAsync(owner, contact, existing => (existing ?? RosterItem.Empty(contact.ToString())) with
+            {
+                Name = string.IsNullOrEmpty(name) ? null : name,
+                Groups = groups,
+                InRoster = true,
+            }, ct).ConfigureAwait(false);
+        }
+        catch (RosterFullException)
+        {
+            throw new StanzaErrorException(StanzaErrorCondition.NotAllowed, "the roster holds the maximum number of items");
+        }
+
+        return null;
+    }
+
+    /// <summary>§2.1.2.6: an item's groups, each named (not empty, not too long) and named once.</summary>
+    private static List<string> Groups(Element item)
+    {
+        var groups = new List<string>();
+        foreach (var g in item.Elements())
+        {
+            if (!g.Is("group", Ns.Roster))
+            {
+                continue;
+            }
+
+            var text = g.Text;
+            if (text.Length == 0 || text.Length > MaxNameLength)
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.NotAcceptable, "empty or oversized group name");
+            }
+
+            if (groups.Contains(text, StringComparer.Ordinal))
+            {
+                throw new StanzaErrorException(StanzaErrorCondition.BadRequest, "duplicate group");
+            }
+
+            groups.Add(text);
+        }
+
+        return groups;
     }
 
     /// <summary>
