@@ -3,8 +3,8 @@ using NLog;
 using Xmpp.Core.Stanzas;
 using Xmpp.Server.Config;
 using Xmpp.Server.Hosting;
-using Xmpp.Server.Net;
 using Xmpp.Server.Routing;
+using Xmpp.Server.Streams;
 
 namespace Xmpp.Server.Components;
 
@@ -21,7 +21,7 @@ public sealed class ComponentManager
 
     private readonly ServerContext _ctx;
     private readonly Logger _log;
-    private readonly ConcurrentDictionary<string, ComponentConnection> _connected = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ComponentStateMachine> _connected = new(StringComparer.Ordinal);
 
     public ComponentManager(ServerContext ctx)
     {
@@ -57,9 +57,9 @@ public sealed class ComponentManager
     /// &lt;conflict/&gt;: a component that restarts after a crash must not wait for its old, half-open
     /// connection to time out (the same choice RFC 6120 §7.7.2.2 makes for a resource conflict).
     /// </summary>
-    internal void Attach(ComponentConnection connection)
+    internal void Attach(ComponentStateMachine connection)
     {
-        ComponentConnection? old = null;
+        ComponentStateMachine? old = null;
         _connected.AddOrUpdate(connection.Domain, connection, (_, existing) =>
         {
             old = existing;
@@ -73,8 +73,8 @@ public sealed class ComponentManager
     }
 
     /// <summary>Removes the route if it is still this stream.</summary>
-    internal void Detach(ComponentConnection connection) =>
-        _connected.TryRemove(new KeyValuePair<string, ComponentConnection>(connection.Domain, connection));
+    internal void Detach(ComponentStateMachine connection) =>
+        _connected.TryRemove(new KeyValuePair<string, ComponentStateMachine>(connection.Domain, connection));
 
     private async ValueTask<bool> RouteAsync(StanzaContext context, CancellationToken ct)
     {
@@ -88,9 +88,9 @@ public sealed class ComponentManager
         {
             switch (connection.Send(context.Stanza))
             {
-                case EnqueueResult.Queued:
+                case Enqueued.Queued:
                     return true;
-                case EnqueueResult.Full:
+                case Enqueued.Full:
                     _log.Warn("Component {Domain} is not keeping up: bouncing a {Kind}", domain, context.Kind);
                     await _ctx.Router.BounceAsync(context.Stanza, new StanzaError(StanzaErrorCondition.ResourceConstraint, $"{domain} is not keeping up"), ct).ConfigureAwait(false);
                     return true;

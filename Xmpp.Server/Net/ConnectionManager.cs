@@ -25,11 +25,11 @@ public sealed class ConnectionManager
         int c2s = 0, s2sIn = 0, s2sOut = 0, component = 0;
         foreach (var (connection, _) in _connections.Values)
         {
-            _ = connection switch
+            _ = (connection as Streams.StreamConnection)?.Protocol switch
             {
-                S2s.IncomingS2s => s2sIn++,
-                S2s.OutgoingS2s => s2sOut++,
-                Components.ComponentConnection => component++,
+                Streams.IncomingS2sStateMachine => s2sIn++,
+                Streams.OutgoingS2sStateMachine => s2sOut++,
+                Streams.ComponentStateMachine => component++,
                 _ => c2s++,
             };
         }

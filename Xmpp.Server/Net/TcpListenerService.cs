@@ -6,7 +6,11 @@ using Xmpp.Server.Hosting;
 
 namespace Xmpp.Server.Net;
 
-/// <summary>Accepts connections on one address and hands each to its own <see cref="Streams.C2sStateMachine"/> task.</summary>
+/// <summary>
+/// Accepts connections on one address and runs each on the connection core with the state machine of the
+/// listener's kind: <see cref="Streams.C2sStateMachine"/>, <see cref="Streams.IncomingS2sStateMachine"/> or
+/// <see cref="Streams.ComponentStateMachine"/>.
+/// </summary>
 public sealed class TcpListenerService : IDisposable
 {
     private readonly ServerContext _ctx;
@@ -79,10 +83,10 @@ public sealed class TcpListenerService : IDisposable
                 continue;
             }
 
-            IConnection connection = Kind switch
+            var connection = Kind switch
             {
-                ListenerKind.Component => new Components.ComponentConnection(_ctx, _ctx.Components, client, shutdown),
-                _ when Kind.IsServer() => new S2s.IncomingS2s(_ctx, _ctx.S2s, client, _directTls, shutdown),
+                ListenerKind.Component => Streams.ComponentStateMachine.Create(_ctx, Streams.Transports.ByteStreamTransport.ForSocket(client, S2s.S2sTls.ReaderLimits(_ctx, Streams.ComponentStateMachine.Namespace), Streams.ComponentStateMachine.Namespace), shutdown),
+                _ when Kind.IsServer() => Streams.IncomingS2sStateMachine.Create(_ctx, S2s.S2sTls.Transport(_ctx, client, _directTls), _directTls, shutdown),
                 _ => Streams.C2sStateMachine.Create(_ctx, new NetworkStream(client, ownsSocket: true), (IPEndPoint)client.RemoteEndPoint!, _directTls, shutdown),
             };
             _ = _ctx.Connections.Start(connection, address);
@@ -104,7 +108,7 @@ public sealed class TcpListenerService : IDisposable
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
                 if (!_directTls)
                 {
-                    var content = Kind == ListenerKind.Component ? Components.ComponentConnection.Namespace : Kind.IsServer() ? Xmpp.Core.Ns.Server : Xmpp.Core.Ns.Client;
+                    var content = Kind == ListenerKind.Component ? Streams.ComponentStateMachine.Namespace : Kind.IsServer() ? Xmpp.Core.Ns.Server : Xmpp.Core.Ns.Client;
                     var xml = "<?xml version='1.0'?><stream:stream xmlns='" + content + "' xmlns:stream='" + Xmpp.Core.Ns.Stream +
                         "' from='" + Xmpp.Core.Xml.ElementWriter.Escape(_ctx.Options.Hosts[0].Name) + "' version='1.0'><stream:error><policy-violation xmlns='" +
                         Xmpp.Core.Ns.Streams + "'/><text xmlns='" + Xmpp.Core.Ns.Streams +

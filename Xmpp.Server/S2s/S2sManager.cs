@@ -3,8 +3,8 @@ using NLog;
 using Xmpp.Core.Stanzas;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Hosting;
-using Xmpp.Server.Net;
 using Xmpp.Server.Routing;
+using Xmpp.Server.Streams;
 
 namespace Xmpp.Server.S2s;
 
@@ -18,7 +18,7 @@ public sealed class S2sManager
 {
     private readonly ServerContext _ctx;
     private readonly Logger _log;
-    private readonly ConcurrentDictionary<(string Local, string Remote), OutgoingS2s> _outgoing = new();
+    private readonly ConcurrentDictionary<(string Local, string Remote), OutgoingS2sStateMachine> _outgoing = new();
     private CancellationToken _shutdown;
 
     public S2sManager(ServerContext ctx)
@@ -36,7 +36,7 @@ public sealed class S2sManager
     public SrvResolver Resolver { get; }
 
     /// <summary>Incoming streams by connection id (for the metrics).</summary>
-    internal ConcurrentDictionary<long, IncomingS2s> Incoming { get; } = new();
+    internal ConcurrentDictionary<long, IncomingS2sStateMachine> Incoming { get; } = new();
 
     /// <summary>Server-to-server streams by direction and state, for the metrics endpoint.</summary>
     public IEnumerable<(string Labels, double Value)> CountByState()
@@ -82,9 +82,9 @@ public sealed class S2sManager
             var stream = GetOrStart(local, ctx.To!.Domain);
             switch (stream.Send(ctx.Stanza))
             {
-                case EnqueueResult.Queued:
+                case Enqueued.Queued:
                     return true;
-                case EnqueueResult.Full:
+                case Enqueued.Full:
                     _log.Warn("Queue for {Remote} is full: bouncing a {Kind}", ctx.To.Domain, ctx.Kind);
                     await BounceAsync([ctx.Stanza], StanzaErrorCondition.RemoteServerTimeout, $"{ctx.To.Domain} is not keeping up").ConfigureAwait(false);
                     return true;
@@ -102,7 +102,7 @@ public sealed class S2sManager
     public Task<bool> VerifyDialbackAsync(string local, string remote, string streamId, string key, CancellationToken ct) =>
         GetOrStart(local, remote).VerifyAsync(streamId, key.Trim(), ct);
 
-    private OutgoingS2s GetOrStart(string local, string remote)
+    private OutgoingS2sStateMachine GetOrStart(string local, string remote)
     {
         while (true)
         {
@@ -111,18 +111,25 @@ public sealed class S2sManager
                 return existing;
             }
 
-            var created = new OutgoingS2s(_ctx, this, local, remote, _shutdown);
+            var created = new OutgoingS2sStateMachine(_ctx, this, local, remote);
             if (_outgoing.TryAdd((local, remote), created))
             {
                 _log.Debug("Opening an s2s stream from {Local} to {Remote}", local, remote);
-                _ = _ctx.Connections.Start(created);
+
+                // The connect phase, then the stream on the connection core; it bounces what it cannot deliver.
+                // Started from a client's flow, it must not inherit that flow's logging scope (its JID).
+                using (ExecutionContext.SuppressFlow())
+                {
+                    _ = Task.Run(() => created.RunAsync(_shutdown));
+                }
+
                 return created;
             }
         }
     }
 
-    internal void Remove(OutgoingS2s stream) =>
-        _outgoing.TryRemove(new KeyValuePair<(string, string), OutgoingS2s>((stream.Local, stream.Remote), stream));
+    internal void Remove(OutgoingS2sStateMachine stream) =>
+        _outgoing.TryRemove(new KeyValuePair<(string, string), OutgoingS2sStateMachine>((stream.Local, stream.Remote), stream));
 
     /// <summary>
     /// Errors back to the local senders of undeliverable stanzas (RFC 6120 §8.3.3.1/.2); presence is dropped

@@ -247,7 +247,7 @@ public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, I
         }
     }
 
-    public void OnReleased()
+    public ValueTask OnReleasedAsync()
     {
         if (Session is { } session && !ReferenceEquals(session.Stream, this) && !session.IsEnded)
         {
@@ -256,10 +256,11 @@ public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, I
                 Log.Info("Connection closed for {Jid}: the session continues on connection c{Successor}", session.Jid, successor.ConnectionId);
             }
 
-            return;
+            return ValueTask.CompletedTask;
         }
 
         Log.Info("Connection closed{Who}", Session is null ? string.Empty : " for " + Session.Jid);
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>

@@ -48,8 +48,11 @@ public interface IStreamProtocol
     /// </summary>
     ValueTask OnEndedAsync(StreamEnd end);
 
-    /// <summary>The transport is released.</summary>
-    void OnReleased();
+    /// <summary>
+    /// The transport is released and the writer done: what it did not write (<see cref="StreamOutput.Drain"/>) can
+    /// be bounced or rerouted now.
+    /// </summary>
+    ValueTask OnReleasedAsync();
 
     /// <summary>Called periodically with Environment.TickCount64: the stream's idle policy (ping, close).</summary>
     void CheckIdle(long now, long lastActivity);

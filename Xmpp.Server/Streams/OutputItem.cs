@@ -23,7 +23,8 @@ public enum OutputKind
 /// <param name="From">Our domain.</param>
 /// <param name="To">The peer, when it named itself.</param>
 /// <param name="Id">The stream id, when this side assigns one (the responding side).</param>
-public sealed record OutgoingHeader(string From, string? To, string? Id);
+/// <param name="Version">'1.0' (RFC 6120 §4.7.5), or null for none: XEP-0114's component streams have none.</param>
+public sealed record OutgoingHeader(string From, string? To, string? Id, string? Version = "1.0");
 
 /// <summary>One item of a stream's output, in the order it is written.</summary>
 public readonly record struct OutputItem(OutputKind Kind, Element? Element = null, OutgoingHeader? Header = null, StreamError? Error = null)

@@ -100,7 +100,11 @@ public sealed class StreamConnection : IConnection
     {
         await FlushAsync().ConfigureAwait(false);
         await Transport.StartTlsAsServerAsync(options, cancellationToken).ConfigureAwait(false);
-        _ctx.Tls.Established(Transport.Tls!);
+        if (Transport.Tls is { } ssl)
+        {
+            // A transport that secures itself without an SslStream of ours (an in-memory one in tests) has nothing to check.
+            _ctx.Tls.Established(ssl);
+        }
     }
 
     /// <summary>
@@ -112,7 +116,11 @@ public sealed class StreamConnection : IConnection
     {
         await FlushAsync().ConfigureAwait(false);
         await Transport.StartTlsAsClientAsync(options, cancellationToken).ConfigureAwait(false);
-        _ctx.Tls.Established(Transport.Tls!);
+        if (Transport.Tls is { } ssl)
+        {
+            // A transport that secures itself without an SslStream of ours (an in-memory one in tests) has nothing to check.
+            _ctx.Tls.Established(ssl);
+        }
     }
 
     public async Task RunAsync()
@@ -341,7 +349,14 @@ public sealed class StreamConnection : IConnection
         }
 
         _cts.Dispose();
-        _protocol.OnReleased();
+        try
+        {
+            await _protocol.OnReleasedAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.Error(ex, "Error after releasing a {Kind} stream", _protocol.Kind);
+        }
     }
 }
 

@@ -187,7 +187,12 @@ public sealed class ByteStreamTransport : IStreamTransport
             sb.Append('\'');
         }
 
-        sb.Append(" version='1.0' xml:lang='en'>");
+        if (header.Version is not null)
+        {
+            sb.Append(" version='").Append(header.Version).Append('\'');
+        }
+
+        sb.Append(" xml:lang='en'>");
     }
 
     /// <summary>An element in a namespace the header declared a prefix for (stream:, db:); its children as usual.</summary>
