@@ -29,38 +29,24 @@ public static class S2sTls
         ContentNamespace = contentNamespace,
     };
 
-    /// <summary>TLS as the receiving server: our certificate for the domain (or the SNI name), the peer's certificate requested.</summary>
+    private static readonly SslApplicationProtocol[] XmppServerProtocol = [new SslApplicationProtocol("xmpp-server")];
+
+    /// <summary>
+    /// TLS as the receiving server: our certificate for the domain (or the SNI name), the peer's certificate
+    /// requested; options from the shared, policy-restricted contexts (<see cref="TlsContexts"/>).
+    /// </summary>
     public static ServerOptionsSelectionCallback ServerOptions(ServerContext ctx, string? domain, bool directTls) =>
-        (_, hello, _, _) =>
-        {
-            var chosen = ctx.Certificates.Find(domain ?? hello.ServerName) ?? ctx.Certificates.Default;
-            return ValueTask.FromResult(new SslServerAuthenticationOptions
-            {
-                ServerCertificateContext = chosen.Context,
-                EnabledSslProtocols = TlsPolicy.Protocols,
-                CipherSuitesPolicy = TlsPolicy.CipherSuites,
-                ClientCertificateRequired = true,
-                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                AllowRenegotiation = false,
-                ApplicationProtocols = directTls ? [new SslApplicationProtocol("xmpp-server")] : null,
-            });
-        };
+        ctx.Tls.ServerOptionsCallback(
+            sni => ctx.Certificates.Find(domain ?? sni) ?? ctx.Certificates.Default,
+            directTls ? XmppServerProtocol : null,
+            requestClientCertificate: true);
 
     /// <summary>TLS as the initiating server: SNI is the remote domain, our certificate offered for SASL EXTERNAL.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA5359", Justification = "The peer's certificate is checked right after the handshake against the domain it claims (PeerCertificates); an untrusted one may still authenticate by dialback, as federation requires.")]
-    public static SslClientAuthenticationOptions ClientOptions(ServerContext ctx, string remoteDomain, string localDomain, bool directTls)
+    public static ValueTask<SslClientAuthenticationOptions> ClientOptionsAsync(ServerContext ctx, string remoteDomain, string localDomain, bool directTls, CancellationToken ct)
     {
         var ours = ctx.Certificates.Find(localDomain) ?? ctx.Certificates.Default;
-        return new SslClientAuthenticationOptions
-        {
-            TargetHost = remoteDomain,
-            EnabledSslProtocols = TlsPolicy.Protocols,
-            CipherSuitesPolicy = TlsPolicy.CipherSuites,
-            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-            ClientCertificateContext = ours.Context,
-            RemoteCertificateValidationCallback = (_, _, _, _) => true,
-            ApplicationProtocols = directTls ? [new SslApplicationProtocol("xmpp-server")] : null,
-        };
+        return ctx.Tls.ClientOptionsAsync(ours, remoteDomain, directTls ? XmppServerProtocol : null, (_, _, _, _) => true, ct);
     }
 
     /// <summary>Logs the negotiated TLS and returns a copy of the peer's certificate (null if it sent none), the caller's to dispose.</summary>

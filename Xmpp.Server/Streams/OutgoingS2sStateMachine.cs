@@ -211,7 +211,7 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
         if (_directTls)
         {
             // XEP-0368: TLS from the first byte, ALPN xmpp-server.
-            await connection.StartTlsAsClientAsync(S2sTls.ClientOptions(_ctx, Remote, Local, directTls: true), cancellationToken).ConfigureAwait(false);
+            await connection.StartTlsAsClientAsync(await S2sTls.ClientOptionsAsync(_ctx, Remote, Local, directTls: true, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             _peerCertificate = S2sTls.Established(connection.Transport, _log);
         }
 
@@ -333,7 +333,7 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
     private async ValueTask<StreamStep> StartTlsAsync(CancellationToken ct)
     {
         var connection = _connection!;
-        await connection.StartTlsAsClientAsync(S2sTls.ClientOptions(_ctx, Remote, Local, directTls: false), ct).ConfigureAwait(false);
+        await connection.StartTlsAsClientAsync(await S2sTls.ClientOptionsAsync(_ctx, Remote, Local, directTls: false, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         _peerCertificate = S2sTls.Established(connection.Transport, _log);
         return RestartStream();
     }
