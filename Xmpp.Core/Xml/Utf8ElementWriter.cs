@@ -55,8 +55,12 @@ public static class Utf8ElementWriter
     private static void Attributes(IBufferWriter<byte> w, Element e)
     {
         var prefixCount = 0;
-        foreach (var a in e.Attributes)
+        var attributes = e.Attributes;
+
+        // Indexed rather than foreach: an enumerator over the interface would be one allocation per element.
+        for (var i = 0; i < attributes.Count; i++)
         {
+            var a = attributes[i];
             w.Write(" "u8);
             if (a.Namespace.Length == 0)
             {
@@ -89,15 +93,17 @@ public static class Utf8ElementWriter
 
     private static void Content(IBufferWriter<byte> w, Element e, string? ns, string? contentNamespace, string? prefix)
     {
-        if (e.Nodes.Count == 0)
+        var nodes = e.Nodes;
+        if (nodes.Count == 0)
         {
             w.Write("/>"u8);
             return;
         }
 
         w.Write(">"u8);
-        foreach (var n in e.Nodes)
+        for (var i = 0; i < nodes.Count; i++)
         {
+            var n = nodes[i];
             if (n is Element child)
             {
                 Write(w, child, ns, contentNamespace);

@@ -214,8 +214,10 @@ public sealed class WebSocketTransport : IStreamTransport
     {
         try
         {
-            foreach (var item in items)
+            // Indexed rather than foreach: an enumerator over the interface would be one allocation per batch.
+            for (var i = 0; i < items.Count; i++)
             {
+                var item = items[i];
                 if (item.Kind == OutputKind.Close)
                 {
                     await CloseAsync(item.Error, cancellationToken).ConfigureAwait(false);
@@ -247,6 +249,9 @@ public sealed class WebSocketTransport : IStreamTransport
         {
             await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken).ConfigureAwait(false);
         }
+
+        // Nothing follows the end: the output buffer goes back to the pool here, on the writer's side.
+        _out.Release();
     }
 
     private async ValueTask SendAsync(OutputItem item, CancellationToken cancellationToken)
@@ -345,8 +350,8 @@ public sealed class WebSocketTransport : IStreamTransport
 
     public ValueTask DisposeAsync()
     {
+        // The output buffer is not returned here: a writer that outlived the close timeout may still be sending from it.
         _parser.Dispose();
-        _out.Release();
         _socket.Dispose();
         return ValueTask.CompletedTask;
     }
