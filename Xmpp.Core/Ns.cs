@@ -4,6 +4,9 @@ namespace Xmpp.Core;
 public static class Ns
 {
     public const string Stream = "http://etherx.jabber.org/streams";
+
+    /// <summary>RFC 7395 §3.3: the &lt;open/&gt; and &lt;close/&gt; framing elements of XMPP over WebSocket.</summary>
+    public const string Framing = "urn:ietf:params:xml:ns:xmpp-framing";
     public const string Client = "jabber:client";
     public const string Server = "jabber:server";
     public const string Xml = "http://www.w3.org/XML/1998/namespace";

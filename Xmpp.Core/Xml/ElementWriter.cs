@@ -96,24 +96,7 @@ public static class ElementWriter
         var start = 0;
         for (var i = 0; i < s.Length; i++)
         {
-            var rep = s[i] switch
-            {
-                '<' => "&lt;",
-                '>' => "&gt;",
-                '&' => "&amp;",
-                '\'' => "&apos;",
-                '"' => "&quot;",
-                '\r' => "&#xD;",
-                '\t' when attribute => "&#x9;",
-                '\n' when attribute => "&#xA;",
-
-                // Characters XML 1.0 forbids (controls, lone surrogates, U+FFFE/F) never reach the wire.
-                < ' ' when s[i] is not ('\t' or '\n') => "\uFFFD",
-                '\uFFFE' or '\uFFFF' => "\uFFFD",
-                >= '\uD800' and <= '\uDBFF' when i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1]) => "\uFFFD",
-                >= '\uDC00' and <= '\uDFFF' when i == 0 || !char.IsHighSurrogate(s[i - 1]) => "\uFFFD",
-                _ => null,
-            };
+            var rep = Replacement(s, i, attribute);
             if (rep is not null)
             {
                 sb.Append(s, start, i - start).Append(rep);
@@ -123,6 +106,26 @@ public static class ElementWriter
 
         sb.Append(s, start, s.Length - start);
     }
+
+    /// <summary>What the character at <paramref name="i"/> is written as, or null when it is written as it is.</summary>
+    internal static string? Replacement(string s, int i, bool attribute) => s[i] switch
+    {
+        '<' => "&lt;",
+        '>' => "&gt;",
+        '&' => "&amp;",
+        '\'' => "&apos;",
+        '"' => "&quot;",
+        '\r' => "&#xD;",
+        '\t' when attribute => "&#x9;",
+        '\n' when attribute => "&#xA;",
+
+        // Characters XML 1.0 forbids (controls, lone surrogates, U+FFFE/F) never reach the wire.
+        < ' ' when s[i] is not ('\t' or '\n') => "\uFFFD",
+        '\uFFFE' or '\uFFFF' => "\uFFFD",
+        >= '\uD800' and <= '\uDBFF' when i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1]) => "\uFFFD",
+        >= '\uDC00' and <= '\uDFFF' when i == 0 || !char.IsHighSurrogate(s[i - 1]) => "\uFFFD",
+        _ => null,
+    };
 
     public static string Escape(string s)
     {

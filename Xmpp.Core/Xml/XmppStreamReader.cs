@@ -15,7 +15,7 @@ namespace Xmpp.Core.Xml;
 /// not-well-formed for everything XML 1.0 and Namespaces in XML 1.0 forbid. Only UTF-8 (§11.6).
 /// Create a new instance on every stream restart (after STARTTLS and after SASL success).
 /// </summary>
-public sealed class XmppStreamReader : IXmppStreamReader
+public sealed partial class XmppStreamReader : IXmppStreamReader
 {
     private const int ReadSize = 4096;
 

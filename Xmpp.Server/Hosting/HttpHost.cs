@@ -13,6 +13,7 @@ using Microsoft.Extensions.Logging;
 using Xmpp.Core.Addressing;
 using Xmpp.Server.Config;
 using Xmpp.Server.Net;
+using Xmpp.Server.Streams.Transports;
 using Xmpp.Server.Tls;
 
 namespace Xmpp.Server.Hosting;
@@ -140,8 +141,8 @@ public sealed class HttpHost : IAsyncDisposable
         }
 
         var socket = await http.WebSockets.AcceptWebSocketAsync("xmpp").ConfigureAwait(false);
-        var stream = new WebSocketFramingStream(socket, ctx.Options.Limits.StanzaSize + 4096);
-        var connection = Streams.C2sStateMachine.Create(ctx, stream, new IPEndPoint(address, http.Connection.RemotePort), directTls: false, http.RequestAborted, secure: true, description: " (WebSocket)");
+        var transport = new WebSocketTransport(socket, new IPEndPoint(address, http.Connection.RemotePort), Streams.C2sStateMachine.ReaderLimits(ctx), ctx.Options.Limits.StanzaSize + 4096);
+        var connection = Streams.C2sStateMachine.Create(ctx, transport, directTls: false, http.RequestAborted);
         await ctx.Connections.Start(connection, address).ConfigureAwait(false);
     }
 
@@ -168,27 +169,34 @@ public sealed class HttpHost : IAsyncDisposable
             return;
         }
 
-        using var reader = new StreamReader(http.Request.Body, System.Text.Encoding.UTF8);
-        var buffer = new char[limit + 1];
-        var read = 0;
-        int n;
-        while (read <= limit && (n = await reader.ReadAsync(buffer.AsMemory(read, limit + 1 - read), http.RequestAborted).ConfigureAwait(false)) > 0)
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(limit + 1);
+        try
         {
-            read += n;
-        }
+            var read = 0;
+            int n;
+            while (read <= limit && (n = await http.Request.Body.ReadAsync(buffer.AsMemory(read, limit + 1 - read), http.RequestAborted).ConfigureAwait(false)) > 0)
+            {
+                read += n;
+            }
 
-        if (read > limit)
+            if (read > limit)
+            {
+                http.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+                return;
+            }
+
+            var address = http.Connection.RemoteIpAddress ?? IPAddress.Loopback;
+            var (status, body) = await _bosh!.HandleAsync(buffer.AsMemory(0, read), address, http.Connection.RemotePort, http.RequestAborted, _shutdown).ConfigureAwait(false);
+            http.Response.StatusCode = status;
+            http.Response.ContentType = "text/xml; charset=utf-8";
+            http.Response.Headers.CacheControl = "no-store";
+            http.Response.ContentLength = body.Length;
+            await http.Response.Body.WriteAsync(body, http.RequestAborted).ConfigureAwait(false);
+        }
+        finally
         {
-            http.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-            return;
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
-
-        var address = http.Connection.RemoteIpAddress ?? IPAddress.Loopback;
-        var (status, body) = await _bosh!.HandleAsync(new string(buffer, 0, read), address, http.Connection.RemotePort, http.RequestAborted, _shutdown).ConfigureAwait(false);
-        http.Response.StatusCode = status;
-        http.Response.ContentType = "text/xml; charset=utf-8";
-        http.Response.Headers.CacheControl = "no-store";
-        await http.Response.WriteAsync(body, http.RequestAborted).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -45,16 +45,21 @@ public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, I
     /// <param name="secure">The byte stream is encrypted underneath (HTTPS): no STARTTLS.</param>
     public static StreamConnection Create(ServerContext ctx, Stream stream, IPEndPoint remote, bool directTls, CancellationToken shutdown, bool secure = false, string description = "")
     {
+        var transport = new Transports.ByteStreamTransport(stream, remote, ReaderLimits(ctx), Ns.Client, description: directTls ? " (direct TLS)" : description, secure: secure);
+        return Create(ctx, transport, directTls, shutdown);
+    }
+
+    /// <summary>What the XML of a client stream is held to, whatever its transport.</summary>
+    public static XmlReaderLimits ReaderLimits(ServerContext ctx)
+    {
         var limits = ctx.Options.Limits;
-        var xml = new XmlReaderLimits
+        return new XmlReaderLimits
         {
             MaxStanzaBytes = limits.StanzaSize,
             MaxDepth = limits.MaxDepth,
             MaxAttributes = limits.MaxAttributes,
             MaxNamespaceDeclarations = limits.MaxNamespaces,
         };
-        var transport = new Transports.ByteStreamTransport(stream, remote, xml, Ns.Client, description: directTls ? " (direct TLS)" : description, secure: secure);
-        return Create(ctx, transport, directTls, shutdown);
     }
 
     /// <summary>A client stream on a transport, ready for the connection manager to run.</summary>

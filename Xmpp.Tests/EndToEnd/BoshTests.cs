@@ -81,7 +81,10 @@ public sealed class BoshTests
 
         // A held request is answered as soon as something arrives for the session.
         var poll = bosh.SendAsync();
-        await Task.Delay(300);
+
+        // A round trip of bob's through the server is the signal to look: the poll is still held by then.
+        await bob.SendAsync("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+        await bob.ReadUntilAsync(e => e.GetAttribute("id") == "p1");
         Assert.That(poll.IsCompleted, Is.False, "the request is held until there is something to say");
         await bob.SendAsync("<message to='alice@localhost/web' type='chat' id='m1'><body>over BOSH</body></message>");
         var delivered = await poll;
