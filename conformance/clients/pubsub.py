@@ -80,8 +80,13 @@ async def start(jid, host, port):
 
 async def find_service(client, server):
     items = await client.plugin["xep_0030"].get_items(jid=server, timeout=TIMEOUT)
-    for jid, _, _ in items["disco_items"]["items"]:
-        info = await client.plugin["xep_0030"].get_info(jid=jid, timeout=TIMEOUT)
+    # slixmpp returns the items as a set (no order), and an item may be unavailable right now (an external
+    # component that is not connected answers service-unavailable): skip those, as a client does.
+    for jid, _, _ in sorted(items["disco_items"]["items"], key=lambda i: i[0]):
+        try:
+            info = await client.plugin["xep_0030"].get_info(jid=jid, timeout=TIMEOUT)
+        except slixmpp.exceptions.IqError:
+            continue
         if ("pubsub", "service") in [(i[0], i[1]) for i in info["disco_info"]["identities"]]:
             return jid
     raise RuntimeError(f"no pubsub service among {server}'s items")
