@@ -147,7 +147,8 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
         // The stanza is shared (a sent carbon may wrap it, other queues may hold it): what changes here is a copy,
         // which goes on to delivery through the context.
         var by = owner.ToString();
-        if (message.Elements().Any(e => IsClaimedId(e, by)))
+        // The cheap look first: almost no message carries a stanza-id, and this runs for every one delivered.
+        if (message.Child("stanza-id", StanzaIdNamespace) is not null && message.Elements().Any(e => IsClaimedId(e, by)))
         {
             message = message.Copy();
             message.RemoveChildren(e => IsClaimedId(e, by));
