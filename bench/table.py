@@ -1,17 +1,32 @@
 """Turns bench/run's raw results into one table with ratios ours/Prosody and ours/ejabberd."""
 import json
+import statistics
 import sys
 
 lines = open(sys.argv[1]).read().splitlines()
 header = [l for l in lines if "=" not in l and not l.startswith("before:")]
-raw = dict(l.split("=", 1) for l in lines if "=" in l)
+# KEY=JSON, one line per round (bench/run --rounds N): every key keeps the list of its rounds.
+rounds = {}
+for l in lines:
+    if "=" in l:
+        k, v = l.split("=", 1)
+        rounds.setdefault(k, []).append(v)
 # bench/run --before REV: our server as it was at REV, measured in the same run.
 before = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("before:")), None)
 
 
 def get(server, scenario, key):
-    """A figure from a scenario that ran without errors; None (shown as '-') otherwise."""
-    text = raw.get(f"{server}.{scenario}", "")
+    """The median over the rounds of a figure from the rounds that ran without errors; None (shown as '-')
+    when none did."""
+    values = [v for v in (get_one(text, scenario, key) for text in rounds.get(f"{server}.{scenario}", [])) if v is not None]
+    if not values:
+        return None
+    m = statistics.median(values)
+    return round(m, 2) if isinstance(m, float) else m
+
+
+def get_one(text, scenario, key):
+    """A figure from one round of a scenario that ran without errors; None otherwise."""
     try:
         data = json.loads(text) if text else None
     except json.JSONDecodeError:
@@ -111,10 +126,10 @@ print("Ratios: how many times better ours is (higher is better for rates, lower 
 print("'-': the scenario did not run or had errors (failed logins, lost messages, a timeout); see the raw JSON.")
 for s in ("before", "ours", "prosody", "ejabberd"):
     for scenario in ("idle", "login", "messages", "fanout", "offline"):
-        text = raw.get(f"{s}.{scenario}", "")
-        if text and '"errors": 0' not in text.replace('"errors":0', '"errors": 0'):
-            print(f"{s} {scenario}: {text}")
+        for text in rounds.get(f"{s}.{scenario}", []):
+            if text and '"errors": 0' not in text.replace('"errors":0', '"errors": 0'):
+                print(f"{s} {scenario}: {text}")
 for s in ("before", "ours", "prosody", "ejabberd"):
-    cpu = raw.get(f"{s}.cpu", "")
+    cpu = ", ".join(c for c in rounds.get(f"{s}.cpu", []) if c)
     if cpu:
         print(f"{s}: server CPU time {cpu}")
