@@ -52,6 +52,7 @@ def per(total_key, count_key, scale):
 
 
 rows = [
+    ("RSS of the idle server MiB", "footprint", "rss_mib", False),
     ("logins/s", "login", "logins_per_second", True),
     ("login p50 ms", "login", "p50_ms", False),
     ("login p99 ms", "login", "p99_ms", False),

@@ -55,8 +55,7 @@ internal static class ServerCommands
             throw new ConfigException("cannot listen for HTTPS: " + ex.Message, ex);
         }
 
-        var users = await server.Context.Storage.Users.ListAsync(null, CancellationToken.None).ConfigureAwait(false);
-        if (users.Count == 0)
+        if (!await server.Context.Storage.Users.AnyAsync(CancellationToken.None).ConfigureAwait(false))
         {
             var host = options.Hosts[0].Name;
             log.Info("No accounts yet. Add one with: dotnet run --project Xmpp.Server -- adduser alice@{Host}", host);

@@ -279,15 +279,26 @@ public sealed class HttpHost : IAsyncDisposable
     private IResult HostMetaJson(HttpContext http)
     {
         Cors(http);
-        var json = JsonSerializer.Serialize(new Dictionary<string, object>
+        // Written with Utf8JsonWriter, not JsonSerializer: reflection-based serialization is disabled under
+        // Native AOT (PublishAot), and the output is the same (the same default encoder).
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer))
         {
-            ["links"] = new[]
+            json.WriteStartObject();
+            json.WriteStartArray("links");
+            foreach (var (rel, href) in new[] { (AltConnectionsWebSocket, WebSocketUrl(http)), (AltConnectionsBosh, BoshUrl(http)) })
             {
-                new Dictionary<string, string> { ["rel"] = AltConnectionsWebSocket, ["href"] = WebSocketUrl(http) },
-                new Dictionary<string, string> { ["rel"] = AltConnectionsBosh, ["href"] = BoshUrl(http) },
-            },
-        });
-        return Results.Text(json, "application/json");
+                json.WriteStartObject();
+                json.WriteString("rel", rel);
+                json.WriteString("href", href);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return Results.Text(buffer.WrittenSpan, "application/json");
     }
 
     /// <summary>The CORS answer for a simple request, by the configuration's cors-origins.</summary>

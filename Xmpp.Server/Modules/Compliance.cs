@@ -13,6 +13,7 @@ public static class Compliance
 {
     public sealed record Row(string Specification, string Version, string Where, string Note);
 
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Xmpp.Core and xmppserver are TrimmerRootAssembly items (Xmpp.Server.csproj): every type keeps its metadata and attributes.")]
     public static IReadOnlyList<Row> Rows()
     {
         var modules = ModuleHost.Available.ToDictionary(kv => kv.Value().GetType(), kv => kv.Key);

@@ -17,6 +17,9 @@ public interface IUserStore
 
     Task<ScramCredential?> GetCredentialAsync(string host, string username, ScramHash hash, CancellationToken cancellationToken);
 
+    /// <summary>Whether any account exists, on any host (without reading them all).</summary>
+    Task<bool> AnyAsync(CancellationToken cancellationToken);
+
     /// <summary>All accounts as (host, username), ordered; of one host when given.</summary>
     Task<IReadOnlyList<(string Host, string Username)>> ListAsync(string? host, CancellationToken cancellationToken);
 }

@@ -155,6 +155,10 @@ internal static partial class OpenSsl
         }
     }
 
+    // On .NET 10 the SslStream field holds the SafeSslHandle itself (the first test below). The wrapper case is
+    // for other runtime versions; its type's fields are kept for reflection so that it also works trimmed.
+    [System.Diagnostics.CodeAnalysis.DynamicDependency(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicFields | System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.NonPublicFields, "System.Net.Security.SafeDeleteSslContext", "System.Net.Security")]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "The only wrapper type is SafeDeleteSslContext, whose fields DynamicDependency keeps; when they are missing, the handle is not found and the callers do without.")]
     private static SafeHandle? FindSslHandle(SslStream stream)
     {
         foreach (var field in HandleFields)

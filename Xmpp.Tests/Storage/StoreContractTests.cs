@@ -74,6 +74,13 @@ public sealed class StoreContractTests(string backend)
         await _storage.Users.CreateAsync("a.example", "zed", Creds("z"), None);
         Assert.That(await _storage.Users.ListAsync(null, None), Is.EqualTo(new[] { ("a.example", "zed"), (H, "alice"), (H, "bob") }));
         Assert.That(await _storage.Users.ListAsync(H, None), Is.EqualTo(new[] { (H, "alice"), (H, "bob") }));
+        Assert.That(await _storage.Users.AnyAsync(None), Is.True);
+        foreach (var (host, user) in await _storage.Users.ListAsync(null, None))
+        {
+            await _storage.Users.DeleteAsync(host, user, None);
+        }
+
+        Assert.That(await _storage.Users.AnyAsync(None), Is.False, "no account left");
     }
 
     [Test]

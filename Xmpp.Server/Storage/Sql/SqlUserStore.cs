@@ -92,6 +92,14 @@ internal sealed class SqlUserStore(SqlStorage storage) : IUserStore
         return new ScramCredential(hash, (byte[])reader[0], reader.GetInt32(1), (byte[])reader[2], (byte[])reader[3]);
     }
 
+    public async Task<bool> AnyAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT 1 FROM users LIMIT 1";
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not null and not DBNull;
+    }
+
     public async Task<IReadOnlyList<(string Host, string Username)>> ListAsync(string? host, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
