@@ -13,7 +13,11 @@ namespace Xmpp.Server.Logging;
 /// </summary>
 public static class LogSetup
 {
-    public static LogFactory Create(LoggingOptions options, IEnumerable<Target>? extraTargets = null)
+    private const string TextLine = "${level:uppercase=true:padding=-5} ${logger:shortName=true} [c${scopeproperty:item=ConnectionId:whenEmpty=-} ${scopeproperty:item=Jid:whenEmpty=-}] ${message}${onexception:inner=${newline}${exception:format=tostring}}";
+
+    /// <param name="journal">The console is a systemd journal stream (JOURNAL_STREAM is set): text lines
+    /// carry their syslog priority and no time stamp (<see cref="JournalLayout"/>).</param>
+    public static LogFactory Create(LoggingOptions options, IEnumerable<Target>? extraTargets = null, bool journal = false)
     {
         var factory = new LogFactory();
         var config = new LoggingConfiguration(factory);
@@ -32,9 +36,11 @@ public static class LogSetup
                 IncludeEventProperties = true,
                 IncludeScopeProperties = true,
             }
-            : Layout.FromString("${date:format=yyyy-MM-dd HH\\:mm\\:ss.fff} ${level:uppercase=true:padding=-5} ${logger:shortName=true} [c${scopeproperty:item=ConnectionId:whenEmpty=-} ${scopeproperty:item=Jid:whenEmpty=-}] ${message}${onexception:inner=${newline}${exception:format=tostring}}");
+            : Layout.FromString("${date:format=yyyy-MM-dd HH\\:mm\\:ss.fff} " + TextLine);
 
-        var console = new ConsoleTarget("console") { Layout = layout, StdErr = false, AutoFlush = true };
+        // The journal stamps each line itself; the file keeps the time stamps.
+        var consoleLayout = journal && options.Format != "json" ? new JournalLayout(Layout.FromString(TextLine)) : layout;
+        var console = new ConsoleTarget("console") { Layout = consoleLayout, StdErr = false, AutoFlush = true };
         config.AddRule(level, LogLevel.Fatal, console);
         if (!string.IsNullOrEmpty(options.File))
         {

@@ -44,6 +44,8 @@ public sealed class TcpListenerService : IDisposable
 
     public IPEndPoint LocalEndPoint { get; }
 
+    private bool _stopping;
+
     public void Start(CancellationToken shutdown) => _acceptLoop = AcceptLoopAsync(shutdown);
 
     private async Task AcceptLoopAsync(CancellationToken shutdown)
@@ -63,8 +65,9 @@ public sealed class TcpListenerService : IDisposable
             {
                 break;
             }
-            catch (SocketException) when (shutdown.IsCancellationRequested)
+            catch (SocketException) when (shutdown.IsCancellationRequested || Volatile.Read(ref _stopping))
             {
+                // StopAsync closed the socket under a pending accept (ECANCELED, "Operation canceled").
                 break;
             }
             catch (SocketException ex)
@@ -131,6 +134,7 @@ public sealed class TcpListenerService : IDisposable
 
     public async Task StopAsync()
     {
+        Volatile.Write(ref _stopping, true);
         _socket.Dispose();
         if (_acceptLoop is not null)
         {
