@@ -20,7 +20,7 @@ internal static class ServerCommands
     public static async Task<int> RunServerAsync(ServerOptions options, TextWriter stdout)
     {
         // Started by systemd: the journal reads our output, and a Type=notify unit waits for READY=1.
-        using var logs = LogSetup.Create(options.Logging, journal: !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")));
+        using var logs = LogSetup.Create(options.Logging, journal: JournalLayout.StandardOutputIsJournal());
         var log = logs.GetLogger("Server");
         using var systemd = SystemdNotifier.FromEnvironment(log);
         await using var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None).ConfigureAwait(false);

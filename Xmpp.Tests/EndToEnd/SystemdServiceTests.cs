@@ -31,6 +31,17 @@ public sealed class SystemdServiceTests
     }
 
     [Test]
+    public void The_journal_is_recognised_by_the_inode_of_standard_output()
+    {
+        Assert.That(JournalLayout.StandardOutputIsJournal("8:4711", "socket:[4711]"), Is.True);
+        Assert.That(JournalLayout.StandardOutputIsJournal("8:4711", "socket:[47110]"), Is.False, "another stream");
+        Assert.That(JournalLayout.StandardOutputIsJournal("8:4711", "/var/log/x.log"), Is.False, "redirected to a file");
+        Assert.That(JournalLayout.StandardOutputIsJournal(null, "socket:[4711]"), Is.False);
+        Assert.That(JournalLayout.StandardOutputIsJournal("garbage", "socket:[4711]"), Is.False);
+        Assert.That(JournalLayout.StandardOutputIsJournal("8:4711", null), Is.False);
+    }
+
+    [Test]
     public async Task The_notifier_sends_datagrams_to_a_path_and_to_the_abstract_namespace()
     {
         var log = new LogFactory().GetLogger("test");
@@ -84,14 +95,15 @@ public sealed class SystemdServiceTests
             var notifyPath = Path.Combine(dir, "notify");
             using var notify = Bind(notifyPath);
 
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { Path.Combine(TestContext.CurrentContext.TestDirectory, "xmppserver.dll"), "run", "--config", config })
+            // As systemd does, JOURNAL_STREAM names the stream that is the server's standard output (here a
+            // pipe to the test, where systemd's is a socket to journald): the shell puts its inode there.
+            var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { "-c", "JOURNAL_STREAM=0:$(stat -L -c %i /proc/$$/fd/1) exec dotnet \"$0\" run --config \"$1\"", Path.Combine(TestContext.CurrentContext.TestDirectory, "xmppserver.dll"), config })
             {
                 psi.ArgumentList.Add(a);
             }
 
             psi.Environment["NOTIFY_SOCKET"] = notifyPath;
-            psi.Environment["JOURNAL_STREAM"] = "8:12345";
             using var process = Process.Start(psi)!;
             var output = new StringBuilder();
             process.OutputDataReceived += (_, e) =>
