@@ -1,3 +1,4 @@
 using Xmpp.Server.Cli;
 
-return await CommandLine.RunAsync(args, Console.In, Console.Out, Console.Error).ConfigureAwait(false);
+// Standard error not redirected: a terminal, where import and export show their progress.
+return await CommandLine.RunAsync(args, Console.In, Console.Out, Console.Error, stderrIsTerminal: !Console.IsErrorRedirected).ConfigureAwait(false);

@@ -3,6 +3,7 @@ using System.Text;
 using System.Xml;
 using System.Xml.Linq;
 using Xmpp.Core.Sasl;
+using Xmpp.Server.Cli;
 using Xmpp.Server.Config;
 using Xmpp.Server.Storage;
 using static Xmpp.Server.Accounts.Xep0227;
@@ -32,6 +33,9 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
     /// </summary>
     public bool ForEjabberd { get; init; }
 
+    /// <summary>Where to report the accounts written, of how many ("exporting"); none by default.</summary>
+    public IProgress<WorkProgress>? Progress { get; init; }
+
     public async Task<ExportSummary> ExportAsync(string path, string? onlyHost, bool perUser, CancellationToken cancellationToken)
     {
         var hosts = options.Hosts.Select(h => h.Name).Where(h => onlyHost is null || h == onlyHost).ToList();
@@ -40,6 +44,14 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
             throw new ConfigException($"host '{onlyHost}' is not served by this server");
         }
 
+        // The accounts of every host first: how many there are to write is known from the start.
+        var accounts = new List<(string Host, IReadOnlyList<(string Host, string Username)> Users)>();
+        foreach (var host in hosts)
+        {
+            accounts.Add((host, await storage.Users.ListAsync(host, cancellationToken).ConfigureAwait(false)));
+        }
+
+        var total = accounts.Sum(a => (long)a.Users.Count);
         int users = 0, roster = 0, offline = 0, archived = 0, files = 0;
         var settings = new XmlWriterSettings { Async = true, Encoding = new UTF8Encoding(false), Indent = false, CloseOutput = true };
         XmlWriter? single = null;
@@ -62,7 +74,7 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
 
         try
         {
-            foreach (var host in hosts)
+            foreach (var (host, hostUsers) in accounts)
             {
                 if (single is not null)
                 {
@@ -70,7 +82,7 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
                     await single.WriteAttributeStringAsync(null, "jid", null, host).ConfigureAwait(false);
                 }
 
-                foreach (var (_, username) in await storage.Users.ListAsync(host, cancellationToken).ConfigureAwait(false))
+                foreach (var (_, username) in hostUsers)
                 {
                     var (user, counts) = await UserAsync(host, username, cancellationToken).ConfigureAwait(false);
                     users++;
@@ -80,6 +92,7 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
                     if (single is not null)
                     {
                         user.WriteTo(single);
+                        Progress?.Report(new WorkProgress("exporting", "accounts", users, total));
                         continue;
                     }
 
@@ -91,6 +104,7 @@ public sealed class Xep0227Exporter(ServerOptions options, IStorage storage)
                     doc.WriteTo(w);
                     await w.FlushAsync().ConfigureAwait(false);
                     files++;
+                    Progress?.Report(new WorkProgress("exporting", "accounts", users, total));
                 }
 
                 if (single is not null)

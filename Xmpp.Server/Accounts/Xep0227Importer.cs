@@ -4,6 +4,7 @@ using System.Xml;
 using System.Xml.Linq;
 using Xmpp.Core.Addressing;
 using Xmpp.Core.Sasl;
+using Xmpp.Server.Cli;
 using Xmpp.Server.Config;
 using Xmpp.Server.Storage;
 using static Xmpp.Server.Accounts.Xep0227;
@@ -37,58 +38,77 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
     private const int MaxIncludeDepth = 4;
     private static readonly XNamespace RosterX = RosterNs;
 
+    /// <summary>
+    /// Where to report how far the import has got, none by default: the folder's files looked through for
+    /// includes ("scanning the folder", of how many), then the accounts read ("importing", with the bytes of the
+    /// input read so far and in all, as the number of accounts is not known before the end).
+    /// </summary>
+    public IProgress<WorkProgress>? Progress { get; init; }
+
     /// <summary>Imports a file, or every .xml file of a folder (Prosody's per-user layout, or ejabberd's export folder).</summary>
     public async Task<ImportSummary> ImportAsync(string path, CancellationToken cancellationToken)
     {
+        var bytes = new InputBytes();
         if (!Directory.Exists(path))
         {
-            return await RunAsync(ReadFileAsync(path, 0, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return await RunAsync(ReadFileAsync(path, 0, bytes, cancellationToken), bytes, cancellationToken).ConfigureAwait(false);
         }
 
         // ejabberd's folder has a main file including the per-host files: read the main files only.
         var files = Directory.GetFiles(path, "*.xml").Order(StringComparer.Ordinal).ToList();
         var included = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var f in files)
+        for (var i = 0; i < files.Count; i++)
         {
-            foreach (var href in IncludesOf(f))
+            cancellationToken.ThrowIfCancellationRequested();
+            foreach (var href in IncludesOf(files[i], bytes))
             {
                 included.Add(Path.GetFullPath(Path.Combine(path, href)));
             }
+
+            Progress?.Report(new WorkProgress("scanning the folder", "files", i + 1, files.Count));
         }
 
-        return await RunAsync(ReadFilesAsync(files.Where(f => !included.Contains(Path.GetFullPath(f))), cancellationToken), cancellationToken).ConfigureAwait(false);
+        return await RunAsync(ReadFilesAsync(files.Where(f => !included.Contains(Path.GetFullPath(f))), bytes, cancellationToken), bytes, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Imports one document from a stream (XIncludes are refused: there is no folder to resolve them in).</summary>
-    public Task<ImportSummary> ImportAsync(Stream input, CancellationToken cancellationToken) =>
-        RunAsync(ReadAsync(input, null, 0, cancellationToken), cancellationToken);
+    public Task<ImportSummary> ImportAsync(Stream input, CancellationToken cancellationToken)
+    {
+        var bytes = new InputBytes();
+        bytes.Opened(input, null);
+        return RunAsync(ReadAsync(input, null, 0, bytes, cancellationToken), bytes, cancellationToken);
+    }
 
-    private async IAsyncEnumerable<(string Host, XElement User)> ReadFilesAsync(IEnumerable<string> files, [EnumeratorCancellation] CancellationToken ct)
+    private async IAsyncEnumerable<(string Host, XElement User)> ReadFilesAsync(IEnumerable<string> files, InputBytes bytes, [EnumeratorCancellation] CancellationToken ct)
     {
         foreach (var f in files)
         {
-            await foreach (var u in ReadFileAsync(f, 0, ct).ConfigureAwait(false))
+            await foreach (var u in ReadFileAsync(f, 0, bytes, ct).ConfigureAwait(false))
             {
                 yield return u;
             }
         }
     }
 
-    private async IAsyncEnumerable<(string Host, XElement User)> ReadFileAsync(string file, int depth, [EnumeratorCancellation] CancellationToken ct)
+    private async IAsyncEnumerable<(string Host, XElement User)> ReadFileAsync(string file, int depth, InputBytes bytes, [EnumeratorCancellation] CancellationToken ct)
     {
         await using var stream = File.OpenRead(file);
-        await foreach (var u in ReadAsync(stream, Path.GetDirectoryName(Path.GetFullPath(file)), depth, ct).ConfigureAwait(false))
+        bytes.Opened(stream, file);
+        await foreach (var u in ReadAsync(stream, Path.GetDirectoryName(Path.GetFullPath(file)), depth, bytes, ct).ConfigureAwait(false))
         {
             yield return u;
         }
+
+        bytes.Closed(stream);
     }
 
     private static XmlReader Reader(Stream input) =>
         XmlReader.Create(input, new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, Async = true, IgnoreWhitespace = true });
 
-    private static List<string> IncludesOf(string file)
+    private static List<string> IncludesOf(string file, InputBytes bytes)
     {
         using var stream = File.OpenRead(file);
+        bytes.Count(file, stream.Length);
         using var reader = Reader(stream);
         var hrefs = new List<string>();
         try
@@ -110,7 +130,7 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
     }
 
     /// <summary>The users of a document, in order, with their host; XIncludes (ejabberd) are followed within the same folder.</summary>
-    private async IAsyncEnumerable<(string Host, XElement User)> ReadAsync(Stream input, string? folder, int depth, [EnumeratorCancellation] CancellationToken ct)
+    private async IAsyncEnumerable<(string Host, XElement User)> ReadAsync(Stream input, string? folder, int depth, InputBytes bytes, [EnumeratorCancellation] CancellationToken ct)
     {
         using var reader = Reader(input);
         string? host = null;
@@ -144,6 +164,7 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
             if (reader.NamespaceURI == Pie && reader.LocalName == "user")
             {
                 var user = (XElement)await XNode.ReadFromAsync(reader, ct).ConfigureAwait(false);
+                bytes.Update();
                 yield return (host ?? string.Empty, user);
                 continue;
             }
@@ -159,7 +180,7 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
                     throw new FormatException($"cannot follow <xi:include href='{href}'/> (only files in the same folder, from a file)");
                 }
 
-                await foreach (var u in ReadFileAsync(Path.Combine(folder, href), depth + 1, ct).ConfigureAwait(false))
+                await foreach (var u in ReadFileAsync(Path.Combine(folder, href), depth + 1, bytes, ct).ConfigureAwait(false))
                 {
                     yield return u;
                 }
@@ -171,12 +192,12 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
         }
     }
 
-    private async Task<ImportSummary> RunAsync(IAsyncEnumerable<(string Host, XElement User)> users, CancellationToken cancellationToken)
+    private async Task<ImportSummary> RunAsync(IAsyncEnumerable<(string Host, XElement User)> users, InputBytes bytes, CancellationToken cancellationToken)
     {
         var problems = new List<string>();
         var skippedHosts = new HashSet<string>(StringComparer.Ordinal);
         var gate = new object();
-        int created = 0, updated = 0, roster = 0, offline = 0, vcards = 0, privates = 0, pep = 0, archived = 0, sha1Only = 0;
+        int created = 0, updated = 0, roster = 0, offline = 0, vcards = 0, privates = 0, pep = 0, archived = 0, sha1Only = 0, read = 0;
         void Problem(string p)
         {
             lock (gate)
@@ -188,6 +209,28 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
         // PBKDF2 for plaintext passwords is the costly part: accounts are imported in parallel.
         var parallel = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount };
         await Parallel.ForEachAsync(users, parallel, async (entry, ct) =>
+        {
+            await ImportUserAsync(entry, ct).ConfigureAwait(false);
+            if (Progress is { } progress)
+            {
+                lock (gate)
+                {
+                    // Every account read counts, imported or skipped.
+                    progress.Report(new WorkProgress("importing", "accounts", ++read, null, bytes.Read, bytes.Total));
+                }
+            }
+        }).ConfigureAwait(false);
+
+        return new ImportSummary(created, updated, roster, offline, problems)
+        {
+            VCards = vcards,
+            PrivateDocuments = privates,
+            PepItems = pep,
+            ArchivedMessages = archived,
+            Sha1Only = sha1Only,
+        };
+
+        async Task ImportUserAsync((string Host, XElement User) entry, CancellationToken ct)
         {
             var (hostName, user) = entry;
             if (!Jid.TryPrepareDomain(hostName, out var host) || !options.Hosts.Any(h => h.Name == host))
@@ -245,16 +288,77 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
                 pep += counts.Pep;
                 archived += counts.Archived;
             }
-        }).ConfigureAwait(false);
+        }
+    }
 
-        return new ImportSummary(created, updated, roster, offline, problems)
+    /// <summary>
+    /// How much of the input has been read, of how much in all: the files' sizes (each counted once, when
+    /// the folder is scanned or when the file is opened) and the positions of the streams being read. Changed
+    /// by the reading side only, one step at a time; read by the importing threads.
+    /// </summary>
+    private sealed class InputBytes
+    {
+        private readonly HashSet<string> _counted = new(StringComparer.Ordinal);
+        private readonly List<Stream> _open = [];
+        private long _closed;
+        private long _read;
+        private long _total;
+
+        public long Read => Interlocked.Read(ref _read);
+
+        public long Total => Interlocked.Read(ref _total);
+
+        /// <summary>Adds a file's size to the total, the first time only.</summary>
+        public void Count(string file, long length)
         {
-            VCards = vcards,
-            PrivateDocuments = privates,
-            PepItems = pep,
-            ArchivedMessages = archived,
-            Sha1Only = sha1Only,
-        };
+            if (_counted.Add(Path.GetFullPath(file)))
+            {
+                Interlocked.Add(ref _total, length);
+            }
+        }
+
+        /// <summary>A stream is being read (of the file, counted in the total if it was not yet); one that cannot seek is left out.</summary>
+        public void Opened(Stream stream, string? file)
+        {
+            if (!stream.CanSeek)
+            {
+                return;
+            }
+
+            if (file is null)
+            {
+                Interlocked.Add(ref _total, stream.Length);
+            }
+            else
+            {
+                Count(file, stream.Length);
+            }
+
+            _open.Add(stream);
+        }
+
+        /// <summary>The stream is read to its end.</summary>
+        public void Closed(Stream stream)
+        {
+            if (_open.Remove(stream))
+            {
+                _closed += stream.Length;
+            }
+
+            Update();
+        }
+
+        /// <summary>Takes the streams' positions (past what the XML reader has buffered: close enough).</summary>
+        public void Update()
+        {
+            var read = _closed;
+            foreach (var s in _open)
+            {
+                read += s.Position;
+            }
+
+            Interlocked.Exchange(ref _read, read);
+        }
     }
 
     /// <summary>The account's credentials: from a plaintext password (every hash), else the SCRAM keys given; null when there are none.</summary>

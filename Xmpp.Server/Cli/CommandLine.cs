@@ -21,10 +21,15 @@ public static class CommandLine
     /// <summary>Exit code: a usage or configuration error.</summary>
     public const int Usage = 2;
 
-    public static async Task<int> RunAsync(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    /// <summary>
+    /// Runs the command line. <paramref name="stderrIsTerminal"/>: whether standard error is a terminal
+    /// (<c>!Console.IsErrorRedirected</c>), where import and export show their progress; <paramref name="time"/>
+    /// times it (the system's clock by default).
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, TextReader stdin, TextWriter stdout, TextWriter stderr, bool stderrIsTerminal = false, TimeProvider? time = null)
     {
         var syntax = new CliSyntax();
-        Bind(syntax, stdin, stdout, stderr);
+        Bind(syntax, stdin, stdout, stderr, () => new ProgressReporter(stderr, stderrIsTerminal, time ?? TimeProvider.System));
         var parse = syntax.Parse(args);
         var mistakes = parse.Errors.Select(e => e.Message).Concat(CliSyntax.UnknownOptions(parse).Select(o => $"unknown option {o}")).ToList();
         if (mistakes.Count > 0 && parse.Action is not HelpAction)
@@ -62,7 +67,7 @@ public static class CommandLine
     }
 
     /// <summary>Gives each command its action, writing to the given streams.</summary>
-    private static void Bind(CliSyntax s, TextReader stdin, TextWriter stdout, TextWriter stderr)
+    private static void Bind(CliSyntax s, TextReader stdin, TextWriter stdout, TextWriter stderr, Func<ProgressReporter> progress)
     {
         Func<ParseResult, Task<int>> WithOptions(Func<ParseResult, ServerOptions, Task<int>> command) =>
             parse => WithOptionsAsync(parse.GetValue(s.Config), options => command(parse, options), stderr);
@@ -75,8 +80,8 @@ public static class CommandLine
         s.Users.SetAction(WithOptions((p, o) => ServerCommands.UsersAsync(o, p.GetValue(s.UsersHost), stdout, stderr)));
         s.Check.SetAction(WithOptions((_, o) => ServerCommands.CheckAsync(o, stdout, stderr)));
         s.Reload.SetAction(WithOptions((_, o) => ServerCommands.ReloadAsync(o, stdout, stderr)));
-        s.Import.SetAction(WithOptions((p, o) => ServerCommands.ImportAsync(o, p.GetRequiredValue(s.ImportPath), stdout, stderr)));
-        s.Export.SetAction(WithOptions((p, o) => ServerCommands.ExportAsync(o, p.GetRequiredValue(s.ExportPath), p.GetValue(s.ExportHost), p.GetValue(s.PerUser), p.GetValue(s.Ejabberd), stdout, stderr)));
+        s.Import.SetAction(WithOptions((p, o) => ServerCommands.ImportAsync(o, p.GetRequiredValue(s.ImportPath), stdout, stderr, progress())));
+        s.Export.SetAction(WithOptions((p, o) => ServerCommands.ExportAsync(o, p.GetRequiredValue(s.ExportPath), p.GetValue(s.ExportHost), p.GetValue(s.PerUser), p.GetValue(s.Ejabberd), stdout, stderr, progress())));
 
         // Neither needs the configuration.
         s.Compliance.SetAction(async _ =>

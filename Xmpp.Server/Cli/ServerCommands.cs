@@ -109,8 +109,8 @@ internal static class ServerCommands
         return answer[0] == "ok" ? Ok : Failed;
     }
 
-    /// <summary>import FILE: accounts, rosters and offline messages from a XEP-0227 file.</summary>
-    public static async Task<int> ImportAsync(ServerOptions options, string file, TextWriter stdout, TextWriter stderr)
+    /// <summary>import FILE: accounts, rosters and offline messages from a XEP-0227 file; progress on a terminal.</summary>
+    public static async Task<int> ImportAsync(ServerOptions options, string file, TextWriter stdout, TextWriter stderr, ProgressReporter progress)
     {
         var storage = XmppServer.CreateStorage(options);
         await using (storage.ConfigureAwait(false))
@@ -119,12 +119,18 @@ internal static class ServerCommands
             ImportSummary summary;
             try
             {
-                summary = await new Xep0227Importer(options, storage).ImportAsync(file, CancellationToken.None).ConfigureAwait(false);
+                summary = await new Xep0227Importer(options, storage) { Progress = progress }.ImportAsync(file, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Xml.XmlException or FormatException)
             {
+                progress.Finish();
                 await stderr.WriteLineAsync($"{file}: {ex.Message}").ConfigureAwait(false);
                 return Failed;
+            }
+            finally
+            {
+                // Whatever comes next (problems, the summary, a storage error) starts on a clean line.
+                progress.Finish();
             }
 
             foreach (var p in summary.Problems)
@@ -147,8 +153,8 @@ internal static class ServerCommands
         }
     }
 
-    /// <summary>export PATH: every account (of one host with --host) in XEP-0227; a folder (or --per-user) gets one user@host.xml per account.</summary>
-    public static async Task<int> ExportAsync(ServerOptions options, string path, string? host, bool perUser, bool forEjabberd, TextWriter stdout, TextWriter stderr)
+    /// <summary>export PATH: every account (of one host with --host) in XEP-0227; a folder (or --per-user) gets one user@host.xml per account. Progress on a terminal.</summary>
+    public static async Task<int> ExportAsync(ServerOptions options, string path, string? host, bool perUser, bool forEjabberd, TextWriter stdout, TextWriter stderr, ProgressReporter progress)
     {
         var storage = XmppServer.CreateStorage(options);
         await using (storage.ConfigureAwait(false))
@@ -158,12 +164,17 @@ internal static class ServerCommands
             ExportSummary summary;
             try
             {
-                summary = await new Xep0227Exporter(options, storage) { ForEjabberd = forEjabberd }.ExportAsync(path, host, perUser, CancellationToken.None).ConfigureAwait(false);
+                summary = await new Xep0227Exporter(options, storage) { ForEjabberd = forEjabberd, Progress = progress }.ExportAsync(path, host, perUser, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
+                progress.Finish();
                 await stderr.WriteLineAsync($"{path}: {ex.Message}").ConfigureAwait(false);
                 return Failed;
+            }
+            finally
+            {
+                progress.Finish();
             }
 
             await stdout.WriteLineAsync(
