@@ -117,7 +117,7 @@ public sealed class ImportExportProgressTests
     public async Task The_program_on_a_pseudo_terminal_shows_the_progress_line()
     {
         var script = new[] { "/usr/bin/script", "/bin/script" }.FirstOrDefault(File.Exists);
-        Assume.That(script, Is.Not.Null, "util-linux's script is not installed: no pseudo-terminal to run the program on");
+        Assert.That(script, Is.Not.Null, "util-linux's script (Debian: bsdutils, an essential package) is needed to run the program on a pseudo-terminal");
 
         // More accounts than elsewhere: the import must last longer than the first redraw (250 ms) on a fast machine too.
         const int Many = 10_000;
