@@ -337,6 +337,11 @@ internal static class ServerCommands
                 await stdout.WriteLineAsync($"host {c.Host}: certificate {c.CertificateFile}{(c.Generated ? " (generated now)" : string.Empty)}, valid until {c.Certificate.NotAfter:yyyy-MM-dd}, SHA-256 {c.Fingerprint}, SHA-1 {c.FingerprintSha1}").ConfigureAwait(false);
             }
 
+            foreach (var line in Tls.Acme.AcmePlan.Describe(options))
+            {
+                await stdout.WriteLineAsync(line).ConfigureAwait(false);
+            }
+
             using var logs = new LogFactory();
             foreach (var m in options.Modules.Keys)
             {

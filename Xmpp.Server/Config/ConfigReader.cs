@@ -36,6 +36,7 @@ internal sealed class ConfigReader
             ["host"] = ReadHost,
             ["listen"] = ReadListen,
             ["s2s"] = ReadS2s,
+            ["acme"] = ReadAcme,
             ["admin"] = ReadAdmin,
             ["component"] = ReadComponent,
             ["data-dir"] = ReadDataDir,
@@ -184,6 +185,48 @@ internal sealed class ConfigReader
                 IdleTimeout = _ctx.Seconds(e, "idle-timeout", 600, 1, 86_400),
                 QueueLimit = _ctx.Int(e, "queue", 1000, 1, 1_000_000),
                 Routes = routes,
+            },
+        };
+    }
+
+    /// <summary>&lt;acme directory contact http-address http-port renew-before-days check-interval retry-delay ca-file&gt;.</summary>
+    private void ReadAcme(XElement e)
+    {
+        _ctx.CheckAttributes(e, "directory", "contact", "http-address", "http-port", "renew-before-days", "check-interval", "retry-delay", "ca-file");
+        var directoryText = _ctx.Required(e, "directory");
+        if (!Uri.TryCreate(directoryText, UriKind.Absolute, out var directory) || directory.Scheme != Uri.UriSchemeHttps)
+        {
+            throw _ctx.Error(e, $"directory '{directoryText}' is not an https URL (RFC 8555 §6.1: ACME runs over HTTPS)");
+        }
+
+        var contact = ((string?)e.Attribute("contact") ?? string.Empty).Split([' ', ','], StringSplitOptions.RemoveEmptyEntries);
+        foreach (var c in contact)
+        {
+            if (!c.StartsWith("mailto:", StringComparison.Ordinal) || c.Length <= "mailto:".Length || !c.Contains('@', StringComparison.Ordinal))
+            {
+                throw _ctx.Error(e, $"contact '{c}' is not a mailto: URI such as mailto:admin@example.org");
+            }
+        }
+
+        var address = (string?)e.Attribute("http-address") ?? "*";
+        if (address is not ("localhost" or "*") && !IPAddress.TryParse(address, out _))
+        {
+            throw _ctx.Error(e, $"http-address '{address}' is not an IP address, 'localhost' or '*'");
+        }
+
+        var check = _ctx.Seconds(e, "check-interval", 86_400, 1, 7 * 86_400);
+        _options = _options with
+        {
+            Acme = new AcmeOptions
+            {
+                Directory = directory,
+                Contact = contact,
+                HttpAddress = address,
+                HttpPort = _ctx.Int(e, "http-port", 80, 1, 65535),
+                RenewBeforeDays = _ctx.Int(e, "renew-before-days", 30, 1, 3650),
+                CheckInterval = check,
+                RetryDelay = _ctx.Seconds(e, "retry-delay", Math.Min(300, check.TotalSeconds), 1, 86_400),
+                CaFile = _ctx.PathAttr(e, "ca-file", required: false),
             },
         };
     }

@@ -22,6 +22,9 @@ public sealed record ServerOptions
 
     public S2sOptions S2s { get; init; } = new();
 
+    /// <summary>Certificates from an ACME server (RFC 8555); null when off.</summary>
+    public AcmeOptions? Acme { get; init; }
+
     public StorageOptions Storage { get; init; } = new();
 
     public AuthOptions Auth { get; init; } = new();

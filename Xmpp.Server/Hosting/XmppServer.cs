@@ -31,11 +31,15 @@ public sealed class XmppServer : IAsyncDisposable
     private Task _control = Task.CompletedTask;
     private HttpHost? _http;
 
-    private XmppServer(ServerContext context)
+    private XmppServer(ServerContext context, Tls.Acme.AcmeCertificates? acme)
     {
         Context = context;
+        Acme = acme;
         _log = context.Logs.GetLogger("Server");
     }
+
+    /// <summary>Certificates from ACME (&lt;acme&gt;), or null.</summary>
+    public Tls.Acme.AcmeCertificates? Acme { get; }
 
     public ServerContext Context { get; }
 
@@ -68,7 +72,10 @@ public sealed class XmppServer : IAsyncDisposable
         var metrics = new ServerMetrics();
         var storage = CreateStorage(options, metrics);
         await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
-        var certificates = CertificateStore.Load(options);
+        var acme = options.Acme is { } acmeOptions
+            ? new Tls.Acme.AcmeCertificates(acmeOptions, options.DataDirectory, [.. options.Hosts.Where(h => h.CertificateFile is null).Select(h => h.Name)], logs)
+            : null;
+        var certificates = CertificateStore.Load(options, acme);
         var sessions = new SessionManager();
         ServerContext? built = null;
         var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics, () => built?.Modules?.ServiceDomains ?? ModuleHost.NoServiceDomains);
@@ -96,7 +103,7 @@ public sealed class XmppServer : IAsyncDisposable
         var modules = new ModuleHost(context, options);
         modules.LoadAll();
         context.Modules = modules;
-        return new XmppServer(context);
+        return new XmppServer(context, acme);
     }
 
     /// <summary>Binds every configured listener and starts accepting.</summary>
@@ -112,6 +119,7 @@ public sealed class XmppServer : IAsyncDisposable
         HttpReady = _http.StartAsync(_shutdown.Token);
         var http = _http;
         Context.HttpsPort = () => http.Endpoints.Count > 0 ? http.Endpoints[0].Port : null;
+        Acme?.Start(host => Tls.Acme.AcmeCertificates.NamesFor(host, Context.Modules.ServiceDomains), InstallCertificatesAsync, _shutdown.Token);
         foreach (var l in Options.Listeners.Where(l => l.Kind != ListenerKind.Https))
         {
             foreach (var endpoint in Resolve(l))
@@ -185,6 +193,11 @@ public sealed class XmppServer : IAsyncDisposable
         // Each stream waits up to close-timeout for the client's closing tag; then whatever is left is cancelled.
         await Context.Connections.WaitForAllAsync(Options.Limits.CloseTimeout + TimeSpan.FromSeconds(1)).ConfigureAwait(false);
         await _shutdown.CancelAsync().ConfigureAwait(false);
+        if (Acme is not null)
+        {
+            await Acme.StopAsync().ConfigureAwait(false);
+        }
+
         await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         await _idleSweep.ConfigureAwait(false);
         await _control.ConfigureAwait(false);
@@ -258,6 +271,12 @@ public sealed class XmppServer : IAsyncDisposable
             }
 
             // The mechanisms offered, PLAIN and the iterations are read per login; the failure limits live in the tracker.
+            if (current.Acme != next.Acme)
+            {
+                notes.Add("<acme> changed: it takes effect at the next restart");
+                next = next with { Acme = current.Acme };
+            }
+
             if (current.Auth with { Scram = next.Auth.Scram, AllowPlain = next.Auth.AllowPlain, Iterations = next.Auth.Iterations } != next.Auth
                 || current.S2s.DnsServer != next.S2s.DnsServer || current.S2s.CaFile != next.S2s.CaFile)
             {
@@ -268,7 +287,7 @@ public sealed class XmppServer : IAsyncDisposable
             ModuleHost modules;
             try
             {
-                certificates = CertificateStore.Load(next);
+                certificates = CertificateStore.Load(next, Acme);
             }
             catch (ConfigException ex)
             {
@@ -290,10 +309,7 @@ public sealed class XmppServer : IAsyncDisposable
 
             // From here on nothing can fail: swap everything, then move background work to the new modules.
             Context.Options = next;
-            var retired = Context.Certificates;
-            _retiredCertificates.Add(retired);
-            Context.Certificates = certificates;
-            retired.Retire();
+            SwapCertificates(certificates);
             LogSetup.SetLevel(Context.Logs, next.Logging.Level);
             var old = Context.Modules;
             Context.Modules = modules;
@@ -323,9 +339,52 @@ public sealed class XmppServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Rebuilds the certificates with the same configuration (a certificate source has a new one): new
+    /// connections get them, existing ones keep theirs, as after a reload. False (logged) when they do not load.
+    /// </summary>
+    public async Task<bool> InstallCertificatesAsync(CancellationToken cancellationToken)
+    {
+        await _reloadGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            CertificateStore certificates;
+            try
+            {
+                certificates = CertificateStore.Load(Options, Acme);
+            }
+            catch (ConfigException ex)
+            {
+                _log.Error("New certificates not installed, the running ones stay: {Reason}", ex.Message);
+                return false;
+            }
+
+            SwapCertificates(certificates);
+            return true;
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
+    /// <summary>New connections use <paramref name="certificates"/>; the old store is retired (its shared TLS contexts released) and disposed at the end.</summary>
+    private void SwapCertificates(CertificateStore certificates)
+    {
+        var retired = Context.Certificates;
+        _retiredCertificates.Add(retired);
+        Context.Certificates = certificates;
+        retired.Retire();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
+        if (Acme is not null)
+        {
+            await Acme.DisposeAsync().ConfigureAwait(false);
+        }
+
         Context.Certificates.Dispose();
         foreach (var retired in _retiredCertificates)
         {

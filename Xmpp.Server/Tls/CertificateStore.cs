@@ -17,8 +17,9 @@ using Xmpp.Server.Config;
 namespace Xmpp.Server.Tls;
 
 /// <summary>
-/// Certificates per host: the configured PEM certificate and key, or a self-signed one generated on first
-/// start into the data directory (certs/HOST.crt and HOST.key) and reused afterwards.
+/// Certificates per host: the configured PEM certificate and key; else one from the certificate source
+/// (ACME) when it has one; else a self-signed one generated on first start into the data directory
+/// (certs/HOST.crt and HOST.key) and reused afterwards.
 /// </summary>
 public sealed class CertificateStore : IDisposable
 {
@@ -36,14 +37,14 @@ public sealed class CertificateStore : IDisposable
 
     public IReadOnlyCollection<HostCertificate> All => _byHost.Values;
 
-    public static CertificateStore Load(ServerOptions options)
+    public static CertificateStore Load(ServerOptions options, ICertificateSource? source = null)
     {
         var store = new CertificateStore();
         try
         {
             foreach (var host in options.Hosts)
             {
-                store._byHost[host.Name] = LoadOrCreate(host, options.DataDirectory);
+                store._byHost[host.Name] = LoadOrCreate(host, options.DataDirectory, source);
             }
         }
         catch
@@ -78,11 +79,16 @@ public sealed class CertificateStore : IDisposable
 
     public HostCertificate Default => _byHost.Values.First();
 
-    private static HostCertificate LoadOrCreate(HostOptions host, string dataDir)
+    private static HostCertificate LoadOrCreate(HostOptions host, string dataDir, ICertificateSource? source)
     {
         if (host.CertificateFile is not null && host.KeyFile is not null)
         {
             return new HostCertificate(host.Name, LoadPem(host.CertificateFile, host.KeyFile), generated: false, host.CertificateFile);
+        }
+
+        if (source?.Find(host.Name) is { } files)
+        {
+            return new HostCertificate(host.Name, LoadPem(files.CertificateFile, files.KeyFile), generated: false, files.CertificateFile, LoadChain(files.CertificateFile));
         }
 
         var dir = Path.Combine(dataDir, "certs");
@@ -110,6 +116,21 @@ public sealed class CertificateStore : IDisposable
         {
             throw new ConfigException($"cannot load certificate {certFile} with key {keyFile}: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>The certificates after the first in a PEM file (the intermediates a server sends with its own).</summary>
+    internal static X509Certificate2Collection LoadChain(string certFile)
+    {
+        var all = new X509Certificate2Collection();
+        all.ImportFromPemFile(certFile);
+        var chain = new X509Certificate2Collection();
+        for (var i = 1; i < all.Count; i++)
+        {
+            chain.Add(all[i]);
+        }
+
+        all[0].Dispose();
+        return chain;
     }
 
     /// <summary>

@@ -7,13 +7,14 @@ namespace Xmpp.Server.Tls;
 /// <summary>A host's certificate with its private key, ready for SslStream.</summary>
 public sealed class HostCertificate : IDisposable
 {
-    public HostCertificate(string host, X509Certificate2 certificate, bool generated, string certificateFile)
+    public HostCertificate(string host, X509Certificate2 certificate, bool generated, string certificateFile, X509Certificate2Collection? intermediates = null)
     {
         Host = host;
         Certificate = certificate;
         Generated = generated;
         CertificateFile = certificateFile;
-        Context = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
+        // The intermediates (an ACME chain) go out with the certificate: peers and clients only know the roots.
+        Context = SslStreamCertificateContext.Create(certificate, additionalCertificates: intermediates, offline: true);
         Fingerprint = Hex(SHA256.HashData(certificate.RawData));
 #pragma warning disable CA5350 // Not for security: Pidgin and Profanity show the SHA-1 fingerprint, so people compare that.
         FingerprintSha1 = Hex(SHA1.HashData(certificate.RawData));
