@@ -26,7 +26,7 @@ internal static class AcmePlan
 
             var names = AcmeCertificates.NamesFor(host.Name, ServiceDomains(options, host.Name));
             var file = Path.Combine(stored, host.Name + ".crt");
-            yield return string.Create(ci, $"ACME: host {host.Name}: a certificate for {string.Join(", ", names)} by HTTP-01, {(File.Exists(file) ? "renewing " + file : "stored in " + file)} when fewer than {acme.RenewBeforeDays} days remain (checked every {acme.CheckInterval})");
+            yield return string.Create(ci, $"ACME: host {host.Name}: a certificate for {string.Join(", ", names)} by HTTP-01, {(File.Exists(file) ? "the one in " + file + " renewed" : "ordered at start into " + file + ", renewed")} when fewer than {acme.RenewBeforeDays} days remain (checked every {acme.CheckInterval.TotalHours:0.##} h)");
         }
 
         yield return string.Create(ci, $"ACME: HTTP-01 answered on {AcmeCertificates.Endpoint(acme)}: every name must resolve (DNS A/AAAA) to this server, and the CA must reach it on port 80{(acme.HttpPort == 80 ? string.Empty : $" (forwarded to {acme.HttpPort})")}");
