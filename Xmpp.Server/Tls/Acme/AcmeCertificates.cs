@@ -423,7 +423,7 @@ public sealed class AcmeCertificates : ICertificateSource, IAsyncDisposable
         var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(60) };
 
         // RFC 8555 §6.1: clients send a User-Agent.
-        http.DefaultRequestHeaders.UserAgent.Add(new System.Net.Http.Headers.ProductInfoHeaderValue("xmppserver", Modules.Version.VersionModule.ProductVersion));
+        http.DefaultRequestHeaders.TryAddWithoutValidation("User-Agent", "xmppserver/" + Modules.Version.VersionModule.ProductVersion);
         return http;
     }
 
