@@ -29,6 +29,9 @@ public interface IStorage : IAsyncDisposable
     /// <summary>Multi-user chat rooms' archives (XEP-0313 on a room JID: host is the service, username the room).</summary>
     IArchiveStore RoomArchive { get; }
 
+    /// <summary>Invitation tokens (XEP-0401, XEP-0379, XEP-0445).</summary>
+    IInviteStore Invites { get; }
+
     /// <summary>Creates or upgrades the schema; returns the schema version now in place.</summary>
     Task<int> MigrateAsync(CancellationToken cancellationToken);
 

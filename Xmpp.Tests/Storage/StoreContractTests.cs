@@ -32,8 +32,8 @@ public sealed class StoreContractTests(string backend)
         }
 
         // Migrations are idempotent: a second run (a restart) changes nothing.
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(9));
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(9));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(10));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(10));
         foreach (var u in new[] { "alice", "bob" })
         {
             Assert.That(await _storage.Users.CreateAsync(H, u, Creds("pw-" + u), None), Is.True);
@@ -342,6 +342,46 @@ public sealed class StoreContractTests(string backend)
         Assert.That(await _storage.Archive.ExpireAsync(null, 5, None), Is.EqualTo(3), "alice keeps her 5 newest");
         var left = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery(), None);
         Assert.That(left!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "id5", "id6", "id7", "id8", "id9" }));
+    }
+
+    [Test]
+    public async Task Invitations_are_kept_used_once_per_use_and_expire()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var once = new Invite("AAAAAAAAAAAAAAAAAAAAAA", InviteKind.Register, H, null, "juliet", false, false, 1, now.AddDays(7), now);
+        var twice = new Invite("BBBBBBBBBBBBBBBBBBBBBB", InviteKind.Roster, H, "alice@" + H, null, true, true, 2, now.AddDays(1), now.AddSeconds(1));
+        var old = new Invite("CCCCCCCCCCCCCCCCCCCCCC", InviteKind.Register, "other.org", null, null, false, true, 1, now.AddDays(-40), now.AddDays(-50));
+        foreach (var i in new[] { once, twice, old })
+        {
+            await _storage.Invites.CreateAsync(i, None);
+        }
+
+        var read = await _storage.Invites.GetAsync(twice.Token, None);
+        Assert.That(read, Is.Not.Null);
+        Assert.That(read!.Kind, Is.EqualTo(InviteKind.Roster));
+        Assert.That((read.Inviter, read.Username, read.AllowRegistration, read.Subscribe, read.UsesLeft), Is.EqualTo(("alice@" + H, (string?)null, true, true, 2)));
+        Assert.That(read.Expires, Is.EqualTo(twice.Expires).Within(TimeSpan.FromMilliseconds(1)));
+        Assert.That(read.Created, Is.EqualTo(twice.Created).Within(TimeSpan.FromMilliseconds(1)));
+        Assert.That((await _storage.Invites.GetAsync(once.Token, None))!.Username, Is.EqualTo("juliet"));
+        Assert.That(await _storage.Invites.GetAsync("nope", None), Is.Null);
+
+        // The last use goes to one of two concurrent users only.
+        var both = await Task.WhenAll(_storage.Invites.TryUseAsync(once.Token, None), _storage.Invites.TryUseAsync(once.Token, None));
+        Assert.That(both.Count(b => b), Is.EqualTo(1));
+        Assert.That((await _storage.Invites.GetAsync(once.Token, None))!.UsesLeft, Is.Zero);
+        await _storage.Invites.ReturnUseAsync(once.Token, None);
+        Assert.That(await _storage.Invites.TryUseAsync(once.Token, None), Is.True, "a use given back can be taken again");
+        Assert.That(await _storage.Invites.TryUseAsync(once.Token, None), Is.False);
+        Assert.That(await _storage.Invites.TryUseAsync(twice.Token, None), Is.True);
+        Assert.That((await _storage.Invites.GetAsync(twice.Token, None))!.UsesLeft, Is.EqualTo(1));
+
+        Assert.That((await _storage.Invites.ListAsync(H, None)).Select(i => i.Token), Is.EqualTo(new[] { twice.Token, once.Token }), "newest first");
+        Assert.That(await _storage.Invites.ListAsync(null, None), Has.Count.EqualTo(3));
+        Assert.That(await _storage.Invites.DeleteExpiredAsync(now.AddDays(-30), None), Is.EqualTo(1));
+        Assert.That(await _storage.Invites.GetAsync(old.Token, None), Is.Null);
+        Assert.That(await _storage.Invites.DeleteAsync(twice.Token, None), Is.True);
+        Assert.That(await _storage.Invites.DeleteAsync(twice.Token, None), Is.False);
+        Assert.That(await _storage.Invites.ListAsync(null, None), Has.Count.EqualTo(1));
     }
 
     [Test]

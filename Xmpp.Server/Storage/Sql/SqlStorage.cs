@@ -20,6 +20,7 @@ public abstract class SqlStorage : IStorage
         PubSubServices = new SqlPubSubServiceStore(this);
         Archive = SqlArchiveStore.Accounts(this);
         RoomArchive = SqlArchiveStore.Rooms(this);
+        Invites = new SqlInviteStore(this);
     }
 
     public IUserStore Users { get; }
@@ -39,6 +40,8 @@ public abstract class SqlStorage : IStorage
     public IArchiveStore Archive { get; }
 
     public IArchiveStore RoomArchive { get; }
+
+    public IInviteStore Invites { get; }
 
     /// <summary>An open connection for reads (the caller disposes it).</summary>
     internal abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);

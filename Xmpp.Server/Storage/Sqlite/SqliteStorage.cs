@@ -194,6 +194,21 @@ public sealed class SqliteStorage : Sql.SqlStorage
             FOREIGN KEY (service, node) REFERENCES pubsub_service_nodes (service, node) ON DELETE CASCADE
         );
         """,
+        """
+        CREATE TABLE invites (
+            token TEXT NOT NULL PRIMARY KEY,
+            kind TEXT NOT NULL,
+            host TEXT NOT NULL,
+            inviter TEXT,
+            username TEXT,
+            allow_registration INTEGER NOT NULL,
+            subscribe INTEGER NOT NULL,
+            uses_left INTEGER NOT NULL,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX invites_expiry ON invites (expires_at);
+        """,
     ];
 
     private readonly string _connectionString;
