@@ -34,6 +34,16 @@ internal sealed class CliSyntax
             PerUser,
             Ejabberd,
         };
+        Invite = new(
+            "invite",
+            "print an invitation link (the invitation page and the xmpp: URI) that lets someone create an account (XEP-0401, XEP-0445); " +
+            "with --roster JID, a contact invitation of that account (XEP-0379), which creates an account too (ibr=y). Needs the invites module")
+        {
+            InviteHost,
+            InviteRoster,
+            InviteUses,
+            InviteExpires,
+        };
         Root = new("xmppserver", "The XMPP server. Without a command it runs the server.")
         {
             new HelpOption(),
@@ -47,6 +57,7 @@ internal sealed class CliSyntax
             Reload,
             Import,
             Export,
+            Invite,
             Compliance,
             Version,
             Help,
@@ -103,6 +114,16 @@ internal sealed class CliSyntax
     public Option<bool> PerUser { get; } = new("--per-user") { Description = "one user@host.xml per account (Prosody's layout), as for a folder" };
 
     public Option<bool> Ejabberd { get; } = new("--ejabberd") { Description = "SCRAM-SHA-1 keys encoded the way ejabberd's import_piefxis reads them" };
+
+    public Command Invite { get; }
+
+    public Option<string> InviteHost { get; } = new("--host") { Description = "the host to create the account on (default: the first host, or the --roster account's)", HelpName = "H" };
+
+    public Option<string> InviteRoster { get; } = new("--roster") { Description = "a contact invitation of this local account: the new account and it are subscribed to each other", HelpName = "JID" };
+
+    public Option<int> InviteUses { get; } = new("--uses") { Description = "how many accounts it may create (default 1)", HelpName = "N", DefaultValueFactory = _ => 1 };
+
+    public Option<int?> InviteExpires { get; } = new("--expires") { Description = "days it stays valid (default: the invites module's expires, 7)", HelpName = "DAYS" };
 
     public Command Compliance { get; } = new("compliance", "print the table of implemented specifications (as in README)");
 

@@ -7,7 +7,7 @@ namespace Xmpp.Server.Cli;
 
 /// <summary>
 /// The xmppserver command: run (the default), adduser, passwd, deluser, users, check, reload, import,
-/// export, compliance, version. Parsed by System.CommandLine (<see cref="CliSyntax"/>); the commands'
+/// export, invite, compliance, version. Parsed by System.CommandLine (<see cref="CliSyntax"/>); the commands'
 /// work is in <see cref="ServerCommands"/>.
 /// </summary>
 public static class CommandLine
@@ -82,6 +82,8 @@ public static class CommandLine
         s.Reload.SetAction(WithOptions((_, o) => ServerCommands.ReloadAsync(o, stdout, stderr)));
         s.Import.SetAction(WithOptions((p, o) => ServerCommands.ImportAsync(o, p.GetRequiredValue(s.ImportPath), stdout, stderr, progress())));
         s.Export.SetAction(WithOptions((p, o) => ServerCommands.ExportAsync(o, p.GetRequiredValue(s.ExportPath), p.GetValue(s.ExportHost), p.GetValue(s.PerUser), p.GetValue(s.Ejabberd), stdout, stderr, progress())));
+
+        s.Invite.SetAction(WithOptions((p, o) => ServerCommands.InviteAsync(o, p.GetValue(s.InviteHost), p.GetValue(s.InviteRoster), p.GetValue(s.InviteUses), p.GetValue(s.InviteExpires), stdout, stderr)));
 
         // Neither needs the configuration.
         s.Compliance.SetAction(async _ =>

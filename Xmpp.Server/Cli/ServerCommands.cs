@@ -7,6 +7,7 @@ using Xmpp.Server.Config;
 using Xmpp.Server.Hosting;
 using Xmpp.Server.Logging;
 using Xmpp.Server.Modules.Version;
+using Xmpp.Server.Storage;
 using Xmpp.Server.Tls;
 
 namespace Xmpp.Server.Cli;
@@ -180,6 +181,88 @@ internal static class ServerCommands
             await stdout.WriteLineAsync(
                 $"exported {summary.Users} accounts, {summary.RosterItems} roster items, {summary.OfflineMessages} offline messages, {summary.ArchivedMessages} archived messages " +
                 $"to {(perUser ? $"{summary.Files} files in {path}" : path)}").ConfigureAwait(false);
+            return Ok;
+        }
+    }
+
+    /// <summary>
+    /// invite: an account invitation (or with --roster a contact invitation of that account) stored for the
+    /// running server's invites module; prints the invitation page's address, the xmpp: URI and the expiry.
+    /// </summary>
+    public static async Task<int> InviteAsync(ServerOptions options, string? host, string? roster, int uses, int? days, TextWriter stdout, TextWriter stderr)
+    {
+        if (!options.Modules.TryGetValue(Modules.Invites.Invitations.ModuleName, out var moduleOptions))
+        {
+            await stderr.WriteLineAsync("the invites module is off, so the server would not accept the invitation: add <invites/> to <modules> (README, \"Invitations\")").ConfigureAwait(false);
+            return Failed;
+        }
+
+        if (uses < 1)
+        {
+            await stderr.WriteLineAsync("--uses must be at least 1").ConfigureAwait(false);
+            return Failed;
+        }
+
+        var fallbackDays = moduleOptions.TryGetValue("expires", out var text) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var d) ? d : Modules.Invites.Invitations.DefaultDays;
+        var validity = days ?? fallbackDays;
+        if (validity is < 1 or > 3650)
+        {
+            await stderr.WriteLineAsync("--expires must be from 1 to 3650 days").ConfigureAwait(false);
+            return Failed;
+        }
+
+        Xmpp.Core.Addressing.Jid? inviter = null;
+        if (roster is not null)
+        {
+            if (!Xmpp.Core.Addressing.Jid.TryParse(roster, out inviter) || inviter.Local is null || inviter.Resource is not null)
+            {
+                await stderr.WriteLineAsync($"'{roster}' is not an account's address (user@host)").ConfigureAwait(false);
+                return Failed;
+            }
+
+            if (host is not null && host != inviter.Domain)
+            {
+                await stderr.WriteLineAsync($"--host {host} and --roster {roster} name different hosts").ConfigureAwait(false);
+                return Failed;
+            }
+
+            host = inviter.Domain;
+        }
+
+        host ??= options.Hosts[0].Name;
+        if (!options.Hosts.Any(h => h.Name == host))
+        {
+            await stderr.WriteLineAsync($"this server does not serve '{host}' (configured: {string.Join(", ", options.Hosts.Select(h => h.Name))})").ConfigureAwait(false);
+            return Failed;
+        }
+
+        var storage = XmppServer.CreateStorage(options);
+        await using (storage.ConfigureAwait(false))
+        {
+            await storage.MigrateAsync(CancellationToken.None).ConfigureAwait(false);
+            if (inviter is not null && !await storage.Users.ExistsAsync(inviter.Domain, inviter.Local!, CancellationToken.None).ConfigureAwait(false))
+            {
+                await stderr.WriteLineAsync($"no account {inviter}").ConfigureAwait(false);
+                return Failed;
+            }
+
+            var invite = await Modules.Invites.Invitations.CreateAsync(
+                storage,
+                inviter is null ? InviteKind.Register : InviteKind.Roster,
+                host,
+                inviter,
+                username: null,
+                allowRegistration: inviter is not null,
+                subscribe: inviter is not null,
+                uses,
+                TimeSpan.FromDays(validity),
+                CancellationToken.None).ConfigureAwait(false);
+            var page = Modules.Invites.Invitations.ConfiguredBase(options, host);
+            await stdout.WriteLineAsync(page is null
+                ? "page: (none: no HTTPS listener with a fixed port, and no url option on <invites/>)"
+                : "page: " + Modules.Invites.Invitations.LandingUrl(page, invite.Token).AbsoluteUri).ConfigureAwait(false);
+            await stdout.WriteLineAsync("uri: " + Modules.Invites.Invitations.XmppUri(invite)).ConfigureAwait(false);
+            await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"valid until {Modules.Invites.Invitations.DateTime(invite.Expires)} for {uses} {(uses == 1 ? "account" : "accounts")}")).ConfigureAwait(false);
             return Ok;
         }
     }

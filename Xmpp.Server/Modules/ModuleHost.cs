@@ -108,6 +108,7 @@ public sealed class ModuleHost
         ["muc"] = () => new Muc.MucModule(),
         ["upload"] = () => new Upload.UploadModule(),
         ["pubsub"] = () => new PubSub.PubSubModule(),
+        ["invites"] = () => new Invites.InvitesModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>

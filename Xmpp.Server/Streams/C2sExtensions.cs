@@ -2,8 +2,11 @@ using Xmpp.Core.Xml;
 
 namespace Xmpp.Server.Streams;
 
-/// <summary>An iq a client sends before it has authenticated (XEP-0077 registration), with what the stream knows.</summary>
-public sealed record PreAuthRequest(Element Iq, Element Payload, string Host, System.Net.IPAddress Remote);
+/// <summary>
+/// An iq a client sends before it has authenticated (XEP-0077 registration, XEP-0445 invitation tokens), with what
+/// the stream knows; <paramref name="Stream"/> keeps what one request leaves for the next (a token presented).
+/// </summary>
+public sealed record PreAuthRequest(Element Iq, Element Payload, string Host, System.Net.IPAddress Remote, IC2sContext Stream);
 
 /// <summary>Answers a request before authentication with the whole reply iq.</summary>
 public delegate ValueTask<Element> PreAuthIqHandler(PreAuthRequest request, CancellationToken cancellationToken);

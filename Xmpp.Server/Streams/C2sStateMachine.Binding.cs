@@ -126,7 +126,7 @@ public sealed partial class C2sStateMachine
     {
         var payload = iq.FirstElement()!;
         Extensions.TryGetPreAuthQuery(payload.Namespace, out var handler);
-        var reply = await handler!(new PreAuthRequest(iq, payload, Host!, Remote.Address), ct).ConfigureAwait(false);
+        var reply = await handler!(new PreAuthRequest(iq, payload, Host!, Remote.Address, this), ct).ConfigureAwait(false);
         TryWrite(reply);
         return StreamStep.Continue;
     }

@@ -39,9 +39,11 @@ public sealed class RegistrationModule : IXmppModule, IKeepsStateAcrossReload
         _perIp = context.Number("per-ip", 1, min: 1);
         _window = TimeSpan.FromSeconds(context.Number("window", 600, min: 1));
         var accounts = new AccountService(context.Options, context.Storage);
+        var policy = context.Shared<RegistrationPolicy>();
+        policy.Open = true;
 
         context.AddPreAuthStreamFeature(new Element("register", "http://jabber.org/features/iq-register"));
-        context.HandlePreAuthIq(Namespace, (request, ct) => RegisterAccountAsync(context, accounts, request, ct));
+        context.HandlePreAuthIq(Namespace, (request, ct) => RegisterAccountAsync(context, accounts, policy, request, ct));
 
         // After authentication: the account's own registration.
         context.HandleIq("get", Namespace, "query", IqTarget.Bare | IqTarget.Host, (ctx, _, _) =>
@@ -64,18 +66,18 @@ public sealed class RegistrationModule : IXmppModule, IKeepsStateAcrossReload
         });
     }
 
-    /// <summary>§3.1: before authentication, the registration form (get) and a new account (set), at most per-ip accounts per address every window.</summary>
-    private async ValueTask<Element> RegisterAccountAsync(IModuleContext context, AccountService accounts, PreAuthRequest request, CancellationToken ct)
+    /// <summary>
+    /// §3.1: before authentication, the registration form (get) and a new account (set), at most per-ip accounts
+    /// per address every window; a stream that presented an invitation (XEP-0445) registers through the invites
+    /// module instead, without the limit.
+    /// </summary>
+    private async ValueTask<Element> RegisterAccountAsync(IModuleContext context, AccountService accounts, RegistrationPolicy policy, PreAuthRequest request, CancellationToken ct)
     {
         var iq = request.Iq;
         var type = iq.GetAttribute("type");
         if (type == "get")
         {
-            var form = new Element("query", Namespace);
-            form.AddChild("instructions").AddText("Choose a username and a password.");
-            form.AddChild("username");
-            form.AddChild("password");
-            return Stanza.IqResult(iq, form);
+            return Stanza.IqResult(iq, policy.Form(request));
         }
 
         if (type != "set")
@@ -94,6 +96,11 @@ public sealed class RegistrationModule : IXmppModule, IKeepsStateAcrossReload
         if (string.IsNullOrEmpty(username) || string.IsNullOrEmpty(password))
         {
             return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAcceptable, "a username and a password are required"));
+        }
+
+        if (policy.Invited is { } invited && policy.InvitationOf?.Invoke(request.Stream).Invited == true)
+        {
+            return await invited(request, username, password, ct).ConfigureAwait(false);
         }
 
         if (!TryAdmit(request.Remote))
