@@ -21,7 +21,7 @@ namespace Xmpp.Server.Modules.Invites;
 /// carrying a token, approved for the inviter; and the invitation page with its sign-up form
 /// (<see cref="InvitePage"/>). Off unless listed.
 /// </summary>
-[Specification("XEP-0401", "0.5.0", Note = "The urn:xmpp:invite#invite command (a contact invitation for every account; ibr=y for admins, or for everyone with user-registration) and urn:xmpp:invite#create-account (admins; an optional reserved username and roster subscription), with the uri, landing-url and expire result fields; a landing page on the HTTPS listener (clients per platform, the xmpp: link and its QR code, and a web sign-up form); the new account and the inviter are subscribed both ways, with a roster push to the inviter. Tokens: 128 random bits, a number of uses and an expiry; also made with xmppserver invite.")]
+[Specification("XEP-0401", "0.6.0", Note = "The urn:xmpp:invite#invite command (a contact invitation for every account; ibr=y for admins, or for everyone with user-registration) and urn:xmpp:invite#create-account (admins; an optional reserved username and roster subscription), with the uri, landing-url and expire result fields; a landing page on the HTTPS listener (clients per platform, the xmpp: link and its QR code, and a web sign-up form); the new account and the inviter are subscribed both ways, with a roster push to the inviter. Tokens: 128 random bits, a number of uses and an expiry; also made with xmppserver invite.")]
 [Specification("XEP-0379", "0.3.3", Note = "A subscription request carrying a valid contact invitation's token is approved on the inviter's behalf, and the inviter subscribes back.")]
 [Specification("XEP-0445", "0.2.0", Note = "The urn:xmpp:ibr-token:0 stream feature and the preauth request before XEP-0077 registration; item-not-found for unknown, used-up or expired tokens; a use is taken only when the account is created; a reserved username is the only one accepted.")]
 public sealed class InvitesModule : IXmppModule, IKeepsStateAcrossReload
@@ -129,13 +129,14 @@ public sealed class InvitesModule : IXmppModule, IKeepsStateAcrossReload
         var invited = request.Stream.Items.Get<Invite>(PresentedKey) is not null;
         switch (iq.GetAttribute("type"))
         {
-            case "get" when invited:
+            case "get":
+                // The form for anyone: clients (slixmpp's XEP-0077 plugin) fetch it before they present the token.
                 return Stanza.IqResult(iq, policy.Form(request));
             case "set" when invited && request.Payload.Child("remove", RegistrationModule.Namespace) is null:
                 var username = request.Payload.ChildText("username", RegistrationModule.Namespace);
                 var password = request.Payload.ChildText("password", RegistrationModule.Namespace);
                 return await RegisterInvitedAsync(request, username ?? string.Empty, password ?? string.Empty, ct).ConfigureAwait(false);
-            case "get" or "set":
+            case "set":
                 return Stanza.ErrorReply(iq, new StanzaError(StanzaErrorCondition.NotAllowed, "registration on this server needs an invitation (XEP-0445)"));
             default:
                 return Stanza.ErrorReply(iq, StanzaError.BadRequest("get or set"));
