@@ -207,13 +207,13 @@ public sealed class HttpHost : IAsyncDisposable
     {
         var ctx = _server.Context;
         var path = http.Request.Path.Value ?? "/";
-        if (ctx.Modules.HttpRoutes.Find(path) is not var (handler, methods))
+        if (ctx.Modules.HttpRoutes.Find(path) is not var (handler, methods, cors))
         {
             http.Response.StatusCode = StatusCodes.Status404NotFound;
             return;
         }
 
-        if (CorsAnswered(http, methods))
+        if (cors && CorsAnswered(http, methods))
         {
             return;
         }

@@ -47,26 +47,33 @@ public delegate Task HttpHandler(IHttpExchange exchange);
 /// <summary>The HTTP paths modules serve on the HTTPS listener (one registry per module generation).</summary>
 public sealed class HttpRoutes
 {
-    private readonly List<(string Prefix, HttpHandler Handler, string[] Methods)> _routes = [];
+    private readonly List<(string Prefix, HttpHandler Handler, string[] Methods, bool Cors)> _routes = [];
 
-    public void Add(string prefix, HttpHandler handler, params string[] methods)
+    /// <summary>A path for scripts of the configured CORS origins too (file upload).</summary>
+    public void Add(string prefix, HttpHandler handler, params string[] methods) => Add(prefix, handler, cors: true, methods);
+
+    /// <summary>
+    /// A path; with <paramref name="cors"/> false, one for this origin's own pages only (the admin console): no
+    /// CORS answers at all, so no other origin's script may read it, and preflights are refused.
+    /// </summary>
+    public void Add(string prefix, HttpHandler handler, bool cors, params string[] methods)
     {
         if (!prefix.StartsWith('/') || !prefix.EndsWith('/'))
         {
             throw new ArgumentException("an HTTP prefix starts and ends with '/'", nameof(prefix));
         }
 
-        _routes.Add((prefix, handler, methods));
+        _routes.Add((prefix, handler, methods, cors));
     }
 
-    /// <summary>The handler for a path, and the methods it accepts (for CORS preflight); null when no module serves it.</summary>
-    public (HttpHandler Handler, string[] Methods)? Find(string path)
+    /// <summary>The handler for a path, the methods it accepts (for CORS preflight) and whether CORS applies; null when no module serves it.</summary>
+    public (HttpHandler Handler, string[] Methods, bool Cors)? Find(string path)
     {
-        foreach (var (prefix, handler, methods) in _routes)
+        foreach (var (prefix, handler, methods, cors) in _routes)
         {
             if (path.StartsWith(prefix, StringComparison.Ordinal))
             {
-                return (handler, methods);
+                return (handler, methods, cors);
             }
         }
 

@@ -64,6 +64,18 @@ public interface IModuleContext
     /// </summary>
     void HandleHttp(string pathPrefix, Hosting.HttpHandler handler, params string[] methods);
 
+    /// <summary>
+    /// Serves HTTP requests under a path prefix on the HTTPS listener for pages of the server's own origin only:
+    /// no CORS answers, whatever the CORS settings (the admin console).
+    /// </summary>
+    void HandleSameOriginHttp(string pathPrefix, Hosting.HttpHandler handler, params string[] methods);
+
+    /// <summary>
+    /// The whole server: its certificates, connections, authentication throttle, listeners. For the administration
+    /// console, which shows and acts on all of it; other modules use the narrower members above.
+    /// </summary>
+    Hosting.ServerContext Server { get; }
+
     /// <summary>The HTTPS listener's base URL for a domain (https://DOMAIN:PORT/), or null when there is none or it has not started.</summary>
     Uri? HttpsBase(string domain);
 

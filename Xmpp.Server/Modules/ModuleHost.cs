@@ -109,6 +109,7 @@ public sealed class ModuleHost
         ["upload"] = () => new Upload.UploadModule(),
         ["pubsub"] = () => new PubSub.PubSubModule(),
         ["invites"] = () => new Invites.InvitesModule(),
+        ["console"] = () => new Console.ConsoleModule(),
     };
 
     /// <summary>Modules of RFC 6120/6121 core behaviour, always loaded.</summary>
@@ -281,6 +282,10 @@ public sealed class ModuleHost
         public void AddStreamFeature(Func<Streams.IC2sContext, Element?> feature) => host.C2s.AddFeature(Streams.C2sFeaturePhase.AfterAuthentication, feature);
 
         public void HandleHttp(string pathPrefix, HttpHandler handler, params string[] methods) => host.HttpRoutes.Add(pathPrefix, handler, methods);
+
+        public void HandleSameOriginHttp(string pathPrefix, HttpHandler handler, params string[] methods) => host.HttpRoutes.Add(pathPrefix, handler, cors: false, methods);
+
+        public ServerContext Server => host.Server;
 
         public Uri? HttpsBase(string domain) =>
             host.Server.HttpsPort() is { } port ? new UriBuilder("https", domain, port).Uri : null;

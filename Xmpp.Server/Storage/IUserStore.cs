@@ -22,4 +22,14 @@ public interface IUserStore
 
     /// <summary>All accounts as (host, username), ordered; of one host when given.</summary>
     Task<IReadOnlyList<(string Host, string Username)>> ListAsync(string? host, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// One page of a host's usernames in order: those starting with <paramref name="prefix"/> (empty: all) and
+    /// after <paramref name="after"/> (keyset paging; null: from the start), at most <paramref name="limit"/>.
+    /// Reads only the page from the primary key's index, however many accounts there are.
+    /// </summary>
+    Task<IReadOnlyList<string>> PageAsync(string host, string prefix, string? after, int limit, CancellationToken cancellationToken);
+
+    /// <summary>How many accounts there are, of one host when given.</summary>
+    Task<long> CountAsync(string? host, CancellationToken cancellationToken);
 }

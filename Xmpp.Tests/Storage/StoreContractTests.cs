@@ -54,6 +54,48 @@ public sealed class StoreContractTests(string backend)
         [ScramCredential.Create(ScramHash.Sha1, password, 4096), ScramCredential.Create(ScramHash.Sha256, password, 4096)];
 
     [Test]
+    public async Task Users_are_paged_by_prefix_in_order()
+    {
+        // alice and bob exist; names around the edges of a prefix's range, another host, non-ASCII names.
+        foreach (var u in new[] { "al", "alb", "alz", "am", "a-z", "a", "al\u00e9", "al\U0001F600", "alice2", "b" })
+        {
+            Assert.That(await _storage.Users.CreateAsync(H, u, Creds("x"), None), Is.True, u);
+        }
+
+        await _storage.Users.CreateAsync("other.org", "alpha", Creds("x"), None);
+        Assert.That(await _storage.Users.CountAsync(null, None), Is.EqualTo(13));
+        Assert.That(await _storage.Users.CountAsync(H, None), Is.EqualTo(12));
+        Assert.That(await _storage.Users.CountAsync("none.example", None), Is.EqualTo(0));
+
+        var all = (await _storage.Users.ListAsync(H, None)).Select(u => u.Username).ToList();
+        var paged = new List<string>();
+        string? after = null;
+        while (true)
+        {
+            var page = await _storage.Users.PageAsync(H, string.Empty, after, 5, None);
+            paged.AddRange(page);
+            if (page.Count < 5)
+            {
+                break;
+            }
+
+            after = page[^1];
+        }
+
+        Assert.That(paged, Is.EqualTo(all), "pages of 5 give every account once, in the store's order");
+        var expected = all.Where(u => u.StartsWith("al", StringComparison.Ordinal)).ToList();
+        Assert.That(expected, Has.Count.EqualTo(7));
+        Assert.That(await _storage.Users.PageAsync(H, "al", null, 100, None), Is.EqualTo(expected));
+        Assert.That(await _storage.Users.PageAsync(H, "al", null, 3, None), Is.EqualTo(expected.Take(3)));
+        Assert.That(await _storage.Users.PageAsync(H, "al", expected[2], 3, None), Is.EqualTo(expected.Skip(3).Take(3)));
+        Assert.That(await _storage.Users.PageAsync(H, "al", expected[^1], 3, None), Is.Empty);
+        Assert.That(await _storage.Users.PageAsync(H, "al\u00e9", null, 10, None), Is.EqualTo(new[] { "al\u00e9" }));
+        Assert.That(await _storage.Users.PageAsync(H, "a-", null, 10, None), Is.EqualTo(new[] { "a-z" }));
+        Assert.That(await _storage.Users.PageAsync(H, "alpha", null, 10, None), Is.Empty, "other hosts' accounts are not listed");
+        Assert.That(await _storage.Users.PageAsync(H, "zz", null, 10, None), Is.Empty);
+    }
+
+    [Test]
     public async Task Users_and_credentials()
     {
         Assert.That(await _storage.Users.CreateAsync(H, "alice", Creds("other"), None), Is.False, "an existing account is not replaced");

@@ -7,6 +7,7 @@ using Xmpp.Server.Accounts;
 using Xmpp.Server.Config;
 using Xmpp.Server.Modules.AdHoc;
 using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
 
 namespace Xmpp.Server.Modules.Admin;
 
@@ -131,13 +132,7 @@ public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
             }
 
             deleted.Add(text);
-            var sessions = _context.Sessions.Resources(Jid.Parse(text));
-            foreach (var session in sessions)
-            {
-                session.Close(new StreamError(StreamErrorCondition.NotAuthorized, "the account was deleted"));
-            }
-
-            await GoneAsync(sessions, ct).ConfigureAwait(false);
+            await _context.Sessions.EndAsync(_context.Sessions.Resources(Jid.Parse(text)), SessionEnding.AccountDeleted, ct).ConfigureAwait(false);
         }
 
         return Summary("Deleted", deleted, problems);
@@ -189,41 +184,20 @@ public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
                 continue;
             }
 
-            var sessions = jid.Resource is null
-                ? _context.Sessions.Resources(jid)
-                : _context.Sessions.Find(jid) is { } one ? [one] : [];
+            var sessions = _context.Sessions.Named(jid);
             if (sessions.Count == 0)
             {
                 problems.Add($"{text} has no session.");
                 continue;
             }
 
-            foreach (var session in sessions)
-            {
-                // A stream error, not a plain close: a resumable session (XEP-0198) must not wait to be resumed.
-                session.Close(new StreamError(StreamErrorCondition.PolicyViolation, "session ended by an administrator"));
-                ended++;
-            }
-
-            await GoneAsync(sessions, ct).ConfigureAwait(false);
+            ended += sessions.Count;
+            await _context.Sessions.EndAsync(sessions, SessionEnding.EndedByAdministrator, ct).ConfigureAwait(false);
         }
 
         _context.Log.Info("{Admin} ended {Count} sessions", request.Requester, ended);
         var note = ended == 1 ? "1 session ended." : $"{ended} sessions ended.";
         return problems.Count == 0 ? AdHocResult.Done(note) : new AdHocResult(true, null, note + " " + string.Join(" ", problems), ended == 0 ? AdHocNoteType.Error : AdHocNoteType.Warn);
-    }
-
-    /// <summary>
-    /// Waits (a few seconds at most) until closed sessions have left the session registry, so that what
-    /// the admin asks next (online users) no longer shows them.
-    /// </summary>
-    private async Task GoneAsync(IReadOnlyList<Sessions.IClientSession> sessions, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (sessions.Any(s => ReferenceEquals(_context.Sessions.Find(s.Jid), s)) && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20, ct).ConfigureAwait(false);
-        }
     }
 
     private async ValueTask<AdHocResult> RegisteredCountAsync(AdHocRequest request, CancellationToken ct)

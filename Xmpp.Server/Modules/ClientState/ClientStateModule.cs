@@ -57,6 +57,9 @@ public sealed class ClientStateModule : IXmppModule
         }
     }
 
+    /// <summary>Whether the client said it is inactive (and non-urgent stanzas are held for it).</summary>
+    public static bool IsInactive(IClientSession session) => session.SendFilter is Holder { Inactive: true };
+
     /// <summary>Whether a stanza must reach an inactive client now.</summary>
     public static bool IsImportant(Element stanza)
     {

@@ -43,6 +43,9 @@ public abstract class SqlStorage : IStorage
 
     public IInviteStore Invites { get; }
 
+    /// <summary>Whether text columns compare by code point (SQLite's BINARY collation), so that a prefix's range can be bounded above.</summary>
+    internal virtual bool OrdersByCodePoint => false;
+
     /// <summary>An open connection for reads (the caller disposes it).</summary>
     internal abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
 

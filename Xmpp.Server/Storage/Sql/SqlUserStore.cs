@@ -122,6 +122,84 @@ internal sealed class SqlUserStore(SqlStorage storage) : IUserStore
         return list;
     }
 
+    public async Task<IReadOnlyList<string>> PageAsync(string host, string prefix, string? after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        var sql = new System.Text.StringBuilder("SELECT username FROM users WHERE host = @h");
+        cmd.Add("@h", host);
+        if (after is not null)
+        {
+            sql.Append(" AND username > @a");
+            cmd.Add("@a", after);
+        }
+
+        if (prefix.Length > 0)
+        {
+            // A range on the key, so that the index finds the first match (a string sorts after its prefixes in
+            // every collation), and the exact test: substr counts characters (code points) in SQLite and
+            // PostgreSQL alike. The end of the range, where the scan stops, only where the order is by code
+            // point: a PostgreSQL database with a linguistic collation may sort "a-z" after "a.".
+            sql.Append(" AND username >= @p AND substr(username, 1, @n) = @p");
+            cmd.Add("@p", prefix);
+            cmd.Add("@n", prefix.EnumerateRunes().Count());
+            if (storage.OrdersByCodePoint && UpperBound(prefix) is { } upper)
+            {
+                sql.Append(" AND username < @q");
+                cmd.Add("@q", upper);
+            }
+        }
+
+        sql.Append(" ORDER BY username LIMIT @l");
+        cmd.Add("@l", limit);
+        cmd.CommandText = sql.ToString();
+        var list = new List<string>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(reader.GetString(0));
+        }
+
+        return list;
+    }
+
+    public async Task<long> CountAsync(string? host, CancellationToken cancellationToken)
+    {
+        await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = host is null ? "SELECT COUNT(*) FROM users" : "SELECT COUNT(*) FROM users WHERE host = @h";
+        if (host is not null)
+        {
+            cmd.Add("@h", host);
+        }
+
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// The smallest string above every string that starts with <paramref name="prefix"/>, in code point order
+    /// (SQLite's BINARY collation, PostgreSQL's C collation): the prefix with its last character one higher.
+    /// Null when there is none to give (the last character is the highest of its plane).
+    /// </summary>
+    private static string? UpperBound(string prefix)
+    {
+        var runes = prefix.EnumerateRunes().ToList();
+        var last = runes[^1].Value + 1;
+        if (last is >= 0xD800 and <= 0xDFFF)
+        {
+            last = 0xE000;
+        }
+
+        if (last > 0x10FFFF)
+        {
+            return null;
+        }
+
+        runes[^1] = new System.Text.Rune(last);
+        return string.Concat(runes.Select(r => r.ToString()));
+    }
+
     private static async Task<bool> ExistsAsync(DbConnection connection, DbTransaction? tx, string host, string username, CancellationToken cancellationToken)
     {
         await using var cmd = connection.CreateCommand();

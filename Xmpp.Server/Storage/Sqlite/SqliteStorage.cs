@@ -243,6 +243,8 @@ public sealed class SqliteStorage : Sql.SqlStorage
     public override string Describe() => $"sqlite {File}";
 
     /// <summary>A pooled connection for reads; every write goes through <see cref="WriteAsync"/>.</summary>
+    internal override bool OrdersByCodePoint => true;
+
     internal override async Task<System.Data.Common.DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_readConnectionString);
