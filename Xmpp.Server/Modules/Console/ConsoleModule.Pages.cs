@@ -83,7 +83,9 @@ public sealed partial class ConsoleModule
             var count = await _context.Storage.Users.CountAsync(host.Name, ct).ConfigureAwait(false);
             var online = ctx.Sessions.All.Count(s => s.Jid.Domain == host.Name);
             var cert = ctx.Certificates.Find(host.Name);
-            var kind = cert is null ? "none" : cert.Generated ? "self-signed (generated)" : cert.Certificate.Issuer;
+            var kind = cert is null ? "none"
+                : cert.Generated || cert.Certificate.Issuer == cert.Certificate.Subject ? "self-signed"
+                : "issued by " + cert.Certificate.Issuer;
             var until = cert is null ? string.Empty : When(new DateTimeOffset(cert.Certificate.NotAfter.ToUniversalTime()));
             var left = cert is null ? string.Empty : $" <span class=\"muted\">({(int)(cert.Certificate.NotAfter.ToUniversalTime() - DateTime.UtcNow).TotalDays} days)</span>";
             sb.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(host.Name)}</td><td class=\"num\">{N(count)}</td><td class=\"num\">{N(online)}</td><td>{H(kind)}</td><td>{H(until)}{left}</td></tr>");
@@ -250,7 +252,7 @@ public sealed partial class ConsoleModule
         var all = _context.Sessions.All.OrderBy(s => s.Jid.ToString(), StringComparer.Ordinal).ToList();
         var sb = new StringBuilder();
         sb.Append(Note(http));
-        sb.Append(CultureInfo.InvariantCulture, $"<p>{N(all.Count)} sessions bound.</p>");
+        sb.Append(CultureInfo.InvariantCulture, $"<p>{N(all.Count)} {(all.Count == 1 ? "session" : "sessions")} bound.</p>");
         SessionTable(sb, all, session, back: "sessions");
         await ConsoleHtml.PageAsync(http, 200, "Sessions", sb.ToString(), session, "sessions").ConfigureAwait(false);
     }

@@ -93,9 +93,9 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
             return;
         }
 
-        if (post && http.Header("Origin") is { Length: > 0 } origin && !SameOrigin(origin, http.Header("Host")))
+        if (post && CrossSite(http) is { } origin)
         {
-            _context.Log.Warn("Console: refusing a POST to {Path} from {Remote} sent from another origin ({Origin})", path, http.RemoteAddress, origin);
+            _context.Log.Warn("Console: refusing a POST to {Path} from {Remote} sent from another site ({Origin})", path, http.RemoteAddress, origin);
             await http.SendTextAsync(403, "forbidden: the form must come from this console").ConfigureAwait(false);
             return;
         }
@@ -150,6 +150,22 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
         }
 
         await ActionAsync(http, path, session, form).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// What a browser says of a request that another site made (a second line behind the form token): its
+    /// Sec-Fetch-Site when not same-origin, or its Origin when that names another origin. Null when it came from the
+    /// console's own pages, or the client says nothing (not a browser). Under Referrer-Policy no-referrer, Chromium
+    /// sends "Origin: null" for the console's own forms, which is why "null" is let through to the token check.
+    /// </summary>
+    private static string? CrossSite(IHttpExchange http)
+    {
+        if (http.Header("Sec-Fetch-Site") is { Length: > 0 } site && site is not ("same-origin" or "none"))
+        {
+            return "Sec-Fetch-Site: " + site;
+        }
+
+        return http.Header("Origin") is { Length: > 0 } origin && origin != "null" && !SameOrigin(origin, http.Header("Host")) ? origin : null;
     }
 
     private Task LoginPageAsync(IHttpExchange http, int status, string? problem, string? jid = null)
