@@ -18,6 +18,7 @@ namespace Xmpp.Server.Modules.Console;
 /// carries the session's synchronizer token. Accounts and sessions are changed through the code the command line
 /// and XEP-0133 use (<see cref="AccountService"/>, <see cref="Sessions.SessionEnding"/>).
 /// </summary>
+[Specification("RFC 6265", "§4.1", Note = "The web admin console's session cookie: __Secure- prefix, Secure, HttpOnly, SameSite=Strict (RFC 6265bis) and Path=/admin/, a random 256-bit id with idle and absolute expiry; every form with a synchronizer token.")]
 public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
 {
     public const string Prefix = "/admin/";
