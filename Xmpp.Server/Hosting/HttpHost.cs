@@ -236,7 +236,9 @@ public sealed class HttpHost : IAsyncDisposable
     private bool CorsAnswered(HttpContext http, string[] methods)
     {
         var origin = http.Request.Headers.Origin.ToString();
-        if (origin.Length > 0)
+        // A page of this very server (the invitation page's form) is not a cross-origin caller: cors-origins
+        // lists the other origins whose scripts may call in (Fetch, "CORS protocol").
+        if (origin.Length > 0 && !string.Equals(origin, http.Request.Scheme + "://" + http.Request.Host.Value, StringComparison.OrdinalIgnoreCase))
         {
             if (_server.Context.Options.Http.AllowOrigin(origin) is not { } allowed)
             {

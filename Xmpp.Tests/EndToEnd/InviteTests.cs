@@ -33,6 +33,10 @@ public sealed partial class InviteTests
                 Modules = modules,
                 Admins = [Jid.Parse("romeo@localhost")],
                 Listeners = [.. o.Listeners, new ListenerOptions(ListenerKind.Https, "127.0.0.1", 0)],
+
+                // An exact list, as a site that lets one web client in has: the page's own form is not
+                // a cross-origin caller and must still be accepted.
+                Http = new HttpOptions { CorsOrigins = ["https://chat.example.org"] },
             },
             ["romeo@localhost:romeo-pass", .. users]);
     }
