@@ -53,7 +53,7 @@ public sealed class HttpRoutes
     public void Add(string prefix, HttpHandler handler, params string[] methods) => Add(prefix, handler, cors: true, methods);
 
     /// <summary>
-    /// A path; with <paramref name="cors"/> false, one for this origin's own pages only (the admin console): no
+    /// A path; with <paramref name="cors"/> false, one for this origin's own pages only (the admin console, the invitation page): no
     /// CORS answers at all, so no other origin's script may read it, and preflights are refused.
     /// </summary>
     public void Add(string prefix, HttpHandler handler, bool cors, params string[] methods)

@@ -9,7 +9,6 @@ namespace Xmpp.Server.Modules.Console;
 internal static class ConsoleHtml
 {
     public const string CookieName = "__Secure-xmppconsole";
-    private const int MaxBody = 16 * 1024;
 
     public static string H(string? s) => WebUtility.HtmlEncode(s ?? string.Empty);
 
@@ -61,44 +60,6 @@ internal static class ConsoleHtml
 
     public static void ClearSessionCookie(IHttpExchange http) =>
         http.SetHeader("Set-Cookie", $"{CookieName}=; Path={ConsoleModule.Prefix}; Max-Age=0; Secure; HttpOnly; SameSite=Strict");
-
-    /// <summary>An Origin header naming this very host (scheme https, the port the Host header has).</summary>
-    public static bool SameOrigin(string origin, string? host) =>
-        host is not null && Uri.TryCreate(origin, UriKind.Absolute, out var o) && o.Scheme == "https"
-        && string.Equals(o.Authority, host, StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>An application/x-www-form-urlencoded body of at most 16 KiB; null when larger.</summary>
-    public static async Task<Dictionary<string, string>?> ReadFormAsync(IHttpExchange http)
-    {
-        if (http.ContentLength > MaxBody)
-        {
-            return null;
-        }
-
-        var buffer = new byte[MaxBody + 1];
-        var read = 0;
-        int n;
-        while (read <= MaxBody && (n = await http.RequestBody.ReadAsync(buffer.AsMemory(read, MaxBody + 1 - read), http.Aborted).ConfigureAwait(false)) > 0)
-        {
-            read += n;
-        }
-
-        if (read > MaxBody)
-        {
-            return null;
-        }
-
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var pair in Encoding.UTF8.GetString(buffer, 0, read).Split('&', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var eq = pair.IndexOf('=', StringComparison.Ordinal);
-            var name = WebUtility.UrlDecode(eq < 0 ? pair : pair[..eq]);
-            var value = eq < 0 ? string.Empty : WebUtility.UrlDecode(pair[(eq + 1)..]);
-            values.TryAdd(name, value);
-        }
-
-        return values;
-    }
 
     public static Task RedirectAsync(IHttpExchange http, string location)
     {

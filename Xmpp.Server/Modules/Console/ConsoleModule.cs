@@ -136,7 +136,7 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
             return;
         }
 
-        var form = await ReadFormAsync(http).ConfigureAwait(false);
+        var form = await HttpForms.ReadAsync(http).ConfigureAwait(false);
         if (form is null)
         {
             await http.SendTextAsync(413, "the form is too large").ConfigureAwait(false);
@@ -166,7 +166,7 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
             return "Sec-Fetch-Site: " + site;
         }
 
-        return http.Header("Origin") is { Length: > 0 } origin && origin != "null" && !SameOrigin(origin, http.Header("Host")) ? origin : null;
+        return http.Header("Origin") is { Length: > 0 } origin && origin != "null" && !HttpForms.SameOrigin(origin, http.Header("Host")) ? origin : null;
     }
 
     private Task LoginPageAsync(IHttpExchange http, int status, string? problem, string? jid = null)
@@ -200,7 +200,7 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
         var ctx = _context.Server;
         var log = _context.Log;
         var remote = http.RemoteAddress;
-        var form = await ReadFormAsync(http).ConfigureAwait(false);
+        var form = await HttpForms.ReadAsync(http).ConfigureAwait(false);
         if (form is null)
         {
             await http.SendTextAsync(413, "the form is too large").ConfigureAwait(false);

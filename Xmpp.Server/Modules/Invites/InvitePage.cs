@@ -21,7 +21,6 @@ namespace Xmpp.Server.Modules.Invites;
 /// </remarks>
 internal sealed class InvitePage(InvitesModule module)
 {
-    private const int MaxBody = 16 * 1024;
     private static readonly TimeSpan FormLifetime = TimeSpan.FromHours(1);
 
     public async Task HandleAsync(IHttpExchange http)
@@ -108,14 +107,14 @@ internal sealed class InvitePage(InvitesModule module)
             return;
         }
 
-        if (http.Header("Origin") is { Length: > 0 } origin && origin != "null" && !SameOrigin(origin, http.Header("Host")))
+        if (http.Header("Origin") is { Length: > 0 } origin && origin != "null" && !HttpForms.SameOrigin(origin, http.Header("Host")))
         {
             log.Warn("Refusing a sign-up form from {Remote} posted from another origin ({Origin})", http.RemoteAddress, origin);
             await SendAsync(http, 403, "Not possible", "<p>The form must be sent from this page.</p>").ConfigureAwait(false);
             return;
         }
 
-        var form = await ReadFormAsync(http).ConfigureAwait(false);
+        var form = await HttpForms.ReadAsync(http).ConfigureAwait(false);
         if (form is null)
         {
             await SendAsync(http, 413, "Not possible", "<p>The form is too large.</p>").ConfigureAwait(false);
@@ -180,46 +179,6 @@ internal sealed class InvitePage(InvitesModule module)
 
     private string Nonce(string token, string issued) =>
         Convert.ToHexStringLower(HMACSHA256.HashData(module.FormKey, Encoding.UTF8.GetBytes(token + "|" + issued)));
-
-    /// <summary>An Origin header naming this very host (scheme https, any port the Host header has).</summary>
-    private static bool SameOrigin(string origin, string? host) =>
-        host is not null && Uri.TryCreate(origin, UriKind.Absolute, out var o) && o.Scheme == "https"
-        && string.Equals(o.Authority, host, StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>An application/x-www-form-urlencoded body of at most 16 KiB; null when larger.</summary>
-    private static async Task<Dictionary<string, string>?> ReadFormAsync(IHttpExchange http)
-    {
-        if (http.ContentLength > MaxBody)
-        {
-            return null;
-        }
-
-        var buffer = new byte[MaxBody + 1];
-        var read = 0;
-        int n;
-        while (read <= MaxBody && (n = await http.RequestBody.ReadAsync(buffer.AsMemory(read, MaxBody + 1 - read), http.Aborted).ConfigureAwait(false)) > 0)
-        {
-            read += n;
-        }
-
-        if (read > MaxBody)
-        {
-            return null;
-        }
-
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var pair in Encoding.UTF8.GetString(buffer, 0, read).Split('&', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var eq = pair.IndexOf('=', StringComparison.Ordinal);
-            var name = Decode(eq < 0 ? pair : pair[..eq]);
-            var value = eq < 0 ? string.Empty : Decode(pair[(eq + 1)..]);
-            values.TryAdd(name, value);
-        }
-
-        return values;
-    }
-
-    private static string Decode(string s) => WebUtility.UrlDecode(s);
 
     private static string H(string s) => WebUtility.HtmlEncode(s);
 

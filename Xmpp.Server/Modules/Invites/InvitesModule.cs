@@ -88,7 +88,8 @@ public sealed class InvitesModule : IXmppModule, IKeepsStateAcrossReload
         context.Hook(HookNames.Stanza("presence", Target.Bare), OnSubscriptionRequestAsync, priority: 10);
 
         var page = new InvitePage(this);
-        context.HandleHttp(Invitations.PagePath, page.HandleAsync, "GET", "POST");
+        // The page and its form are this origin's own: no CORS answers (its form checks Origin itself).
+        context.HandleSameOriginHttp(Invitations.PagePath, page.HandleAsync, "GET", "POST");
         context.RunInBackground(SweepAsync);
     }
 
