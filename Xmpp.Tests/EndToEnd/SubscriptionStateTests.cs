@@ -7,7 +7,8 @@ namespace Xmpp.Tests.EndToEnd;
 /// <summary>
 /// Every row of the subscription state tables of RFC 6121 Appendix A, end to end: two clients on one
 /// server, roster entries preset in storage, the sender's stanza, then the stored states on both sides and
-/// whether the recipient's client saw the stanza. The expected tables are copied from the RFC here, not
+/// whether the recipient's client saw the stanza. The expected tables are copied from the RFC here (with one marked departure:
+/// a repeated subscribe is delivered, as §3.1.3 says, where A.3.1 says not), not
 /// computed by the server's code.
 /// </summary>
 [Parallelizable(ParallelScope.All)]
@@ -78,10 +79,12 @@ public sealed class SubscriptionStateTests
         {
             ["None"] = (true, "None+In"),
             ["None+Out"] = (true, "None+Out+In"),
-            ["None+In"] = (false, "None+In"),
-            ["None+Out+In"] = (false, "None+Out+In"),
+            // A.3.1 says "no" for the three rows with Pending In; §3.1.3 rule 3 ("MUST send that subscription request to all
+            // available resources") is followed instead: a repeated request reaches the user again, the state is unchanged.
+            ["None+In"] = (true, "None+In"),
+            ["None+Out+In"] = (true, "None+Out+In"),
             ["To"] = (true, "To+In"),
-            ["To+In"] = (false, "To+In"),
+            ["To+In"] = (true, "To+In"),
             ["From"] = (false, "From"),
             ["From+Out"] = (false, "From+Out"),
             ["Both"] = (false, "Both"),
@@ -176,6 +179,53 @@ public sealed class SubscriptionStateTests
         }
 
         await RunAsync(type, sender, state, senderAfter, after, delivered);
+    }
+
+    /// <summary>
+    /// RFC 6121 §3.1.3 rules 3 and 4: a request repeated while the first is pending reaches the contact's client again,
+    /// with its extension, and the request delivered at the contact's next login is the newest one.
+    /// </summary>
+    [Test]
+    public async Task A_repeated_request_is_delivered_and_replaces_the_stored_one()
+    {
+        var n = Interlocked.Increment(ref _pair);
+        var user = $"u{n}";
+        var contact = $"c{n}";
+        await _server.AddUserAsync(user + "@localhost", "pw");
+        await _server.AddUserAsync(contact + "@localhost", "pw");
+        await using var u = await RawXmppClient.ConnectAsync(_server.C2sPort);
+        await u.LoginAsync(user, "pw");
+        await u.SendAsync("<presence/>");
+        await using (var c = await RawXmppClient.ConnectAsync(_server.C2sPort))
+        {
+            await c.LoginAsync(contact, "pw");
+            await c.SendAsync("<presence/>");
+            await c.DrainAsync();
+
+            await u.SendAsync($"<presence type='subscribe' to='{contact}@localhost'><status>first</status></presence>");
+            var first = await c.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+            Assert.That(first.Child("status", "jabber:client")?.Text, Is.EqualTo("first"));
+
+            await u.SendAsync($"<presence type='subscribe' to='{contact}@localhost'><status>again</status><test xmlns='org.example.test'/></presence>");
+            var again = await c.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+            Assert.Multiple(() =>
+            {
+                Assert.That(again.GetAttribute("from"), Is.EqualTo(user + "@localhost"));
+                Assert.That(again.Child("status", "jabber:client")?.Text, Is.EqualTo("again"));
+                Assert.That(again.Child("test", "org.example.test"), Is.Not.Null, "the repeated request's extension");
+            });
+        }
+
+        Assert.That(await StateAsync(contact, user), Is.EqualTo("None+In"), "the state did not change");
+        await using var later = await RawXmppClient.ConnectAsync(_server.C2sPort);
+        await later.LoginAsync(contact, "pw");
+        await later.SendAsync("<presence/>");
+        var stored = await later.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+        Assert.Multiple(() =>
+        {
+            Assert.That(stored.Child("status", "jabber:client")?.Text, Is.EqualTo("again"), "the newest request is the stored one");
+            Assert.That(stored.Child("test", "org.example.test"), Is.Not.Null);
+        });
     }
 
     private async Task RunAsync(string type, string userState, string contactState, string userAfter, string contactAfter, bool delivered)

@@ -9,9 +9,14 @@ own explanation, and a last line with the counts. Exit status 0 when both hold.
 
 An entry "~Class.method" is a race in the test suite's own client that shows now and then: its failure is
 accepted only when the failure's stack trace in SINT.OUT holds the text of the entry's indented "where: TEXT"
-line (the place of the race, so that the same test failing anywhere else still fails the run), and it is
-never stale.
+line (the place of the race, so that the same test failing anywhere else still fails the run), and, when the entry
+has an indented "log: REGEX" line, only when the test's stanza log matches that regular expression (the stanzas that
+show the race); it is never stale.
+
+For each unexpected failure the end of its stanza log (and of the test that ran just before it, which shares the
+accounts) is printed, so that a failure seen once in CI can be read without the run's files.
 """
+import os
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -19,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 def patterns(path):
     """The entries, and for each intermittent ("~") one the text its failure's stack trace must hold."""
-    entries, races, last = [], {}, None
+    entries, races, logs, last = [], {}, {}, None
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip() and not line.startswith((" ", "\t", "#")):
@@ -30,10 +35,21 @@ def patterns(path):
                     entries.append(last)
             elif last and last.startswith("~") and line.strip().startswith("where:"):
                 races[last[1:]] = line.strip()[len("where:"):].strip()
+            elif last and last.startswith("~") and line.strip().startswith("log:"):
+                logs[last[1:]] = re.compile(line.strip()[len("log:"):].strip(), re.S)
     for race, where in races.items():
         if not where:
             sys.exit(f"{path}: the intermittent entry ~{race} needs a 'where: TEXT' line")
-    return entries, races
+    return entries, races, logs
+
+
+def stanza_log(logs, test):
+    cls, _, method = test.partition(".")
+    path = os.path.join(logs, cls, method, "log")
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
 
 
 def stack_traces(path):
@@ -74,17 +90,44 @@ def failed_tests(path):
     return failed
 
 
+def run_order(path):
+    """The tests in the order the suite started them (from SINT.OUT)."""
+    order = []
+    if path:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = re.match(r"INFO: (\S+) \(.*\) Start", line)
+                if m:
+                    order.append(m.group(1))
+    return order
+
+
+def print_stanza_log(logs, test, lines=60):
+    tail = [l for l in stanza_log(logs, test).splitlines() if l.strip()][-lines:]
+    if not tail:
+        return
+    print(f"    --- the last {len(tail)} lines of {test}'s stanza log ---")
+    for l in tail:
+        print("    | " + l[:200])
+
+
 def main():
-    entries, races = patterns(sys.argv[2])
+    entries, races, race_logs = patterns(sys.argv[2])
     failed = failed_tests(sys.argv[1])
     traces = stack_traces(sys.argv[3] if len(sys.argv) > 3 else None)
-    raced = [t for t, _ in failed if t in races and races[t] in traces.get(t, "")]
+    logs = os.path.dirname(os.path.abspath(sys.argv[1]))
+    raced = [t for t, _ in failed if t in races and races[t] in traces.get(t, "")
+             and (t not in race_logs or race_logs[t].search(stanza_log(logs, t)))]
     for test in raced:
         print(f"RACE IN THE TEST CLIENT (listed, at {races[test]}): {test}")
     unexpected = [(t, why) for t, why in failed if t not in raced and not any(matches(p, t) for p in entries)]
     stale = [p for p in entries if not any(matches(p, t) for t, _ in failed)]
+    order = run_order(sys.argv[3] if len(sys.argv) > 3 else None)
     for test, why in unexpected:
         print(f"FAILED (not a listed assumption): {test}\n    {why[:400]}")
+        if test in order and order.index(test) > 0:
+            print_stanza_log(logs, order[order.index(test) - 1], 30)
+        print_stanza_log(logs, test)
     for entry in stale:
         print(f"LISTED BUT NOT FAILING (remove it from the list): {entry}")
     expected = len(failed) - len(unexpected) - len(raced)

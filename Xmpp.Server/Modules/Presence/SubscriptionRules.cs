@@ -84,7 +84,7 @@ public static class SubscriptionRules
         return new(item, false);
     }
 
-    /// <summary>Inbound subscribe (§3.1.3, Appendix A.3.1).</summary>
+    /// <summary>Inbound subscribe (§3.1.3, Appendix A.3.1; a repeated request is delivered again, see below).</summary>
     public static SubscriptionOutcome InboundSubscribe(RosterItem? item, string contact, string request)
     {
         if (item is { HasFrom: true })
@@ -100,7 +100,12 @@ public static class SubscriptionRules
 
         if (item is { PendingIn: true })
         {
-            return new(item, false);
+            // A request repeated while the first is unanswered. Appendix A.3.1 lists it as "no delivery, no state
+            // change", but §3.1.3 rule 3 says the contact's server "MUST send that subscription request to all available
+            // resources", and a repeated request is how a contact asks again when the first was lost or dismissed (or
+            // carries a new status or extension). It is delivered, and it replaces the stored request, so that the one
+            // delivered at the next login (rule 4) is the newest. The state does not change.
+            return new(item with { PendingInRequest = request }, true);
         }
 
         return new((item ?? RosterItem.Empty(contact)) with { PendingIn = true, PendingInRequest = request }, true);
