@@ -396,6 +396,12 @@ public sealed partial class ConsoleTests
         var user = await (await GetAsync(http, "/admin/user?jid=bob%40localhost", cookie)).Content.ReadAsStringAsync();
         Assert.That(user, Does.Contain("bob@localhost/phone").And.Contain("Online now."));
 
+        // The list is paged by address (keyset: 'after' the last address shown) and searched by address prefix.
+        page = await (await GetAsync(http, "/admin/sessions?after=bob%40localhost%2Flaptop", cookie)).Content.ReadAsStringAsync();
+        Assert.That(page, Does.Contain("bob@localhost/phone").And.Not.Contain("bob@localhost/laptop").And.Contain("First page"));
+        page = await (await GetAsync(http, "/admin/sessions?q=BOB%40localhost%2Fl", cookie)).Content.ReadAsStringAsync();
+        Assert.That(page, Does.Contain("bob@localhost/laptop").And.Not.Contain("bob@localhost/phone").And.Contain("1 matching"));
+
         using (var r = await PostAsync(http, "/admin/sessions/end", cookie, [new("csrf", csrf), new("jid", bound), new("back", "sessions")]))
         {
             Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.SeeOther));

@@ -17,6 +17,9 @@ public sealed partial class ConsoleModule
     /// <summary>Accounts per page of the user list.</summary>
     public const int PageSize = 50;
 
+    /// <summary>Sessions per page of the session list.</summary>
+    public const int SessionPageSize = 100;
+
     /// <summary>Fixed notes shown after an action (a code in the redirect, never text from the request).</summary>
     private static readonly Dictionary<string, string> Notes = new(StringComparer.Ordinal)
     {
@@ -247,13 +250,46 @@ public sealed partial class ConsoleModule
         await ConsoleHtml.PageAsync(http, 200, jid.ToString(), sb.ToString(), session, "users").ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The bound sessions in pages of <see cref="SessionPageSize"/>, ordered by address, with a search by address prefix:
+    /// keyset paging over the registry (filter, then a partial sort of what is left), so that a server with tens of
+    /// thousands of sessions answers as fast as one with ten.
+    /// </summary>
     private async Task SessionsAsync(IHttpExchange http, ConsoleSession session)
     {
-        var all = _context.Sessions.All.OrderBy(s => s.Jid.ToString(), StringComparer.Ordinal).ToList();
+        var q = (http.Query("q") ?? string.Empty).Trim();
+        var after = http.Query("after") is { Length: > 0 } a ? a : null;
+        var all = _context.Sessions.All.ToList();
+        var matching = q.Length == 0 ? all : all.Where(s => s.Jid.ToString().StartsWith(q, StringComparison.OrdinalIgnoreCase)).ToList();
+        var page = matching
+            .Where(s => after is null || string.CompareOrdinal(s.Jid.ToString(), after) > 0)
+            .OrderBy(s => s.Jid.ToString(), StringComparer.Ordinal)
+            .Take(SessionPageSize)
+            .ToList();
+
         var sb = new StringBuilder();
         sb.Append(Note(http));
-        sb.Append(CultureInfo.InvariantCulture, $"<p>{N(all.Count)} {(all.Count == 1 ? "session" : "sessions")} bound.</p>");
-        SessionTable(sb, all, session, back: "sessions");
+        sb.Append(CultureInfo.InvariantCulture, $"<form class=\"search\" method=\"get\" action=\"{Prefix}sessions\"><label>Address starts with<input name=\"q\" value=\"{H(q)}\" autocapitalize=\"none\" spellcheck=\"false\"></label><button type=\"submit\">Search</button></form>");
+        sb.Append(CultureInfo.InvariantCulture, $"<p>{N(all.Count)} {(all.Count == 1 ? "session" : "sessions")} bound");
+        if (q.Length > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $", {N(matching.Count)} matching");
+        }
+
+        sb.Append(".</p>");
+        SessionTable(sb, page, session, back: "sessions");
+        sb.Append("<p class=\"pager\">");
+        if (after is not null)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}sessions?q={U(q)}\">First page</a>");
+        }
+
+        if (page.Count == SessionPageSize)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}sessions?q={U(q)}&amp;after={U(page[^1].Jid.ToString())}\" rel=\"next\">Next page</a>");
+        }
+
+        sb.Append("</p>");
         await ConsoleHtml.PageAsync(http, 200, "Sessions", sb.ToString(), session, "sessions").ConfigureAwait(false);
     }
 
