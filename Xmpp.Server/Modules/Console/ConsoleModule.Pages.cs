@@ -34,6 +34,7 @@ public sealed partial class ConsoleModule
         Prefix + "users" => UsersAsync(http, session),
         Prefix + "user" => UserAsync(http, session),
         Prefix + "sessions" => SessionsAsync(http, session),
+        Prefix + "server" => ServerAsync(http, session),
         _ => ConsoleHtml.PageAsync(http, 404, "Not found", "<p>There is no such page.</p>", session),
     };
 
@@ -44,6 +45,11 @@ public sealed partial class ConsoleModule
         Prefix + "users/password" => ChangePasswordAsync(http, session, form),
         Prefix + "users/delete" => DeleteUserAsync(http, session, form),
         Prefix + "sessions/end" => EndSessionAsync(http, session, form),
+        Prefix + "server/announce" => AnnounceAsync(http, session, form),
+        Prefix + "server/motd" => SetMotdAsync(http, session, form),
+        Prefix + "server/motd/delete" => DeleteMotdAsync(http, session, form),
+        Prefix + "server/check" => CheckConfigurationAsync(http, session),
+        Prefix + "server/reload" => ReloadAsync(http, session),
         _ => ConsoleHtml.PageAsync(http, 404, "Not found", "<p>There is no such action.</p>", session),
     };
 
