@@ -25,6 +25,7 @@ internal static class ServerCommands
         var log = logs.GetLogger("Server");
         using var systemd = SystemdNotifier.FromEnvironment(log);
         await using var server = await XmppServer.CreateAsync(options, logs, CancellationToken.None).ConfigureAwait(false);
+        server.Systemd = systemd;
         log.Info("XmppServer {Version} starting; configuration {Config}; storage {Storage}", VersionModule.ProductVersion, options.SourceFile ?? "(built-in defaults)", server.Context.Storage.Describe());
         foreach (var cert in server.Context.Certificates.All)
         {
@@ -47,7 +48,7 @@ internal static class ServerCommands
         {
             ctx.Cancel = true;
             log.Info("SIGHUP: reloading the configuration");
-            _ = ReloadOnSignalAsync(server, systemd);
+            _ = server.RequestReloadAsync(CancellationToken.None);
         });
         server.Start();
         try
@@ -66,7 +67,7 @@ internal static class ServerCommands
         }
 
         log.Info("Ready. Stop with Ctrl-C or SIGTERM.");
-        await systemd.ReadyAsync(Describe(options), CancellationToken.None).ConfigureAwait(false);
+        await systemd.ReadyAsync(XmppServer.Describe(options), CancellationToken.None).ConfigureAwait(false);
         await stop.Task.ConfigureAwait(false);
         log.Info("Shutting down");
         await systemd.StoppingAsync(CancellationToken.None).ConfigureAwait(false);
@@ -74,20 +75,6 @@ internal static class ServerCommands
         await stdout.FlushAsync().ConfigureAwait(false);
         return Ok;
     }
-
-    /// <summary>SIGHUP (systemctl reload): the reload, told to the service manager as it starts and ends.</summary>
-    private static async Task ReloadOnSignalAsync(XmppServer server, SystemdNotifier systemd)
-    {
-        await systemd.ReloadingAsync(CancellationToken.None).ConfigureAwait(false);
-        var result = await server.ReloadAsync(CancellationToken.None).ConfigureAwait(false);
-        var status = result.Applied ? "configuration reloaded; " + Describe(server.Options) : "reload refused, the running configuration stays: " + string.Join("; ", result.Messages);
-        await systemd.ReadyAsync(status, CancellationToken.None).ConfigureAwait(false);
-    }
-
-    /// <summary>What systemctl status shows: the hosts and the listeners.</summary>
-    private static string Describe(ServerOptions options) =>
-        "serving " + string.Join(", ", options.Hosts.Select(h => h.Name)) + "; listening on " +
-        string.Join(", ", options.Listeners.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Kind} {l.Address}:{l.Port}")));
 
     /// <summary>reload: asks the server running with this configuration (its control socket in the data directory) to reload.</summary>
     public static async Task<int> ReloadAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)

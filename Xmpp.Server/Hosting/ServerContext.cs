@@ -51,4 +51,12 @@ public sealed class ServerContext
 
     /// <summary>External components (XEP-0114), set with <see cref="S2s"/>.</summary>
     public Components.ComponentManager Components { get; internal set; } = null!;
+
+    /// <summary>Reloads the configuration file as SIGHUP does (<see cref="XmppServer.RequestReloadAsync"/>): for the console.</summary>
+    public Func<CancellationToken, Task<ReloadResult>> Reload { get; internal set; } = _ => Task.FromResult(NoServer);
+
+    /// <summary>Checks the configuration file as a reload would load it, changing nothing (<see cref="XmppServer.CheckAsync"/>).</summary>
+    public Func<CancellationToken, Task<ReloadResult>> CheckConfiguration { get; internal set; } = _ => Task.FromResult(NoServer);
+
+    private static readonly ReloadResult NoServer = new(false, ["no server to reload"]);
 }

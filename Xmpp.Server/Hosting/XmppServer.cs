@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using NLog;
@@ -36,12 +37,17 @@ public sealed class XmppServer : IAsyncDisposable
         Context = context;
         Acme = acme;
         _log = context.Logs.GetLogger("Server");
+        context.Reload = RequestReloadAsync;
+        context.CheckConfiguration = CheckAsync;
     }
 
     /// <summary>Certificates from ACME (&lt;acme&gt;), or null.</summary>
     public Tls.Acme.AcmeCertificates? Acme { get; }
 
     public ServerContext Context { get; }
+
+    /// <summary>The service manager to tell of reloads (sd_notify), or null (tests, no NOTIFY_SOCKET).</summary>
+    internal SystemdNotifier? Systemd { get; set; }
 
     /// <summary>The module generation in force (a reload replaces it).</summary>
     public ModuleHost Modules => Context.Modules;
@@ -219,15 +225,11 @@ public sealed class XmppServer : IAsyncDisposable
     /// </summary>
     public async Task<ReloadResult> ReloadAsync(CancellationToken cancellationToken)
     {
-        ServerOptions next;
-        try
+        var (next, problem) = LoadSourceFile();
+        if (next is null)
         {
-            next = Options.SourceFile is { } file ? ConfigLoader.Load(file) : new ServerOptions();
-        }
-        catch (ConfigException ex)
-        {
-            _log.Warn("Reload refused, the running configuration stays: {Reason}", ex.Message);
-            return new ReloadResult(false, [ex.Message]);
+            _log.Warn("Reload refused, the running configuration stays: {Reason}", problem);
+            return new ReloadResult(false, [problem!]);
         }
 
         return await ReloadAsync(next, cancellationToken).ConfigureAwait(false);
@@ -244,76 +246,20 @@ public sealed class XmppServer : IAsyncDisposable
         await _reloadGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var current = Options;
-            var notes = new List<string>();
-            if (!current.Hosts.Select(h => h.Name).SequenceEqual(next.Hosts.Select(h => h.Name)))
+            (next, var notes) = RestartOnly(Options, next);
+            if (Build(next, () => new ModuleHost(Context, next, Context.Modules), out var certificates, out var modules) is { } refused)
             {
-                notes.Add("hosts changed: they take effect at the next restart");
-                next = next with { Hosts = current.Hosts };
-            }
-
-            if (!current.Listeners.SequenceEqual(next.Listeners))
-            {
-                notes.Add("listeners changed: they take effect at the next restart");
-                next = next with { Listeners = current.Listeners };
-            }
-
-            if (current.DataDirectory != next.DataDirectory || current.Storage != next.Storage)
-            {
-                notes.Add("the data directory or storage changed: they take effect at the next restart");
-                next = next with { DataDirectory = current.DataDirectory, Storage = current.Storage };
-            }
-
-            if (current.Logging with { Level = next.Logging.Level } != next.Logging)
-            {
-                notes.Add("the log format or file changed: they take effect at the next restart");
-                next = next with { Logging = current.Logging with { Level = next.Logging.Level } };
-            }
-
-            // The mechanisms offered, PLAIN and the iterations are read per login; the failure limits live in the tracker.
-            if (current.Acme != next.Acme)
-            {
-                notes.Add("<acme> changed: it takes effect at the next restart");
-                next = next with { Acme = current.Acme };
-            }
-
-            if (current.Auth with { Scram = next.Auth.Scram, AllowPlain = next.Auth.AllowPlain, Iterations = next.Auth.Iterations } != next.Auth
-                || current.S2s.DnsServer != next.S2s.DnsServer || current.S2s.CaFile != next.S2s.CaFile)
-            {
-                notes.Add("authentication failure limits, the s2s DNS server and CA file take effect at the next restart");
-            }
-
-            CertificateStore certificates;
-            ModuleHost modules;
-            try
-            {
-                certificates = CertificateStore.Load(next, Acme);
-            }
-            catch (ConfigException ex)
-            {
-                _log.Warn("Reload refused, the running configuration stays: {Reason}", ex.Message);
-                return new ReloadResult(false, [ex.Message]);
-            }
-
-            try
-            {
-                modules = new ModuleHost(Context, next, Context.Modules);
-                modules.LoadAll();
-            }
-            catch (Exception ex) when (ex is ConfigException or InvalidOperationException or ArgumentException)
-            {
-                certificates.Dispose();
-                _log.Warn("Reload refused, the running configuration stays: {Reason}", ex.Message);
-                return new ReloadResult(false, [ex.Message]);
+                _log.Warn("Reload refused, the running configuration stays: {Reason}", refused);
+                return new ReloadResult(false, [refused]);
             }
 
             // From here on nothing can fail: swap everything, then move background work to the new modules.
             Context.Options = next;
-            SwapCertificates(certificates);
+            SwapCertificates(certificates!);
             LogSetup.SetLevel(Context.Logs, next.Logging.Level);
             var old = Context.Modules;
-            Context.Modules = modules;
-            modules.Rosters.MaxItems = next.Limits.RosterItems;
+            Context.Modules = modules!;
+            modules!.Rosters.MaxItems = next.Limits.RosterItems;
             await old.StopBackgroundAsync().ConfigureAwait(false);
             if (_started && !_stopped)
             {
@@ -326,7 +272,7 @@ public sealed class XmppServer : IAsyncDisposable
                 _log.Info("Reload: {Note}", note);
             }
 
-            foreach (var cert in certificates.All)
+            foreach (var cert in certificates!.All)
             {
                 _log.Info("Certificate for {Host}: {File} SHA-256 {Fingerprint}", cert.Host, cert.CertificateFile, cert.Fingerprint);
             }
@@ -338,6 +284,168 @@ public sealed class XmppServer : IAsyncDisposable
             _reloadGate.Release();
         }
     }
+
+    /// <summary>
+    /// The reload SIGHUP and the console ask for: <see cref="ReloadAsync(CancellationToken)"/>, told to the service
+    /// manager as it starts (RELOADING=1) and ends (READY=1 with the outcome as STATUS, sd_notify(3)).
+    /// </summary>
+    public async Task<ReloadResult> RequestReloadAsync(CancellationToken cancellationToken)
+    {
+        // The notifications are not cancelled: a RELOADING=1 must be followed by READY=1 whatever happens.
+        if (Systemd is { } systemd)
+        {
+            await systemd.ReloadingAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        var result = new ReloadResult(false, ["the reload was cancelled"]);
+        try
+        {
+            result = await ReloadAsync(cancellationToken).ConfigureAwait(false);
+            return result;
+        }
+        finally
+        {
+            if (Systemd is { } done)
+            {
+                var status = result.Applied ? "configuration reloaded; " + Describe(Options) : "reload refused, the running configuration stays: " + string.Join("; ", result.Messages);
+                await done.ReadyAsync(status, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// What a reload of the configuration file would do, without doing it (the console's check): the file is
+    /// loaded, and its certificates and a generation of modules built, as <see cref="ReloadAsync(CancellationToken)"/>
+    /// does; then they are dropped. Refused with the very reasons a reload would give, or "applied" with the notes it
+    /// would give, followed by what the modules logged at Warn and above while loading (logged nowhere else).
+    /// </summary>
+    public async Task<ReloadResult> CheckAsync(CancellationToken cancellationToken)
+    {
+        var (next, problem) = LoadSourceFile();
+        if (next is null)
+        {
+            return new ReloadResult(false, [problem!]);
+        }
+
+        await _reloadGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var (options, notes) = RestartOnly(Options, next);
+            // The trial's modules log to a factory of their own: what they say is part of the answer, not of the server's log.
+            using var logs = new LogFactory();
+            var warnings = new RecentLog();
+            var config = new NLog.Config.LoggingConfiguration(logs);
+            config.AddRule(LogLevel.Warn, LogLevel.Fatal, warnings);
+            logs.Configuration = config;
+            if (Build(options, () => ModuleHost.Trial(Context, options, logs), out var certificates, out _) is { } refused)
+            {
+                return new ReloadResult(false, [refused]);
+            }
+
+            certificates!.Dispose();
+            notes.Insert(0, $"configuration {options.SourceFile ?? "(built-in defaults)"} OK; modules: {string.Join(", ", options.Modules.Keys)}; log level {options.Logging.Level}");
+            notes.AddRange(warnings.Entries().Reverse().Select(w => $"{w.Level.ToLowerInvariant()}: {w.Logger}: {w.Message}"));
+            return new ReloadResult(true, notes);
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
+    /// <summary>The configuration file the server started with, loaded again (the built-in defaults without one); null with the reason when it does not load.</summary>
+    private (ServerOptions? Options, string? Problem) LoadSourceFile()
+    {
+        try
+        {
+            return (Options.SourceFile is { } file ? ConfigLoader.Load(file) : new ServerOptions(), null);
+        }
+        catch (ConfigException ex)
+        {
+            return (null, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="next"/> with what only a restart changes (hosts, listeners, storage, the log format and file,
+    /// ACME) kept at its running values, and a note for each that changed.
+    /// </summary>
+    private static (ServerOptions Next, List<string> Notes) RestartOnly(ServerOptions current, ServerOptions next)
+    {
+        var notes = new List<string>();
+        if (!current.Hosts.Select(h => h.Name).SequenceEqual(next.Hosts.Select(h => h.Name)))
+        {
+            notes.Add("hosts changed: they take effect at the next restart");
+            next = next with { Hosts = current.Hosts };
+        }
+
+        if (!current.Listeners.SequenceEqual(next.Listeners))
+        {
+            notes.Add("listeners changed: they take effect at the next restart");
+            next = next with { Listeners = current.Listeners };
+        }
+
+        if (current.DataDirectory != next.DataDirectory || current.Storage != next.Storage)
+        {
+            notes.Add("the data directory or storage changed: they take effect at the next restart");
+            next = next with { DataDirectory = current.DataDirectory, Storage = current.Storage };
+        }
+
+        if (current.Logging with { Level = next.Logging.Level } != next.Logging)
+        {
+            notes.Add("the log format or file changed: they take effect at the next restart");
+            next = next with { Logging = current.Logging with { Level = next.Logging.Level } };
+        }
+
+        // The mechanisms offered, PLAIN and the iterations are read per login; the failure limits live in the tracker.
+        if (current.Acme != next.Acme)
+        {
+            notes.Add("<acme> changed: it takes effect at the next restart");
+            next = next with { Acme = current.Acme };
+        }
+
+        if (current.Auth with { Scram = next.Auth.Scram, AllowPlain = next.Auth.AllowPlain, Iterations = next.Auth.Iterations } != next.Auth
+            || current.S2s.DnsServer != next.S2s.DnsServer || current.S2s.CaFile != next.S2s.CaFile)
+        {
+            notes.Add("authentication failure limits, the s2s DNS server and CA file take effect at the next restart");
+        }
+
+        return (next, notes);
+    }
+
+    /// <summary>Loads the certificates of <paramref name="next"/> and builds its generation of modules; the reason when either fails (nothing is kept then).</summary>
+    private string? Build(ServerOptions next, Func<ModuleHost> generation, out CertificateStore? certificates, out ModuleHost? modules)
+    {
+        modules = null;
+        try
+        {
+            certificates = CertificateStore.Load(next, Acme);
+        }
+        catch (ConfigException ex)
+        {
+            certificates = null;
+            return ex.Message;
+        }
+
+        try
+        {
+            modules = generation();
+            modules.LoadAll();
+            return null;
+        }
+        catch (Exception ex) when (ex is ConfigException or InvalidOperationException or ArgumentException)
+        {
+            certificates.Dispose();
+            certificates = null;
+            modules = null;
+            return ex.Message;
+        }
+    }
+
+    /// <summary>What the service manager's status shows: the hosts and the listeners.</summary>
+    internal static string Describe(ServerOptions options) =>
+        "serving " + string.Join(", ", options.Hosts.Select(h => h.Name)) + "; listening on " +
+        string.Join(", ", options.Listeners.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Kind} {l.Address}:{l.Port}")));
 
     /// <summary>
     /// Rebuilds the certificates with the same configuration (a certificate source has a new one): new

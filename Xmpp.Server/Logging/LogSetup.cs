@@ -9,7 +9,8 @@ namespace Xmpp.Server.Logging;
 /// <summary>
 /// Builds one NLog LogFactory per server instance (no global LogManager), so two servers can run in one
 /// test process, each with its own targets. Structured: templates carry named holes, and the connection
-/// scope (ConnectionId, Remote, Jid) is pushed with ScopeContext.
+/// scope (ConnectionId, Remote, Jid) is pushed with ScopeContext. Every factory also keeps its last lines at
+/// Warn and above in memory (<see cref="RecentLog"/>).
 /// </summary>
 public static class LogSetup
 {
@@ -48,6 +49,8 @@ public static class LogSetup
             config.AddRule(level, LogLevel.Fatal, file);
         }
 
+        // The last warnings and errors in memory for the console, whatever the level of the output above.
+        config.AddRule(LogLevel.Warn, LogLevel.Fatal, new RecentLog());
         foreach (var t in extraTargets ?? [])
         {
             config.AddRule(LogLevel.Trace, LogLevel.Fatal, t);

@@ -40,9 +40,18 @@ public sealed class ModuleHost
         Router = server.Router;
         Storage = server.Storage;
         Server = server;
+        Metrics = server.Metrics;
         // One roster manager for the server's life: its per-account locks must not split across a reload.
         Rosters = previous?.Rosters ?? new RosterManager(server.Storage.Roster, server.Sessions, server.Logs.GetLogger("Roster")) { MaxItems = options.Limits.RosterItems };
     }
+
+    /// <summary>
+    /// A generation built only to see whether <paramref name="options"/> loads (the configuration check): it takes
+    /// nothing over from the running one, its gauges go to a scratch set and its log to <paramref name="logs"/>; it is
+    /// never started, and is dropped.
+    /// </summary>
+    internal static ModuleHost Trial(ServerContext server, ServerOptions options, LogFactory logs) =>
+        new(server, options) { Logs = logs, Metrics = new ServerMetrics() };
 
     /// <summary>This generation's hooks.</summary>
     public HookBus Hooks { get; } = new();
@@ -68,7 +77,10 @@ public sealed class ModuleHost
 
     internal ServerOptions Options { get; }
 
-    internal LogFactory Logs { get; }
+    internal LogFactory Logs { get; private init; }
+
+    /// <summary>Where the modules' gauges go: the server's (a trial's are its own).</summary>
+    internal ServerMetrics Metrics { get; private init; }
 
     internal ISessionRegistry Sessions { get; }
 
@@ -267,7 +279,7 @@ public sealed class ModuleHost
 
         public ISessionRegistry Sessions => host.Sessions;
 
-        public ServerMetrics Metrics => host.Server.Metrics;
+        public ServerMetrics Metrics => host.Metrics;
 
         public IStanzaRouter Router => host.Router;
 

@@ -94,7 +94,8 @@ public delegate ValueTask<AdHocResult> AdHocHandler(AdHocRequest request, Cancel
 /// The submitted form's values by field, or null on the first request (when the command shows its form,
 /// or completes at once if it needs no input).
 /// </param>
-public sealed record AdHocRequest(Jid Requester, string Host, IReadOnlyDictionary<string, List<string>>? Values, StanzaContext Context)
+/// <param name="Context">The command's stanza; null when the administration console runs the command (the same handler, no stanza).</param>
+public sealed record AdHocRequest(Jid Requester, string Host, IReadOnlyDictionary<string, List<string>>? Values, StanzaContext? Context)
 {
     /// <summary>A single value of the submitted form, trimmed, or null when absent or empty.</summary>
     public string? Value(string field) =>

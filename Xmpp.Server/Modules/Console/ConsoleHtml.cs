@@ -87,7 +87,7 @@ internal static class ConsoleHtml
         if (session is not null)
         {
             sb.Append("<nav>");
-            foreach (var (path, label) in new[] { (string.Empty, "Dashboard"), ("users", "Users"), ("sessions", "Sessions") })
+            foreach (var (path, label) in new[] { (string.Empty, "Dashboard"), ("users", "Users"), ("sessions", "Sessions"), ("server", "Server") })
             {
                 var cls = current == path ? " class=\"current\"" : string.Empty;
                 sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{ConsoleModule.Prefix}{path}\"{cls}>{label}</a>");
@@ -133,6 +133,8 @@ internal static class ConsoleHtml
         form.search{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom:1rem}
         label{display:block;margin:.4rem 0;font-size:.9rem;color:var(--muted)}
         input,select{display:block;width:100%;padding:.4rem;font-size:1rem;margin-top:.15rem;border:1px solid #b8c0cc;border-radius:.3rem}
+        textarea{display:block;width:100%;padding:.4rem;font:inherit;margin-top:.15rem;border:1px solid #b8c0cc;border-radius:.3rem}
+        table.log td{font-size:.85rem}blockquote{background:#fff;border-left:3px solid var(--line);margin:0 0 1rem;padding:.5rem .9rem}
         form.search label{margin:0}form.search input,form.search select{width:auto}
         label.check{display:flex;gap:.4rem;align-items:center}label.check input{width:auto;display:inline}
         button{background:var(--accent);color:#fff;border:0;border-radius:.3rem;padding:.45rem .9rem;font-size:.95rem;cursor:pointer}

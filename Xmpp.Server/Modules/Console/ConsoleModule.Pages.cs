@@ -6,6 +6,7 @@ using Xmpp.Server.Accounts;
 using Xmpp.Server.Config;
 using Xmpp.Server.Hosting;
 using Xmpp.Server.Sessions;
+using Xmpp.Server.Storage;
 using Xmpp.Server.Streams;
 using static Xmpp.Server.Modules.Console.ConsoleHtml;
 
@@ -37,6 +38,7 @@ public sealed partial class ConsoleModule
         Prefix + "users" => UsersAsync(http, session),
         Prefix + "user" => UserAsync(http, session),
         Prefix + "sessions" => SessionsAsync(http, session),
+        Prefix + "server" => ServerAsync(http, session),
         _ => ConsoleHtml.PageAsync(http, 404, "Not found", "<p>There is no such page.</p>", session),
     };
 
@@ -47,6 +49,11 @@ public sealed partial class ConsoleModule
         Prefix + "users/password" => ChangePasswordAsync(http, session, form),
         Prefix + "users/delete" => DeleteUserAsync(http, session, form),
         Prefix + "sessions/end" => EndSessionAsync(http, session, form),
+        Prefix + "server/announce" => AnnounceAsync(http, session, form),
+        Prefix + "server/motd" => SetMotdAsync(http, session, form),
+        Prefix + "server/motd/delete" => DeleteMotdAsync(http, session, form),
+        Prefix + "server/check" => CheckConfigurationAsync(http, session),
+        Prefix + "server/reload" => ReloadAsync(http, session),
         _ => ConsoleHtml.PageAsync(http, 404, "Not found", "<p>There is no such action.</p>", session),
     };
 
@@ -236,6 +243,8 @@ public sealed partial class ConsoleModule
             sb.Append(CultureInfo.InvariantCulture, $"<form class=\"inline\" method=\"post\" action=\"{Prefix}sessions/end\">{Csrf(session)}<input type=\"hidden\" name=\"jid\" value=\"{H(jid.ToString())}\"><input type=\"hidden\" name=\"back\" value=\"user\"><button type=\"submit\" class=\"danger\">End all its sessions</button></form>");
         }
 
+        await RosterTableAsync(sb, jid, ct).ConfigureAwait(false);
+
         sb.Append("<h2>Change the password</h2>");
         sb.Append(CultureInfo.InvariantCulture, $"<form class=\"box\" method=\"post\" action=\"{Prefix}users/password\" autocomplete=\"off\">{Csrf(session)}<input type=\"hidden\" name=\"jid\" value=\"{H(jid.ToString())}\">");
         sb.Append("<label>New password<input type=\"password\" name=\"password\" required autocomplete=\"new-password\"></label>");
@@ -248,6 +257,34 @@ public sealed partial class ConsoleModule
         sb.Append("<label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> I am sure</label>");
         sb.Append("<button type=\"submit\" class=\"danger\">Delete account</button></form>");
         await ConsoleHtml.PageAsync(http, 200, jid.ToString(), sb.ToString(), session, "users").ConfigureAwait(false);
+    }
+
+    /// <summary>Roster items shown on the account page at most.</summary>
+    public const int RosterShown = 500;
+
+    /// <summary>
+    /// The account's roster as its clients get it (RFC 6121 §2.1.2: the items in the roster, not the remembered
+    /// inbound requests), ordered by address, the first <see cref="RosterShown"/>. Read through the roster manager:
+    /// from its cache for an account online, else from storage without caching it.
+    /// </summary>
+    private async Task RosterTableAsync(StringBuilder sb, Jid account, CancellationToken ct)
+    {
+        var roster = await _context.Rosters.GetAsync(account, ct).ConfigureAwait(false);
+        var items = roster.Items.Values.Where(i => i.InRoster).OrderBy(i => i.Jid, StringComparer.Ordinal).ToList();
+        var waiting = roster.Items.Values.Count(i => i.PendingIn);
+        sb.Append(CultureInfo.InvariantCulture, $"<h2>Roster</h2><p>{N(items.Count)} {(items.Count == 1 ? "contact" : "contacts")}{(items.Count > RosterShown ? string.Create(CultureInfo.InvariantCulture, $", the first {RosterShown} shown") : string.Empty)}{(waiting > 0 ? string.Create(CultureInfo.InvariantCulture, $"; {N(waiting)} subscription {(waiting == 1 ? "request" : "requests")} not yet answered") : string.Empty)}.</p>");
+        if (items.Count == 0)
+        {
+            return;
+        }
+
+        sb.Append("<table><thead><tr><th>address</th><th>name</th><th>subscription</th><th>ask</th><th>groups</th></tr></thead><tbody>");
+        foreach (var item in items.Take(RosterShown))
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(item.Jid)}</td><td>{H(item.Name)}</td><td>{H(item.Subscription.Name())}</td><td>{(item.PendingOut ? "subscribe" : string.Empty)}</td><td>{H(string.Join(", ", item.Groups))}</td></tr>");
+        }
+
+        sb.Append("</tbody></table>");
     }
 
     /// <summary>
@@ -293,7 +330,7 @@ public sealed partial class ConsoleModule
         await ConsoleHtml.PageAsync(http, 200, "Sessions", sb.ToString(), session, "sessions").ConfigureAwait(false);
     }
 
-    /// <summary>Sessions with their stream's transport, address and TLS version, SM and CSI state, and a button to end each.</summary>
+    /// <summary>Sessions with their client (from its caps), stream's transport, address and TLS version, SM and CSI state, and a button to end each.</summary>
     private void SessionTable(StringBuilder sb, IReadOnlyList<IClientSession> sessions, ConsoleSession session, string back)
     {
         if (sessions.Count == 0)
@@ -303,7 +340,7 @@ public sealed partial class ConsoleModule
         }
 
         var connections = _context.Server.Connections.All.OfType<StreamConnection>().ToDictionary(c => c.ConnectionId);
-        sb.Append("<table><thead><tr><th>address</th><th>transport</th><th>from</th><th>TLS</th><th>presence</th><th>stream management</th><th>client state</th><th></th></tr></thead><tbody>");
+        sb.Append("<table><thead><tr><th>address</th><th>client</th><th>transport</th><th>from</th><th>TLS</th><th>presence</th><th>stream management</th><th>client state</th><th></th></tr></thead><tbody>");
         foreach (var s in sessions)
         {
             var stream = s.IsHibernating ? null : connections.GetValueOrDefault(s.ConnectionId);
@@ -315,7 +352,8 @@ public sealed partial class ConsoleModule
                 ? s.IsHibernating ? "waiting for resumption" : managed.ResumeId is null ? "on" : "on, resumable"
                 : "off";
             var csi = ClientState.ClientStateModule.IsInactive(s) ? "inactive" : "active";
-            sb.Append(CultureInfo.InvariantCulture, $"<tr><td><a href=\"{Prefix}user?jid={U(s.Jid.Bare.ToString())}\">{H(s.Jid.ToString())}</a></td><td>{H(transport)}</td><td>{H(remote)}</td><td>{H(tls)}</td><td>{H(presence)}</td><td>{H(sm)}</td><td>{H(csi)}</td>");
+            var client = ClientNames.FromPresence(s.LastPresence) ?? "—";
+            sb.Append(CultureInfo.InvariantCulture, $"<tr><td><a href=\"{Prefix}user?jid={U(s.Jid.Bare.ToString())}\">{H(s.Jid.ToString())}</a></td><td>{H(client)}</td><td>{H(transport)}</td><td>{H(remote)}</td><td>{H(tls)}</td><td>{H(presence)}</td><td>{H(sm)}</td><td>{H(csi)}</td>");
             sb.Append(CultureInfo.InvariantCulture, $"<td><form class=\"inline\" method=\"post\" action=\"{Prefix}sessions/end\">{Csrf(session)}<input type=\"hidden\" name=\"jid\" value=\"{H(s.Jid.ToString())}\"><input type=\"hidden\" name=\"back\" value=\"{back}\"><button type=\"submit\" class=\"danger\">End</button></form></td></tr>");
         }
 
