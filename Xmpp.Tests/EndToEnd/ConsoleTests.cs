@@ -17,10 +17,10 @@ public sealed partial class ConsoleTests
     private const string Admin = "admin@localhost";
     private const string AdminPassword = "admin-pass";
 
-    private static readonly string[] PagePaths = ["/admin/", "/admin/users", "/admin/users?q=b", "/admin/user?jid=bob%40localhost", "/admin/sessions", "/admin/no-such-page"];
-    private static readonly string[] ActionPaths = ["/admin/logout", "/admin/users/add", "/admin/users/password", "/admin/users/delete", "/admin/sessions/end", "/admin/no-such-action"];
+    private static readonly string[] PagePaths = ["/admin/", "/admin/users", "/admin/users?q=b", "/admin/user?jid=bob%40localhost", "/admin/sessions", "/admin/rooms", "/admin/rooms?q=r", "/admin/federation", "/admin/no-such-page"];
+    private static readonly string[] ActionPaths = ["/admin/logout", "/admin/users/add", "/admin/users/password", "/admin/users/delete", "/admin/sessions/end", "/admin/rooms/destroy", "/admin/federation/end", "/admin/no-such-action"];
 
-    private static Task<TestServer> StartAsync(Func<ServerOptions, ServerOptions>? more = null, params string[] users)
+    internal static Task<TestServer> StartAsync(Func<ServerOptions, ServerOptions>? more = null, params string[] users)
     {
         var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>(ServerOptions.DefaultModules)
         {
@@ -43,7 +43,7 @@ public sealed partial class ConsoleTests
     }
 
     /// <summary>A client that keeps no cookies and follows no redirects: every test says what it sends.</summary>
-    private static HttpClient Http(TestServer server) =>
+    internal static HttpClient Http(TestServer server) =>
         new(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true, AllowAutoRedirect = false, UseCookies = false })
         {
             BaseAddress = new Uri($"https://localhost:{server.Server.PortOf(ListenerKind.Https)}"),
@@ -56,7 +56,7 @@ public sealed partial class ConsoleTests
     [GeneratedRegex("name=\"csrf\" value=\"([^\"]+)\"")]
     private static partial Regex CsrfField();
 
-    private static async Task<HttpResponseMessage> PostAsync(HttpClient http, string path, string? cookie, IEnumerable<KeyValuePair<string, string>> fields, string? origin = null, string? fetchSite = null)
+    internal static async Task<HttpResponseMessage> PostAsync(HttpClient http, string path, string? cookie, IEnumerable<KeyValuePair<string, string>> fields, string? origin = null, string? fetchSite = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new FormUrlEncodedContent(fields) };
         if (cookie is not null)
@@ -79,7 +79,7 @@ public sealed partial class ConsoleTests
 
     private const string ConsoleHtmlCookie = "__Secure-xmppconsole";
 
-    private static async Task<HttpResponseMessage> GetAsync(HttpClient http, string path, string? cookie)
+    internal static async Task<HttpResponseMessage> GetAsync(HttpClient http, string path, string? cookie)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         if (cookie is not null)
@@ -91,7 +91,7 @@ public sealed partial class ConsoleTests
     }
 
     /// <summary>Posts the sign-in form (with the nonce of a freshly served one); returns the answer.</summary>
-    private static async Task<HttpResponseMessage> SignInAsync(HttpClient http, string jid, string password)
+    internal static async Task<HttpResponseMessage> SignInAsync(HttpClient http, string jid, string password)
     {
         var page = await http.GetStringAsync("/admin/login");
         var m = LoginNonce().Match(page);
@@ -100,7 +100,7 @@ public sealed partial class ConsoleTests
     }
 
     /// <summary>Signs the admin in; returns the session cookie's value and the session's form token.</summary>
-    private static async Task<(string Cookie, string Csrf)> SignInAsAdminAsync(HttpClient http)
+    internal static async Task<(string Cookie, string Csrf)> SignInAsAdminAsync(HttpClient http)
     {
         using var response = await SignInAsync(http, Admin, AdminPassword);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.SeeOther), await response.Content.ReadAsStringAsync());
@@ -109,12 +109,12 @@ public sealed partial class ConsoleTests
         return (cookie!, await CsrfAsync(http, cookie!));
     }
 
-    private static string? CookieOf(HttpResponseMessage response) =>
+    internal static string? CookieOf(HttpResponseMessage response) =>
         response.Headers.TryGetValues("Set-Cookie", out var values)
             ? values.Select(v => v.Split(';')[0]).Where(v => v.StartsWith(ConsoleHtmlCookie + "=", StringComparison.Ordinal)).Select(v => v[(ConsoleHtmlCookie.Length + 1)..]).FirstOrDefault()
             : null;
 
-    private static async Task<string> CsrfAsync(HttpClient http, string cookie)
+    internal static async Task<string> CsrfAsync(HttpClient http, string cookie)
     {
         using var page = await GetAsync(http, "/admin/", cookie);
         Assert.That(page.StatusCode, Is.EqualTo(HttpStatusCode.OK));
