@@ -61,6 +61,32 @@ public sealed class S2sManager
         ];
     }
 
+    /// <summary>Every server-to-server stream now, outgoing then incoming (copies, for the web console).</summary>
+    public IReadOnlyList<S2sStreamInfo> Streams() =>
+        [.. _outgoing.Values.Select(s => s.Describe()), .. Incoming.Values.Select(s => s.Describe())];
+
+    /// <summary>
+    /// Ends one stream as the idle timeout does: our closing tag after what is queued (what cannot be written any
+    /// more is bounced); the next stanza opens a new stream, or the peer does. False when there is no such stream.
+    /// </summary>
+    /// <param name="by">Who asked, for the log.</param>
+    public bool End(long connectionId, string by)
+    {
+        if (Incoming.TryGetValue(connectionId, out var incoming))
+        {
+            incoming.End(by);
+            return true;
+        }
+
+        if (_outgoing.Values.FirstOrDefault(s => s.ConnectionId == connectionId) is { } outgoing)
+        {
+            outgoing.End(by);
+            return true;
+        }
+
+        return false;
+    }
+
     public void Register(HookBus hooks) => hooks.On(HookNames.RouteRemote, RouteAsync);
 
     public void Start(CancellationToken shutdown) => _shutdown = shutdown;

@@ -25,6 +25,11 @@ public sealed class IncomingS2sStateMachine : IStreamProtocol, IDescribesPeer
     private readonly S2sManager _manager;
     private readonly bool _directTls;
     private readonly HashSet<string> _authenticated = new(StringComparer.Ordinal);
+
+    /// <summary>The authenticated domains with their method, for <see cref="Describe"/> (another thread): under its own lock.</summary>
+    private readonly List<S2sPeer> _peers = [];
+    private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
+    private long _stanzas;
     private readonly Logger _log;
     private StreamConnection _connection = null!;
     private volatile S2sInState _state;
@@ -259,7 +264,7 @@ public sealed class IncomingS2sStateMachine : IStreamProtocol, IDescribesPeer
 
         _saslDone = true;
         _peerDomain = domain!;
-        Authenticated(domain!);
+        Authenticated(domain!, S2sAuthentication.SaslExternal, null);
         _log.Info("s2s peer {Domain} authenticated by SASL EXTERNAL (certificate)", domain);
         _connection.SendNonza(new Element("success", Ns.Sasl));
 
@@ -274,9 +279,15 @@ public sealed class IncomingS2sStateMachine : IStreamProtocol, IDescribesPeer
         return StreamStep.Continue;
     }
 
-    private void Authenticated(string domain)
+    private void Authenticated(string domain, S2sAuthentication method, string? certificateProblem)
     {
         _authenticated.Add(domain);
+        lock (_peers)
+        {
+            _peers.RemoveAll(p => p.Domain == domain);
+            _peers.Add(new S2sPeer(domain, method, certificateProblem));
+        }
+
         _isAuthenticated = true;
         if (State == S2sInState.AwaitingAuthentication)
         {
@@ -340,7 +351,7 @@ public sealed class IncomingS2sStateMachine : IStreamProtocol, IDescribesPeer
         if (ok)
         {
             _peerDomain ??= origin;
-            Authenticated(origin);
+            Authenticated(origin, certificateProblem is null ? S2sAuthentication.DialbackOnCertificate : S2sAuthentication.Dialback, certificateProblem);
             _log.Info("s2s peer {Domain} authenticated by {Method}", origin, certificateProblem is null ? "dialback with a valid certificate (XEP-0344)" : "dialback");
         }
         else
@@ -382,6 +393,7 @@ public sealed class IncomingS2sStateMachine : IStreamProtocol, IDescribesPeer
 
         e.SetAttribute("from", from.ToString());
         _ctx.Metrics.StanzaIn(e.Name);
+        Interlocked.Increment(ref _stanzas);
         await _ctx.Router.RouteAsync(e, from, null, ct).ConfigureAwait(false);
     }
 
@@ -414,6 +426,28 @@ public sealed class IncomingS2sStateMachine : IStreamProtocol, IDescribesPeer
     }
 
     public OutgoingHeader ClosingHeader() => new(_localDomain, null, null);
+
+    /// <summary>The stream as the console lists it (from any thread).</summary>
+    internal S2sStreamInfo Describe()
+    {
+        List<S2sPeer> peers;
+        lock (_peers)
+        {
+            peers = [.. _peers];
+        }
+
+        var transport = _connection.Transport;
+        var tls = transport.Tls is { } ssl ? $"{ssl.SslProtocol} {ssl.NegotiatedCipherSuite}" : null;
+        return new S2sStreamInfo(S2sDirection.Incoming, _connection.ConnectionId, _localDomain, _peerDomain, peers, transport.Remote.ToString(),
+            State.ToString(), tls, _directTls, _since, Interlocked.Read(ref _stanzas));
+    }
+
+    /// <summary>Ends the stream as the idle timeout does, for an administrator: the peer opens a new one when it has something to send.</summary>
+    internal void End(string by)
+    {
+        _log.Info("Closing the s2s stream from {Peer} ({By})", PeerName, by);
+        Close(null);
+    }
 
     private void Close(StreamError? error)
     {

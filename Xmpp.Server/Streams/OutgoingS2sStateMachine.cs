@@ -41,6 +41,12 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
     private X509Certificate2? _peerCertificate;
     private StanzaErrorCondition _failure = StanzaErrorCondition.RemoteServerNotFound;
     private string? _failureReason;
+    private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
+    private long _stanzas;
+
+    /// <summary>How we authenticated (set once ready) and what the peer's certificate proved (null: valid), for <see cref="Describe"/>.</summary>
+    private S2sAuthentication? _authentication;
+    private string? _certificateProblem;
 
     public OutgoingS2sStateMachine(ServerContext ctx, S2sManager manager, string localDomain, string remoteDomain)
     {
@@ -88,7 +94,13 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
                     return Enqueued.Closed;
                 case S2sOutState.Ready:
                     Volatile.Write(ref _lastSend, Environment.TickCount64);
-                    return _connection!.Output.TryEnqueue(stanza, _ctx.Options.S2s.QueueLimit, _ctx.Options.Limits.OutputBytes);
+                    var enqueued = _connection!.Output.TryEnqueue(stanza, _ctx.Options.S2s.QueueLimit, _ctx.Options.Limits.OutputBytes);
+                    if (enqueued == Enqueued.Queued)
+                    {
+                        _stanzas++;
+                    }
+
+                    return enqueued;
                 default:
                     if (_pending.Count >= _ctx.Options.S2s.QueueLimit)
                     {
@@ -96,6 +108,7 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
                     }
 
                     _pending.Add(stanza);
+                    _stanzas++;
                     return Enqueued.Queued;
             }
         }
@@ -296,6 +309,11 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
         if (!_negotiated)
         {
             var certificateProblem = _manager.Certificates.Check(_peerCertificate, Remote, DateTimeOffset.UtcNow);
+            lock (_gate)
+            {
+                _certificateProblem = certificateProblem;
+            }
+
             if (certificateProblem is not null)
             {
                 if (!s2s.AllowDialback)
@@ -353,6 +371,11 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
     {
         _log.Info("s2s to {Remote}: authenticated as {Local} by SASL EXTERNAL", Remote, Local);
         _saslAuthenticated = true;
+        lock (_gate)
+        {
+            _authentication = S2sAuthentication.SaslExternal;
+        }
+
         return RestartStream();
     }
 
@@ -389,6 +412,11 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
         }
 
         _log.Info("s2s to {Remote}: authenticated as {Local} by dialback", Remote, Local);
+        lock (_gate)
+        {
+            _authentication = S2sAuthentication.Dialback;
+        }
+
         return BecomeReady();
     }
 
@@ -535,6 +563,35 @@ public sealed class OutgoingS2sStateMachine : IStreamProtocol, IDescribesPeer
     }
 
     public OutgoingHeader ClosingHeader() => new(Local, null, null);
+
+    /// <summary>The connection's id once connected.</summary>
+    internal long? ConnectionId => _connection?.ConnectionId;
+
+    /// <summary>The stream as the console lists it (from any thread).</summary>
+    internal S2sStreamInfo Describe()
+    {
+        S2sOutState state;
+        S2sAuthentication? authentication;
+        string? certificateProblem;
+        long stanzas;
+        lock (_gate)
+        {
+            (state, authentication, certificateProblem, stanzas) = (_state, _authentication, _certificateProblem, _stanzas);
+        }
+
+        var connection = _connection;
+        var tls = connection?.Transport.Tls is { } ssl ? $"{ssl.SslProtocol} {ssl.NegotiatedCipherSuite}" : null;
+        IReadOnlyList<S2sPeer> peers = authentication is { } method && state == S2sOutState.Ready ? [new S2sPeer(Remote, method, certificateProblem)] : [];
+        return new S2sStreamInfo(S2sDirection.Outgoing, connection?.ConnectionId, Local, Remote, peers, connection?.Transport.Remote.ToString(),
+            state.ToString(), tls, _directTls, _since, stanzas);
+    }
+
+    /// <summary>Ends the stream as the idle timeout does, for an administrator: the next stanza for the domain opens a new one.</summary>
+    internal void End(string by)
+    {
+        _log.Info("Closing the s2s stream to {Remote} ({By})", Remote, by);
+        Close();
+    }
 
     private OutgoingHeader Header() => new(Local, Remote, null);
 

@@ -17,8 +17,8 @@ public sealed partial class ConsoleTests
     internal const string Admin = "admin@localhost";
     private const string AdminPassword = "admin-pass";
 
-    private static readonly string[] PagePaths = ["/admin/", "/admin/users", "/admin/users?q=b", "/admin/user?jid=bob%40localhost", "/admin/sessions", "/admin/server", "/admin/no-such-page"];
-    private static readonly string[] ActionPaths = ["/admin/logout", "/admin/users/add", "/admin/users/password", "/admin/users/delete", "/admin/sessions/end", "/admin/server/announce", "/admin/server/motd", "/admin/server/motd/delete", "/admin/server/check", "/admin/server/reload", "/admin/no-such-action"];
+    private static readonly string[] PagePaths = ["/admin/", "/admin/users", "/admin/users?q=b", "/admin/user?jid=bob%40localhost", "/admin/sessions", "/admin/server", "/admin/rooms", "/admin/rooms?q=r", "/admin/federation", "/admin/no-such-page"];
+    private static readonly string[] ActionPaths = ["/admin/logout", "/admin/users/add", "/admin/users/password", "/admin/users/delete", "/admin/sessions/end", "/admin/server/announce", "/admin/server/motd", "/admin/server/motd/delete", "/admin/server/check", "/admin/server/reload", "/admin/rooms/destroy", "/admin/federation/end", "/admin/no-such-action"];
 
     internal static Task<TestServer> StartAsync(Func<ServerOptions, ServerOptions>? more = null, params string[] users)
     {
@@ -109,12 +109,12 @@ public sealed partial class ConsoleTests
         return (cookie!, await CsrfAsync(http, cookie!));
     }
 
-    private static string? CookieOf(HttpResponseMessage response) =>
+    internal static string? CookieOf(HttpResponseMessage response) =>
         response.Headers.TryGetValues("Set-Cookie", out var values)
             ? values.Select(v => v.Split(';')[0]).Where(v => v.StartsWith(ConsoleHtmlCookie + "=", StringComparison.Ordinal)).Select(v => v[(ConsoleHtmlCookie.Length + 1)..]).FirstOrDefault()
             : null;
 
-    private static async Task<string> CsrfAsync(HttpClient http, string cookie)
+    internal static async Task<string> CsrfAsync(HttpClient http, string cookie)
     {
         using var page = await GetAsync(http, "/admin/", cookie);
         Assert.That(page.StatusCode, Is.EqualTo(HttpStatusCode.OK));

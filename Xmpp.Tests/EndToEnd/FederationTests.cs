@@ -41,7 +41,7 @@ public sealed class FederationTests
         return (a, b);
     }
 
-    private static async Task<RawXmppClient> OnlineAsync(TestServer server, string user, string password, string domain)
+    internal static async Task<RawXmppClient> OnlineAsync(TestServer server, string user, string password, string domain)
     {
         var client = await RawXmppClient.ConnectAsync(server.C2sPort);
         await client.OpenAsync(domain);

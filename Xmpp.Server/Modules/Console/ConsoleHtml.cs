@@ -87,7 +87,7 @@ internal static class ConsoleHtml
         if (session is not null)
         {
             sb.Append("<nav>");
-            foreach (var (path, label) in new[] { (string.Empty, "Dashboard"), ("users", "Users"), ("sessions", "Sessions"), ("server", "Server") })
+            foreach (var (path, label) in new[] { (string.Empty, "Dashboard"), ("users", "Users"), ("sessions", "Sessions"), ("rooms", "Rooms"), ("federation", "Federation"), ("server", "Server") })
             {
                 var cls = current == path ? " class=\"current\"" : string.Empty;
                 sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{ConsoleModule.Prefix}{path}\"{cls}>{label}</a>");

@@ -30,6 +30,9 @@ public sealed partial class ConsoleModule
         ["ended"] = "The session was ended.",
         ["ended-all"] = "The account's sessions were ended.",
         ["none"] = "There was no such session (it had ended already).",
+        ["room-destroyed"] = "The room was destroyed; its occupants were told.",
+        ["s2s-ended"] = "The stream is closing; a new one opens when there is something to send.",
+        ["s2s-none"] = "There was no such stream (it had ended already).",
     };
 
     private Task PageAsync(IHttpExchange http, string path, ConsoleSession session) => path switch
@@ -39,6 +42,9 @@ public sealed partial class ConsoleModule
         Prefix + "user" => UserAsync(http, session),
         Prefix + "sessions" => SessionsAsync(http, session),
         Prefix + "server" => ServerAsync(http, session),
+        Prefix + "rooms" => RoomsAsync(http, session),
+        Prefix + "room" => RoomAsync(http, session),
+        Prefix + "federation" => FederationAsync(http, session),
         _ => ConsoleHtml.PageAsync(http, 404, "Not found", "<p>There is no such page.</p>", session),
     };
 
@@ -54,6 +60,8 @@ public sealed partial class ConsoleModule
         Prefix + "server/motd/delete" => DeleteMotdAsync(http, session, form),
         Prefix + "server/check" => CheckConfigurationAsync(http, session),
         Prefix + "server/reload" => ReloadAsync(http, session),
+        Prefix + "rooms/destroy" => DestroyRoomAsync(http, session, form),
+        Prefix + "federation/end" => EndS2sAsync(http, session, form),
         _ => ConsoleHtml.PageAsync(http, 404, "Not found", "<p>There is no such action.</p>", session),
     };
 

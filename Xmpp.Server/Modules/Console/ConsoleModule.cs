@@ -56,6 +56,7 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
         _context = context;
         _accounts = new AccountService(context.Options, context.Storage);
         _commands = context.Shared<AdHoc.AdHocCommands>();
+        _muc = context.Shared<Muc.MucDirectory>();
         _sessions.IdleTimeout = TimeSpan.FromMinutes(context.Number("idle-minutes", 30, 1, 24 * 60));
         _sessions.Lifetime = TimeSpan.FromHours(context.Number("lifetime-hours", 8, 1, 24 * 30));
         if (!context.Options.Listeners.Any(l => l.Kind == Config.ListenerKind.Https))

@@ -81,6 +81,9 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             _services[prepared] = new MucService(prepared, host.Name) { Context = context, Settings = settings, Commands = commands };
         }
 
+        // The services for the other modules (the web console's room pages), read there each time.
+        context.Shared<MucDirectory>().Attach(() => _services.Values);
+
         // The administrators' room commands on each service's JID (served when the adhoc module is loaded).
         MucAdminCommands.Register(context, commands, domain => _services.GetValueOrDefault(domain));
 

@@ -313,6 +313,56 @@ internal sealed class MucService(string domain, string host)
         return [.. _rooms.Values.Where(r => !r.Gone)];
     }
 
+    /// <summary>Whether the persistent rooms have been read (by a first stanza or command): until then every room is in storage only.</summary>
+    public bool IsLoaded
+    {
+        get
+        {
+            lock (_loadGate)
+            {
+                return _load is { IsCompletedSuccessfully: true };
+            }
+        }
+    }
+
+    /// <summary>
+    /// One page of the rooms whose name starts with <paramref name="prefix"/>, after <paramref name="after"/> in
+    /// ordinal order (keyset paging), and how many match: for the web console. Until the service has loaded its
+    /// persistent rooms (no stanza reached it yet) they are read from storage, and only the page's are parsed:
+    /// listing them does not load them.
+    /// </summary>
+    public async ValueTask<(IReadOnlyList<RoomSummary> Page, int Matching)> RoomPageAsync(string prefix, string? after, int limit, CancellationToken ct)
+    {
+        bool Matches(string name) => name.StartsWith(prefix, StringComparison.Ordinal);
+        bool Wanted(string name) => Matches(name) && (after is null || string.CompareOrdinal(name, after) > 0);
+        if (IsLoaded)
+        {
+            var rooms = _rooms.Values.Where(r => !r.Gone).ToList();
+            var page = rooms.Where(r => Wanted(r.Jid.Local!)).OrderBy(r => r.Jid.Local, StringComparer.Ordinal).Take(limit).Select(r => r.Summary(inMemory: true)).ToList();
+            return (page, rooms.Count(r => Matches(r.Jid.Local!)));
+        }
+
+        var stored = await Storage.Documents.ListHostAsync(Domain, RoomKind, ct).ConfigureAwait(false);
+        var names = stored.Keys.Where(Wanted).Order(StringComparer.Ordinal).Take(limit);
+        var summaries = names.Select(n => Unloaded(n, stored[n])?.Summary(inMemory: false)).OfType<RoomSummary>().ToList();
+        return (summaries, stored.Keys.Count(Matches));
+    }
+
+    /// <summary>One room's configuration, occupants and affiliations (from storage while the service has not loaded); null when there is no such room.</summary>
+    public async ValueTask<RoomDetails?> RoomDetailsAsync(string name, CancellationToken ct)
+    {
+        if (IsLoaded)
+        {
+            return _rooms.TryGetValue(name, out var room) ? await room.DetailsAsync(ct).ConfigureAwait(false) : null;
+        }
+
+        return await Storage.Documents.GetHostAsync(Domain, RoomKind, name, ct).ConfigureAwait(false) is { } xml ? Unloaded(name, xml)?.Details(inMemory: false) : null;
+    }
+
+    /// <summary>A stored room as <see cref="LoadAsync"/> reads it, but not added to the service (nothing runs, nothing is sent).</summary>
+    private MucRoom? Unloaded(string name, string xml) =>
+        Jid.TryCreate(name, Domain, null, out var jid) ? MucRoom.FromDocument(this, jid, ElementParser.Parse(xml)) : null;
+
     /// <summary>Destroys a room as its owner could (§10.9); false when there is no such room.</summary>
     public async ValueTask<bool> DestroyAsync(string name, string? reason, Jid? venue, CancellationToken ct)
     {
