@@ -32,9 +32,14 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
     /// <summary>The key of the sign-in form's nonce (the form has no session yet), drawn at start.</summary>
     private byte[] _formKey = RandomNumberGenerator.GetBytes(32);
 
+    /// <summary>The dashboard's charts' samples (made in <see cref="Register"/>, or taken over from the generation before).</summary>
+    private MetricsHistory _history = null!;
+
     public string Name => "console";
 
     internal ConsoleSessions Sessions => _sessions;
+
+    internal MetricsHistory History => _history;
 
     public void TakeOver(IXmppModule previous)
     {
@@ -47,6 +52,9 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
             _sessions.IdleTimeout = idle;
             _sessions.Lifetime = lifetime;
             _formKey = old._formKey;
+
+            // The charts keep their hour: this generation's background work samples into the same history.
+            _history = old._history;
         }
     }
 
@@ -54,6 +62,8 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
     {
         _context = context;
         _accounts = new AccountService(context.Options, context.Storage);
+        var server = context.Server;
+        _history = new MetricsHistory(() => MetricsReading.Of(server), TimeProvider.System);
         _sessions.IdleTimeout = TimeSpan.FromMinutes(context.Number("idle-minutes", 30, 1, 24 * 60));
         _sessions.Lifetime = TimeSpan.FromHours(context.Number("lifetime-hours", 8, 1, 24 * 30));
         if (!context.Options.Listeners.Any(l => l.Kind == Config.ListenerKind.Https))
@@ -67,6 +77,7 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
         }
 
         context.HandleSameOriginHttp(Prefix, HandleAsync, "GET", "POST");
+        context.RunInBackground(stopping => _history.RunAsync(stopping));
         context.RunInBackground(async stopping =>
         {
             using var timer = new PeriodicTimer(TimeSpan.FromMinutes(1));
