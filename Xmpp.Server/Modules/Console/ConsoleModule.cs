@@ -11,12 +11,12 @@ using static Xmpp.Server.Modules.Console.ConsoleHtml;
 namespace Xmpp.Server.Modules.Console;
 
 /// <summary>
-/// The web administration console at /admin/ on the HTTPS listener: server-rendered HTML without scripts, for the
-/// accounts listed as &lt;admin jid="..."/&gt;. Sign-in checks the password against the stored SCRAM keys with the
-/// SASL PLAIN mechanism the XMPP login uses, behind the same failure throttle; a session is a random 256-bit id
-/// in a Secure, HttpOnly, SameSite=Strict cookie, kept in memory with an idle and an absolute expiry; every POST
-/// carries the session's synchronizer token. Accounts and sessions are changed through the code the command line
-/// and XEP-0133 use (<see cref="AccountService"/>, <see cref="Sessions.SessionEnding"/>).
+/// The web administration console at /admin/ on the HTTPS listener: server-rendered HTML (one small script of its own
+/// refreshes the dashboard's charts), for the accounts listed as &lt;admin jid="..."/&gt;. Sign-in checks the password
+/// against the stored SCRAM keys with the SASL PLAIN mechanism the XMPP login uses, behind the same failure throttle; a
+/// session is a random 256-bit id in a Secure, HttpOnly, SameSite=Strict cookie, kept in memory with an idle and an
+/// absolute expiry; every POST carries the session's synchronizer token. Accounts and sessions are changed through the
+/// code the command line and XEP-0133 use (<see cref="AccountService"/>, <see cref="Sessions.SessionEnding"/>).
 /// </summary>
 [Specification("RFC 6265", "§4.1", Note = "The web admin console's session cookie: __Secure- prefix, Secure, HttpOnly, SameSite=Strict (RFC 6265bis) and Path=/admin/, a random 256-bit id with idle and absolute expiry; every form with a synchronizer token.")]
 public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
