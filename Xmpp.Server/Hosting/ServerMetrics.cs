@@ -58,6 +58,19 @@ public sealed class ServerMetrics
 
     public void Authenticated() => Interlocked.Increment(ref _authSuccess);
 
+    /// <summary>Authentications that succeeded so far (read directly by the console's charts).</summary>
+    internal long AuthenticationsSucceeded => Interlocked.Read(ref _authSuccess);
+
+    /// <summary>Authentications that failed so far.</summary>
+    internal long AuthenticationsFailed => Interlocked.Read(ref _authFailure);
+
+    /// <summary>Stanzas of one kind ("message", "presence", "iq"; anything else is "other") routed so far.</summary>
+    internal long RoutedSoFar(string kind)
+    {
+        var i = Array.IndexOf(Kinds, kind);
+        return Interlocked.Read(ref _stanzas[i < 0 ? Kinds.Length : i]);
+    }
+
     public void AuthenticationFailed() => Interlocked.Increment(ref _authFailure);
 
     /// <summary>The server ended a stream ("c2s", "s2s" or "component") with a stream error.</summary>

@@ -24,14 +24,14 @@ internal static class ConsoleHtml
         : t.TotalHours >= 1 ? string.Create(CultureInfo.InvariantCulture, $"{t.Hours} h {t.Minutes} min")
         : string.Create(CultureInfo.InvariantCulture, $"{t.Minutes} min {t.Seconds} s");
 
-    /// <summary>The headers of every answer: nothing cached, nothing framed, no referrer, scripts from nowhere.</summary>
+    /// <summary>The headers of every answer: nothing cached, nothing framed, no referrer, scripts only the console's own file.</summary>
     public static void SecurityHeaders(IHttpExchange http)
     {
         http.SetHeader("Cache-Control", "no-store");
         http.SetHeader("Referrer-Policy", "no-referrer");
         http.SetHeader("X-Content-Type-Options", "nosniff");
         http.SetHeader("X-Frame-Options", "DENY");
-        http.SetHeader("Content-Security-Policy", "default-src 'self'; script-src 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+        http.SetHeader("Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
     }
 
     /// <summary>The session id from the Cookie header, or null.</summary>
@@ -144,5 +144,12 @@ internal static class ConsoleHtml
         .error{padding:.6rem .9rem;border-radius:.3rem;margin-bottom:1rem;background:#fbe9e7;border:1px solid #e6a59d;color:var(--danger)}
         .muted{color:var(--muted)}.pager{display:flex;gap:1rem}
         code{font-size:.9rem}
+        .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(18rem,1fr));gap:.8rem;margin-bottom:1rem}
+        .charts svg{display:block;width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:.4rem}
+        .charts text{font-size:10px;fill:var(--muted)}.charts text.title,.charts text.now{font-size:12px;font-weight:600;fill:var(--fg)}
+        .charts line{stroke:var(--line)}.charts line.axis{stroke:#b8c0cc}.charts polyline{fill:none;stroke-width:1.5;stroke-linejoin:round}
+        .charts polygon.area{stroke:none;fill-opacity:.12}
+        .charts .c0{stroke:var(--accent)}.charts .c1{stroke:#33405a}.charts .c2{stroke:var(--muted)}.charts .c3{stroke:var(--danger)}
+        .charts rect.c0,.charts polygon.c0{fill:var(--accent)}.charts rect.c1{fill:#33405a}.charts rect.c2{fill:var(--muted)}.charts rect.c3{fill:var(--danger)}
         """;
 }

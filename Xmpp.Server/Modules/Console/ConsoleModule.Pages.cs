@@ -45,6 +45,8 @@ public sealed partial class ConsoleModule
         Prefix + "rooms" => RoomsAsync(http, session),
         Prefix + "room" => RoomAsync(http, session),
         Prefix + "federation" => FederationAsync(http, session),
+        Prefix + "charts" => SendAsync(http, 200, "text/html; charset=utf-8", ChartsHtml()),
+        Prefix + "console.js" => SendAsync(http, 200, "text/javascript; charset=utf-8", ConsoleCharts.Script),
         _ => ConsoleHtml.PageAsync(http, 404, "Not found", "<p>There is no such page.</p>", session),
     };
 
@@ -95,6 +97,10 @@ public sealed partial class ConsoleModule
         sb.Append("</div>");
         sb.Append(CultureInfo.InvariantCulture, $"<p class=\"muted\">Started {H(When(started))}. Storage: {H(_context.Storage.Describe())}.</p>");
 
+        // The charts as of now; console.js (the only script, and only on this page) fetches them again every sample.
+        sb.Append(CultureInfo.InvariantCulture, $"<h2>The last {H(ConsoleCharts.SpanText(_history.Span))}</h2>");
+        sb.Append(CultureInfo.InvariantCulture, $"<section id=\"charts\" class=\"charts\" data-src=\"{Prefix}charts\" data-refresh=\"{(long)_history.Interval.TotalMilliseconds}\">{ChartsHtml()}</section>");
+
         sb.Append("<h2>Hosts</h2><table><thead><tr><th>host</th><th class=\"num\">accounts</th><th class=\"num\">sessions</th><th>certificate</th><th>valid until</th></tr></thead><tbody>");
         foreach (var host in options.Hosts)
         {
@@ -121,7 +127,7 @@ public sealed partial class ConsoleModule
         sb.Append("</tbody></table>");
 
         // The counters of the metrics endpoint, read from the same rendering (so the two never disagree); the
-        // histograms by their count and sum. Charts over time are a later step.
+        // histograms by their count and sum.
         sb.Append("<h2>Counters</h2><table><thead><tr><th>metric</th><th class=\"num\">value</th></tr></thead><tbody>");
         foreach (var line in ctx.Metrics.Render().Split('\n'))
         {
@@ -141,8 +147,11 @@ public sealed partial class ConsoleModule
         }
 
         sb.Append("</tbody></table>");
+        sb.Append(CultureInfo.InvariantCulture, $"<script src=\"{Prefix}console.js\" defer></script>");
         await ConsoleHtml.PageAsync(http, 200, "Dashboard", sb.ToString(), session, string.Empty).ConfigureAwait(false);
     }
+
+    private string ChartsHtml() => ConsoleCharts.Section(_history.Snapshot(), _history.Now, _history.Span);
 
     private static void Card(StringBuilder sb, string label, string value) =>
         sb.Append(CultureInfo.InvariantCulture, $"<div class=\"card\"><div class=\"label\">{H(label)}</div><div class=\"value\">{value}</div></div>");

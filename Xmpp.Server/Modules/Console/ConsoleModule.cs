@@ -11,12 +11,12 @@ using static Xmpp.Server.Modules.Console.ConsoleHtml;
 namespace Xmpp.Server.Modules.Console;
 
 /// <summary>
-/// The web administration console at /admin/ on the HTTPS listener: server-rendered HTML without scripts, for the
-/// accounts listed as &lt;admin jid="..."/&gt;. Sign-in checks the password against the stored SCRAM keys with the
-/// SASL PLAIN mechanism the XMPP login uses, behind the same failure throttle; a session is a random 256-bit id
-/// in a Secure, HttpOnly, SameSite=Strict cookie, kept in memory with an idle and an absolute expiry; every POST
-/// carries the session's synchronizer token. Accounts and sessions are changed through the code the command line
-/// and XEP-0133 use (<see cref="AccountService"/>, <see cref="Sessions.SessionEnding"/>).
+/// The web administration console at /admin/ on the HTTPS listener: server-rendered HTML (one small script of its own
+/// refreshes the dashboard's charts), for the accounts listed as &lt;admin jid="..."/&gt;. Sign-in checks the password
+/// against the stored SCRAM keys with the SASL PLAIN mechanism the XMPP login uses, behind the same failure throttle; a
+/// session is a random 256-bit id in a Secure, HttpOnly, SameSite=Strict cookie, kept in memory with an idle and an
+/// absolute expiry; every POST carries the session's synchronizer token. Accounts and sessions are changed through the
+/// code the command line and XEP-0133 use (<see cref="AccountService"/>, <see cref="Sessions.SessionEnding"/>).
 /// </summary>
 [Specification("RFC 6265", "§4.1", Note = "The web admin console's session cookie: __Secure- prefix, Secure, HttpOnly, SameSite=Strict (RFC 6265bis) and Path=/admin/, a random 256-bit id with idle and absolute expiry; every form with a synchronizer token.")]
 public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
@@ -32,9 +32,14 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
     /// <summary>The key of the sign-in form's nonce (the form has no session yet), drawn at start.</summary>
     private byte[] _formKey = RandomNumberGenerator.GetBytes(32);
 
+    /// <summary>The dashboard's charts' samples (made in <see cref="Register"/>, or taken over from the generation before).</summary>
+    private MetricsHistory _history = null!;
+
     public string Name => "console";
 
     internal ConsoleSessions Sessions => _sessions;
+
+    internal MetricsHistory History => _history;
 
     public void TakeOver(IXmppModule previous)
     {
@@ -48,6 +53,9 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
             _sessions.Lifetime = lifetime;
             _formKey = old._formKey;
             _outcomes = old._outcomes;
+
+            // The charts keep their hour: this generation's background work samples into the same history.
+            _history = old._history;
         }
     }
 
@@ -57,6 +65,8 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
         _accounts = new AccountService(context.Options, context.Storage);
         _commands = context.Shared<AdHoc.AdHocCommands>();
         _muc = context.Shared<Muc.MucDirectory>();
+        var server = context.Server;
+        _history = new MetricsHistory(() => MetricsReading.Of(server), TimeProvider.System);
         _sessions.IdleTimeout = TimeSpan.FromMinutes(context.Number("idle-minutes", 30, 1, 24 * 60));
         _sessions.Lifetime = TimeSpan.FromHours(context.Number("lifetime-hours", 8, 1, 24 * 30));
         if (!context.Options.Listeners.Any(l => l.Kind == Config.ListenerKind.Https))
@@ -70,6 +80,7 @@ public sealed partial class ConsoleModule : IXmppModule, IKeepsStateAcrossReload
         }
 
         context.HandleSameOriginHttp(Prefix, HandleAsync, "GET", "POST");
+        context.RunInBackground(stopping => _history.RunAsync(stopping));
         context.RunInBackground(async stopping =>
         {
             using var timer = new PeriodicTimer(TimeSpan.FromMinutes(1));
