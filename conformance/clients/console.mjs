@@ -1,9 +1,12 @@
 // The web admin console (/admin/) in headless Chromium (Debian's chromium, driven by playwright-core): signs in
-// as an admin, visits every page, adds an account, logs it in with xmpp.js over WebSocket and ends that session
-// from the Sessions page (xmpp.js must see the stream error), changes its password (xmpp.js logs in with the new
-// one), submits a form stripped of its token (refused with 403), deletes the account, and signs out.
+// as an admin, sees the dashboard's charts refreshed in place by the console's script, adds an account, logs it in
+// with xmpp.js over WebSocket, sends an announcement from the Server page (xmpp.js must get it) and checks the
+// configuration, destroys a room xmpp.js made and sits in (xmpp.js must get <destroy/> with the reason), visits the
+// Federation page, ends the xmpp.js session from the Sessions page (xmpp.js must see the stream error), changes its
+// password (xmpp.js logs in with the new one), submits a form stripped of its token (refused with 403), deletes the
+// account, and signs out.
 // Screenshots of each page go to SHOT_DIR (console-dashboard.png, console-users.png, console-user.png,
-// console-sessions.png; console-failure.png when a step fails).
+// console-sessions.png, console-server.png; console-failure.png when a step fails).
 // Usage: node console.mjs CONSOLE_URL WSS_URL ADMIN_JID ADMIN_PASSWORD SHOT_DIR
 //   CONSOLE_URL is https://HOST:PORT/admin/. Run with NODE_TLS_REJECT_UNAUTHORIZED=0 for a self-signed certificate.
 // Prints one line per step, and a final line starting with OK or FAIL.
@@ -20,8 +23,14 @@ const step = (s) => console.log(`- ${s}`);
 function login(password) {
   const xmpp = client({ service: wss, domain, username: user, password, resource: "console-test" });
   xmpp.reconnect?.stop?.();
-  const state = { error: null };
+  const state = { error: null, xmpp };
   state.ended = new Promise((resolve) => xmpp.on("error", (e) => { state.error = e.condition || e.message; resolve(state.error); }));
+  // The console's announcement (a headline) and a room's end (unavailable presence with <destroy/>).
+  state.announced = new Promise((resolve) => xmpp.on("stanza", (s) => { if (s.is("message") && (s.getChildText("body") || "").includes("console announcement")) resolve(s.getChildText("body")); }));
+  state.destroyed = new Promise((resolve) => xmpp.on("stanza", (s) => {
+    const d = s.is("presence") && s.attrs.type === "unavailable" ? s.getChild("x", "http://jabber.org/protocol/muc#user")?.getChild("destroy") : null;
+    if (d) resolve(d.getChildText("reason") || "");
+  }));
   state.online = new Promise((resolve, reject) => {
     xmpp.on("online", async () => { await xmpp.send(xml("presence")); resolve(); });
     xmpp.start().catch(reject);
@@ -66,6 +75,14 @@ try {
   if (!cookie || !cookie.httpOnly || !cookie.secure || cookie.sameSite !== "Strict" || cookie.path !== "/admin/") throw new Error(`session cookie: ${JSON.stringify({ ...cookie, value: "…" })}`);
   await page.screenshot({ path: `${shots}/console-dashboard.png` });
   step("signed in; dashboard shown; cookie HttpOnly, Secure, SameSite=Strict, Path=/admin/");
+  // The charts: drawn on the server, swapped in by /admin/console.js every 10 s without reloading the page.
+  const charts = await page.locator("svg[role=img]").count();
+  if (charts < 6) throw new Error(`${charts} charts on the dashboard`);
+  const refreshed = await page.waitForResponse((r) => r.url().endsWith("/admin/charts"), { timeout: 25000 });
+  if (refreshed.status() !== 200) throw new Error(`charts refresh: HTTP ${refreshed.status()}`);
+  await page.waitForTimeout(200);
+  if (!page.url().endsWith("/admin/") || (await page.locator("svg[role=img]").count()) < 6) throw new Error("the charts were not swapped in place");
+  step(`${charts} charts (SVG); refreshed in place by the console's script from /admin/charts`);
 
   await page.click("nav >> text=Users");
   await h1("Users");
@@ -84,6 +101,47 @@ try {
   const row = page.locator("tr", { hasText: `${user}@${domain}/console-test` });
   if (!(await row.innerText()).includes("WebSocket")) throw new Error(`session row: ${await row.innerText()}`);
   await page.screenshot({ path: `${shots}/console-sessions.png`, fullPage: true });
+
+  // Server page: an announcement reaches the xmpp.js session; the configuration check says it loads.
+  await page.click("nav >> text=Server");
+  await h1("Server");
+  await page.fill("form[action$='server/announce'] textarea[name=announcement]", "console announcement: maintenance at noon");
+  await page.click("form[action$='server/announce'] button[type=submit]");
+  await h1("Server");
+  const announced = await within(first.announced, 10000, "xmpp.js to get the announcement");
+  await page.click("form[action$='server/check'] button[type=submit]");
+  await h1("Server");
+  const checked = await page.locator("div.note").innerText().catch(() => "");
+  if (!checked.includes("The configuration loads")) throw new Error(`configuration check: ${checked}`);
+  await page.screenshot({ path: `${shots}/console-server.png`, fullPage: true });
+  step(`Server page: announcement received by xmpp.js ("${announced}"); configuration check: loads`);
+
+  // Rooms: xmpp.js makes an instant room; the console lists it with its occupant and destroys it.
+  const room = `consoleroom${Date.now() % 100000}@conference.${domain}`;
+  await first.xmpp.send(xml("presence", { to: `${room}/owner` }, xml("x", { xmlns: "http://jabber.org/protocol/muc" })));
+  await first.xmpp.iqCaller.request(xml("iq", { type: "set", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/muc#owner" }, xml("x", { xmlns: "jabber:x:data", type: "submit" }))));
+  await page.click("nav >> text=Rooms");
+  await h1("Rooms");
+  const roomRow = page.locator("tr", { hasText: room });
+  if (!(await roomRow.innerText()).includes("1")) throw new Error(`room row: ${await roomRow.innerText()}`);
+  await roomRow.locator("a").first().click();
+  await h1(room);
+  if ((await page.locator("td", { hasText: "owner" }).count()) === 0) throw new Error("the room page does not show its owner");
+  await page.fill("form[action$='rooms/destroy'] input[name=reason]", "closed from the console");
+  await page.check("form[action$='rooms/destroy'] input[name=confirm]");
+  await page.click("form[action$='rooms/destroy'] button[type=submit]");
+  await h1("Rooms");
+  await note("The room was destroyed");
+  const reason = await within(first.destroyed, 10000, "xmpp.js to see the room destroyed");
+  if (reason !== "closed from the console") throw new Error(`destroy reason: ${reason}`);
+  step(`room ${room} listed with its occupant and destroyed; xmpp.js got <destroy/> ("${reason}")`);
+
+  await page.click("nav >> text=Federation");
+  await h1("Federation");
+  step("Federation page shown");
+
+  await page.click("nav >> text=Sessions");
+  await h1("Sessions");
   await row.locator("button", { hasText: "End" }).click();
   await h1("Sessions");
   await note("The session was ended.");
@@ -134,7 +192,7 @@ try {
   await page.goto(consoleUrl);
   await h1("Sign in");
   step("signed out; the console asks to sign in again");
-  line = `OK console: every page, add, end session, change password, tokenless form refused, delete, sign-out; screenshots in ${shots}` + (errors.length ? `; page errors: ${errors.join(" | ")}` : "");
+  line = `OK console: every page, charts refreshed, announcement, configuration check, room destroyed, add, end session, change password, tokenless form refused, delete, sign-out; screenshots in ${shots}` + (errors.length ? `; page errors: ${errors.join(" | ")}` : "");
   if (errors.length) line = `FAIL page errors (CSP?): ${errors.join(" | ")}`;
 } catch (e) {
   line = `FAIL ${e.message.split("\n")[0]} (at ${page?.url()})`;
