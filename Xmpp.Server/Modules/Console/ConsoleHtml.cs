@@ -104,6 +104,26 @@ internal static class ConsoleHtml
         return SendAsync(http, status, "text/html; charset=utf-8", sb.ToString());
     }
 
+    /// <summary>
+    /// The links of a keyset-paged list: "First page" when this is not the first, "Next page" (after <paramref name="last"/>)
+    /// when this page was full. <paramref name="list"/> is the list's path and query without 'after' (already encoded).
+    /// </summary>
+    public static void Pager(StringBuilder sb, string list, bool notFirst, string? last)
+    {
+        sb.Append("<p class=\"pager\">");
+        if (notFirst)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{list}\">First page</a>");
+        }
+
+        if (last is not null)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{list}&amp;after={U(last)}\" rel=\"next\">Next page</a>");
+        }
+
+        sb.Append("</p>");
+    }
+
     /// <summary>The hidden field with the session's form token.</summary>
     public static string Csrf(ConsoleSession session) => $"<input type=\"hidden\" name=\"csrf\" value=\"{H(session.Csrf)}\">";
 

@@ -184,19 +184,8 @@ public sealed partial class ConsoleModule
             sb.Append("<tr><td colspan=\"2\" class=\"muted\">No account.</td></tr>");
         }
 
-        sb.Append("</tbody></table><p class=\"pager\">");
-        var query = $"host={U(host)}&amp;q={U(q)}";
-        if (after is not null)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}users?{query}\">First page</a>");
-        }
-
-        if (page.Count == PageSize)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}users?{query}&amp;after={U(page[^1])}\" rel=\"next\">Next page</a>");
-        }
-
-        sb.Append("</p>");
+        sb.Append("</tbody></table>");
+        Pager(sb, $"{Prefix}users?host={U(host)}&amp;q={U(q)}", after is not null, page.Count == PageSize ? page[^1] : null);
 
         sb.Append("<h2>Add an account</h2>");
         sb.Append(CultureInfo.InvariantCulture, $"<form class=\"box\" method=\"post\" action=\"{Prefix}users/add\" autocomplete=\"off\">{Csrf(session)}");
@@ -332,18 +321,7 @@ public sealed partial class ConsoleModule
 
         sb.Append(".</p>");
         SessionTable(sb, page, session, back: "sessions");
-        sb.Append("<p class=\"pager\">");
-        if (after is not null)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}sessions?q={U(q)}\">First page</a>");
-        }
-
-        if (page.Count == SessionPageSize)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}sessions?q={U(q)}&amp;after={U(page[^1].Jid.ToString())}\" rel=\"next\">Next page</a>");
-        }
-
-        sb.Append("</p>");
+        Pager(sb, $"{Prefix}sessions?q={U(q)}", after is not null, page.Count == SessionPageSize ? page[^1].Jid.ToString() : null);
         await ConsoleHtml.PageAsync(http, 200, "Sessions", sb.ToString(), session, "sessions").ConfigureAwait(false);
     }
 

@@ -73,19 +73,8 @@ public sealed partial class ConsoleModule
             sb.Append("<tr><td colspan=\"9\" class=\"muted\">No room.</td></tr>");
         }
 
-        sb.Append("</tbody></table><p class=\"pager\">");
-        var query = $"service={U(service.Domain)}&amp;q={U(q)}";
-        if (after is not null)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}rooms?{query}\">First page</a>");
-        }
-
-        if (page.Count == PageSize)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"<a href=\"{Prefix}rooms?{query}&amp;after={U(page[^1].Jid.Local!)}\" rel=\"next\">Next page</a>");
-        }
-
-        sb.Append("</p>");
+        sb.Append("</tbody></table>");
+        Pager(sb, $"{Prefix}rooms?service={U(service.Domain)}&amp;q={U(q)}", after is not null, page.Count == PageSize ? page[^1].Jid.Local! : null);
         await ConsoleHtml.PageAsync(http, 200, "Rooms", sb.ToString(), session, "rooms").ConfigureAwait(false);
     }
 
