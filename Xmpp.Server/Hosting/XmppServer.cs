@@ -78,6 +78,7 @@ public sealed class XmppServer : IAsyncDisposable
         var metrics = new ServerMetrics();
         var storage = CreateStorage(options, metrics);
         await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
+        var dialback = await S2s.Dialback.LoadSharedAsync(storage.Documents, cancellationToken).ConfigureAwait(false);
         var acme = options.Acme is { } acmeOptions
             ? new Tls.Acme.AcmeCertificates(acmeOptions, options.DataDirectory, [.. options.Hosts.Where(h => h.CertificateFile is null).Select(h => h.Name)], logs)
             : null;
@@ -102,7 +103,7 @@ public sealed class XmppServer : IAsyncDisposable
         metrics.Gauge("xmpp_connections", "Open connections, by kind (c2s, s2s_in, s2s_out, component).", () => context.Connections.CountByKind());
         metrics.Gauge("xmpp_sessions", "Bound client sessions.", () => context.Sessions.Count);
         built = context;
-        context.S2s = new S2s.S2sManager(context);
+        context.S2s = new S2s.S2sManager(context, dialback);
         metrics.Gauge("xmpp_s2s_connections", "Server-to-server streams, by direction and state.", context.S2s.CountByState);
         metrics.Gauge("xmpp_components", "External components (XEP-0114) connected.", () => context.Components.ConnectedCount);
         context.Components = new Components.ComponentManager(context);

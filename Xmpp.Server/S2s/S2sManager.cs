@@ -21,15 +21,17 @@ public sealed class S2sManager
     private readonly ConcurrentDictionary<(string Local, string Remote), OutgoingS2sStateMachine> _outgoing = new();
     private CancellationToken _shutdown;
 
-    public S2sManager(ServerContext ctx)
+    public S2sManager(ServerContext ctx, Dialback dialback)
     {
         _ctx = ctx;
+        Dialback = dialback;
         _log = ctx.Logs.GetLogger("S2s");
         Resolver = new SrvResolver(ctx.Options.S2s, ctx.Logs.GetLogger("Dns"));
         Certificates = PeerCertificates.Load(ctx.Options.S2s.CaFile);
     }
 
-    public Dialback Dialback { get; } = Dialback.CreateRandom();
+    /// <summary>The keys this server issues and checks, from the secret shared through the database.</summary>
+    public Dialback Dialback { get; }
 
     public PeerCertificates Certificates { get; }
 

@@ -18,6 +18,12 @@ public interface IUserDocumentStore
     /// <summary>Stores, replaces or (with a null <paramref name="xml"/>) deletes a document of a virtual host.</summary>
     Task SetHostAsync(string host, string kind, string key, string? xml, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Stores a document of a virtual host unless one is there already, and returns the one stored: the first writer
+    /// wins, also when several server nodes sharing one database do this at once (the server-wide dialback secret).
+    /// </summary>
+    Task<string> AddOrGetHostAsync(string host, string kind, string key, string xml, CancellationToken cancellationToken);
+
     /// <summary>Every document of a kind for a virtual host or service, by key (the rooms of a multi-user chat service).</summary>
     Task<IReadOnlyDictionary<string, string>> ListHostAsync(string host, string kind, CancellationToken cancellationToken);
 

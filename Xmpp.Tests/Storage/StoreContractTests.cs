@@ -54,6 +54,31 @@ public sealed class StoreContractTests(string backend)
         [ScramCredential.Create(ScramHash.Sha1, password, 4096), ScramCredential.Create(ScramHash.Sha256, password, 4096)];
 
     [Test]
+    public async Task A_host_document_added_concurrently_is_the_first_writers_everywhere()
+    {
+        // Several servers (cluster nodes) sharing one database draw a secret at once: all of them get the one stored.
+        var drawn = Enumerable.Range(0, 8).Select(i => $"<s n='{i}'/>").ToArray();
+        var got = await Task.WhenAll(drawn.Select(d => _storage.Documents.AddOrGetHostAsync(string.Empty, "test-secret", string.Empty, d, None)));
+        Assert.Multiple(async () =>
+        {
+            Assert.That(got.Distinct().Count(), Is.EqualTo(1), string.Join(", ", got));
+            Assert.That(drawn, Does.Contain(got[0]));
+            Assert.That(await _storage.Documents.GetHostAsync(string.Empty, "test-secret", string.Empty, None), Is.EqualTo(got[0]));
+            Assert.That(await _storage.Documents.AddOrGetHostAsync(string.Empty, "test-secret", string.Empty, "<later/>", None), Is.EqualTo(got[0]), "a later writer gets the stored one");
+        });
+
+        // Through the dialback secret itself: two "nodes" issue keys the other verifies.
+        var a = await Xmpp.Server.S2s.Dialback.LoadSharedAsync(_storage.Documents, None);
+        var b = await Xmpp.Server.S2s.Dialback.LoadSharedAsync(_storage.Documents, None);
+        var key = a.Key("remote.example", H, "stream-1");
+        Assert.Multiple(() =>
+        {
+            Assert.That(b.Verify("remote.example", H, "stream-1", key), Is.True);
+            Assert.That(b.Verify("remote.example", H, "stream-2", key), Is.False);
+        });
+    }
+
+    [Test]
     public async Task Users_are_paged_by_prefix_in_order()
     {
         // alice and bob exist; names around the edges of a prefix's range, another host, non-ASCII names.

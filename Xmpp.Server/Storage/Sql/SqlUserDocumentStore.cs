@@ -49,6 +49,31 @@ internal sealed class SqlUserDocumentStore(SqlStorage storage) : IUserDocumentSt
             cancellationToken);
     }
 
+    public Task<string> AddOrGetHostAsync(string host, string kind, string key, string xml, CancellationToken cancellationToken)
+    {
+        return storage.WriteAsync<string>(
+            async (connection, tx, ct) =>
+            {
+                // A concurrent insert of the same key waits for the other transaction and then does nothing
+                // (PostgreSQL); the SELECT, a statement of its own, then sees the row that was committed first.
+                await using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = """
+                    INSERT INTO host_documents (host, kind, key, xml, updated_at) VALUES (@h, @k, @key, @x, @t)
+                    ON CONFLICT (host, kind, key) DO NOTHING
+                    """;
+                cmd.Add("@h", host);
+                cmd.Add("@k", kind);
+                cmd.Add("@key", key);
+                cmd.Add("@x", xml);
+                cmd.Add("@t", DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture));
+                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                cmd.CommandText = "SELECT xml FROM host_documents WHERE host = @h AND kind = @k AND key = @key";
+                return (string)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+            },
+            cancellationToken);
+    }
+
     public async Task<string?> GetHostAsync(string host, string kind, string key, CancellationToken cancellationToken)
     {
         await using var connection = await storage.OpenAsync(cancellationToken).ConfigureAwait(false);
