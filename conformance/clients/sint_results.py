@@ -127,7 +127,7 @@ def main():
         print(f"FAILED (not a listed assumption): {test}\n    {why[:400]}")
         if test in order and order.index(test) > 0:
             print_stanza_log(logs, order[order.index(test) - 1], 30)
-        print_stanza_log(logs, test)
+        print_stanza_log(logs, test, 250)
     for entry in stale:
         print(f"LISTED BUT NOT FAILING (remove it from the list): {entry}")
     expected = len(failed) - len(unexpected) - len(raced)
