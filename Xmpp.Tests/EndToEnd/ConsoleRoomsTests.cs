@@ -304,19 +304,9 @@ public sealed partial class ConsoleRoomsTests
     [Test]
     public async Task Streams_authenticated_by_sasl_external_show_verified_certificates()
     {
-        var ca = new Server.TestCa();
-        var dir = Path.Combine(Path.GetTempPath(), "xmpp-ca-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
+        var dir = FederationTests.WriteTestCa("a.test", "b.test");
         try
         {
-            File.WriteAllText(Path.Combine(dir, "ca.pem"), ca.CertificatePem);
-            foreach (var d in new[] { "a.test", "b.test" })
-            {
-                var (cert, key) = ca.Issue(d, dnsNames: [d]);
-                File.WriteAllText(Path.Combine(dir, d + ".crt"), cert);
-                File.WriteAllText(Path.Combine(dir, d + ".key"), key);
-            }
-
             var (a, b) = await FederationTests.StartPairAsync((domain, o) => WithConsole(domain, o) with
             {
                 Hosts = [new HostOptions(domain, Path.Combine(dir, domain + ".crt"), Path.Combine(dir, domain + ".key"))],

@@ -113,22 +113,29 @@ public sealed class FederationTests
         Assert.That(version.GetAttribute("from"), Is.EqualTo("b.test"));
     }
 
-    [Test]
-    public async Task Two_servers_with_certificates_from_a_trusted_ca_use_sasl_external()
+    /// <summary>A directory with a test CA (ca.pem) and a certificate and key (DOMAIN.crt, DOMAIN.key) it issued for each domain.</summary>
+    internal static string WriteTestCa(params string[] domains)
     {
         var ca = new Server.TestCa();
         var dir = Path.Combine(Path.GetTempPath(), "xmpp-ca-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "ca.pem"), ca.CertificatePem);
+        foreach (var d in domains)
+        {
+            var (cert, key) = ca.Issue(d, dnsNames: [d]);
+            File.WriteAllText(Path.Combine(dir, d + ".crt"), cert);
+            File.WriteAllText(Path.Combine(dir, d + ".key"), key);
+        }
+
+        return dir;
+    }
+
+    [Test]
+    public async Task Two_servers_with_certificates_from_a_trusted_ca_use_sasl_external()
+    {
+        var dir = WriteTestCa("a.test", "b.test");
         try
         {
-            File.WriteAllText(Path.Combine(dir, "ca.pem"), ca.CertificatePem);
-            foreach (var d in new[] { "a.test", "b.test" })
-            {
-                var (cert, key) = ca.Issue(d, dnsNames: [d]);
-                File.WriteAllText(Path.Combine(dir, d + ".crt"), cert);
-                File.WriteAllText(Path.Combine(dir, d + ".key"), key);
-            }
-
             var (a, b) = await StartPairAsync((domain, o) => o with
             {
                 Hosts = [new HostOptions(domain, Path.Combine(dir, domain + ".crt"), Path.Combine(dir, domain + ".key"))],

@@ -188,11 +188,7 @@ public sealed class SubscriptionStateTests
     [Test]
     public async Task A_repeated_request_is_delivered_and_replaces_the_stored_one()
     {
-        var n = Interlocked.Increment(ref _pair);
-        var user = $"u{n}";
-        var contact = $"c{n}";
-        await _server.AddUserAsync(user + "@localhost", "pw");
-        await _server.AddUserAsync(contact + "@localhost", "pw");
+        var (user, contact) = await NewPairAsync();
         await using var u = await RawXmppClient.ConnectAsync(_server.C2sPort);
         await u.LoginAsync(user, "pw");
         await u.SendAsync("<presence/>");
@@ -230,11 +226,7 @@ public sealed class SubscriptionStateTests
 
     private async Task RunAsync(string type, string userState, string contactState, string userAfter, string contactAfter, bool delivered)
     {
-        var n = Interlocked.Increment(ref _pair);
-        var user = $"u{n}";
-        var contact = $"c{n}";
-        await _server.AddUserAsync(user + "@localhost", "pw");
-        await _server.AddUserAsync(contact + "@localhost", "pw");
+        var (user, contact) = await NewPairAsync();
         await using var u = await RawXmppClient.ConnectAsync(_server.C2sPort);
         await u.LoginAsync(user, "pw");
         await using var c = await RawXmppClient.ConnectAsync(_server.C2sPort);
@@ -261,6 +253,15 @@ public sealed class SubscriptionStateTests
             Assert.That(await StateAsync(contact, user), Is.EqualTo(contactAfter), "the contact's state");
             Assert.That(got, Is.EqualTo(delivered), "delivered to the contact's client");
         });
+    }
+
+    /// <summary>Two new accounts (uN and cN, password "pw") for one test case.</summary>
+    private async Task<(string User, string Contact)> NewPairAsync()
+    {
+        var n = Interlocked.Increment(ref _pair);
+        await _server.AddUserAsync($"u{n}@localhost", "pw");
+        await _server.AddUserAsync($"c{n}@localhost", "pw");
+        return ($"u{n}", $"c{n}");
     }
 
     private async Task<string> StateAsync(string owner, string other)

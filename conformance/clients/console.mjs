@@ -78,10 +78,12 @@ try {
   // The charts: drawn on the server, swapped in by /admin/console.js every 10 s without reloading the page.
   const charts = await page.locator("svg[role=img]").count();
   if (charts < 6) throw new Error(`${charts} charts on the dashboard`);
+  // The charts drawn with the page are marked; the refresh must replace them with new ones on the same page.
+  await page.evaluate(() => { for (const svg of document.querySelectorAll("#charts svg")) svg.dataset.old = "1"; });
   const refreshed = await page.waitForResponse((r) => r.url().endsWith("/admin/charts"), { timeout: 25000 });
   if (refreshed.status() !== 200) throw new Error(`charts refresh: HTTP ${refreshed.status()}`);
-  await page.waitForTimeout(200);
-  if (!page.url().endsWith("/admin/") || (await page.locator("svg[role=img]").count()) < 6) throw new Error("the charts were not swapped in place");
+  await page.waitForFunction(() => { const s = document.querySelectorAll("#charts svg[role=img]"); return s.length >= 6 && ![...s].some((x) => x.dataset.old); }, null, { timeout: 5000 });
+  if (!page.url().endsWith("/admin/")) throw new Error("the charts were not swapped in place");
   step(`${charts} charts (SVG); refreshed in place by the console's script from /admin/charts`);
 
   await page.click("nav >> text=Users");
