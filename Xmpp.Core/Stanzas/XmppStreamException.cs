@@ -32,5 +32,8 @@ public sealed class XmppStreamException : Exception
 
     public StreamErrorCondition Condition { get; }
 
-    public StreamError ToStreamError() => new(Condition, Message);
+    /// <summary>The condition element's character data (RFC 6120 §4.9.3.19: see-other-host names the other host), or null.</summary>
+    public string? ConditionContent { get; init; }
+
+    public StreamError ToStreamError() => new(Condition, Message) { ConditionContent = ConditionContent };
 }

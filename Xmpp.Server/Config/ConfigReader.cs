@@ -22,6 +22,7 @@ internal sealed class ConfigReader
     private readonly List<ComponentOptions> _components = [];
     private readonly Dictionary<string, IReadOnlyDictionary<string, string>> _modules = [];
     private ServerOptions _options;
+    private XElement? _clusterElement;
     private string? _dataDir;
     private string? _dbFile;
     private bool _modulesSeen;
@@ -37,6 +38,7 @@ internal sealed class ConfigReader
             ["listen"] = ReadListen,
             ["s2s"] = ReadS2s,
             ["acme"] = ReadAcme,
+            ["cluster"] = ReadCluster,
             ["admin"] = ReadAdmin,
             ["component"] = ReadComponent,
             ["data-dir"] = ReadDataDir,
@@ -77,6 +79,11 @@ internal sealed class ConfigReader
         if (_components.Count > 0 && !_listeners.Exists(l => l.Kind == ListenerKind.Component))
         {
             throw _ctx.Error(_componentElement!, "components need a <listen type=\"component\" port=\"5347\"/> to connect to");
+        }
+
+        if (_clusterElement is not null && _options.Storage.Provider != "postgresql")
+        {
+            throw _ctx.Error(_clusterElement, "cluster mode needs <storage type=\"postgresql\" connection=\"...\"/>: the nodes share one database");
         }
 
         var dir = _dataDir ?? Path.Combine(_ctx.BaseDirectory, "data");
@@ -227,6 +234,42 @@ internal sealed class ConfigReader
                 CheckInterval = check,
                 RetryDelay = _ctx.Seconds(e, "retry-delay", Math.Min(300, check.TotalSeconds), 1, 86_400),
                 CaFile = _ctx.PathAttr(e, "ca-file", required: false),
+            },
+        };
+    }
+
+    /// <summary>&lt;cluster id node address port client-address probe-timeout missed-probes&gt;.</summary>
+    private void ReadCluster(XElement e)
+    {
+        _ctx.CheckAttributes(e, "id", "node", "address", "port", "client-address", "probe-timeout", "missed-probes");
+        var addressText = _ctx.Required(e, "address");
+        if (!IPAddress.TryParse(addressText, out var address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
+        {
+            throw _ctx.Error(e, $"address '{addressText}' is not an IP address the other nodes can reach");
+        }
+
+        var id = (string?)e.Attribute("id") ?? "xmppserver";
+        var node = (string?)e.Attribute("node") ?? Environment.MachineName;
+        foreach (var (name, value) in new[] { ("id", id), ("node", node) })
+        {
+            if (value.Length is 0 or > 100 || !value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            {
+                throw _ctx.Error(e, $"{name} '{value}' must be 1 to 100 letters, digits, '-', '_' or '.'");
+            }
+        }
+
+        _clusterElement = e;
+        _options = _options with
+        {
+            Cluster = new ClusterOptions
+            {
+                Id = id,
+                Node = node,
+                Address = address,
+                Port = _ctx.Int(e, "port", 11111, 1, 65535),
+                ClientAddress = (string?)e.Attribute("client-address"),
+                ProbeTimeout = _ctx.Seconds(e, "probe-timeout", 2, 0.2, 60),
+                MissedProbes = _ctx.Int(e, "missed-probes", 3, 1, 10),
             },
         };
     }

@@ -25,6 +25,9 @@ public sealed record ServerOptions
     /// <summary>Certificates from an ACME server (RFC 8555); null when off.</summary>
     public AcmeOptions? Acme { get; init; }
 
+    /// <summary>&lt;cluster&gt;: this server is one node of a cluster, or null (a single node).</summary>
+    public ClusterOptions? Cluster { get; init; }
+
     public StorageOptions Storage { get; init; } = new();
 
     public AuthOptions Auth { get; init; } = new();

@@ -49,6 +49,9 @@ public sealed class ServerContext
     /// <summary>Federation (set right after the context is built: it needs the context itself).</summary>
     public S2s.S2sManager S2s { get; internal set; } = null!;
 
+    /// <summary>Cluster mode (README, "Running a cluster"): where accounts are homed; null on a single node.</summary>
+    public Cluster.ICluster? Cluster { get; internal set; }
+
     /// <summary>External components (XEP-0114), set with <see cref="S2s"/>.</summary>
     public Components.ComponentManager Components { get; internal set; } = null!;
 

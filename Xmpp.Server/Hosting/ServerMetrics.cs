@@ -18,6 +18,7 @@ public sealed class ServerMetrics
     private readonly long[] _stanzasIn = new long[Kinds.Length];
     private readonly long[] _stanzasOut = new long[Kinds.Length];
     private readonly Histogram _routing = new([0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1]);
+    private readonly Histogram _clusterForwards = new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1]);
     private readonly Histogram _storageWrites = new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]);
     private readonly List<(string Name, string Help, Func<IEnumerable<(string Labels, double Value)>> Read)> _gauges = [];
     private readonly ConcurrentDictionary<(string Stream, StreamErrorCondition Condition), long> _streamErrors = new();
@@ -55,6 +56,15 @@ public sealed class ServerMetrics
 
     /// <summary>A storage write (queued, run and committed) took <paramref name="ticks"/> Stopwatch ticks.</summary>
     public void StorageWrite(long ticks) => _storageWrites.Observe(ticks);
+
+    /// <summary>Cluster mode: a stanza was handed to its recipient's home on another node, which took that long to route it.</summary>
+    public void ClusterForwarded(long ticks)
+    {
+        _clustered = true;
+        _clusterForwards.Observe(ticks);
+    }
+
+    private bool _clustered;
 
     public void Authenticated() => Interlocked.Increment(ref _authSuccess);
 
@@ -114,6 +124,10 @@ public sealed class ServerMetrics
 
         _routing.Render(sb, "xmpp_routing_duration_seconds", "Time from a stanza's arrival at the router to its hand-over (queued for a session, stored, or passed to federation).");
         _storageWrites.Render(sb, "xmpp_storage_write_duration_seconds", "Time of a storage write, from the request to its commit (queueing included).");
+        if (_clustered)
+        {
+            _clusterForwards.Render(sb, "xmpp_cluster_forward_duration_seconds", "Cluster mode: time of a stanza handed to its recipient's home node, until that node routed it.");
+        }
 
         sb.Header("xmpp_authentications_total", "SASL authentications of clients, by outcome.", "counter")
           .Sample("xmpp_authentications_total", "{outcome=\"success\"}", Interlocked.Read(ref _authSuccess))

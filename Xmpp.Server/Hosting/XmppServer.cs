@@ -73,6 +73,12 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>Opens storage (applying migrations), loads or generates certificates and loads modules; listens nowhere yet.</summary>
     public static async Task<XmppServer> CreateAsync(ServerOptions options, LogFactory logs, CancellationToken cancellationToken)
     {
+#if !CLUSTER
+        if (options.Cluster is not null)
+        {
+            throw new ConfigException("this build of xmppserver (Native AOT) has no cluster mode: cluster nodes run the JIT build (README, \"Running a cluster\")");
+        }
+#endif
         PrivateFiles.EnsureDirectory(options.DataDirectory);
         var secret = PrivateFiles.ReadOrCreateSecret(Path.Combine(options.DataDirectory, "server.secret"));
         var metrics = new ServerMetrics();
@@ -83,7 +89,14 @@ public sealed class XmppServer : IAsyncDisposable
             ? new Tls.Acme.AcmeCertificates(acmeOptions, options.DataDirectory, [.. options.Hosts.Where(h => h.CertificateFile is null).Select(h => h.Name)], logs)
             : null;
         var certificates = CertificateStore.Load(options, acme);
+#if CLUSTER
+        var cluster = options.Cluster is { } clusterOptions
+            ? new Cluster.Orleans.OrleansCluster(clusterOptions, options.Storage.ConnectionString!, options.Listeners.FirstOrDefault(l => l.Kind == ListenerKind.C2s)?.Port, logs, metrics)
+            : null;
+        var sessions = cluster?.WrapSessions(new SessionManager()) ?? (ISessionRegistry)new SessionManager();
+#else
         var sessions = new SessionManager();
+#endif
         ServerContext? built = null;
         var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics, () => built?.Modules?.ServiceDomains ?? ModuleHost.NoServiceDomains);
         var context = new ServerContext
@@ -110,6 +123,16 @@ public sealed class XmppServer : IAsyncDisposable
         var modules = new ModuleHost(context, options);
         modules.LoadAll();
         context.Modules = modules;
+#if CLUSTER
+        if (cluster is not null)
+        {
+            context.Cluster = cluster;
+            router.Cluster = cluster;
+            metrics.Gauge("xmpp_cluster_members", "Cluster mode: members by state, as this node sees them.", () => cluster.Members().GroupBy(m => m.Status).Select(g => ($"{{status=\"{g.Key}\"}}", (double)g.Count())));
+            metrics.Gauge("xmpp_cluster_homed_accounts", "Cluster mode: accounts whose home is this node.", () => cluster.HomedCount);
+            await cluster.StartAsync(context, router, cancellationToken).ConfigureAwait(false);
+        }
+#endif
         return new XmppServer(context, acme);
     }
 
@@ -215,6 +238,11 @@ public sealed class XmppServer : IAsyncDisposable
         }
 
         await Modules.StoppedAsync().ConfigureAwait(false);
+        if (Context.Cluster is IAsyncDisposable cluster)
+        {
+            // After the sessions: the homes of their accounts are released as they end.
+            await cluster.DisposeAsync().ConfigureAwait(false);
+        }
 
         await Context.Storage.DisposeAsync().ConfigureAwait(false);
         _log.Info("Server stopped");

@@ -99,6 +99,12 @@ public interface IModuleContext
     T Shared<T>()
         where T : class, new();
 
+    /// <summary>
+    /// Registers what to forget of an account when this node becomes its home (cluster mode, README "Running a
+    /// cluster"): a per-account cache kept while another node was the home may be stale.
+    /// </summary>
+    void OnAccountArrived(Action<Jid> forget);
+
     /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
     void AfterLoad(Action action);
 

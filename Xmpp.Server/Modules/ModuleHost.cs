@@ -25,6 +25,7 @@ public sealed class ModuleHost
     private readonly List<(string Module, Func<CancellationToken, Task> Work)> _background = [];
     private readonly List<Task> _running = [];
     private readonly List<Action> _afterLoad = [];
+    private readonly List<Action<Jid>> _forgetAccount = [];
     private readonly Dictionary<Type, object> _shared = [];
     private CancellationTokenSource? _backgroundStop;
 
@@ -92,6 +93,19 @@ public sealed class ModuleHost
 
     /// <summary>Rosters of local accounts (RFC 6121 §2), shared by the roster and presence modules.</summary>
     public RosterManager Rosters { get; }
+
+    /// <summary>
+    /// Cluster mode: this node has just become the home of an account (or room). What the modules cached of it
+    /// while another node was its home may be stale, so they forget it and read it again when needed.
+    /// </summary>
+    public void ForgetAccount(Jid bare)
+    {
+        Rosters.Forget(bare);
+        foreach (var forget in _forgetAccount)
+        {
+            forget(bare);
+        }
+    }
 
     /// <summary>Every module this build knows, by configuration name.</summary>
     public static IReadOnlyDictionary<string, Func<IXmppModule>> Available { get; } = new Dictionary<string, Func<IXmppModule>>
@@ -316,6 +330,8 @@ public sealed class ModuleHost
         }
 
         public void AfterLoad(Action action) => host._afterLoad.Add(action);
+
+        public void OnAccountArrived(Action<Jid> forget) => host._forgetAccount.Add(forget);
 
         public T Shared<T>()
             where T : class, new()

@@ -20,9 +20,16 @@ public static class HookNames
 
     /// <summary>
     /// Every stanza between two different accounts (or an account and another entity) of which at least one
-    /// is local, before anything else handles it; a handler that returns true stops it (blocking, XEP-0191).
+    /// is local, before anything else handles it, on the sender's side: what the sender's own settings forbid
+    /// (blocking, XEP-0191); a handler that returns true stops it. In a cluster it runs on the sender's home node.
     /// </summary>
-    public const string Filter = "stanza/filter";
+    public const string FilterOutbound = "stanza/filter-out";
+
+    /// <summary>
+    /// The recipient's half of the filter, right after <see cref="FilterOutbound"/>: what the recipient's
+    /// settings refuse. In a cluster it runs on the recipient's home node, after the sender's outbound hooks.
+    /// </summary>
+    public const string FilterInbound = "stanza/filter-in";
 
     /// <summary>A message from a local client, before it is routed (carbons copy it, blocking refuses it).</summary>
     public const string MessageOutbound = "pre-message";

@@ -33,6 +33,9 @@ public sealed class Router : IStanzaRouter
 
     private static readonly IReadOnlySet<string> NoDomains = new HashSet<string>();
 
+    /// <summary>Cluster mode: where accounts are homed (README, "Running a cluster"); null on a single node.</summary>
+    public Cluster.ICluster? Cluster { get; set; }
+
     public bool IsLocal(string domain) => _localHosts.Contains(domain);
 
     public bool Serves(string domain) => _localHosts.Contains(domain) || _serviceDomains().Contains(domain);
@@ -65,14 +68,21 @@ public sealed class Router : IStanzaRouter
     public ValueTask RouteParsedAsync(Element stanza, Jid from, Jid to, CancellationToken cancellationToken) =>
         RouteTimedAsync(stanza, from, to, null, cancellationToken);
 
-    private async ValueTask RouteTimedAsync(Element stanza, Jid from, Jid? to, IClientSession? origin, CancellationToken cancellationToken)
+    /// <summary>
+    /// Cluster mode: a stanza another node forwarded to this one, the home of <paramref name="to"/>'s account.
+    /// The sender's side (its filter, its outbound hooks) ran on the sender's home; this is the recipient's side.
+    /// </summary>
+    public ValueTask RouteForwardedAsync(Element stanza, Jid from, Jid to, CancellationToken cancellationToken) =>
+        RouteTimedAsync(stanza, from, to, null, cancellationToken, forwarded: true);
+
+    private async ValueTask RouteTimedAsync(Element stanza, Jid from, Jid? to, IClientSession? origin, CancellationToken cancellationToken, bool forwarded = false)
     {
         // From here the stanza is shared (hooks, queues, copies): nobody changes it, they change copies.
         stanza.Freeze();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            await RouteCoreAsync(stanza, from, to, origin, cancellationToken).ConfigureAwait(false);
+            await RouteCoreAsync(stanza, from, to, origin, forwarded, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -80,7 +90,7 @@ public sealed class Router : IStanzaRouter
         }
     }
 
-    private async ValueTask RouteCoreAsync(Element stanza, Jid from, Jid? to, IClientSession? origin, CancellationToken cancellationToken)
+    private async ValueTask RouteCoreAsync(Element stanza, Jid from, Jid? to, IClientSession? origin, bool forwarded, CancellationToken cancellationToken)
     {
         // One generation of hooks for the whole of this stanza's routing, even if a reload swaps them meanwhile.
         var hooks = _currentHooks();
@@ -99,10 +109,13 @@ public sealed class Router : IStanzaRouter
         }
 
         var context = new StanzaContext(stanza, from, to, origin, this);
-        if (from.Local is not null || to.Local is not null)
+
+        // Cluster mode: a local account homed on another node gets the stanza there, after the sender's side here.
+        var elsewhere = !forwarded && to.Local is not null && Cluster is { } cluster && IsLocal(to.Domain) && !cluster.IsHome(to.Bare);
+        if ((from.Local is not null || to.Local is not null) && from.Bare != to.Bare && (IsLocal(from.Domain) || IsLocal(to.Domain)))
         {
-            if (from.Bare != to.Bare && (IsLocal(from.Domain) || IsLocal(to.Domain)) &&
-                await hooks.FireAsync(HookNames.Filter, context, cancellationToken).ConfigureAwait(false))
+            if ((!forwarded && await hooks.FireAsync(HookNames.FilterOutbound, context, cancellationToken).ConfigureAwait(false)) ||
+                (!elsewhere && await hooks.FireAsync(HookNames.FilterInbound, context, cancellationToken).ConfigureAwait(false)))
             {
                 return;
             }
@@ -121,6 +134,12 @@ public sealed class Router : IStanzaRouter
                 await BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RemoteServerNotFound, $"no route to {to.Domain}"), cancellationToken).ConfigureAwait(false);
             }
 
+            return;
+        }
+
+        if (elsewhere)
+        {
+            await Cluster!.ForwardAsync(stanza, from, to, cancellationToken).ConfigureAwait(false);
             return;
         }
 

@@ -114,6 +114,16 @@ public sealed class SaslNegotiation(C2sStateMachine stream)
         }
 
         Current = null;
+        if (stream.Context.Cluster is { } cluster &&
+            await cluster.ClaimAsync(Jid.Parse(bare), ct).ConfigureAwait(false) is { } home)
+        {
+            // Cluster mode: the account's sessions are on another node, which must stay its only home.
+            throw new XmppStreamException(StreamErrorCondition.SeeOtherHost, $"{bare} is served by another node of the cluster")
+            {
+                ConditionContent = home,
+            };
+        }
+
         stream.Context.AuthFailures.RecordSuccess(stream.Remote.Address, bare);
         stream.Context.Metrics.Authenticated();
         return new SaslOutcome(SaslOutcomeKind.Success, data) { Mechanism = mech };

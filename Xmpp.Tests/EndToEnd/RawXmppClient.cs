@@ -37,10 +37,11 @@ public sealed class RawXmppClient : IAsyncDisposable
     public Element? CapsQuery { get; set; }
 
     /// <param name="tlsOptions">For direct TLS: the client's TLS options (see <see cref="StartTlsAsync"/>).</param>
-    public static async Task<RawXmppClient> ConnectAsync(int port, bool directTls = false, SslClientAuthenticationOptions? tlsOptions = null)
+    /// <param name="address">The server's loopback address (cluster tests run nodes on 127.0.0.2, 127.0.0.3).</param>
+    public static async Task<RawXmppClient> ConnectAsync(int port, bool directTls = false, SslClientAuthenticationOptions? tlsOptions = null, string address = "127.0.0.1")
     {
         var tcp = new TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", port).WaitAsync(Timeout);
+        await tcp.ConnectAsync(address, port).WaitAsync(Timeout);
         var client = new RawXmppClient(tcp, tcp.GetStream());
         if (directTls)
         {

@@ -14,7 +14,8 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>The process id (for /proc).</summary>
     public int Id => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync(string config, int port, string log)
+    /// <param name="address">Where the server's client listener is (cluster tests run nodes on 127.0.0.2, 127.0.0.3).</param>
+    public static async Task<ServerProcess> StartAsync(string config, int port, string log, IPAddress? address = null, TimeSpan? startTimeout = null)
     {
         var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "xmppserver.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -52,13 +53,13 @@ internal sealed class ServerProcess : IDisposable
         process.EnableRaisingEvents = true;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow + (startTimeout ?? TimeSpan.FromSeconds(30));
         while (true)
         {
             try
             {
                 using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, port);
+                await probe.ConnectAsync(address ?? IPAddress.Loopback, port);
                 return new ServerProcess(process);
             }
             catch (SocketException) when (DateTime.UtcNow < deadline && !process.HasExited)
@@ -67,6 +68,9 @@ internal sealed class ServerProcess : IDisposable
             }
         }
     }
+
+    /// <summary>Whether the process has ended (by itself or killed).</summary>
+    public bool HasExited => _process.HasExited;
 
     /// <summary>SIGKILL: no shutdown code runs.</summary>
     public void Kill9()

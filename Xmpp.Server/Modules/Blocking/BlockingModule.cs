@@ -51,6 +51,7 @@ public sealed class BlockingModule : IXmppModule, IKeepsStateAcrossReload, IDisp
 
     public void Register(IModuleContext context)
     {
+        context.OnAccountArrived(bare => _lists.TryRemove(bare, out _));
         _context = context;
         _maxItems = context.Number("max-items", 1000, min: 1);
 
@@ -71,7 +72,8 @@ public sealed class BlockingModule : IXmppModule, IKeepsStateAcrossReload, IDisp
 
         context.HandleIq("set", Namespace, "block", IqTarget.Bare, (ctx, block, ct) => ChangeAsync(ctx, block, BlockAsync, ct));
         context.HandleIq("set", Namespace, "unblock", IqTarget.Bare, (ctx, unblock, ct) => ChangeAsync(ctx, unblock, UnblockAsync, ct));
-        context.Hook(HookNames.Filter, FilterAsync, priority: 100);
+        context.Hook(HookNames.FilterOutbound, FilterOutboundAsync, priority: 100);
+        context.Hook(HookNames.FilterInbound, FilterInboundAsync, priority: 100);
     }
 
     private async ValueTask<Element?> ChangeAsync(StanzaContext ctx, Element command, Func<Jid, Element, CancellationToken, Task> change, CancellationToken ct)
@@ -173,7 +175,7 @@ public sealed class BlockingModule : IXmppModule, IKeepsStateAcrossReload, IDisp
         }
     }
 
-    private async ValueTask<bool> FilterAsync(StanzaContext ctx, CancellationToken ct)
+    private async ValueTask<bool> FilterOutboundAsync(StanzaContext ctx, CancellationToken ct)
     {
         var from = ctx.From;
         var to = ctx.To!;
@@ -195,6 +197,14 @@ public sealed class BlockingModule : IXmppModule, IKeepsStateAcrossReload, IDisp
 
             return true;
         }
+
+        return false;
+    }
+
+    private async ValueTask<bool> FilterInboundAsync(StanzaContext ctx, CancellationToken ct)
+    {
+        var from = ctx.From;
+        var to = ctx.To!;
 
         // Inbound: the recipient blocked the sender; to the sender the account looks offline.
         if (to.Local is not null && _context.Router.IsLocal(to.Domain) && !IsServer(from) &&

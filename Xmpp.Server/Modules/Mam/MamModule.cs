@@ -56,6 +56,7 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
 
     public void Register(IModuleContext context)
     {
+        context.OnAccountArrived(bare => _prefs.TryRemove(bare, out _));
         _context = context;
         _defaultPolicy = context.Option("default") ?? "always";
         if (_defaultPolicy is not ("always" or "never" or "roster"))

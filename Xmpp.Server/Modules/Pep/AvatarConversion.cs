@@ -26,6 +26,7 @@ public sealed partial class PepModule
 
     private void RegisterAvatarConversion(IModuleContext context)
     {
+        context.OnAccountArrived(bare => _avatarHash.TryRemove(bare, out _));
         context.Disco.AddFeature("urn:xmpp:pep-vcard-conversion:0", IqTarget.Bare);
         context.Hook(VCard.VCardModule.Changed, OnVCardChangedAsync);
 

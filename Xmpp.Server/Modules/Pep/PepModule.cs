@@ -66,8 +66,10 @@ public sealed partial class PepModule : IXmppModule, IKeepsStateAcrossReload
 
     public void Register(IModuleContext context)
     {
+        context.OnAccountArrived(bare => _nodes.TryRemove(bare, out _));
         _context = context;
         _caps = new ContactCaps(context.Router, context.Log);
+        context.OnAccountArrived(_caps.Forget);
         _maxItems = context.Number("max-items", 256, min: 1);
         _maxNodes = context.Number("max-nodes", 256, min: 1);
 

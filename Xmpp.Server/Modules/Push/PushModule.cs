@@ -46,6 +46,7 @@ public sealed class PushModule : IXmppModule, IKeepsStateAcrossReload
 
     public void Register(IModuleContext context)
     {
+        context.OnAccountArrived(bare => _registrations.TryRemove(bare, out _));
         _context = context;
         _includeBody = context.Flag("include-body", false);
 

@@ -66,6 +66,9 @@ public sealed class RosterManager
         _log = log;
     }
 
+    /// <summary>Drops the cached roster of an account (cluster mode: this node just became its home).</summary>
+    public void Forget(Jid owner) => _cache.TryRemove(owner.Bare, out _);
+
     /// <summary>Entries an account may hold (visible items and remembered requests together).</summary>
     public int MaxItems { get; set; } = 2000;
 

@@ -115,13 +115,13 @@ public sealed class RouterTests
     [Test]
     public async Task The_filter_sees_stanzas_between_accounts_and_can_stop_them()
     {
-        Record(false, HookNames.Filter);
-        _hooks.On(HookNames.Filter, (ctx, _) => ValueTask.FromResult(ctx.Stanza.GetAttribute("id") == "blocked"), priority: -1);
+        Record(false, HookNames.FilterOutbound);
+        _hooks.On(HookNames.FilterOutbound, (ctx, _) => ValueTask.FromResult(ctx.Stanza.GetAttribute("id") == "blocked"), priority: -1);
         Record(true, "message/bare");
         await _router.RouteAsync(Parse("<message xmlns='jabber:client' id='ok' from='a@example.org/r' to='b@example.org'/>"), null, CancellationToken.None);
         await _router.RouteAsync(Parse("<message xmlns='jabber:client' id='blocked' from='a@example.org/r' to='b@example.org'/>"), null, CancellationToken.None);
         await _router.RouteAsync(Parse("<message xmlns='jabber:client' id='self' from='a@example.org/r' to='a@example.org'/>"), null, CancellationToken.None);
-        Assert.That(Fired, Is.EqualTo(new[] { HookNames.Filter, "message/bare", HookNames.Filter, "message/bare" }));
+        Assert.That(Fired, Is.EqualTo(new[] { HookNames.FilterOutbound, "message/bare", HookNames.FilterOutbound, "message/bare" }));
         Assert.That(_fired.Where(f => f.Hook == "message/bare").Select(f => f.Context.Stanza.GetAttribute("id")), Is.EqualTo(new[] { "ok", "self" }));
     }
 

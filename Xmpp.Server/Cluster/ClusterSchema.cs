@@ -1,0 +1,158 @@
+using Npgsql;
+
+namespace Xmpp.Server.Cluster;
+
+/// <summary>
+/// The tables and queries of Orleans' ADO.NET membership provider (Microsoft.Orleans.Clustering.AdoNet 10.4),
+/// which the package does not ship: the provider reads its queries by key from <c>orleansquery</c> and binds
+/// parameters by name (@DeploymentId, @Address, ...), so these are the contract, written here for PostgreSQL.
+/// Versioned apart from the storage migrations (which SQLite shares), under an advisory lock of its own, so
+/// nodes starting together create them once.
+/// </summary>
+/// <remarks>
+/// The membership protocol needs each write to be conditional on the table version it read: a row changes
+/// only together with the version row, in one statement, and the statement answers whether it did.
+/// </remarks>
+public static class ClusterSchema
+{
+    /// <summary>The key of the advisory lock held while creating them ("xmppcls").</summary>
+    private const long SchemaLock = 0x786d7070636c73;
+
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE orleansquery (
+            querykey VARCHAR(64) NOT NULL PRIMARY KEY,
+            querytext VARCHAR(8000) NOT NULL
+        );
+        CREATE TABLE orleansmembershipversiontable (
+            deploymentid VARCHAR(150) NOT NULL PRIMARY KEY,
+            timestamp TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
+            version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE orleansmembershiptable (
+            deploymentid VARCHAR(150) NOT NULL REFERENCES orleansmembershipversiontable (deploymentid),
+            address VARCHAR(45) NOT NULL,
+            port INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
+            siloname VARCHAR(150) NOT NULL,
+            hostname VARCHAR(150) NOT NULL,
+            status INTEGER NOT NULL,
+            proxyport INTEGER NULL,
+            suspecttimes VARCHAR(8000) NULL,
+            starttime TIMESTAMPTZ(3) NOT NULL,
+            iamalivetime TIMESTAMPTZ(3) NOT NULL,
+            PRIMARY KEY (deploymentid, address, port, generation)
+        );
+        INSERT INTO orleansquery (querykey, querytext) VALUES
+        ('InsertMembershipVersionKey', $q$
+            WITH inserted AS (
+                INSERT INTO orleansmembershipversiontable (deploymentid) VALUES (@DeploymentId)
+                ON CONFLICT (deploymentid) DO NOTHING RETURNING 1)
+            SELECT count(*) > 0 FROM inserted
+        $q$),
+        ('InsertMembershipKey', $q$
+            WITH bumped AS (
+                UPDATE orleansmembershipversiontable SET version = version + 1, timestamp = now()
+                WHERE deploymentid = @DeploymentId AND version = @Version
+                  AND NOT EXISTS (SELECT 1 FROM orleansmembershiptable
+                                  WHERE deploymentid = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation)
+                RETURNING 1),
+            inserted AS (
+                INSERT INTO orleansmembershiptable (deploymentid, address, port, generation, siloname, hostname, status, proxyport, starttime, iamalivetime)
+                SELECT @DeploymentId, @Address, @Port, @Generation, @SiloName, @HostName, @Status, @ProxyPort, @StartTime, @IAmAliveTime
+                FROM bumped
+                RETURNING 1)
+            SELECT count(*) > 0 FROM inserted
+        $q$),
+        ('UpdateMembershipKey', $q$
+            WITH bumped AS (
+                UPDATE orleansmembershipversiontable SET version = version + 1, timestamp = now()
+                WHERE deploymentid = @DeploymentId AND version = @Version
+                  AND EXISTS (SELECT 1 FROM orleansmembershiptable
+                              WHERE deploymentid = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation)
+                RETURNING 1),
+            updated AS (
+                UPDATE orleansmembershiptable
+                SET status = @Status, suspecttimes = @SuspectTimes, iamalivetime = GREATEST(iamalivetime, @IAmAliveTime)
+                WHERE deploymentid = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation
+                  AND EXISTS (SELECT 1 FROM bumped)
+                RETURNING 1)
+            SELECT count(*) > 0 FROM updated
+        $q$),
+        ('UpdateIAmAlivetimeKey', $q$
+            UPDATE orleansmembershiptable SET iamalivetime = GREATEST(iamalivetime, @IAmAliveTime)
+            WHERE deploymentid = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation
+        $q$),
+        ('MembershipReadRowKey', $q$
+            SELECT v.deploymentid, m.address, m.port, m.generation, m.siloname, m.hostname, m.status, m.proxyport,
+                   m.suspecttimes, m.starttime, m.iamalivetime, v.version
+            FROM orleansmembershipversiontable v
+            LEFT JOIN orleansmembershiptable m ON m.deploymentid = v.deploymentid
+                 AND m.address = @Address AND m.port = @Port AND m.generation = @Generation
+            WHERE v.deploymentid = @DeploymentId
+        $q$),
+        ('MembershipReadAllKey', $q$
+            SELECT v.deploymentid, m.address, m.port, m.generation, m.siloname, m.hostname, m.status, m.proxyport,
+                   m.suspecttimes, m.starttime, m.iamalivetime, v.version
+            FROM orleansmembershipversiontable v
+            LEFT JOIN orleansmembershiptable m ON m.deploymentid = v.deploymentid
+            WHERE v.deploymentid = @DeploymentId
+        $q$),
+        ('DeleteMembershipTableEntriesKey', $q$
+            DELETE FROM orleansmembershiptable WHERE deploymentid = @DeploymentId;
+            DELETE FROM orleansmembershipversiontable WHERE deploymentid = @DeploymentId
+        $q$),
+        ('GatewaysQueryKey', $q$
+            SELECT address, proxyport, generation FROM orleansmembershiptable
+            WHERE deploymentid = @DeploymentId AND status = @Status AND proxyport > 0
+        $q$),
+        ('CleanupDefunctSiloEntriesKey', $q$
+            DELETE FROM orleansmembershiptable
+            WHERE deploymentid = @DeploymentId AND iamalivetime < @IAmAliveTime AND starttime < @IAmAliveTime
+              AND COALESCE(suspecttimes, '') = '' AND status = 6
+        $q$),
+        ('CleanupDefunctSiloEntryKey', $q$
+            DELETE FROM orleansmembershiptable
+            WHERE deploymentid = @DeploymentId AND status = 6 AND address = @Address AND port = @Port
+              AND generation = @Generation AND iamalivetime = @IAmAliveTime AND starttime = @StartTime
+              AND COALESCE(suspecttimes, '') = COALESCE(@SuspectTimes, '')
+        $q$);
+        """,
+    ];
+
+    /// <summary>Creates or updates the tables; returns the schema version.</summary>
+    public static async Task<int> EnsureAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(connection, tx, $"SELECT pg_advisory_xact_lock({SchemaLock})", cancellationToken).ConfigureAwait(false);
+        await ExecAsync(connection, tx, "CREATE TABLE IF NOT EXISTS cluster_schema_version (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())", cancellationToken).ConfigureAwait(false);
+        int current;
+        await using (var cmd = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM cluster_schema_version", connection, tx))
+        {
+            current = Convert.ToInt32(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (current > Migrations.Length)
+        {
+            throw new InvalidOperationException($"the cluster tables have version {current}, newer than this server knows ({Migrations.Length})");
+        }
+
+        for (var v = current; v < Migrations.Length; v++)
+        {
+            await ExecAsync(connection, tx, Migrations[v], cancellationToken).ConfigureAwait(false);
+            await ExecAsync(connection, tx, $"INSERT INTO cluster_schema_version (version) VALUES ({v + 1})", cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return Migrations.Length;
+    }
+
+    private static async Task ExecAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, connection, tx);
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Net;
+using Xmpp.Server.Accounts;
+using Xmpp.Server.Config;
+using Xmpp.Server.Hosting;
+using Xmpp.Tests.EndToEnd;
+using Xmpp.Tests.Storage;
+
+namespace Xmpp.Tests.Cluster;
+
+/// <summary>
+/// A cluster for a test: a throwaway PostgreSQL database and real xmppserver processes, node N on 127.0.0.N
+/// (Linux routes all of 127/8 to the loopback interface), each with its own client port and silo port.
+/// </summary>
+internal sealed class ClusterNodes : IAsyncDisposable
+{
+    private readonly PostgresCluster _postgres;
+    private readonly List<ServerProcess?> _processes = [];
+
+    private ClusterNodes(PostgresCluster postgres, string connection, string dir)
+    {
+        _postgres = postgres;
+        Connection = connection;
+        Directory = dir;
+    }
+
+    public string Connection { get; }
+
+    public string Directory { get; }
+
+    /// <summary>Per node (0-based): its address, client port and silo port.</summary>
+    public List<(IPAddress Address, int ClientPort, int SiloPort)> Nodes { get; } = [];
+
+    public static async Task<ClusterNodes> CreateAsync(int count, params string[] users)
+    {
+        var postgres = await PostgresCluster.StartAsync();
+        var connection = await postgres.CreateDatabaseAsync();
+        var dir = Path.Combine(Path.GetTempPath(), "xmpp-cluster-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        var nodes = new ClusterNodes(postgres, connection, dir);
+        var options = new ServerOptions { DataDirectory = dir, Storage = new StorageOptions { Provider = "postgresql", ConnectionString = connection } };
+        await using (var storage = XmppServer.CreateStorage(options))
+        {
+            await storage.MigrateAsync(CancellationToken.None);
+            var accounts = new AccountService(options, storage);
+            foreach (var u in users)
+            {
+                Assert.That(await accounts.AddAsync(u + "@localhost", "pw-" + u, CancellationToken.None), Is.EqualTo(AccountResult.Ok));
+            }
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            nodes.Nodes.Add((IPAddress.Parse($"127.0.0.{i + 1}"), Ports.Free(), Ports.Free()));
+            nodes._processes.Add(null);
+        }
+
+        return nodes;
+    }
+
+    public string Log(int node) => Path.Combine(Directory, $"n{node + 1}.log");
+
+    /// <summary>Starts node <paramref name="node"/> (0-based) and waits until it accepts clients.</summary>
+    public async Task StartAsync(int node)
+    {
+        var (address, clientPort, siloPort) = Nodes[node];
+        var data = Path.Combine(Directory, $"n{node + 1}");
+        System.IO.Directory.CreateDirectory(data);
+        var config = Path.Combine(data, "server.config.xml");
+        await File.WriteAllTextAsync(config, $"""
+            <xmppserver>
+              <host name="localhost"/>
+              <listen type="c2s" address="{address}" port="{clientPort}"/>
+              <data-dir path="{data}"/>
+              <storage type="postgresql" connection="{Connection}"/>
+              <cluster id="test" node="n{node + 1}" address="{address}" port="{siloPort}" probe-timeout="1"/>
+              <limits stanza-rate="0"/>
+              <logging level="Info" format="text"/>
+            </xmppserver>
+            """);
+        _processes[node] = await ServerProcess.StartAsync(config, clientPort, Log(node), address, TimeSpan.FromSeconds(90));
+    }
+
+    public ServerProcess Process(int node) => _processes[node]!;
+
+    /// <summary>A client connected to node <paramref name="node"/>, logged in as <paramref name="user"/> with its password, bound to <paramref name="resource"/>.</summary>
+    public async Task<RawXmppClient> LoginAsync(int node, string user, string resource = "test")
+    {
+        var client = await RawXmppClient.ConnectAsync(Nodes[node].ClientPort, address: Nodes[node].Address.ToString());
+        await client.LoginAsync(user, "pw-" + user, resource: resource);
+        return client;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var p in _processes)
+        {
+            p?.Dispose();
+        }
+
+        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed)
+        {
+            for (var i = 0; i < Nodes.Count; i++)
+            {
+                if (File.Exists(Log(i)))
+                {
+                    TestContext.Out.WriteLine($"---- n{i + 1} ----");
+                    TestContext.Out.WriteLine(string.Join('\n', File.ReadLines(Log(i)).TakeLast(60)));
+                }
+            }
+        }
+
+        await _postgres.DisposeAsync();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A log still open: left for the temp cleaner.
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using Xmpp.Core;
+using Xmpp.Core.Xml;
+using Xmpp.Tests.EndToEnd;
+
+namespace Xmpp.Tests.Cluster;
+
+/// <summary>
+/// Cluster mode with real nodes (README, "Running a cluster"): two xmppserver processes on 127.0.0.1 and
+/// 127.0.0.2 sharing one PostgreSQL database, and clients on both.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[CancelAfter(240_000)]
+public sealed class ClusterTests
+{
+    [Test]
+    public async Task Users_on_different_nodes_chat_subscribe_see_presence_and_query_each_other()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob", "carol");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+
+        await using var alice = await cluster.LoginAsync(0, "alice", "phone");
+        await using var bob = await cluster.LoginAsync(1, "bob", "laptop");
+        await alice.SendAsync("<presence/>");
+        await bob.SendAsync("<presence/>");
+
+        // A message to the bare JID crosses from node 1 to node 2, and the reply to the full JID comes back.
+        await alice.SendAsync("<message to='bob@localhost' type='chat' id='m1'><body>hello across nodes</body></message>");
+        var m1 = await bob.ReadUntilAsync(e => e.Name == "message");
+        Assert.That(m1.GetAttribute("from"), Is.EqualTo("alice@localhost/phone"));
+        Assert.That(m1.ChildText("body", Ns.Client), Is.EqualTo("hello across nodes"));
+        await bob.SendAsync("<message to='alice@localhost/phone' type='chat' id='m2'><body>hello back</body></message>");
+        var m2 = await alice.ReadUntilAsync(e => e.Name == "message");
+        Assert.That(m2.GetAttribute("from"), Is.EqualTo("bob@localhost/laptop"));
+
+        // Subscription both ways (RFC 6121 §3), then each sees the other's presence.
+        await alice.SendAsync("<presence to='bob@localhost' type='subscribe'/>");
+        var request = await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+        Assert.That(request.GetAttribute("from"), Is.EqualTo("alice@localhost"));
+        await bob.SendAsync("<presence to='alice@localhost' type='subscribed'/>");
+        var bobsPresence = await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") is null);
+        Assert.That(bobsPresence, Is.Not.Null);
+        await bob.SendAsync("<presence to='alice@localhost' type='subscribe'/>");
+        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+        await alice.SendAsync("<presence to='bob@localhost' type='subscribed'/>");
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/phone" && e.GetAttribute("type") is null);
+
+        // A status change reaches the contact on the other node.
+        await bob.SendAsync("<presence><show>away</show></presence>");
+        var away = await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop");
+        Assert.That(away.ChildText("show", Ns.Client), Is.EqualTo("away"));
+
+        // An iq to the bare JID is answered by the account's home (RFC 6121 §8.5.1: the server answers for the account).
+        var set = await bob.IqAsync("<iq type='set' id='vs'><vCard xmlns='vcard-temp'><FN>Bob on node 2</FN></vCard></iq>");
+        Assert.That(set.GetAttribute("type"), Is.EqualTo("result"), set.ToString());
+        await alice.SendAsync("<iq to='bob@localhost' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>");
+        var vcard = await alice.ReadUntilAsync(e => e.Name == "iq" && e.GetAttribute("id") == "v1");
+        Assert.That(vcard.GetAttribute("type"), Is.EqualTo("result"), vcard.ToString());
+        Assert.That(vcard.GetAttribute("from"), Is.EqualTo("bob@localhost"));
+        Assert.That(vcard.ToString(), Does.Contain("Bob on node 2"));
+
+        // An iq to a full JID reaches the client on the other node, and its answer comes back.
+        await alice.SendAsync("<iq to='bob@localhost/laptop' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+        var ping = await bob.ReadUntilAsync(e => e.Name == "iq" && e.GetAttribute("id") == "p1");
+        await bob.SendAsync("<iq to='alice@localhost/phone' type='result' id='p1'/>");
+        var pong = await alice.ReadUntilAsync(e => e.Name == "iq" && e.GetAttribute("id") == "p1");
+        Assert.That(pong.GetAttribute("from"), Is.EqualTo("bob@localhost/laptop"));
+        Assert.That(ping.GetAttribute("from"), Is.EqualTo("alice@localhost/phone"));
+
+        // Going offline: the contact on the other node gets unavailable presence (RFC 6121 §4.5.2).
+        await bob.CloseAsync();
+        var gone = await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") == "unavailable");
+        Assert.That(gone, Is.Not.Null);
+    }
+
+    [Test]
+    public async Task An_account_has_one_home_a_login_elsewhere_is_sent_there_and_the_home_follows_the_next_login()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "carol");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+
+        await using var alice = await cluster.LoginAsync(0, "alice", "phone");
+
+        // Carol is offline: the message is stored on whichever node is her home now (alice's node).
+        await alice.SendAsync("<message to='carol@localhost' type='chat' id='o1'><body>while you were away</body></message>");
+        await alice.IqAsync("<iq type='get' id='sync1'><ping xmlns='urn:xmpp:ping'/></iq>");
+
+        // Carol logs in on node 2: her home moves there, and the offline message is delivered.
+        await using (var carol = await cluster.LoginAsync(1, "carol", "tablet"))
+        {
+            await carol.SendAsync("<presence/>");
+            var offline = await carol.ReadUntilAsync(e => e.Name == "message");
+            Assert.That(offline.ChildText("body", Ns.Client), Is.EqualTo("while you were away"));
+
+            // A second login of carol on node 1 is sent to node 2 (RFC 6120 §4.9.3.19 see-other-host).
+            var other = await RawXmppClient.ConnectAsync(cluster.Nodes[0].ClientPort, address: cluster.Nodes[0].Address.ToString());
+            await using (other)
+            {
+                await other.OpenAsync();
+                await other.StartTlsAsync();
+                await other.OpenAsync();
+                var scram = await other.AuthenticateAsync("SCRAM-SHA-256", "carol", "pw-carol");
+                Assert.That(scram.Name, Is.EqualTo("error"), scram.ToString());
+                var seeOther = scram.Child("see-other-host", Ns.Streams);
+                Assert.That(seeOther, Is.Not.Null, scram.ToString());
+                Assert.That(seeOther!.Text, Is.EqualTo($"{cluster.Nodes[1].Address}:{cluster.Nodes[1].ClientPort}"));
+            }
+
+            // Live messages from node 1 reach her on node 2.
+            await alice.SendAsync("<message to='carol@localhost' type='chat' id='o2'><body>now live</body></message>");
+            var live = await carol.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "o2");
+            Assert.That(live.ChildText("body", Ns.Client), Is.EqualTo("now live"));
+            await carol.CloseAsync();
+        }
+
+        // Once carol has no session left, her next login may make node 1 her home.
+        await using var again = await cluster.LoginAsync(0, "carol", "phone");
+        await alice.SendAsync("<message to='carol@localhost/phone' type='chat' id='o3'><body>same node now</body></message>");
+        var local = await again.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "o3");
+        Assert.That(local.GetAttribute("from"), Is.EqualTo("alice@localhost/phone"));
+    }
+}
