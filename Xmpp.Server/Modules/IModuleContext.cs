@@ -105,6 +105,12 @@ public interface IModuleContext
     /// </summary>
     void OnAccountArrived(Action<Jid> forget);
 
+    /// <summary>
+    /// Cluster mode: registers whether this module holds live state of an entity homed on this node (a room with
+    /// occupants), which must then stay here: its home is not given up while the entity is idle.
+    /// </summary>
+    void KeepsHome(Func<Jid, bool> holds);
+
     /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
     void AfterLoad(Action action);
 

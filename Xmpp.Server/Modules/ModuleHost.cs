@@ -26,6 +26,7 @@ public sealed class ModuleHost
     private readonly List<Task> _running = [];
     private readonly List<Action> _afterLoad = [];
     private readonly List<Action<Jid>> _forgetAccount = [];
+    private readonly List<Func<Jid, bool>> _keepsHome = [];
     private readonly Dictionary<Type, object> _shared = [];
     private CancellationTokenSource? _backgroundStop;
 
@@ -98,6 +99,9 @@ public sealed class ModuleHost
     /// Cluster mode: this node has just become the home of an account (or room). What the modules cached of it
     /// while another node was its home may be stale, so they forget it and read it again when needed.
     /// </summary>
+    /// <summary>Cluster mode: whether a module holds live state of an entity homed here (<see cref="IModuleContext.KeepsHome"/>).</summary>
+    public bool HoldsHome(Jid bare) => _keepsHome.Exists(holds => holds(bare));
+
     public void ForgetAccount(Jid bare)
     {
         Rosters.Forget(bare);
@@ -332,6 +336,8 @@ public sealed class ModuleHost
         public void AfterLoad(Action action) => host._afterLoad.Add(action);
 
         public void OnAccountArrived(Action<Jid> forget) => host._forgetAccount.Add(forget);
+
+        public void KeepsHome(Func<Jid, bool> holds) => host._keepsHome.Add(holds);
 
         public T Shared<T>()
             where T : class, new()

@@ -129,6 +129,13 @@ public sealed class Router : IStanzaRouter
 
         if (!IsLocal(to.Domain))
         {
+            // Cluster mode: an entity of one of our service domains (a multi-user chat room) has a home node too.
+            if (!forwarded && to.Local is not null && Cluster is { } nodes && _serviceDomains().Contains(to.Domain) && !nodes.IsHome(to.Bare))
+            {
+                await nodes.ForwardAsync(stanza, from, to, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
             if (!await hooks.FireAsync(HookNames.RouteRemote, context, cancellationToken).ConfigureAwait(false))
             {
                 await BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RemoteServerNotFound, $"no route to {to.Domain}"), cancellationToken).ConfigureAwait(false);

@@ -121,4 +121,56 @@ public sealed class ClusterTests
         var local = await again.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "o3");
         Assert.That(local.GetAttribute("from"), Is.EqualTo("alice@localhost/phone"));
     }
+
+    [Test]
+    public async Task A_room_has_occupants_on_every_node_and_one_live_instance()
+    {
+        const string room = "team@conference.localhost";
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob", "carol");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await using var alice = await cluster.LoginAsync(0, "alice");
+        await using var bob = await cluster.LoginAsync(1, "bob");
+        await using var carol = await cluster.LoginAsync(1, "carol");
+
+        // Alice (node 1) creates the room; it lives on node 1. A persistent room, so that it is stored.
+        await MucTests.JoinAsync(alice, "Alice", room);
+        await MucTests.InstantRoomAsync(alice, room, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>");
+        await alice.SendAsync($"<message to='{room}' type='groupchat' id='g0'><body>before you came</body></message>");
+        await alice.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "g0");
+
+        // Bob (node 2) enters: he gets the occupant list and the history; alice sees him arrive.
+        var joined = await MucTests.JoinAsync(bob, "Bob", room);
+        Assert.That(joined.Any(e => e.GetAttribute("from") == room + "/Alice"), Is.True, "the occupant on the other node is listed");
+        var history = joined.Single(e => e.Name == "message" && e.ChildText("body", Ns.Client) == "before you came");
+        Assert.That(history.Child("delay", "urn:xmpp:delay"), Is.Not.Null, "history carries its delay (XEP-0045 §7.2.15)");
+        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == room + "/Bob");
+        await MucTests.JoinAsync(carol, "Carol", room);
+
+        // A message from node 2 reaches the occupants on both nodes, once.
+        await bob.SendAsync($"<message to='{room}' type='groupchat' id='g1'><body>hi all</body></message>");
+        foreach (var c in new[] { alice, bob, carol })
+        {
+            var m = await c.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("type") == "groupchat" && e.ChildText("body", Ns.Client) == "hi all");
+            Assert.That(m.GetAttribute("from"), Is.EqualTo(room + "/Bob"));
+        }
+
+        // A nick change on node 2 (§7.6), seen on node 1.
+        await bob.SendAsync($"<presence to='{room}/Robert'/>");
+        var renamed = await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == room + "/Bob" && e.GetAttribute("type") == "unavailable");
+        Assert.That(MucTests.Codes(renamed), Does.Contain("303"));
+        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == room + "/Robert");
+
+        // Alice, the owner, kicks carol (node 2) (§8.2).
+        var kick = await alice.IqAsync($"<iq type='set' id='k1' to='{room}'><query xmlns='{MucTests.MucAdmin}'><item nick='Carol' role='none'/></query></iq>");
+        Assert.That(kick.GetAttribute("type"), Is.EqualTo("result"), kick.ToString());
+        var kicked = await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == room + "/Carol" && e.GetAttribute("type") == "unavailable");
+        Assert.That(MucTests.Codes(kicked), Does.Contain("307"));
+
+        // One live instance: every occupant entered the room on node 1, none on node 2.
+        var log1 = await File.ReadAllTextAsync(cluster.Log(0));
+        Assert.That(log1, Does.Contain("bob@localhost/test entered team@conference.localhost as Bob"));
+        Assert.That(log1, Does.Contain("carol@localhost/test entered team@conference.localhost as Carol"));
+        Assert.That(await File.ReadAllTextAsync(cluster.Log(1)), Does.Not.Contain("entered team@conference.localhost"));
+    }
 }

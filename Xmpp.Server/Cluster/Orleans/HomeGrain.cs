@@ -60,7 +60,13 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
         return Task.CompletedTask;
     }
 
-    public Task RouteAsync(string stanza, string from, string to) => node.RouteHereAsync(stanza, from, to);
+    public async Task RouteAsync(string stanza, string from, string to)
+    {
+        await node.RouteHereAsync(stanza, from, to);
+
+        // An account with sessions here, or a room with occupants, keeps its home; otherwise it may be collected when idle.
+        DelayDeactivation(node.Holds(_jid) ? Timeout.InfiniteTimeSpan : TimeSpan.Zero);
+    }
 
     public Task<ClaimReply> ClaimAsync(SiloAddress caller)
     {

@@ -196,10 +196,11 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
 
     internal void Hold(Jid bare) => _claims[bare] = Stopwatch.GetTimestamp();
 
-    /// <summary>Whether the account has a session here, or a login that will bind one soon.</summary>
+    /// <summary>Whether the account has a session here (or a login that will bind one soon), or a module keeps state of the entity here (a room's occupants).</summary>
     internal bool Holds(Jid bare) =>
         _sessions!.Resources(bare).Count > 0 ||
-        (_claims.TryGetValue(bare, out var at) && Stopwatch.GetElapsedTime(at) < ClaimHold);
+        (_claims.TryGetValue(bare, out var at) && Stopwatch.GetElapsedTime(at) < ClaimHold) ||
+        (_server?.Modules?.HoldsHome(bare) ?? false);
 
     internal async Task RouteHereAsync(string xml, string from, string to)
     {

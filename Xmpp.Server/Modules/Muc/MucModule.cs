@@ -87,6 +87,16 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
         // The administrators' room commands on each service's JID (served when the adhoc module is loaded).
         MucAdminCommands.Register(context, commands, domain => _services.GetValueOrDefault(domain));
 
+        // Cluster mode: a room's home is the node that runs it; a copy kept from an earlier time it lived here is stale.
+        context.OnAccountArrived(jid =>
+        {
+            if (jid.Local is not null && _services.TryGetValue(jid.Domain, out var service))
+            {
+                service.Arrived(jid.Local);
+            }
+        });
+        context.KeepsHome(jid => jid.Local is not null && _services.TryGetValue(jid.Domain, out var service) && service.Occupied(jid.Local));
+
         context.Hook(HookNames.RouteRemote, async (ctx, ct) =>
         {
             if (!_services.TryGetValue(ctx.To!.Domain, out var service))

@@ -37,6 +37,9 @@ internal sealed class MucService(string domain, string host)
     private const string VCardKind = "muc-vcard";
 
     private readonly ConcurrentDictionary<string, MucRoom> _rooms = new(StringComparer.Ordinal);
+
+    /// <summary>Cluster mode: rooms that became homed here again, read from storage anew at their next stanza.</summary>
+    private readonly ConcurrentDictionary<string, byte> _reload = new(StringComparer.Ordinal);
     private readonly Lock _loadGate = new();
     private Task? _load;
 
@@ -135,10 +138,33 @@ internal sealed class MucService(string domain, string host)
         }
     }
 
+    /// <summary>
+    /// Cluster mode: the room's home moved to this node. A copy in memory from an earlier time is dropped; the
+    /// stored room (configuration, affiliations, subject, history) is read again at its next stanza.
+    /// </summary>
+    public void Arrived(string name)
+    {
+        _reload[name] = 0;
+        if (_rooms.TryRemove(name, out var stale))
+        {
+            Log.Debug("Room {Room} is homed here again: its copy in memory is dropped ({Occupants} occupants)", stale.Jid, stale.OccupantCount);
+        }
+    }
+
+    /// <summary>Whether the room has occupants here (cluster mode keeps its home while it has).</summary>
+    public bool Occupied(string name) => _rooms.TryGetValue(name, out var room) && room.OccupantCount > 0;
+
     /// <summary>The room a stanza is for; a join to a room that does not exist creates it (§10.1.1) if the sender may.</summary>
     private async ValueTask<MucRoom?> FindOrCreateAsync(StanzaContext ctx, CancellationToken ct)
     {
         var name = ctx.To!.Local!;
+        if (_reload.TryRemove(name, out _) && !_rooms.ContainsKey(name) &&
+            await Storage.Documents.GetHostAsync(Domain, RoomKind, name, ct).ConfigureAwait(false) is { } stored)
+        {
+            var vcard = await Storage.Documents.GetHostAsync(Domain, VCardKind, name, ct).ConfigureAwait(false);
+            _rooms.TryAdd(name, await RestoreAsync(Jid.Parse(name + "@" + Domain), stored, vcard, ct).ConfigureAwait(false));
+        }
+
         if (_rooms.TryGetValue(name, out var room))
         {
             return room;
@@ -451,25 +477,31 @@ internal sealed class MucService(string domain, string host)
                 continue;
             }
 
-            var room = MucRoom.FromDocument(this, jid, ElementParser.Parse(xml));
-            if (vcards.TryGetValue(name, out var vcard))
-            {
-                room.RestoreVCard(ElementParser.Parse(vcard));
-            }
-
-            if (room.Config.Archived && room.Config.HistoryLength > 0)
-            {
-                var page = await Storage.RoomArchive.QueryAsync(Domain, name, new ArchiveQuery { Last = true, Max = room.Config.HistoryLength }, ct).ConfigureAwait(false);
-                foreach (var m in page?.Messages ?? [])
-                {
-                    room.AddHistory(ElementParser.Parse(m.Xml), m.At);
-                }
-            }
-
-            _rooms[name] = room;
+            _rooms[name] = await RestoreAsync(jid, xml, vcards.GetValueOrDefault(name), ct).ConfigureAwait(false);
         }
 
         Log.Info("Multi-user chat service {Domain}: {Count} persistent rooms loaded", Domain, documents.Count);
+    }
+
+    /// <summary>A stored room: its document, vCard and the history from its archive.</summary>
+    private async Task<MucRoom> RestoreAsync(Jid jid, string xml, string? vcard, CancellationToken ct)
+    {
+        var room = MucRoom.FromDocument(this, jid, ElementParser.Parse(xml));
+        if (vcard is not null)
+        {
+            room.RestoreVCard(ElementParser.Parse(vcard));
+        }
+
+        if (room.Config.Archived && room.Config.HistoryLength > 0)
+        {
+            var page = await Storage.RoomArchive.QueryAsync(Domain, jid.Local!, new ArchiveQuery { Last = true, Max = room.Config.HistoryLength }, ct).ConfigureAwait(false);
+            foreach (var m in page?.Messages ?? [])
+            {
+                room.AddHistory(ElementParser.Parse(m.Xml), m.At);
+            }
+        }
+
+        return room;
     }
 
     /// <summary>Stores a persistent room's configuration, affiliations and subject (a temporary room is not stored).</summary>
