@@ -6,6 +6,7 @@ namespace Xmpp.Server.Cluster;
 /// The tables and queries of Orleans' ADO.NET membership provider (Microsoft.Orleans.Clustering.AdoNet 10.4),
 /// which the package does not ship: the provider reads its queries by key from <c>orleansquery</c> and binds
 /// parameters by name (@DeploymentId, @Address, ...), so these are the contract, written here for PostgreSQL.
+/// Version 2 adds the crash ledger: the sessions bound on each silo, which the survivors of a node read when it dies.
 /// Versioned apart from the storage migrations (which SQLite shares), under an advisory lock of its own, so
 /// nodes starting together create them once.
 /// </summary>
@@ -118,6 +119,14 @@ public static class ClusterSchema
               AND generation = @Generation AND iamalivetime = @IAmAliveTime AND starttime = @StartTime
               AND COALESCE(suspecttimes, '') = COALESCE(@SuspectTimes, '')
         $q$);
+        """,
+        """
+        CREATE TABLE cluster_sessions (
+            silo TEXT NOT NULL,
+            jid TEXT NOT NULL,
+            cleaned_at TIMESTAMPTZ NULL,
+            PRIMARY KEY (silo, jid)
+        );
         """,
     ];
 

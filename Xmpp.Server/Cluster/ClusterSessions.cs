@@ -7,20 +7,33 @@ namespace Xmpp.Server.Cluster;
 /// Cluster mode: this node's sessions (all of an account's sessions are on its home node), telling the
 /// cluster when an account's last session here ends, so that its home may move with its next login.
 /// </summary>
-public sealed class ClusterSessions(ISessionRegistry local, Action<Jid> lastSessionEnded) : ISessionRegistry
+public sealed class ClusterSessions(ISessionRegistry local, Action<Jid> bound, Action<Jid> unbound, Action<Jid> lastSessionEnded) : ISessionRegistry
 {
     public int Count => local.Count;
 
     public IEnumerable<IClientSession> All => local.All;
 
-    public IClientSession? Bind(IClientSession session) => local.Bind(session);
+    public IClientSession? Bind(IClientSession session)
+    {
+        var replaced = local.Bind(session);
+        if (replaced is null)
+        {
+            bound(session.Jid);
+        }
+
+        return replaced;
+    }
 
     public bool Unbind(IClientSession session)
     {
         var removed = local.Unbind(session);
-        if (removed && local.Resources(session.Jid.Bare).Count == 0)
+        if (removed)
         {
-            lastSessionEnded(session.Jid.Bare);
+            unbound(session.Jid);
+            if (local.Resources(session.Jid.Bare).Count == 0)
+            {
+                lastSessionEnded(session.Jid.Bare);
+            }
         }
 
         return removed;

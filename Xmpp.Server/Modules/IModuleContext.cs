@@ -111,6 +111,12 @@ public interface IModuleContext
     /// </summary>
     void KeepsHome(Func<Jid, bool> holds);
 
+    /// <summary>
+    /// Cluster mode: registers what to do when another node died with these sessions bound (full JIDs): what this
+    /// node holds of them (room occupants) is removed, as for a session whose server stopped answering.
+    /// </summary>
+    void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost);
+
     /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
     void AfterLoad(Action action);
 

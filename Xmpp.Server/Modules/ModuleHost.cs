@@ -27,6 +27,7 @@ public sealed class ModuleHost
     private readonly List<Action> _afterLoad = [];
     private readonly List<Action<Jid>> _forgetAccount = [];
     private readonly List<Func<Jid, bool>> _keepsHome = [];
+    private readonly List<Func<IReadOnlySet<Jid>, CancellationToken, Task>> _sessionsLost = [];
     private readonly Dictionary<Type, object> _shared = [];
     private CancellationTokenSource? _backgroundStop;
 
@@ -99,6 +100,15 @@ public sealed class ModuleHost
     /// Cluster mode: this node has just become the home of an account (or room). What the modules cached of it
     /// while another node was its home may be stale, so they forget it and read it again when needed.
     /// </summary>
+    /// <summary>Cluster mode: another node died with these sessions (<see cref="IModuleContext.OnSessionsLost"/>).</summary>
+    public async Task SessionsLostAsync(IReadOnlySet<Jid> sessions, CancellationToken cancellationToken)
+    {
+        foreach (var lost in _sessionsLost)
+        {
+            await lost(sessions, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Cluster mode: whether a module holds live state of an entity homed here (<see cref="IModuleContext.KeepsHome"/>).</summary>
     public bool HoldsHome(Jid bare) => _keepsHome.Exists(holds => holds(bare));
 
@@ -338,6 +348,8 @@ public sealed class ModuleHost
         public void OnAccountArrived(Action<Jid> forget) => host._forgetAccount.Add(forget);
 
         public void KeepsHome(Func<Jid, bool> holds) => host._keepsHome.Add(holds);
+
+        public void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost) => host._sessionsLost.Add(lost);
 
         public T Shared<T>()
             where T : class, new()

@@ -173,4 +173,58 @@ public sealed class ClusterTests
         Assert.That(log1, Does.Contain("carol@localhost/test entered team@conference.localhost as Carol"));
         Assert.That(await File.ReadAllTextAsync(cluster.Log(1)), Does.Not.Contain("entered team@conference.localhost"));
     }
+
+    [Test]
+    public async Task When_a_node_is_killed_its_users_contacts_see_them_go_and_its_occupants_leave_the_rooms_with_333()
+    {
+        const string room = "crew@conference.localhost";
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await using var alice = await cluster.LoginAsync(0, "alice", "phone");
+        var bob = await cluster.LoginAsync(1, "bob", "laptop");
+        await alice.SendAsync("<presence/>");
+        await bob.SendAsync("<presence/>");
+        await alice.SendAsync("<presence to='bob@localhost' type='subscribe'/>");
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+        await bob.SendAsync("<presence to='alice@localhost' type='subscribed'/>");
+        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") is null);
+
+        // A room on node 1 with bob (node 2) in it.
+        await MucTests.JoinAsync(alice, "Alice", room);
+        await MucTests.InstantRoomAsync(alice, room);
+        await MucTests.JoinAsync(bob, "Bob", room);
+        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == room + "/Bob");
+
+        // kill -9 of node 2: nothing of its own shutdown runs.
+        var killed = System.Diagnostics.Stopwatch.StartNew();
+        cluster.Process(1).Kill9();
+        bob.Abort();
+        await bob.DisposeAsync();
+
+        var seen = new List<Element>();
+        Element? gone = null, left = null;
+        while (gone is null || left is null)
+        {
+            var e = await alice.ReadWithinAsync(TimeSpan.FromSeconds(30));
+            seen.Add(e);
+            if (e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") == "unavailable")
+            {
+                gone = e;
+            }
+            else if (e.Name == "presence" && e.GetAttribute("from") == room + "/Bob" && e.GetAttribute("type") == "unavailable")
+            {
+                left = e;
+            }
+        }
+
+        TestContext.Out.WriteLine($"unavailable presence and the 333 leave within {killed.Elapsed.TotalSeconds:0.0} s of the kill");
+        Assert.That(MucTests.Codes(left), Does.Contain("333"));
+        Assert.That(killed.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)));
+
+        // The room goes on, and bob can log in again on node 1.
+        await using var again = await cluster.LoginAsync(0, "bob", "laptop2");
+        await again.SendAsync("<presence/>");
+        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop2" && e.GetAttribute("type") is null);
+    }
 }

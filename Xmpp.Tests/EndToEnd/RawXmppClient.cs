@@ -102,13 +102,16 @@ public sealed class RawXmppClient : IAsyncDisposable
         _reader = new XmppStreamReader(_stream);
     }
 
-    public async Task<Element> ReadAsync()
+    public Task<Element> ReadAsync() => ReadWithinAsync(Timeout);
+
+    /// <summary>The next element, waiting at most <paramref name="timeout"/> (for what the server does after a failure detection).</summary>
+    public async Task<Element> ReadWithinAsync(TimeSpan timeout)
     {
-        var ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+        var ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(timeout);
         if (ev.Kind == XmppStreamEventKind.Header)
         {
             ServerHeader = ev.Header;
-            ev = await _reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+            ev = await _reader.ReadAsync(CancellationToken.None).AsTask().WaitAsync(timeout);
         }
 
         Assert.That(ev.Kind, Is.EqualTo(XmppStreamEventKind.Element), "expected an element, got " + ev.Kind);

@@ -22,6 +22,10 @@ public interface IHomeGrain : IGrainWithStringKey
 
     /// <summary>The home node's last session of the account ended: the activation may be collected when idle.</summary>
     Task ReleaseAsync();
+
+    /// <summary>These sessions of the account died with their node: its contacts are told they are unavailable.</summary>
+    [AlwaysInterleave]
+    Task LostAsync(string[] sessions);
 }
 
 /// <summary>The answer to a claim.</summary>
@@ -90,6 +94,8 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
         this.MigrateOnIdle();
         return Task.FromResult(new ClaimReply(ClaimOutcome.Moving, null));
     }
+
+    public Task LostAsync(string[] sessions) => node.LostHereAsync(_jid, sessions);
 
     public Task ReleaseAsync()
     {

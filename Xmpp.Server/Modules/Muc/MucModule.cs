@@ -95,6 +95,13 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
                 service.Arrived(jid.Local);
             }
         });
+        context.OnSessionsLost(async (sessions, ct) =>
+        {
+            foreach (var service in _services.Values)
+            {
+                await service.SessionsLostAsync(sessions, ct).ConfigureAwait(false);
+            }
+        });
         context.KeepsHome(jid => jid.Local is not null && _services.TryGetValue(jid.Domain, out var service) && service.Occupied(jid.Local));
 
         context.Hook(HookNames.RouteRemote, async (ctx, ct) =>

@@ -264,6 +264,26 @@ internal sealed partial class MucRoom
         Service.Log.Info("{Jid} left {Room} ({Nick}, was {Role}{Codes})", occupant.Bare, Jid, occupant.Nick, Name(role), codes.Length == 0 ? string.Empty : ", status " + string.Join(" ", codes));
     }
 
+    /// <summary>Cluster mode: these sessions died with their node; each leaves with 333, as a ghost does (under <see cref="MucRoom.Lock"/>).</summary>
+    public async ValueTask RemoveLostAsync(IReadOnlySet<Jid> sessions, Outbox outbox, CancellationToken ct)
+    {
+        var lost = _bySession.Keys.Where(sessions.Contains).ToList();
+        if (lost.Count == 0 || Gone)
+        {
+            return;
+        }
+
+        foreach (var session in lost)
+        {
+            if (_bySession.TryGetValue(session, out var occupant))
+            {
+                Remove(occupant, session, outbox, [333], item: null);
+            }
+        }
+
+        await AfterLeaveAsync(ct).ConfigureAwait(false);
+    }
+
     /// <summary>A temporary room ends with its last occupant (§10.1.1); a room left locked by its creator too.</summary>
     private async ValueTask AfterLeaveAsync(CancellationToken ct)
     {

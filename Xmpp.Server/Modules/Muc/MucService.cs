@@ -151,6 +151,29 @@ internal sealed class MucService(string domain, string host)
         }
     }
 
+    /// <summary>
+    /// Cluster mode: a node died with these sessions. Each that is an occupant of a room here leaves it with
+    /// status 333, as when its server bounces the room's traffic (XEP-0045 §7.2.11 / §9: removed because of an error).
+    /// </summary>
+    public async Task SessionsLostAsync(IReadOnlySet<Jid> sessions, CancellationToken ct)
+    {
+        foreach (var room in _rooms.Values.Where(r => r.OccupantCount > 0))
+        {
+            var outbox = new Outbox();
+            await room.Lock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await room.RemoveLostAsync(sessions, outbox, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                room.Lock.Release();
+            }
+
+            await outbox.RouteAsync(Context.Router, ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Whether the room has occupants here (cluster mode keeps its home while it has).</summary>
     public bool Occupied(string name) => _rooms.TryGetValue(name, out var room) && room.OccupantCount > 0;
 
