@@ -30,6 +30,13 @@ public interface ICluster
     /// </summary>
     ValueTask<string?> ClaimAsync(Jid bare, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Completes at once, unless the whole process was paused long enough to have been declared dead meanwhile
+    /// (SIGSTOP, a VM freeze): then only once the membership table says this node is still a member. A node
+    /// that was declared dead stops instead, so nothing its clients sent after it resumed is routed or acknowledged.
+    /// </summary>
+    ValueTask FenceAsync(CancellationToken cancellationToken);
+
     /// <summary>The members as this node sees them (for the check command, the metrics and the console).</summary>
     IReadOnlyList<ClusterMember> Members();
 }

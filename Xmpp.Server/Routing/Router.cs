@@ -79,6 +79,11 @@ public sealed class Router : IStanzaRouter
     {
         // From here the stanza is shared (hooks, queues, copies): nobody changes it, they change copies.
         stanza.Freeze();
+        if (Cluster is { } cluster)
+        {
+            await cluster.FenceAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {

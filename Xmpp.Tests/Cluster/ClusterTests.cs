@@ -227,4 +227,48 @@ public sealed class ClusterTests
         await again.SendAsync("<presence/>");
         await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop2" && e.GetAttribute("type") is null);
     }
+
+    [Test]
+    public async Task A_node_frozen_past_failure_detection_is_declared_dead_and_stops_by_itself_routing_nothing_after_it_resumes()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await using var alice = await cluster.LoginAsync(0, "alice", "phone");
+        await using var bob = await cluster.LoginAsync(1, "bob", "laptop");
+        await alice.SendAsync("<presence/>");
+        await bob.SendAsync("<presence/>");
+        await alice.SendAsync("<presence to='bob@localhost' type='subscribe'/>");
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+        await bob.SendAsync("<presence to='alice@localhost' type='subscribed'/>");
+        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") is null);
+
+        // SIGSTOP looks like a partition or a long pause to node 1, which declares node 2 dead and cleans up.
+        var node2 = cluster.Process(1);
+        await node2.SignalAsync("STOP");
+        var gone = await alice.ReadWithinAsync(TimeSpan.FromSeconds(30));
+        while (!(gone.Name == "presence" && gone.GetAttribute("from") == "bob@localhost/laptop" && gone.GetAttribute("type") == "unavailable"))
+        {
+            gone = await alice.ReadWithinAsync(TimeSpan.FromSeconds(30));
+        }
+
+        // Meanwhile bob's client sends (its kernel buffers it); then node 2 resumes.
+        await bob.SendAsync("<message to='alice@localhost' type='chat' id='after'><body>sent while frozen</body></message><iq type='get' id='ack'><ping xmlns='urn:xmpp:ping'/></iq>");
+        await node2.SignalAsync("CONT");
+        var resumed = System.Diagnostics.Stopwatch.StartNew();
+        Assert.That(await node2.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.True, "node 2 stops by itself");
+        TestContext.Out.WriteLine($"node 2 stopped {resumed.Elapsed.TotalSeconds:0.0} s after it resumed");
+
+        // Nothing it got after resuming was acknowledged or delivered.
+        var after = await bob.ReadOrEndAsync();
+        while (after is not null)
+        {
+            Assert.That(after.GetAttribute("id"), Is.Not.EqualTo("ack"), "node 2 answered after it resumed: " + after);
+            after = await bob.ReadOrEndAsync();
+        }
+
+        var received = await alice.DrainAsync();
+        Assert.That(received.Where(e => e.GetAttribute("id") == "after"), Is.Empty, "the message sent to node 2 while it was frozen was delivered");
+        Assert.That(await File.ReadAllTextAsync(cluster.Log(1)), Does.Contain("declared dead while it was paused"));
+    }
 }

@@ -72,6 +72,28 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>Whether the process has ended (by itself or killed).</summary>
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Sends a signal (STOP, CONT, TERM...) with kill(1).</summary>
+    public async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        await kill.WaitForExitAsync();
+        Assert.That(kill.ExitCode, Is.Zero, "kill -" + signal);
+    }
+
+    /// <summary>Waits for the process to end by itself; false when it is still running after <paramref name="timeout"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _process.WaitForExitAsync().WaitAsync(timeout);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>SIGKILL: no shutdown code runs.</summary>
     public void Kill9()
     {

@@ -133,6 +133,8 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
         _log.Info("Joined cluster {Cluster} as {Node} ({Silo}) in {Elapsed:0} ms: {Members}", _options.Id, _options.Node, _silo, Stopwatch.GetElapsedTime(started).TotalMilliseconds, string.Join(", ", Members().Select(m => m.Node + " " + m.Status)));
         _ = WatchMembershipAsync(_stopping.Token);
         _ = CleanUpAsync(_stopping.Token);
+        Volatile.Write(ref _lastTick, Stopwatch.GetTimestamp());
+        _ = WatchdogAsync(_stopping.Token);
     }
 
     public bool IsHome(Jid bare) => _homed.ContainsKey(bare);
@@ -360,6 +362,103 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
     }
 
     private int _cleanupAgain;
+
+    // ---- the self-fence: a node that was paused checks it is still a member before going on -------------
+
+    private long _lastTick = Stopwatch.GetTimestamp();
+    private volatile bool _fenced;
+    private Task? _verifying;
+    private readonly object _fenceGate = new();
+
+    /// <summary>A pause this long could have let the others declare this node dead (half their detection time).</summary>
+    private TimeSpan FenceAfter => _options.ProbeTimeout * _options.MissedProbes / 2;
+
+    public ValueTask FenceAsync(CancellationToken cancellationToken)
+    {
+        if (!_fenced && Stopwatch.GetElapsedTime(Volatile.Read(ref _lastTick)) < FenceAfter)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        _fenced = true;
+        return new ValueTask(Verify().WaitAsync(cancellationToken));
+    }
+
+    /// <summary>Ticks every 250 ms; a late tick means the process was paused, and fences it until verified.</summary>
+    private async Task WatchdogAsync(CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), ct).ConfigureAwait(false);
+                if (Stopwatch.GetElapsedTime(Volatile.Read(ref _lastTick)) >= FenceAfter)
+                {
+                    _fenced = true;
+                    _ = Verify();
+                }
+
+                if (!_fenced)
+                {
+                    Volatile.Write(ref _lastTick, Stopwatch.GetTimestamp());
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private Task Verify()
+    {
+        lock (_fenceGate)
+        {
+            return _verifying ??= VerifyAsync();
+        }
+    }
+
+    /// <summary>Reads this node's own membership row: dead, the process stops at once; otherwise routing goes on.</summary>
+    private async Task VerifyAsync()
+    {
+        var paused = Stopwatch.GetElapsedTime(Volatile.Read(ref _lastTick));
+        _log.Warn("This node was paused for {Paused:0.0} s: checking that it is still a cluster member before routing anything", paused.TotalSeconds);
+        while (true)
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(_connectionString);
+                await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
+                await using var cmd = new NpgsqlCommand("SELECT status FROM orleansmembershiptable WHERE deploymentid = $1 AND address = $2 AND port = $3 AND generation = $4", connection)
+                {
+                    Parameters = { new() { Value = _options.Id }, new() { Value = _silo!.Endpoint.Address.ToString() }, new() { Value = _silo.Endpoint.Port }, new() { Value = _silo.Generation } },
+                };
+                var status = await cmd.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
+                if (status is int s && (SiloStatus)s == SiloStatus.Dead)
+                {
+                    // The others have cleaned up after this node; going on would be a second home for its accounts and rooms.
+                    _log.Fatal("This node was declared dead while it was paused: stopping now, without routing anything more");
+                    Logs.Flush(TimeSpan.FromSeconds(2));
+                    Environment.Exit(75);
+                }
+
+                _log.Info("Still a member ({Status}): routing goes on", status is int st ? ((SiloStatus)st).ToString() : "not in the table yet");
+                break;
+            }
+            catch (NpgsqlException ex)
+            {
+                _log.Warn("Cannot read the membership table ({Reason}): routing stays held", ex.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
+        }
+
+        lock (_fenceGate)
+        {
+            Volatile.Write(ref _lastTick, Stopwatch.GetTimestamp());
+            _fenced = false;
+            _verifying = null;
+        }
+    }
 
     private async Task CleanUpOnceAsync(CancellationToken ct)
     {
