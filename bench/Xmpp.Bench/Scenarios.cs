@@ -13,7 +13,7 @@ internal static class Scenarios
 
     /// <summary>Logs in accounts 1..count with at most <paramref name="concurrency"/> logins in flight.</summary>
     private static async Task<(BenchClient?[] Clients, Histogram Times, int Errors, double Seconds)> LoginManyAsync(
-        Target target, int first, int count, int concurrency, bool presence, CancellationToken ct)
+        Target target, int first, int count, int concurrency, bool presence, CancellationToken ct, Func<int, Target>? targetOf = null)
     {
         var clients = new BenchClient?[count];
         var times = new Histogram();
@@ -29,7 +29,7 @@ internal static class Scenarios
                 var start = Stopwatch.GetTimestamp();
                 try
                 {
-                    var c = await BenchClient.LoginAsync(target, target.User(first + i), "b" + (first + i).ToString(CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
+                    var c = await BenchClient.LoginAsync(targetOf?.Invoke(i) ?? target, target.User(first + i), "b" + (first + i).ToString(CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
                     if (presence)
                     {
                         await c.SendAsync("<presence/>", ct).ConfigureAwait(false);
@@ -101,10 +101,12 @@ internal static class Scenarios
     /// <paramref name="window"/> unanswered... unacknowledged messages in flight (the receiver's count is the
     /// acknowledgement). Every body carries the sequence number and the send time.
     /// </summary>
-    public static async Task<Dictionary<string, object>> MessagesAsync(Target target, int pairs, int messages, int window, CancellationToken ct)
+    /// <param name="second">A second cluster node (bench/cluster): "together" puts each pair on one node, pairs alternating; "split" puts the two ends of every pair on different nodes.</param>
+    public static async Task<Dictionary<string, object>> MessagesAsync(Target target, int pairs, int messages, int window, CancellationToken ct, Target? second = null, string placement = "together")
     {
-        Progress($"messages: {pairs} pairs, {messages} messages each way, window {window}");
-        var (clients, _, errors, _) = await LoginManyAsync(target, 1, pairs * 2, 50, presence: true, ct).ConfigureAwait(false);
+        Progress($"messages: {pairs} pairs, {messages} messages each way, window {window}{(second is null ? string.Empty : ", two nodes, pairs " + placement)}");
+        Func<int, Target>? targetOf = second is null ? null : i => (placement == "split" ? i % 2 : i / 2 % 2) == 0 ? target : second;
+        var (clients, _, errors, _) = await LoginManyAsync(target, 1, pairs * 2, 50, presence: true, ct, targetOf).ConfigureAwait(false);
         if (errors > 0)
         {
             await CloseAllAsync(clients).ConfigureAwait(false);
