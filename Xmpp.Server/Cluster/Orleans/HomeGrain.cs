@@ -13,9 +13,13 @@ namespace Xmpp.Server.Cluster.Orleans;
 /// </summary>
 public interface IHomeGrain : IGrainWithStringKey
 {
-    /// <summary>Routes a stanza on the home node, from its recipient's side. Interleaved: routing one may route another to this account.</summary>
+    /// <summary>
+    /// Routes a stanza on the home node, from its recipient's side; returns the home's silo address, which the
+    /// sender remembers to send the next ones through the home's <see cref="INodeGrain"/> in batches.
+    /// Interleaved: routing one may route another to this account.
+    /// </summary>
     [AlwaysInterleave]
-    Task RouteAsync(string stanza, string from, string to);
+    Task<string> RouteAsync(string stanza, string from, string to);
 
     /// <summary>A client of the account authenticated on <paramref name="caller"/>'s node.</summary>
     Task<ClaimReply> ClaimAsync(SiloAddress caller);
@@ -64,13 +68,15 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
         return Task.CompletedTask;
     }
 
-    public async Task RouteAsync(string stanza, string from, string to)
+    public async Task<string> RouteAsync(string stanza, string from, string to)
     {
         await node.RouteHereAsync(stanza, from, to);
-
-        // An account with sessions here, or a room with occupants, keeps its home; otherwise it may be collected when idle.
-        DelayDeactivation(node.Holds(_jid) ? Timeout.InfiniteTimeSpan : TimeSpan.Zero);
+        Touch();
+        return node.SiloKey;
     }
+
+    /// <summary>An account with sessions here, or a room with occupants, keeps its home; otherwise it may be collected when idle.</summary>
+    private void Touch() => DelayDeactivation(node.Holds(_jid) ? Timeout.InfiniteTimeSpan : TimeSpan.Zero);
 
     public Task<ClaimReply> ClaimAsync(SiloAddress caller)
     {

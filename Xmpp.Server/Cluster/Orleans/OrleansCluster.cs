@@ -120,6 +120,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
                 o.DefunctSiloExpiration = TimeSpan.FromHours(1);
             });
             silo.Configure<GrainCollectionOptions>(o => o.CollectionAge = TimeSpan.FromMinutes(15));
+            silo.Services.AddPlacementDirector<SiloKeyPlacement, SiloKeyPlacementDirector>();
         });
         var host = builder.Build();
         var started = Stopwatch.GetTimestamp();
@@ -145,13 +146,55 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
         Interlocked.Increment(ref _forwarded);
         try
         {
-            await Grain(to.Bare).RouteAsync(stanza.ToString(), from.ToString(), to.ToString()).WaitAsync(cancellationToken).ConfigureAwait(false);
+            var item = new Forwarded(stanza.ToString(), from.ToString(), to.ToString());
+            var bare = to.Bare;
+
+            // Known home: in the next batch to that node. Unknown, moved or gone: through the home grain, which
+            // activates where it must and says where it is.
+            if (_homes.TryGetValue(bare, out var home) && await Pump(home).SendAsync(item).WaitAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            home = await Grain(bare).RouteAsync(item.Stanza, item.From, item.To).WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (home != _siloKey)
+            {
+                if (_homes.Count >= MaxKnownHomes)
+                {
+                    _homes.Clear();
+                }
+
+                _homes[bare] = home;
+            }
         }
         finally
         {
             _metrics.ClusterForwarded(Stopwatch.GetTimestamp() - started);
         }
     }
+
+    /// <summary>Where the accounts and rooms this node sent to were homed at the last answer (bounded).</summary>
+    private readonly ConcurrentDictionary<Jid, string> _homes = new();
+    private readonly ConcurrentDictionary<string, NodePump> _pumps = new(StringComparer.Ordinal);
+    private const int MaxKnownHomes = 1_000_000;
+
+    private NodePump Pump(string silo) => _pumps.GetOrAdd(silo, key => new NodePump(_grains!.GetGrain<INodeGrain>(key), _log, _stopping.Token));
+
+    /// <summary>On the node a batch reached: routes a stanza if its recipient is homed here.</summary>
+    internal async Task<bool> TryRouteHereAsync(Forwarded item)
+    {
+        var to = Jid.Parse(item.To);
+        if (!IsHome(to.Bare))
+        {
+            return false;
+        }
+
+        await _router!.RouteForwardedAsync(ElementParser.Parse(item.Stanza), Jid.Parse(item.From), to, _stopping.Token).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>This node's silo address, as other nodes name it.</summary>
+    internal string SiloKey => _siloKey;
 
     public async ValueTask<string?> ClaimAsync(Jid bare, CancellationToken cancellationToken)
     {
@@ -540,6 +583,19 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
                     {
                         known[address] = status;
                         _log.Info("Cluster member {Node} ({Silo}) is {Status}", m.Name, address, status);
+                        if (m.Status == SiloStatus.Dead)
+                        {
+                            var key = m.SiloAddress.ToParsableString();
+                            foreach (var entry in _homes.Where(e => e.Value == key))
+                            {
+                                _homes.TryRemove(entry);
+                            }
+
+                            if (_pumps.TryRemove(key, out var pump))
+                            {
+                                pump.Dispose();
+                            }
+                        }
                     }
                 }
 
@@ -554,6 +610,8 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        var sent = _pumps.Values.Select(p => p.Sent).Aggregate((Batches: 0L, Stanzas: 0L), (a, b) => (a.Batches + b.Batches, a.Stanzas + b.Stanzas));
+        _log.Info("Leaving the cluster: {Forwarded} stanza(s) forwarded to other nodes, {Stanzas} of them in {Batches} batch(es)", Forwarded, sent.Stanzas, sent.Batches);
         _ledger.Writer.TryComplete();
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _ledgerWriter.ConfigureAwait(false);

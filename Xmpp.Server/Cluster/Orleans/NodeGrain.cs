@@ -1,0 +1,80 @@
+using Orleans;
+using Orleans.Concurrency;
+using Orleans.Placement;
+using Orleans.Runtime;
+using Orleans.Runtime.Placement;
+
+namespace Xmpp.Server.Cluster.Orleans;
+
+/// <summary>
+/// One per node, keyed by its silo address and always on that silo (<see cref="SiloKeyPlacementAttribute"/>):
+/// stanzas for accounts and rooms homed there arrive in batches, one grain call for all that one node has for
+/// another at a moment, instead of one call per stanza.
+/// </summary>
+public interface INodeGrain : IGrainWithStringKey
+{
+    /// <summary>Routes each stanza whose recipient is homed here; false for those that are not (the sender asks the recipient's home grain instead).</summary>
+    Task<bool[]> DeliverAsync(Forwarded[] batch);
+}
+
+/// <summary>A stanza crossing nodes: its XML, its trusted sender and its recipient.</summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record Forwarded([property: Id(0)] string Stanza, [property: Id(1)] string From, [property: Id(2)] string To);
+
+[SiloKeyPlacement]
+[Reentrant]
+internal sealed class NodeGrain(OrleansCluster node) : Grain, INodeGrain
+{
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        DelayDeactivation(Timeout.InfiniteTimeSpan);
+        return Task.CompletedTask;
+    }
+
+    public async Task<bool[]> DeliverAsync(Forwarded[] batch)
+    {
+        // One stanza per sending stream at most (each waits for its own before the next): no order among them to keep.
+        var routed = new Task<bool>[batch.Length];
+        for (var i = 0; i < batch.Length; i++)
+        {
+            routed[i] = node.TryRouteHereAsync(batch[i]);
+        }
+
+        return await Task.WhenAll(routed);
+    }
+}
+
+/// <summary>Placement on the silo whose address (<see cref="SiloAddress.ToParsableString"/>) is the grain's key.</summary>
+[GenerateSerializer]
+[Immutable]
+public sealed class SiloKeyPlacement : PlacementStrategy
+{
+    public static readonly SiloKeyPlacement Instance = new();
+}
+
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
+public sealed class SiloKeyPlacementAttribute : PlacementAttribute
+{
+    public SiloKeyPlacementAttribute()
+        : base(SiloKeyPlacement.Instance)
+    {
+    }
+}
+
+internal sealed class SiloKeyPlacementDirector : IPlacementDirector
+{
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        var key = target.GrainIdentity.Key.ToString();
+        foreach (var silo in context.GetCompatibleSilos(target))
+        {
+            if (silo.ToParsableString() == key)
+            {
+                return Task.FromResult(silo);
+            }
+        }
+
+        throw new OrleansException($"node {key} is not a member of the cluster");
+    }
+}

@@ -1,0 +1,96 @@
+using System.Threading.Channels;
+using NLog;
+using Orleans.Runtime;
+
+namespace Xmpp.Server.Cluster.Orleans;
+
+/// <summary>
+/// What this node sends to one other node: stanzas queued by their streams go out together in one
+/// <see cref="INodeGrain.DeliverAsync"/> call, as many as are waiting when the call leaves (Erlang's distribution
+/// buffers the same way). Calls are not serialised: a batch's routing may forward back here, and waiting for it
+/// could then wait for itself. Each stream still sends its next stanza only once its last one was routed.
+/// </summary>
+internal sealed class NodePump : IDisposable
+{
+    private const int MaxBatch = 512;
+    private readonly Channel<(Forwarded Item, TaskCompletionSource<bool> Done)> _queue =
+        Channel.CreateUnbounded<(Forwarded, TaskCompletionSource<bool>)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly INodeGrain _node;
+    private readonly Logger _log;
+    private long _batches;
+    private long _stanzas;
+
+    /// <summary>Batches sent and the stanzas in them.</summary>
+    public (long Batches, long Stanzas) Sent => (Interlocked.Read(ref _batches), Interlocked.Read(ref _stanzas));
+
+    public NodePump(INodeGrain node, Logger log, CancellationToken stopping)
+    {
+        _node = node;
+        _log = log;
+        _ = RunAsync(stopping);
+    }
+
+    /// <summary>Completes true once the stanza was routed on that node, false when it was not homed there or the node is gone.</summary>
+    public Task<bool> SendAsync(Forwarded item)
+    {
+        var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_queue.Writer.TryWrite((item, done)))
+        {
+            done.SetResult(false);
+        }
+
+        return done.Task;
+    }
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            {
+                var batch = new List<(Forwarded Item, TaskCompletionSource<bool> Done)>();
+                while (batch.Count < MaxBatch && reader.TryRead(out var next))
+                {
+                    batch.Add(next);
+                }
+
+                Interlocked.Increment(ref _batches);
+                Interlocked.Add(ref _stanzas, batch.Count);
+                _ = DeliverAsync(batch);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+
+        while (reader.TryRead(out var left))
+        {
+            left.Done.TrySetResult(false);
+        }
+    }
+
+    private async Task DeliverAsync(List<(Forwarded Item, TaskCompletionSource<bool> Done)> batch)
+    {
+        try
+        {
+            var routed = await _node.DeliverAsync([.. batch.Select(b => b.Item)]).ConfigureAwait(false);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch[i].Done.TrySetResult(routed[i]);
+            }
+        }
+        catch (Exception ex) when (ex is OrleansException or TimeoutException or InvalidOperationException)
+        {
+            // The node is gone or unreachable: each stanza goes through its recipient's home grain instead.
+            _log.Debug("A batch of {Count} stanza(s) to another node failed: {Reason}", batch.Count, ex.Message);
+            foreach (var (_, done) in batch)
+            {
+                done.TrySetResult(false);
+            }
+        }
+    }
+
+    public void Dispose() => _queue.Writer.TryComplete();
+}
