@@ -401,6 +401,21 @@ internal static class ServerCommands
                 await stdout.WriteLineAsync($"storage: {storage.Describe()} schema version {version}, {count} accounts").ConfigureAwait(false);
             }
 
+            if (options.Cluster is { } cluster)
+            {
+#if CLUSTER
+                await Cluster.ClusterSchema.EnsureAsync(options.Storage.ConnectionString!, CancellationToken.None).ConfigureAwait(false);
+                var members = await Cluster.ClusterSchema.DescribeMembersAsync(options.Storage.ConnectionString!, cluster.Id, CancellationToken.None).ConfigureAwait(false);
+                await stdout.WriteLineAsync($"cluster {cluster.Id}: this node is {cluster.Node}, silo at {cluster.Address}:{cluster.Port}; {members.Count} member record(s) in the membership table").ConfigureAwait(false);
+                foreach (var member in members)
+                {
+                    await stdout.WriteLineAsync("  " + member).ConfigureAwait(false);
+                }
+#else
+                throw new ConfigException("this build of xmppserver (Native AOT) has no cluster mode: cluster nodes run the JIT build (README, \"Running a cluster\")");
+#endif
+            }
+
             using var certs = CertificateStore.Load(options);
             foreach (var c in certs.All)
             {

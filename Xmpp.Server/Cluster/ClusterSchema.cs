@@ -159,6 +159,40 @@ public static class ClusterSchema
         return Migrations.Length;
     }
 
+    /// <summary>The members recorded in the membership table for a cluster, newest first (for <c>xmppserver check</c>).</summary>
+    public static async Task<IReadOnlyList<string>> DescribeMembersAsync(string connectionString, string clusterId, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand(
+            "SELECT siloname, address, port, generation, status, starttime, iamalivetime FROM orleansmembershiptable WHERE deploymentid = $1 ORDER BY status = 6, siloname, generation DESC LIMIT 50",
+            connection)
+        {
+            Parameters = { new() { Value = clusterId } },
+        };
+        var members = new List<string>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            members.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{reader.GetString(0)} at {reader.GetString(1)}:{reader.GetInt32(2)} (epoch {reader.GetInt32(3)}) {StatusName(reader.GetInt32(4))}, started {reader.GetDateTime(5):yyyy-MM-dd HH:mm:ss}Z, last alive {reader.GetDateTime(6):yyyy-MM-dd HH:mm:ss}Z"));
+        }
+
+        return members;
+    }
+
+    /// <summary>Orleans' SiloStatus values as the membership table stores them.</summary>
+    private static string StatusName(int status) => status switch
+    {
+        1 => "created",
+        2 => "joining",
+        3 => "active",
+        4 => "shutting down",
+        5 => "stopping",
+        6 => "dead",
+        _ => "status " + status.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
     private static async Task ExecAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string sql, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand(sql, connection, tx);

@@ -130,6 +130,8 @@ public sealed class XmppServer : IAsyncDisposable
             router.Cluster = cluster;
             metrics.Gauge("xmpp_cluster_members", "Cluster mode: members by state, as this node sees them.", () => cluster.Members().GroupBy(m => m.Status).Select(g => ($"{{status=\"{g.Key}\"}}", (double)g.Count())));
             metrics.Gauge("xmpp_cluster_homed_accounts", "Cluster mode: accounts whose home is this node.", () => cluster.HomedCount);
+            metrics.Gauge("xmpp_cluster_forwarded_stanzas", "Cluster mode: stanzas sent to their recipient's home on another node since the start.", () => cluster.Forwarded);
+            metrics.Gauge("xmpp_cluster_batches", "Cluster mode: batches those stanzas went in (the rest went one by one through the recipient's home grain).", () => cluster.Batched.Batches);
             await cluster.StartAsync(context, router, cancellationToken).ConfigureAwait(false);
         }
 #endif

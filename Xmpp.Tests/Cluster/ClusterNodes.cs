@@ -82,6 +82,23 @@ internal sealed class ClusterNodes : IAsyncDisposable
 
     public ServerProcess Process(int node) => _processes[node]!;
 
+    /// <summary>Runs an xmppserver command (check, ...) with node <paramref name="node"/>'s configuration; its exit code and output.</summary>
+    public async Task<(int ExitCode, string Output)> CommandAsync(int node, params string[] args)
+    {
+        var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "xmppserver.dll");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll }.Concat(args).Concat(["--config", Path.Combine(Directory, $"n{node + 1}", "server.config.xml")]))
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
     /// <summary>A client connected to node <paramref name="node"/>, logged in as <paramref name="user"/> with its password, bound to <paramref name="resource"/>.</summary>
     public async Task<RawXmppClient> LoginAsync(int node, string user, string resource = "test")
     {

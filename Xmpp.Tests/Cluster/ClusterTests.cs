@@ -20,6 +20,13 @@ public sealed class ClusterTests
         await cluster.StartAsync(0);
         await cluster.StartAsync(1);
 
+        // xmppserver check shows the members as the membership table has them.
+        var (exit, output) = await cluster.CommandAsync(0, "check");
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output, Does.Contain("cluster test: this node is n1"));
+        Assert.That(output, Does.Match("n1 at 127\\.0\\.0\\.1:[0-9]+ \\(epoch [0-9]+\\) active"));
+        Assert.That(output, Does.Match("n2 at 127\\.0\\.0\\.2:[0-9]+ \\(epoch [0-9]+\\) active"));
+
         await using var alice = await cluster.LoginAsync(0, "alice", "phone");
         await using var bob = await cluster.LoginAsync(1, "bob", "laptop");
         await alice.SendAsync("<presence/>");

@@ -17,16 +17,13 @@ internal sealed class NodePump : IDisposable
         Channel.CreateUnbounded<(Forwarded, TaskCompletionSource<bool>)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly INodeGrain _node;
     private readonly Logger _log;
-    private long _batches;
-    private long _stanzas;
+    private readonly BatchCounters _counters;
 
-    /// <summary>Batches sent and the stanzas in them.</summary>
-    public (long Batches, long Stanzas) Sent => (Interlocked.Read(ref _batches), Interlocked.Read(ref _stanzas));
-
-    public NodePump(INodeGrain node, Logger log, CancellationToken stopping)
+    public NodePump(INodeGrain node, Logger log, BatchCounters counters, CancellationToken stopping)
     {
         _node = node;
         _log = log;
+        _counters = counters;
         _ = RunAsync(stopping);
     }
 
@@ -55,8 +52,7 @@ internal sealed class NodePump : IDisposable
                     batch.Add(next);
                 }
 
-                Interlocked.Increment(ref _batches);
-                Interlocked.Add(ref _stanzas, batch.Count);
+                _counters.Sent(batch.Count);
                 _ = DeliverAsync(batch);
             }
         }
@@ -93,4 +89,21 @@ internal sealed class NodePump : IDisposable
     }
 
     public void Dispose() => _queue.Writer.TryComplete();
+}
+
+/// <summary>Batches sent to other nodes and the stanzas in them, over all pumps (for the metrics).</summary>
+internal sealed class BatchCounters
+{
+    private long _batches;
+    private long _stanzas;
+
+    public long Batches => Interlocked.Read(ref _batches);
+
+    public long Stanzas => Interlocked.Read(ref _stanzas);
+
+    public void Sent(int stanzas)
+    {
+        Interlocked.Increment(ref _batches);
+        Interlocked.Add(ref _stanzas, stanzas);
+    }
 }

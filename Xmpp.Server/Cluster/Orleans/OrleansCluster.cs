@@ -178,7 +178,12 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
     private readonly ConcurrentDictionary<string, NodePump> _pumps = new(StringComparer.Ordinal);
     private const int MaxKnownHomes = 1_000_000;
 
-    private NodePump Pump(string silo) => _pumps.GetOrAdd(silo, key => new NodePump(_grains!.GetGrain<INodeGrain>(key), _log, _stopping.Token));
+    private readonly BatchCounters _batches = new();
+
+    private NodePump Pump(string silo) => _pumps.GetOrAdd(silo, key => new NodePump(_grains!.GetGrain<INodeGrain>(key), _log, _batches, _stopping.Token));
+
+    /// <summary>Batches sent to other nodes, and the stanzas in them.</summary>
+    public (long Batches, long Stanzas) Batched => (_batches.Batches, _batches.Stanzas);
 
     /// <summary>On the node a batch reached: routes a stanza if its recipient is homed here.</summary>
     internal async Task<bool> TryRouteHereAsync(Forwarded item)
@@ -610,8 +615,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        var sent = _pumps.Values.Select(p => p.Sent).Aggregate((Batches: 0L, Stanzas: 0L), (a, b) => (a.Batches + b.Batches, a.Stanzas + b.Stanzas));
-        _log.Info("Leaving the cluster: {Forwarded} stanza(s) forwarded to other nodes, {Stanzas} of them in {Batches} batch(es)", Forwarded, sent.Stanzas, sent.Batches);
+        _log.Info("Leaving the cluster: {Forwarded} stanza(s) forwarded to other nodes, {Stanzas} of them in {Batches} batch(es)", Forwarded, _batches.Stanzas, _batches.Batches);
         _ledger.Writer.TryComplete();
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _ledgerWriter.ConfigureAwait(false);
