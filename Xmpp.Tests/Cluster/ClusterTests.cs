@@ -42,16 +42,8 @@ public sealed class ClusterTests
         Assert.That(m2.GetAttribute("from"), Is.EqualTo("bob@localhost/laptop"));
 
         // Subscription both ways (RFC 6121 §3), then each sees the other's presence.
-        await alice.SendAsync("<presence to='bob@localhost' type='subscribe'/>");
-        var request = await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
-        Assert.That(request.GetAttribute("from"), Is.EqualTo("alice@localhost"));
-        await bob.SendAsync("<presence to='alice@localhost' type='subscribed'/>");
-        var bobsPresence = await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") is null);
-        Assert.That(bobsPresence, Is.Not.Null);
-        await bob.SendAsync("<presence to='alice@localhost' type='subscribe'/>");
-        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
-        await alice.SendAsync("<presence to='bob@localhost' type='subscribed'/>");
-        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/phone" && e.GetAttribute("type") is null);
+        await SubscribeAsync(alice, "alice@localhost", bob, "bob@localhost/laptop");
+        await SubscribeAsync(bob, "bob@localhost", alice, "alice@localhost/phone");
 
         // A status change reaches the contact on the other node.
         await bob.SendAsync("<presence><show>away</show></presence>");
@@ -192,10 +184,7 @@ public sealed class ClusterTests
         var bob = await cluster.LoginAsync(1, "bob", "laptop");
         await alice.SendAsync("<presence/>");
         await bob.SendAsync("<presence/>");
-        await alice.SendAsync("<presence to='bob@localhost' type='subscribe'/>");
-        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
-        await bob.SendAsync("<presence to='alice@localhost' type='subscribed'/>");
-        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") is null);
+        await SubscribeAsync(alice, "alice@localhost", bob, "bob@localhost/laptop");
 
         // A room on node 1 with bob (node 2) in it.
         await MucTests.JoinAsync(alice, "Alice", room);
@@ -245,10 +234,7 @@ public sealed class ClusterTests
         await using var bob = await cluster.LoginAsync(1, "bob", "laptop");
         await alice.SendAsync("<presence/>");
         await bob.SendAsync("<presence/>");
-        await alice.SendAsync("<presence to='bob@localhost' type='subscribe'/>");
-        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
-        await bob.SendAsync("<presence to='alice@localhost' type='subscribed'/>");
-        await alice.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") is null);
+        await SubscribeAsync(alice, "alice@localhost", bob, "bob@localhost/laptop");
 
         // SIGSTOP looks like a partition or a long pause to node 1, which declares node 2 dead and cleans up.
         var node2 = cluster.Process(1);
@@ -277,5 +263,19 @@ public sealed class ClusterTests
         var received = await alice.DrainAsync();
         Assert.That(received.Where(e => e.GetAttribute("id") == "after"), Is.Empty, "the message sent to node 2 while it was frozen was delivered");
         Assert.That(await File.ReadAllTextAsync(cluster.Log(1)), Does.Contain("declared dead while it was paused"));
+    }
+
+    /// <summary>
+    /// <paramref name="subscriber"/> asks for <paramref name="contact"/>'s presence, which approves (RFC 6121 §3.1);
+    /// then the subscriber gets the contact's available presence from <paramref name="contactFull"/>.
+    /// </summary>
+    private static async Task SubscribeAsync(RawXmppClient subscriber, string subscriberBare, RawXmppClient contact, string contactFull)
+    {
+        var contactBare = contactFull.Split('/')[0];
+        await subscriber.SendAsync($"<presence to='{contactBare}' type='subscribe'/>");
+        var request = await contact.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("type") == "subscribe");
+        Assert.That(request.GetAttribute("from"), Is.EqualTo(subscriberBare));
+        await contact.SendAsync($"<presence to='{subscriberBare}' type='subscribed'/>");
+        await subscriber.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == contactFull && e.GetAttribute("type") is null);
     }
 }
