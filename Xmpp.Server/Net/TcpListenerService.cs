@@ -31,13 +31,32 @@ public sealed class TcpListenerService : IDisposable
             _socket.DualMode = true;
         }
 
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        ReuseAddressOnly(_socket);
         _socket.NoDelay = true;
         _socket.Bind(endpoint);
         _socket.Listen(1024);
 
         // Port 0 binds an ephemeral port: publish the real one (tests depend on it).
         LocalEndPoint = (IPEndPoint)_socket.LocalEndPoint!;
+    }
+
+    /// <summary>
+    /// SO_REUSEADDR, so that a restarted server binds its port while old connections are in TIME_WAIT. On Linux
+    /// .NET's ReuseAddress option also sets SO_REUSEPORT, which lets a second listener (another server, or a
+    /// test's second server on a port the first was given by the system) bind the same port and take half of
+    /// its connections, silently: the option is set by itself there, and a taken port is refused.
+    /// </summary>
+    public static void ReuseAddressOnly(Socket socket)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            const int SolSocket = 1, SoReuseAddr = 2;
+            socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+        }
+        else
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        }
     }
 
     public ListenerKind Kind { get; }

@@ -37,6 +37,15 @@ public sealed class FederationTests
         }
 
         var a = await TestServer.StartAsync(o => Configure("a.test", portA, "b.test", portB, o), "alice@a.test:apw");
+
+        // Server a's own listeners got ports from the system, possibly portB: pick it again before b binds it.
+        while (a.Server.Listeners.Any(l => l.LocalEndPoint.Port == portB))
+        {
+            await a.DisposeAsync();
+            portB = FreePort();
+            a = await TestServer.StartAsync(o => Configure("a.test", portA, "b.test", portB, o), "alice@a.test:apw");
+        }
+
         var b = await TestServer.StartAsync(o => Configure("b.test", portB, "a.test", portA, o), "bob@b.test:bpw");
         return (a, b);
     }
