@@ -73,9 +73,12 @@ internal sealed class ServerProcess : IDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Sends a signal (STOP, CONT, TERM...) with kill(1).</summary>
-    public async Task SignalAsync(string signal)
+    public Task SignalAsync(string signal) => SignalAsync(_process.Id, signal);
+
+    /// <summary>Sends a signal to any process with kill(1).</summary>
+    public static async Task SignalAsync(int pid, string signal)
     {
-        using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
         await kill.WaitForExitAsync();
         Assert.That(kill.ExitCode, Is.Zero, "kill -" + signal);
     }

@@ -125,7 +125,7 @@ public sealed class SystemdServiceTests
 
                 // systemctl reload: ExecReload sends SIGHUP; the configuration now has no version module.
                 await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config)).Replace("<version/>", string.Empty, StringComparison.Ordinal));
-                await SignalAsync(process.Id, "HUP");
+                await ServerProcess.SignalAsync(process.Id, "HUP");
                 var reloading = await ReceiveAsync(notify);
                 Assert.That(reloading, Does.StartWith("RELOADING=1\nMONOTONIC_USEC="));
                 var usec = long.Parse(reloading.Split('\n')[1]["MONOTONIC_USEC=".Length..], System.Globalization.CultureInfo.InvariantCulture);
@@ -133,7 +133,7 @@ public sealed class SystemdServiceTests
                 Assert.That(await ReceiveAsync(notify), Does.StartWith("READY=1\nSTATUS=configuration reloaded; serving localhost"));
 
                 // systemctl stop: SIGTERM.
-                await SignalAsync(process.Id, "TERM");
+                await ServerProcess.SignalAsync(process.Id, "TERM");
                 Assert.That(await ReceiveAsync(notify), Does.StartWith("STOPPING=1"));
                 await process.WaitForExitAsync();
                 Assert.That(process.ExitCode, Is.EqualTo(0));
@@ -177,12 +177,5 @@ public sealed class SystemdServiceTests
         var buffer = new byte[4096];
         var n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
         return Encoding.UTF8.GetString(buffer, 0, n);
-    }
-
-    private static async Task SignalAsync(int pid, string signal)
-    {
-        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        await kill.WaitForExitAsync();
-        Assert.That(kill.ExitCode, Is.EqualTo(0), "kill -" + signal);
     }
 }

@@ -194,7 +194,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
             return false;
         }
 
-        await _router!.RouteForwardedAsync(ElementParser.Parse(item.Stanza), Jid.Parse(item.From), to, _stopping.Token).ConfigureAwait(false);
+        await RouteHereAsync(item.Stanza, item.From, to).ConfigureAwait(false);
         return true;
     }
 
@@ -262,11 +262,10 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
         (_claims.TryGetValue(bare, out var at) && Stopwatch.GetElapsedTime(at) < ClaimHold) ||
         (_server?.Modules?.HoldsHome(bare) ?? false);
 
-    internal async Task RouteHereAsync(string xml, string from, string to)
-    {
-        var stanza = ElementParser.Parse(xml);
-        await _router!.RouteForwardedAsync(stanza, Jid.Parse(from), Jid.Parse(to), _stopping.Token).ConfigureAwait(false);
-    }
+    internal Task RouteHereAsync(string xml, string from, string to) => RouteHereAsync(xml, from, Jid.Parse(to));
+
+    private async Task RouteHereAsync(string xml, string from, Jid to) =>
+        await _router!.RouteForwardedAsync(ElementParser.Parse(xml), Jid.Parse(from), to, _stopping.Token).ConfigureAwait(false);
 
     /// <summary>
     /// On the account's home: sessions of it died with their node. Each contact with a subscription to its presence
