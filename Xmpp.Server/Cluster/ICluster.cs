@@ -37,6 +37,13 @@ public interface ICluster
     /// </summary>
     ValueTask FenceAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A rolling restart (SIGTERM in cluster mode): this node's resumable sessions (XEP-0198) leave for other
+    /// nodes without ending, their accounts' homes with them, and their clients are told to reconnect and resume
+    /// there. Sessions that cannot be resumed are left to end as at any shutdown. Returns the sessions parked.
+    /// </summary>
+    Task<int> DrainAsync(CancellationToken cancellationToken);
+
     /// <summary>The members as this node sees them (for the check command, the metrics and the console).</summary>
     IReadOnlyList<ClusterMember> Members();
 }

@@ -211,6 +211,19 @@ public sealed class XmppServer : IAsyncDisposable
             }
         }
 
+        if (Context.Cluster is { } nodes)
+        {
+            // A rolling restart: what can be resumed moves to the other nodes before the rest closes.
+            try
+            {
+                await nodes.DrainAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _log.Error(ex, "Draining to the other nodes failed: the remaining sessions end here");
+            }
+        }
+
         var open = Context.Connections.All.ToList();
         if (open.Count > 0)
         {

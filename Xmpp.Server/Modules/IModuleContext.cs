@@ -117,6 +117,12 @@ public interface IModuleContext
     /// </summary>
     void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost);
 
+    /// <summary>
+    /// Cluster mode: this module can take sessions off this node without ending them and restore them on another
+    /// (XEP-0198 resumption there), which a drain and a login on another node use. One module at most.
+    /// </summary>
+    void ParksSessions(ISessionParking parking);
+
     /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
     void AfterLoad(Action action);
 

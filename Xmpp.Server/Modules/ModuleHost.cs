@@ -96,10 +96,6 @@ public sealed class ModuleHost
     /// <summary>Rosters of local accounts (RFC 6121 §2), shared by the roster and presence modules.</summary>
     public RosterManager Rosters { get; }
 
-    /// <summary>
-    /// Cluster mode: this node has just become the home of an account (or room). What the modules cached of it
-    /// while another node was its home may be stale, so they forget it and read it again when needed.
-    /// </summary>
     /// <summary>Cluster mode: another node died with these sessions (<see cref="IModuleContext.OnSessionsLost"/>).</summary>
     public async Task SessionsLostAsync(IReadOnlySet<Jid> sessions, CancellationToken cancellationToken)
     {
@@ -112,6 +108,13 @@ public sealed class ModuleHost
     /// <summary>Cluster mode: whether a module holds live state of an entity homed here (<see cref="IModuleContext.KeepsHome"/>).</summary>
     public bool HoldsHome(Jid bare) => _keepsHome.Exists(holds => holds(bare));
 
+    /// <summary>Cluster mode: the module that parks sessions for resumption on another node (<see cref="IModuleContext.ParksSessions"/>), if loaded.</summary>
+    public ISessionParking? Parking { get; private set; }
+
+    /// <summary>
+    /// Cluster mode: this node has just become the home of an account (or room). What the modules cached of it
+    /// while another node was its home may be stale, so they forget it and read it again when needed.
+    /// </summary>
     public void ForgetAccount(Jid bare)
     {
         Rosters.Forget(bare);
@@ -350,6 +353,8 @@ public sealed class ModuleHost
         public void KeepsHome(Func<Jid, bool> holds) => host._keepsHome.Add(holds);
 
         public void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost) => host._sessionsLost.Add(lost);
+
+        public void ParksSessions(ISessionParking parking) => host.Parking = parking;
 
         public T Shared<T>()
             where T : class, new()

@@ -85,6 +85,32 @@ public sealed class ClientSession : IClientSession
         _connectionId = stream.ConnectionId;
     }
 
+    /// <summary>
+    /// Cluster mode: a session that left another node without ending (parked during a drain, XEP-0198) arrives here
+    /// with its state, waiting without a stream for its client to resume it.
+    /// </summary>
+    public ClientSession(Hosting.ServerContext ctx, Jid jid, Element state, Logger log)
+    {
+        _ctx = ctx;
+        _log = log;
+        Jid = jid;
+        IsAvailable = state.GetAttribute("available") == "true";
+        Priority = int.TryParse(state.GetAttribute("priority"), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var priority) ? priority : 0;
+        RosterRequested = state.GetAttribute("roster") == "true";
+        LastPresence = state.Child("presence", Ns.Client)?.Clone().Freeze();
+        foreach (var child in state.Elements())
+        {
+            if (child.Name == "directed" && Jid.TryParse(child.GetAttribute("jid"), out var target))
+            {
+                DirectedPresence.Add(target);
+            }
+            else if (child.Name == "item" && child.GetAttribute("key") is { } key)
+            {
+                Items.Set(key, key);
+            }
+        }
+    }
+
     public long ConnectionId => Volatile.Read(ref _stream)?.ConnectionId ?? _connectionId;
 
     public Jid Jid { get; }
@@ -155,6 +181,55 @@ public sealed class ClientSession : IClientSession
 
     /// <summary>The stream is gone but the session stays (kept by its tracker).</summary>
     public void Detach(ISessionCarrier stream) => Interlocked.CompareExchange(ref _stream, null, stream);
+
+    /// <summary>
+    /// Cluster mode: what the rest of the server knows of this session (presence, priority, roster interest,
+    /// directed presence, the modules' flags), for <see cref="ClientSession(Hosting.ServerContext, Jid, Element, Logger)"/>
+    /// on another node. Items that are not flags (a value equal to its key) stay behind.
+    /// </summary>
+    public Element Snapshot()
+    {
+        var state = new Element("session", ParkedNamespace)
+            .SetAttribute("available", IsAvailable ? "true" : "false")
+            .SetAttribute("priority", Priority.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .SetAttribute("roster", RosterRequested ? "true" : "false");
+        if (LastPresence is { } presence)
+        {
+            state.Add(presence.Clone());
+        }
+
+        foreach (var target in DirectedPresence)
+        {
+            state.Add(new Element("directed", ParkedNamespace).SetAttribute("jid", target.ToString()));
+        }
+
+        foreach (var key in Items.Flags())
+        {
+            state.Add(new Element("item", ParkedNamespace).SetAttribute("key", key));
+        }
+
+        return state;
+    }
+
+    /// <summary>The namespace of a parked session's snapshot (never on the wire).</summary>
+    public const string ParkedNamespace = "urn:xmppserver:parked";
+
+    /// <summary>
+    /// Cluster mode: the session leaves this node without ending, to wait for its client on another one (XEP-0198
+    /// resumption after a drain): out of the session manager, with no hook fired, so nobody is told it went
+    /// offline. Returns the stream it was on, for the caller to close; null when it had ended already.
+    /// </summary>
+    public ISessionCarrier? Vacate()
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            return null;
+        }
+
+        var stream = Interlocked.Exchange(ref _stream, null);
+        _ctx.Sessions.Unbind(this);
+        return stream;
+    }
 
     /// <summary>
     /// The session is over: out of the session manager, modules told (unavailable presence to contacts), the

@@ -10,4 +10,7 @@ namespace Xmpp.Server.Sessions;
 public interface ISendFilter
 {
     bool Hold(IClientSession session, Element stanza);
+
+    /// <summary>Lets go of everything held, sent on with <see cref="IClientSession.SendUnfiltered"/>, and holds nothing more until told to.</summary>
+    void Release(IClientSession session);
 }

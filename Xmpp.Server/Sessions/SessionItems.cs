@@ -28,6 +28,9 @@ public sealed class SessionItems
     /// <summary>Takes every item of another session (a resumed one, XEP-0198).</summary>
     public void CopyFrom(SessionItems other) => Volatile.Write(ref _items, Volatile.Read(ref other._items));
 
+    /// <summary>The items that are flags (their value is their key), which can be carried to another node.</summary>
+    public IEnumerable<string> Flags() => Volatile.Read(ref _items).Where(kv => kv.Value is string v && v == kv.Key).Select(kv => kv.Key);
+
     /// <summary>Sets or (with null) removes an item.</summary>
     public void Set(string key, object? value)
     {

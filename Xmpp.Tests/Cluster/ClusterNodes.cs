@@ -114,14 +114,16 @@ internal sealed class ClusterNodes : IAsyncDisposable
             p?.Dispose();
         }
 
-        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed)
+        // The nodes' logs go to the test's output when it failed (an exception propagating out of the test has not
+        // failed it yet here: XMPP_TEST_NODE_LOGS=1 shows them always).
+        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed || Environment.GetEnvironmentVariable("XMPP_TEST_NODE_LOGS") == "1")
         {
             for (var i = 0; i < Nodes.Count; i++)
             {
                 if (File.Exists(Log(i)))
                 {
                     TestContext.Out.WriteLine($"---- n{i + 1} ----");
-                    TestContext.Out.WriteLine(string.Join('\n', File.ReadLines(Log(i)).TakeLast(60)));
+                    TestContext.Out.WriteLine(string.Join('\n', File.ReadLines(Log(i)).TakeLast(150)));
                 }
             }
         }

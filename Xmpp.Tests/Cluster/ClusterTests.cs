@@ -13,6 +13,8 @@ namespace Xmpp.Tests.Cluster;
 [CancelAfter(240_000)]
 public sealed class ClusterTests
 {
+    private const string Sm = "urn:xmpp:sm:3";
+
     [Test]
     public async Task Users_on_different_nodes_chat_subscribe_see_presence_and_query_each_other()
     {
@@ -263,6 +265,86 @@ public sealed class ClusterTests
         var received = await alice.DrainAsync();
         Assert.That(received.Where(e => e.GetAttribute("id") == "after"), Is.Empty, "the message sent to node 2 while it was frozen was delivered");
         Assert.That(await File.ReadAllTextAsync(cluster.Log(1)), Does.Contain("declared dead while it was paused"));
+    }
+
+    [Test]
+    public async Task A_drained_node_parks_its_resumable_sessions_which_resume_on_other_nodes_without_contacts_seeing_them_go()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(3, "alice", "dave", "bob");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await cluster.StartAsync(2);
+
+        // Bob (node 3) is the contact of alice and dave, who are on node 1 with resumable sessions (XEP-0198).
+        await using var bob = await cluster.LoginAsync(2, "bob", "laptop");
+        bob.Received = [];
+        await bob.SendAsync("<presence/>");
+        var parked = new Dictionary<string, (RawXmppClient Client, string Id)>();
+        foreach (var (user, resource) in new[] { ("alice", "phone"), ("dave", "pc") })
+        {
+            var client = await cluster.LoginAsync(0, user, resource);
+            await client.SendAsync($"<enable xmlns='{Sm}' resume='true'/>");
+            var enabled = await client.ReadUntilAsync(e => e.Name == "enabled");
+            await client.SendAsync("<presence/>");
+            await SubscribeAsync(bob, "bob@localhost", client, $"{user}@localhost/{resource}");
+            await SubscribeAsync(client, $"{user}@localhost", bob, "bob@localhost/laptop");
+            parked[user] = (client, enabled.GetAttribute("id")!);
+        }
+
+        // A message alice receives and never acknowledges: it must come again after the resumption.
+        await bob.SendAsync("<message to='alice@localhost/phone' type='chat' id='before'><body>before the restart</body></message>");
+        await parked["alice"].Client.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "before");
+        await bob.DrainAsync();
+
+        // SIGTERM in cluster mode drains: the clients are told to go, their sessions do not end.
+        await cluster.Process(0).SignalAsync("TERM");
+        foreach (var (client, _) in parked.Values)
+        {
+            Assert.That(await client.ReadStreamErrorAsync(), Is.EqualTo("system-shutdown"));
+            client.Abort();
+            await client.DisposeAsync();
+        }
+
+        // While they are away (parked, moving to their new home), bob writes to both.
+        await bob.SendAsync("<message to='alice@localhost' type='chat' id='away1'><body>to the bare JID while parked</body></message>");
+        await bob.SendAsync("<message to='dave@localhost/pc' type='chat' id='away2'><body>to the full JID while parked</body></message>");
+        Assert.That(await cluster.Process(0).WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.True, "node 1 stops after the drain");
+        Assert.That(await File.ReadAllTextAsync(cluster.Log(0)), Does.Contain("Drained: 2 session(s) of 2 account(s)"));
+
+        // Each resumes on another node (alice on node 2, dave on node 3): one of them where its home went, the
+        // other where it has to follow the login.
+        var resumedOn = new Dictionary<string, RawXmppClient>();
+        foreach (var (user, node) in new[] { ("alice", 1), ("dave", 2) })
+        {
+            var again = await RawXmppClient.ConnectAsync(cluster.Nodes[node].ClientPort, address: cluster.Nodes[node].Address.ToString());
+            var features = await again.AuthenticateOnlyAsync(user, "pw-" + user);
+            Assert.That(features.Child("sm", Sm), Is.Not.Null);
+            await again.SendAsync($"<resume xmlns='{Sm}' previd='{parked[user].Id}' h='0'/>");
+            var resumed = await again.ReadAsync();
+            Assert.That(resumed.Name, Is.EqualTo("resumed"), $"{user} on node {node + 1}: {resumed}");
+            resumedOn[user] = again;
+        }
+
+        var alice = resumedOn["alice"];
+        var dave = resumedOn["dave"];
+        var aliceGot = (await alice.DrainAsync()).Where(e => e.Name == "message").Select(e => e.GetAttribute("id")).ToList();
+        Assert.That(aliceGot, Does.Contain("before"), "the unacknowledged message came again");
+        Assert.That(aliceGot, Does.Contain("away1"));
+        await dave.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "away2");
+
+        // The sessions go on: same addresses, live both ways.
+        await bob.SendAsync("<message to='alice@localhost/phone' type='chat' id='back'><body>welcome back</body></message>");
+        await alice.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "back");
+        await dave.SendAsync("<message to='bob@localhost' type='chat' id='hi'><body>still here</body></message>");
+        await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "hi");
+
+        // Bob never saw either of them go offline.
+        await bob.DrainAsync();
+        Assert.That(bob.Received.Where(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable"), Is.Empty);
+        foreach (var c in resumedOn.Values)
+        {
+            await c.DisposeAsync();
+        }
     }
 
     /// <summary>

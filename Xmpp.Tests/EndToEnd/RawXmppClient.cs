@@ -115,8 +115,12 @@ public sealed class RawXmppClient : IAsyncDisposable
         }
 
         Assert.That(ev.Kind, Is.EqualTo(XmppStreamEventKind.Element), "expected an element, got " + ev.Kind);
+        Received?.Add(ev.Element!);
         return ev.Element!;
     }
+
+    /// <summary>When set, every element read is added to it (including those <see cref="ReadUntilAsync"/> skips).</summary>
+    public List<Element>? Received { get; set; }
 
     /// <summary>The next element, or null when the stream ends or the connection drops (no assertion).</summary>
     public async Task<Element?> ReadOrEndAsync()

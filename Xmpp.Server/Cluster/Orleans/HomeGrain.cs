@@ -30,6 +30,15 @@ public interface IHomeGrain : IGrainWithStringKey
     /// <summary>These sessions of the account died with their node: its contacts are told they are unavailable.</summary>
     [AlwaysInterleave]
     Task LostAsync(string[] sessions);
+
+    /// <summary>
+    /// A drain on <paramref name="caller"/>'s node, the home: the account's resumable sessions are parked and the
+    /// home moves to <paramref name="target"/> with them. Returns how many were parked.
+    /// </summary>
+    Task<int> DrainAsync(SiloAddress caller, SiloAddress target);
+
+    /// <summary>The home's silo address (after a move, the new one's).</summary>
+    Task<string> WhereAsync();
 }
 
 /// <summary>The answer to a claim.</summary>
@@ -51,15 +60,50 @@ public enum ClaimOutcome
 }
 
 [PreferLocalPlacement]
-internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : Grain, IHomeGrain
+internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : Grain, IHomeGrain, IGrainMigrationParticipant
 {
     private Core.Addressing.Jid _jid = null!;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    /// <summary>Sessions parked for the home's next node, which moves with the activation (XEP-0198 resumption there).</summary>
+    private string[]? _parked;
+
+    /// <summary>Stanzas for the account that reached the home while its sessions were parked, routed once they arrive.</summary>
+    private List<Forwarded>? _queued;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _jid = Core.Addressing.Jid.Parse(this.GetPrimaryKeyString());
         node.Arrived(_jid);
-        return Task.CompletedTask;
+        if (_parked is { } parked)
+        {
+            _parked = null;
+            node.RestoreHere(_jid, parked);
+            DelayDeactivation(Timeout.InfiniteTimeSpan);
+        }
+
+        if (_queued is { } queued)
+        {
+            _queued = null;
+            await node.RouteQueuedAsync(_jid, queued);
+        }
+    }
+
+    public void OnDehydrate(IDehydrationContext dehydrationContext)
+    {
+        if (_parked is not null)
+        {
+            dehydrationContext.TryAddValue("parked", _parked);
+            dehydrationContext.TryAddValue("queued", _queued?.ToArray() ?? []);
+        }
+    }
+
+    public void OnRehydrate(IRehydrationContext rehydrationContext)
+    {
+        if (rehydrationContext.TryGetValue<string[]>("parked", out var parked) && parked is not null)
+        {
+            _parked = parked;
+            _queued = rehydrationContext.TryGetValue<Forwarded[]>("queued", out var queued) && queued is { Length: > 0 } ? [.. queued] : null;
+        }
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -70,6 +114,13 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
 
     public async Task<string> RouteAsync(string stanza, string from, string to)
     {
+        if (_parked is not null)
+        {
+            // The sessions are on their way to the next node: the stanza goes with them. No home to remember yet.
+            (_queued ??= []).Add(new Forwarded(stanza, from, to));
+            return string.Empty;
+        }
+
         await node.RouteHereAsync(stanza, from, to);
         Touch();
         return node.SiloKey;
@@ -89,23 +140,61 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
             return Task.FromResult(new ClaimReply(ClaimOutcome.Granted, null));
         }
 
-        if (node.Holds(_jid))
+        if (_parked is not null)
         {
-            return Task.FromResult(new ClaimReply(ClaimOutcome.Elsewhere, node.ClientAddress));
+            return Task.FromResult(new ClaimReply(ClaimOutcome.Moving, null));
         }
 
-        // No session here: the home follows the client. Migration runs once this call has returned; calls
-        // arriving meanwhile wait and then reach the new activation.
-        RequestContext.Set(IPlacementDirector.PlacementHintKey, caller);
-        this.MigrateOnIdle();
+        if (node.Holds(_jid))
+        {
+            if (!node.CanHandOver(_jid))
+            {
+                return Task.FromResult(new ClaimReply(ClaimOutcome.Elsewhere, node.ClientAddress));
+            }
+
+            // Every session here waits for its client to resume it (its connection dropped): they go with the home
+            // to the node the client logged in on, where it can resume them (XEP-0198 §5 on another node).
+            _parked = [.. node.ParkHere(_jid)];
+        }
+
+        // No session here (any more): the home follows the client. Migration runs once this call has returned;
+        // calls arriving meanwhile wait and then reach the new activation.
+        MoveTo(caller);
         return Task.FromResult(new ClaimReply(ClaimOutcome.Moving, null));
     }
+
+    private void MoveTo(SiloAddress target)
+    {
+        RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
+        this.MigrateOnIdle();
+    }
+
+    public Task<int> DrainAsync(SiloAddress caller, SiloAddress target)
+    {
+        // Only the node the sessions are on parks them; and one move at a time.
+        if (!caller.Equals(silo.SiloAddress) || _parked is not null)
+        {
+            return Task.FromResult(0);
+        }
+
+        var parked = node.ParkHere(_jid);
+        if (parked.Count == 0)
+        {
+            return Task.FromResult(0);
+        }
+
+        _parked = [.. parked];
+        MoveTo(target);
+        return Task.FromResult(parked.Count);
+    }
+
+    public Task<string> WhereAsync() => Task.FromResult(node.SiloKey);
 
     public Task LostAsync(string[] sessions) => node.LostHereAsync(_jid, sessions);
 
     public Task ReleaseAsync()
     {
-        if (!node.Holds(_jid))
+        if (_parked is null && !node.Holds(_jid))
         {
             DelayDeactivation(TimeSpan.Zero);
         }

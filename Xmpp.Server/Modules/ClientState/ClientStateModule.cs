@@ -128,7 +128,7 @@ public sealed class ClientStateModule : IXmppModule
             return false;
         }
 
-        public void Release(ClientSession session)
+        public void Release(IClientSession session)
         {
             List<Element> flush;
             lock (_gate)

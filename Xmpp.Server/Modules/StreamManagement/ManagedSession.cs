@@ -26,6 +26,8 @@ internal sealed class ManagedSession : IDeliveryTracker
     private bool _ackRequested;
     private bool _waiting;
     private bool _ended;
+    private bool _parked;
+    private long _waitingSince;
     private CancellationTokenSource? _wait;
     private Task? _ending;
 
@@ -37,7 +39,43 @@ internal sealed class ManagedSession : IDeliveryTracker
         ResumeTimeout = resumeTimeout;
     }
 
+    /// <summary>
+    /// Cluster mode: a session parked on another node (<see cref="Park"/>) arrives here, waiting for its client to
+    /// resume it within what was left of its resumption time.
+    /// </summary>
+    public ManagedSession(StreamManagementModule module, ClientSession session, Element parked)
+        : this(module, session, parked.GetAttribute("id"), TimeSpan.FromSeconds(Number(parked, "max")))
+    {
+        _inbound = Number(parked, "in");
+        _sent = Number(parked, "sent");
+        _acked = Number(parked, "acked");
+        foreach (var stanza in parked.Child("unacked", ClientSession.ParkedNamespace)?.Elements() ?? [])
+        {
+            _unacked.Enqueue(stanza.Clone().Freeze());
+        }
+
+        _waiting = true;
+        _waitingSince = System.Diagnostics.Stopwatch.GetTimestamp() - (long)((ResumeTimeout - TimeSpan.FromSeconds(Number(parked, "left"))).TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        _wait = new CancellationTokenSource();
+        _ = WaitAsync(TimeSpan.FromSeconds(Number(parked, "left")), _wait.Token);
+    }
+
+    private static long Number(Element e, string name) =>
+        long.TryParse(e.GetAttribute(name), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 0;
+
     public ClientSession Session { get; }
+
+    /// <summary>Whether the session waits, without a stream, for its client to resume it.</summary>
+    public bool IsWaiting
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _waiting && !_ended;
+            }
+        }
+    }
 
     /// <summary>The resumption id, when the client asked for resumption.</summary>
     public string? ResumeId { get; }
@@ -60,6 +98,13 @@ internal sealed class ManagedSession : IDeliveryTracker
     {
         lock (_gate)
         {
+            if (_parked)
+            {
+                // Routed here just before the session left for another node: it follows the session there.
+                _module.FollowParked(Session.Jid, stanza);
+                return true;
+            }
+
             if (_ended)
             {
                 return false;
@@ -145,7 +190,7 @@ internal sealed class ManagedSession : IDeliveryTracker
         {
             if (!ReferenceEquals(Session.Stream, lost))
             {
-                return _ended ? SessionFate.End : SessionFate.TakenOver;
+                return _ended && !_parked ? SessionFate.End : SessionFate.TakenOver;
             }
 
             // §5: a resumable session whose connection was lost (not closed by the client, not ended by us with an
@@ -158,20 +203,66 @@ internal sealed class ManagedSession : IDeliveryTracker
             }
 
             _waiting = true;
+            _waitingSince = System.Diagnostics.Stopwatch.GetTimestamp();
             _wait = new CancellationTokenSource();
             Session.Detach(lost);
         }
 
         Session.Log.Info("Connection lost for {Jid}; the session waits {Seconds} s to be resumed", Session.Jid, (int)ResumeTimeout.TotalSeconds);
-        _ = WaitAsync(_wait.Token);
+        _ = WaitAsync(ResumeTimeout, _wait.Token);
         return SessionFate.Kept;
     }
 
-    private async Task WaitAsync(CancellationToken ct)
+    /// <summary>
+    /// Cluster mode: the session leaves this node without ending, for its client to resume it on another (a drain,
+    /// or a login elsewhere while it waits). From now on it ends nothing here and takes no stanza: what is still
+    /// routed to it follows it. Returns its snapshot (counters, unacknowledged stanzas, the session's state and
+    /// what is left of its resumption time), or null when it cannot be resumed or is over.
+    /// </summary>
+    public Element? Park()
+    {
+        lock (_gate)
+        {
+            if (_ended || ResumeId is null)
+            {
+                return null;
+            }
+
+            var left = _waiting ? ResumeTimeout - System.Diagnostics.Stopwatch.GetElapsedTime(_waitingSince) : ResumeTimeout;
+            if (left <= TimeSpan.Zero)
+            {
+                return null;
+            }
+
+            _ended = true;
+            _parked = true;
+            _waiting = false;
+            Cancel();
+            var unacked = new Element("unacked", ClientSession.ParkedNamespace);
+            foreach (var stanza in _unacked)
+            {
+                unacked.Add(Delayed(stanza).Clone());
+            }
+
+            _unacked.Clear();
+            return new Element("parked", ClientSession.ParkedNamespace)
+                .SetAttribute("jid", Session.Jid.ToString())
+                .SetAttribute("id", ResumeId)
+                .SetAttribute("in", _inbound.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .SetAttribute("sent", _sent.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .SetAttribute("acked", _acked.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .SetAttribute("max", ((long)ResumeTimeout.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .SetAttribute("left", Math.Max(1, (long)left.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .Add(Session.Snapshot())
+                .Add(unacked);
+        }
+    }
+
+    private async Task WaitAsync(TimeSpan timeout, CancellationToken ct)
     {
         try
         {
-            await Task.Delay(ResumeTimeout, ct).ConfigureAwait(false);
+            await Task.Delay(timeout, ct).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

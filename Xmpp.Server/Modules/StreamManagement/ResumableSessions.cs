@@ -16,6 +16,9 @@ internal sealed class ResumableSessions
 
     public void Remove(string id, ManagedSession session) => _byId.TryRemove(new KeyValuePair<string, ManagedSession>(id, session));
 
+    /// <summary>Every resumable session, live or waiting.</summary>
+    public IEnumerable<ManagedSession> All => _byId.Values;
+
     public ManagedSession? Find(string id) => _byId.TryGetValue(id, out var s) ? s : null;
 
     /// <summary>A session's end is under way; shutdown waits for it.</summary>

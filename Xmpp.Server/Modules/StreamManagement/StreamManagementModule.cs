@@ -50,6 +50,34 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
         context.Shared<Sasl2.Sasl2Extensions>().AddInline(20, _ => new Element("sm", Namespace), ResumeInlineAsync);
         context.Metrics.Gauge("xmpp_sessions_resumable", "Sessions that can be resumed (XEP-0198), live or waiting.", () => Resumable.Count);
         context.AtShutdown(() => Resumable.EndAllAsync());
+        context.ParksSessions(new SessionParking(this));
+    }
+
+    /// <summary>
+    /// Cluster mode: a stanza reached a session just after it was parked for another node; it is sent after the
+    /// session, through the account's home (which holds it until the session arrives there).
+    /// </summary>
+    internal void FollowParked(Core.Addressing.Jid session, Element stanza)
+    {
+        if (Context.Server.Cluster is not { } cluster)
+        {
+            return;
+        }
+
+        var from = Core.Addressing.Jid.TryParse(stanza.GetAttribute("from"), out var f) ? f : Core.Addressing.Jid.Parse(session.Domain);
+        _ = FollowAsync(cluster, stanza, from, session);
+    }
+
+    private async Task FollowAsync(Cluster.ICluster cluster, Element stanza, Core.Addressing.Jid from, Core.Addressing.Jid to)
+    {
+        try
+        {
+            await cluster.ForwardAsync(stanza, from, to, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Context.Log.Warn("A {Stanza} for the parked session {Jid} could not follow it: {Reason}", stanza.Name, to, ex.Message);
+        }
     }
 
     private ValueTask OnElementAsync(IC2sContext stream, Element e, CancellationToken ct)
