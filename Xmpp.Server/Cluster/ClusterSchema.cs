@@ -7,6 +7,8 @@ namespace Xmpp.Server.Cluster;
 /// which the package does not ship: the provider reads its queries by key from <c>orleansquery</c> and binds
 /// parameters by name (@DeploymentId, @Address, ...), so these are the contract, written here for PostgreSQL.
 /// Version 2 adds the crash ledger: the sessions bound on each silo, which the survivors of a node read when it dies.
+/// Version 3 adds the sessions parked for resumption on another node while they move (a drain), read when a
+/// client resumes one that did not arrive with its account's home.
 /// Versioned apart from the storage migrations (which SQLite shares), under an advisory lock of its own, so
 /// nodes starting together create them once.
 /// </summary>
@@ -126,6 +128,14 @@ public static class ClusterSchema
             jid TEXT NOT NULL,
             cleaned_at TIMESTAMPTZ NULL,
             PRIMARY KEY (silo, jid)
+        );
+        """,
+        """
+        CREATE TABLE cluster_parked (
+            resume_id TEXT PRIMARY KEY,
+            jid TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            parked_at TIMESTAMPTZ NOT NULL DEFAULT now()
         );
         """,
     ];

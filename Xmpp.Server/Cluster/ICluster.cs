@@ -18,6 +18,12 @@ public interface ICluster
     bool IsHome(Jid bare);
 
     /// <summary>
+    /// A stanza is being routed to <paramref name="bare"/>'s account on this node, until the mark is disposed. A drain
+    /// parks the account's sessions only once no such routing is under way (one that could still find them gone).
+    /// </summary>
+    RoutingMark EnterRouting(Jid bare);
+
+    /// <summary>
     /// Hands a stanza to the home of <paramref name="to"/>'s account, which routes it from its recipient's side
     /// (<see cref="Routing.Router.RouteForwardedAsync"/>); completes when that routing has (stored or delivered).
     /// </summary>
@@ -44,8 +50,60 @@ public interface ICluster
     /// </summary>
     Task<int> DrainAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A client resumes a session unknown here: a parked one whose snapshot did not arrive with its account's home
+    /// (the move failed, or the node that parked it died) is taken from the shared database, or null.
+    /// </summary>
+    ValueTask<Element?> TakeParkedAsync(Jid bare, string resumeId, CancellationToken cancellationToken);
+
     /// <summary>The members as this node sees them (for the check command, the metrics and the console).</summary>
     IReadOnlyList<ClusterMember> Members();
+}
+
+/// <summary>
+/// Routings under way to the accounts homed on a node, counted in stripes by account (no allocation, nothing to
+/// clean up); a stripe at zero means no routing to any of its accounts is under way.
+/// </summary>
+public sealed class RoutingStripes
+{
+    private readonly int[] _counts = new int[1024];
+
+    public RoutingMark Enter(Jid bare)
+    {
+        var index = (bare.GetHashCode() & int.MaxValue) % _counts.Length;
+        Interlocked.Increment(ref _counts[index]);
+        return new RoutingMark(_counts, index);
+    }
+
+    /// <summary>Completes when no routing to an account of <paramref name="bare"/>'s stripe is under way, or after <paramref name="timeout"/>: false then.</summary>
+    public async Task<bool> QuietAsync(Jid bare, TimeSpan timeout)
+    {
+        var index = (bare.GetHashCode() & int.MaxValue) % _counts.Length;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (Volatile.Read(ref _counts[index]) > 0)
+        {
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > timeout)
+            {
+                return false;
+            }
+
+            await Task.Delay(1).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+}
+
+/// <summary>One routing under way (<see cref="ICluster.EnterRouting"/>); the default one marks nothing.</summary>
+public readonly struct RoutingMark(int[]? counts, int index) : IDisposable
+{
+    public void Dispose()
+    {
+        if (counts is not null)
+        {
+            Interlocked.Decrement(ref counts[index]);
+        }
+    }
 }
 
 /// <summary>A node of the cluster: its name, silo address and state ("Active", "Joining", "ShuttingDown", "Dead"...).</summary>

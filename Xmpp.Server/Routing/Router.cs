@@ -113,10 +113,36 @@ public sealed class Router : IStanzaRouter
             to = from.Bare;
         }
 
-        var context = new StanzaContext(stanza, from, to, origin, this);
+        // Cluster mode: a local account homed on another node gets the stanza there, after the sender's side here;
+        // one homed here is marked as being routed to until its routing is over, so that its sessions never leave
+        // for another node (a drain) while a stanza on its way to them could still miss them. A stanza forwarded
+        // here whose account has left meanwhile follows it.
+        Cluster.RoutingMark mark = default;
+        var elsewhere = false;
+        if (to.Local is not null && Cluster is { } cluster && IsLocal(to.Domain))
+        {
+            mark = cluster.EnterRouting(to.Bare);
+            elsewhere = !cluster.IsHome(to.Bare);
+            if (elsewhere)
+            {
+                mark.Dispose();
+                mark = default;
+            }
+        }
 
-        // Cluster mode: a local account homed on another node gets the stanza there, after the sender's side here.
-        var elsewhere = !forwarded && to.Local is not null && Cluster is { } cluster && IsLocal(to.Domain) && !cluster.IsHome(to.Bare);
+        try
+        {
+            await RouteToAsync(hooks, stanza, from, to, origin, forwarded, elsewhere, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            mark.Dispose();
+        }
+    }
+
+    private async ValueTask RouteToAsync(HookBus hooks, Element stanza, Jid from, Jid to, IClientSession? origin, bool forwarded, bool elsewhere, CancellationToken cancellationToken)
+    {
+        var context = new StanzaContext(stanza, from, to, origin, this);
         if ((from.Local is not null || to.Local is not null) && from.Bare != to.Bare && (IsLocal(from.Domain) || IsLocal(to.Domain)))
         {
             if ((!forwarded && await hooks.FireAsync(HookNames.FilterOutbound, context, cancellationToken).ConfigureAwait(false)) ||

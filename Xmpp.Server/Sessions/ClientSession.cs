@@ -46,6 +46,12 @@ public interface IDeliveryTracker
     /// <summary>Writes the stanza (through <see cref="ClientSession.Write"/>), or keeps it while the session has no stream.</summary>
     bool Send(Element stanza);
 
+    /// <summary>
+    /// A stanza from the client is about to be handled; false when the session is leaving this node (parked for
+    /// another, XEP-0198): the stanza is then dropped uncounted, and its client sends it again after resuming.
+    /// </summary>
+    bool BeginHandling();
+
     /// <summary>A stanza from the client was handled.</summary>
     void Handled();
 

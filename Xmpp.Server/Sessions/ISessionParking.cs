@@ -20,7 +20,7 @@ public interface ISessionParking
     /// Takes the account's resumable sessions off this node without ending them (no unavailable presence, nothing
     /// stored offline) and closes their streams; returns their snapshots. Sessions that cannot be resumed stay.
     /// </summary>
-    IReadOnlyList<Element> Park(Jid bare);
+    Task<IReadOnlyList<Element>> ParkAsync(Jid bare);
 
     /// <summary>On the account's new home: the snapshots become sessions here, waiting for their clients to resume them.</summary>
     void Restore(Jid bare, IReadOnlyList<Element> snapshots);

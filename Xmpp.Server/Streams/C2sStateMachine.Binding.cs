@@ -109,6 +109,11 @@ public sealed partial class C2sStateMachine
 
     private StreamStep AnswerSession(Element iq)
     {
+        if (Session?.Tracker?.BeginHandling() == false)
+        {
+            return StreamStep.Continue;
+        }
+
         if (Session is { } session)
         {
             session.TrySend(Stanza.IqResult(iq).SetAttribute("from", Host));
@@ -134,6 +139,13 @@ public sealed partial class C2sStateMachine
     private async ValueTask<StreamStep> StanzaAsync(Element e, CancellationToken ct)
     {
         var session = Session!;
+        if (session.Tracker?.BeginHandling() == false)
+        {
+            // The session is leaving for another node: uncounted, so the client sends it again after resuming there.
+            Log.Debug("A {Stanza} arrived while the session was being parked: left for the client to send again", e.Name);
+            return StreamStep.Continue;
+        }
+
         await HandleStanzaAsync(session, e, ct).ConfigureAwait(false);
 
         // XEP-0198 §4 (through the tracker): 'h' counts the stanzas handled, whatever came of them.

@@ -2,6 +2,7 @@ using System.Net;
 using Xmpp.Server.Accounts;
 using Xmpp.Server.Config;
 using Xmpp.Server.Hosting;
+using Xmpp.Server.Storage;
 using Xmpp.Tests.EndToEnd;
 using Xmpp.Tests.Storage;
 
@@ -30,7 +31,10 @@ internal sealed class ClusterNodes : IAsyncDisposable
     /// <summary>Per node (0-based): its address, client port and silo port.</summary>
     public List<(IPAddress Address, int ClientPort, int SiloPort)> Nodes { get; } = [];
 
-    public static async Task<ClusterNodes> CreateAsync(int count, params string[] users)
+    public static Task<ClusterNodes> CreateAsync(int count, params string[] users) => CreateAsync(count, users, []);
+
+    /// <summary>As <see cref="CreateAsync(int, string[])"/>, with each pair of <paramref name="contacts"/> subscribed to each other's presence.</summary>
+    public static async Task<ClusterNodes> CreateAsync(int count, string[] users, (string A, string B)[] contacts)
     {
         var postgres = await PostgresCluster.StartAsync();
         var connection = await postgres.CreateDatabaseAsync();
@@ -46,22 +50,34 @@ internal sealed class ClusterNodes : IAsyncDisposable
             {
                 Assert.That(await accounts.AddAsync(u + "@localhost", "pw-" + u, CancellationToken.None), Is.EqualTo(AccountResult.Ok));
             }
+
+            foreach (var (a, b) in contacts)
+            {
+                await storage.Roster.SaveAsync("localhost", a, new RosterItem(b + "@localhost", null, Subscription.Both, false, false, false, []), 1, CancellationToken.None);
+                await storage.Roster.SaveAsync("localhost", b, new RosterItem(a + "@localhost", null, Subscription.Both, false, false, false, []), 1, CancellationToken.None);
+            }
         }
 
         for (var i = 0; i < count; i++)
         {
             nodes.Nodes.Add((IPAddress.Parse($"127.0.0.{i + 1}"), Ports.Free(), Ports.Free()));
             nodes._processes.Add(null);
+            nodes._starts.Add(0);
         }
 
         return nodes;
     }
 
-    public string Log(int node) => Path.Combine(Directory, $"n{node + 1}.log");
+    /// <summary>The log of node <paramref name="node"/>'s current (or last) process; a restarted node logs to n1-2.log, n1-3.log...</summary>
+    public string Log(int node) => Path.Combine(Directory, _starts[node] > 1 ? $"n{node + 1}-{_starts[node]}.log" : $"n{node + 1}.log");
+
+    private readonly List<int> _starts = [];
 
     /// <summary>Starts node <paramref name="node"/> (0-based) and waits until it accepts clients.</summary>
     public async Task StartAsync(int node)
     {
+        _processes[node]?.Dispose();
+        _starts[node]++;
         var (address, clientPort, siloPort) = Nodes[node];
         var data = Path.Combine(Directory, $"n{node + 1}");
         System.IO.Directory.CreateDirectory(data);
@@ -73,7 +89,7 @@ internal sealed class ClusterNodes : IAsyncDisposable
               <data-dir path="{data}"/>
               <storage type="postgresql" connection="{Connection}"/>
               <cluster id="test" node="n{node + 1}" address="{address}" port="{siloPort}" probe-timeout="1"/>
-              <limits stanza-rate="0"/>
+              <limits stanza-rate="0" connections-per-ip="0"/>
               <logging level="Info" format="text"/>
             </xmppserver>
             """);
@@ -115,16 +131,13 @@ internal sealed class ClusterNodes : IAsyncDisposable
         }
 
         // The nodes' logs go to the test's output when it failed (an exception propagating out of the test has not
-        // failed it yet here: XMPP_TEST_NODE_LOGS=1 shows them always).
-        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed || Environment.GetEnvironmentVariable("XMPP_TEST_NODE_LOGS") == "1")
+        // failed it yet here: XMPP_TEST_NODE_LOGS=1 shows them always, =all shows them whole).
+        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed || Environment.GetEnvironmentVariable("XMPP_TEST_NODE_LOGS") is "1" or "all")
         {
-            for (var i = 0; i < Nodes.Count; i++)
+            foreach (var log in System.IO.Directory.GetFiles(Directory, "n*.log").Order(StringComparer.Ordinal))
             {
-                if (File.Exists(Log(i)))
-                {
-                    TestContext.Out.WriteLine($"---- n{i + 1} ----");
-                    TestContext.Out.WriteLine(string.Join('\n', File.ReadLines(Log(i)).TakeLast(150)));
-                }
+                TestContext.Out.WriteLine($"---- {Path.GetFileNameWithoutExtension(log)} ----");
+                TestContext.Out.WriteLine(string.Join('\n', File.ReadLines(log).TakeLast(Environment.GetEnvironmentVariable("XMPP_TEST_NODE_LOGS") == "all" ? int.MaxValue : 150)));
             }
         }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Xmpp.Core;
 using Xmpp.Core.Xml;
 using Xmpp.Tests.EndToEnd;
@@ -344,6 +345,96 @@ public sealed class ClusterTests
         foreach (var c in resumedOn.Values)
         {
             await c.DisposeAsync();
+        }
+    }
+
+    [Test]
+    public async Task A_rolling_restart_of_every_node_under_load_resumes_every_session_elsewhere_losing_and_repeating_nothing()
+    {
+        const int Users = 300;
+        var users = Enumerable.Range(0, Users).Select(i => $"u{i}").ToArray();
+        var pairs = Enumerable.Range(0, Users / 2).Select(i => (users[2 * i], users[(2 * i) + 1])).ToArray();
+        await using var cluster = await ClusterNodes.CreateAsync(3, users, pairs);
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await cluster.StartAsync(2);
+
+        // 300 resumable sessions, 100 per node; each user's contact (its partner) is on another node.
+        var clients = new SmClient[Users];
+        await Parallel.ForEachAsync(Enumerable.Range(0, Users), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            clients[i] = await SmClient.ConnectAsync(cluster, i % 3, users[i], "r"));
+        try
+        {
+            // The probes of the first logins were answered with unavailable presence for partners not logged in yet.
+            await Task.WhenAll(clients.Select(c => c.AllAcknowledgedAsync(TimeSpan.FromSeconds(30))));
+            foreach (var c in clients)
+            {
+                c.Unavailable.Clear();
+            }
+
+            // Steady traffic: each client in turn writes to its partner.
+            var sent = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+            using var stop = new CancellationTokenSource();
+            var traffic = Task.Run(async () =>
+            {
+                for (var n = 0; !stop.IsCancellationRequested; n++)
+                {
+                    var i = n % Users;
+                    var id = "m" + n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    sent[id] = i ^ 1;
+                    await clients[i].SendStanzaAsync($"<message to='{users[i ^ 1]}@localhost' type='chat' id='{id}'><body>{n}</body></message>");
+                    await Task.Delay(4);
+                }
+            });
+
+            // Each node in turn: drained (SIGTERM), its clients resume on the next node, and it starts again.
+            var drains = new List<string>();
+            for (var k = 0; k < 3; k++)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2));
+                var on = clients.Where(c => c.Node == k).ToList();
+                await cluster.Process(k).SignalAsync("TERM");
+                await Task.WhenAll(on.Select(c => c.Lost)).WaitAsync(TimeSpan.FromSeconds(60));
+                var next = (k + 1) % 3;
+                await Parallel.ForEachAsync(on, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (c, _) => await c.ResumeAsync(next));
+                Assert.That(await cluster.Process(k).WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.True, $"node {k + 1} stops after its drain");
+                drains.Add(File.ReadLines(cluster.Log(k)).LastOrDefault(l => l.Contains("Drained:", StringComparison.Ordinal)) ?? $"node {k + 1}: no drain logged");
+                Assert.That(clients.SelectMany(c => c.Failures), Is.Empty);
+                await cluster.StartAsync(k);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            await stop.CancelAsync();
+            await traffic;
+
+            // Everything sent was acknowledged by the server, then received exactly once, and nobody went offline.
+            await Task.WhenAll(clients.Select(c => c.AllAcknowledgedAsync(TimeSpan.FromSeconds(30))));
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            List<string> missing;
+            while ((missing = [.. sent.Where(s => !clients[s.Value].Received.ContainsKey(s.Key)).Select(s => s.Key)]).Count > 0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+
+            var repeated = clients.SelectMany(c => c.Received.Where(r => r.Value > 1).Select(r => $"{r.Key} x{r.Value} to {c.Jid}")).ToList();
+            var unavailable = clients.SelectMany(c => c.Unavailable.Select(u => $"{c.Jid} saw {u} go")).ToList();
+            TestContext.Out.WriteLine($"{sent.Count} messages sent, {sent.Count - missing.Count} received, {missing.Count} lost, {repeated.Count} repeated; {clients.Sum(c => c.Resumptions)} resumptions, {clients.Sum(c => c.Failures.Count)} failed; {unavailable.Count} unavailable presences");
+            foreach (var d in drains.Concat(missing.Take(10).Select(m => $"lost: {m} to {clients[sent[m]].Jid}")).Concat(repeated.Take(10)).Concat(unavailable.Take(10)))
+            {
+                TestContext.Out.WriteLine(d);
+            }
+
+            Assert.That(clients.Sum(c => c.Resumptions), Is.EqualTo(Users / 3 * (1 + 2 + 3)), "every session resumed at each drain of its node (100, then 200, then 300)");
+            Assert.That(missing, Is.Empty, "lost");
+            Assert.That(repeated, Is.Empty, "repeated");
+            Assert.That(unavailable, Is.Empty, "contacts saw a session go offline");
+        }
+        finally
+        {
+            foreach (var c in clients.Where(c => c is not null))
+            {
+                await c.DisposeAsync();
+            }
         }
     }
 

@@ -123,14 +123,17 @@ public sealed class RawXmppClient : IAsyncDisposable
     public List<Element>? Received { get; set; }
 
     /// <summary>The next element, or null when the stream ends or the connection drops (no assertion).</summary>
-    public async Task<Element?> ReadOrEndAsync()
+    public Task<Element?> ReadOrEndAsync() => ReadOrEndAsync(Timeout);
+
+    /// <summary>The next element within <paramref name="timeout"/>, or null when the stream ends or the connection drops.</summary>
+    public async Task<Element?> ReadOrEndAsync(TimeSpan timeout)
     {
         while (true)
         {
             XmppStreamEvent ev;
             try
             {
-                ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(Timeout);
+                ev = await _reader!.ReadAsync(CancellationToken.None).AsTask().WaitAsync(timeout);
             }
             catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or XmppStreamException)
             {

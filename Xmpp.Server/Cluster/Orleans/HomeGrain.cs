@@ -129,38 +129,61 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
     /// <summary>An account with sessions here, or a room with occupants, keeps its home; otherwise it may be collected when idle.</summary>
     private void Touch() => DelayDeactivation(node.Holds(_jid) ? Timeout.InfiniteTimeSpan : TimeSpan.Zero);
 
-    public Task<ClaimReply> ClaimAsync(SiloAddress caller)
+    public async Task<ClaimReply> ClaimAsync(SiloAddress caller)
     {
+        if (_parked is not null)
+        {
+            return new ClaimReply(ClaimOutcome.Moving, null);
+        }
+
         if (caller.Equals(silo.SiloAddress))
         {
             node.Hold(_jid);
 
             // Never collected while it has sessions here: an activation elsewhere would be a second home.
             DelayDeactivation(Timeout.InfiniteTimeSpan);
-            return Task.FromResult(new ClaimReply(ClaimOutcome.Granted, null));
-        }
-
-        if (_parked is not null)
-        {
-            return Task.FromResult(new ClaimReply(ClaimOutcome.Moving, null));
+            return new ClaimReply(ClaimOutcome.Granted, null);
         }
 
         if (node.Holds(_jid))
         {
-            if (!node.CanHandOver(_jid))
-            {
-                return Task.FromResult(new ClaimReply(ClaimOutcome.Elsewhere, node.ClientAddress));
-            }
-
             // Every session here waits for its client to resume it (its connection dropped): they go with the home
             // to the node the client logged in on, where it can resume them (XEP-0198 §5 on another node).
-            _parked = [.. node.ParkHere(_jid)];
+            if (!node.CanHandOver(_jid) || !await ParkAsync())
+            {
+                return new ClaimReply(ClaimOutcome.Elsewhere, node.ClientAddress);
+            }
         }
 
         // No session here (any more): the home follows the client. Migration runs once this call has returned;
         // calls arriving meanwhile wait and then reach the new activation.
         MoveTo(caller);
-        return Task.FromResult(new ClaimReply(ClaimOutcome.Moving, null));
+        return new ClaimReply(ClaimOutcome.Moving, null);
+    }
+
+    /// <summary>
+    /// Parks the account's resumable sessions here to go with the activation. Meanwhile, and until the move, stanzas
+    /// for the account are kept (<see cref="RouteAsync"/>). False when none could be parked: the home stays.
+    /// </summary>
+    private async Task<bool> ParkAsync()
+    {
+        _parked = [];
+        var parked = await node.ParkHereAsync(_jid);
+        if (parked.Length > 0)
+        {
+            _parked = parked;
+            await node.SaveParkedAsync(_jid, parked);
+            return true;
+        }
+
+        _parked = null;
+        if (_queued is { } queued)
+        {
+            _queued = null;
+            await node.RouteQueuedAsync(_jid, queued);
+        }
+
+        return false;
     }
 
     private void MoveTo(SiloAddress target)
@@ -169,23 +192,16 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
         this.MigrateOnIdle();
     }
 
-    public Task<int> DrainAsync(SiloAddress caller, SiloAddress target)
+    public async Task<int> DrainAsync(SiloAddress caller, SiloAddress target)
     {
         // Only the node the sessions are on parks them; and one move at a time.
-        if (!caller.Equals(silo.SiloAddress) || _parked is not null)
+        if (!caller.Equals(silo.SiloAddress) || _parked is not null || !await ParkAsync())
         {
-            return Task.FromResult(0);
+            return 0;
         }
 
-        var parked = node.ParkHere(_jid);
-        if (parked.Count == 0)
-        {
-            return Task.FromResult(0);
-        }
-
-        _parked = [.. parked];
         MoveTo(target);
-        return Task.FromResult(parked.Count);
+        return _parked!.Length;
     }
 
     public Task<string> WhereAsync() => Task.FromResult(node.SiloKey);

@@ -31,6 +31,9 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
 
     private readonly Config.ClusterOptions _options;
     private readonly string _connectionString;
+
+    /// <summary>The cluster's own queries (ledger, clean-up, parked sessions, self-check): a few connections at most, so that a drain of thousands of sessions queues here instead of exhausting the database's connection slots.</summary>
+    private readonly NpgsqlDataSource _db;
     private readonly Logger _log;
     private readonly ConcurrentDictionary<Jid, byte> _homed = new();
     private readonly ConcurrentDictionary<Jid, long> _claims = new();
@@ -53,6 +56,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
     {
         _options = options;
         _connectionString = connectionString;
+        _db = new NpgsqlDataSourceBuilder(connectionString) { ConnectionStringBuilder = { MaxPoolSize = 8 } }.Build();
         _log = logs.GetLogger("Cluster");
         _metrics = metrics;
         Logs = logs;
@@ -162,6 +166,10 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
     }
 
     public bool IsHome(Jid bare) => _homed.ContainsKey(bare);
+
+    private readonly RoutingStripes _routing = new();
+
+    public RoutingMark EnterRouting(Jid bare) => _routing.Enter(bare);
 
     public async ValueTask ForwardAsync(Element stanza, Jid from, Jid to, CancellationToken cancellationToken)
     {
@@ -297,11 +305,24 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
     /// Parks the account's resumable sessions for its next home (called by its home grain, here): from now on
     /// stanzas for it go through the grain, which keeps them for that node.
     /// </summary>
-    internal IReadOnlyList<string> ParkHere(Jid bare)
+    internal async Task<string[]> ParkHereAsync(Jid bare)
     {
         _homed.TryRemove(bare, out _);
-        var parked = _server?.Modules?.Parking?.Park(bare) ?? [];
-        if (_sessions!.Resources(bare).Count > 0)
+
+        // Stanzas that found the account homed here are routed to its sessions first; those routed from now on
+        // go through its home grain, which keeps them for the next node.
+        if (!await _routing.QuietAsync(bare, TimeSpan.FromSeconds(5)).ConfigureAwait(false))
+        {
+            _log.Warn("{Account}: routings to it still under way after 5 s; parking its sessions anyway", bare);
+        }
+
+        IReadOnlyList<Element> parked = _server?.Modules?.Parking is { } parking ? await parking.ParkAsync(bare).ConfigureAwait(false) : [];
+        if (parked.Count == 0)
+        {
+            // Nothing could leave: the account stays homed here.
+            _homed[bare] = 0;
+        }
+        else if (_sessions!.Resources(bare).Count > 0)
         {
             _log.Info("{Account}: {Count} session(s) that cannot be resumed stay until this node stops", bare, _sessions.Resources(bare).Count);
         }
@@ -318,10 +339,64 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
             return;
         }
 
-        parking.Restore(bare, [.. parked.Select(ElementParser.Parse)]);
+        var snapshots = parked.Select(ElementParser.Parse).ToList();
+        parking.Restore(bare, snapshots);
+        _ = ForgetParkedAsync([.. snapshots.Select(s => s.GetAttribute("id")).OfType<string>()]);
     }
 
-    /// <summary>What reached the account's home while its sessions moved: routed here, now that they are here.</summary>
+    /// <summary>
+    /// Parked sessions are also written to cluster_parked while they move, so that a client can resume one even if
+    /// the move loses it (the node that parked it dies first): <see cref="TakeParkedAsync"/>.
+    /// </summary>
+    internal async Task SaveParkedAsync(Jid bare, string[] parked)
+    {
+        try
+        {
+            await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+            var ids = parked.Select(p => ElementParser.Parse(p).GetAttribute("id") ?? string.Empty).ToArray();
+            await using var cmd = new NpgsqlCommand("INSERT INTO cluster_parked (resume_id, jid, snapshot) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (resume_id) DO UPDATE SET jid = excluded.jid, snapshot = excluded.snapshot, parked_at = now()", connection)
+            {
+                Parameters = { new() { Value = ids }, new() { Value = Enumerable.Repeat(bare.ToString(), parked.Length).ToArray() }, new() { Value = parked } },
+            };
+            await cmd.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (NpgsqlException ex)
+        {
+            _log.Warn("{Account}: its parked sessions could not be written to the database (they still move with its home): {Reason}", bare, ex.Message);
+        }
+    }
+
+    private async Task ForgetParkedAsync(string[] ids)
+    {
+        try
+        {
+            await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+            await using var cmd = new NpgsqlCommand("DELETE FROM cluster_parked WHERE resume_id = ANY($1::text[])", connection) { Parameters = { new() { Value = ids } } };
+            await cmd.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (NpgsqlException ex)
+        {
+            _log.Debug("Forgetting parked sessions that arrived: {Reason}", ex.Message);
+        }
+    }
+
+    public async ValueTask<Element?> TakeParkedAsync(Jid bare, string resumeId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand("DELETE FROM cluster_parked WHERE resume_id = $1 AND jid = $2 RETURNING snapshot", connection)
+        {
+            Parameters = { new() { Value = resumeId }, new() { Value = bare.ToString() } },
+        };
+        if (await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not string snapshot)
+        {
+            return null;
+        }
+
+        _log.Warn("{Account}: a parked session did not arrive with its home; restored from the database for its client's resumption", bare);
+        return ElementParser.Parse(snapshot);
+    }
+
+    /// <summary>What reached the account's home while its sessions were being parked or moved: routed here, now that they are here.</summary>
     internal async Task RouteQueuedAsync(Jid bare, List<Forwarded> queued)
     {
         _log.Info("{Account}: routing {Count} stanza(s) that arrived while its sessions moved", bare, queued.Count);
@@ -480,8 +555,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
             {
                 try
                 {
-                    await using var connection = new NpgsqlConnection(_connectionString);
-                    await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
+                    await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
                     await using var batch = new NpgsqlBatch(connection);
                     var bound = last.Where(p => p.Value).Select(p => p.Key).ToArray();
                     var unbound = last.Where(p => !p.Value).Select(p => p.Key).ToArray();
@@ -604,8 +678,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
         {
             try
             {
-                await using var connection = new NpgsqlConnection(_connectionString);
-                await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
+                await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
                 await using var cmd = new NpgsqlCommand("SELECT status FROM orleansmembershiptable WHERE deploymentid = $1 AND address = $2 AND port = $3 AND generation = $4", connection)
                 {
                     Parameters = { new() { Value = _options.Id }, new() { Value = _silo!.Endpoint.Address.ToString() }, new() { Value = _silo.Endpoint.Port }, new() { Value = _silo.Generation } },
@@ -645,9 +718,8 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
             var live = snapshot.Members.Values.Where(m => m.Status != SiloStatus.Dead).Select(m => m.SiloAddress.ToParsableString()).ToHashSet(StringComparer.Ordinal);
             var elected = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order(StringComparer.Ordinal).FirstOrDefault() == _siloKey;
             var rows = new List<(string Silo, string Jid, bool Cleaned)>();
-            await using (var connection = new NpgsqlConnection(_connectionString))
+            await using (var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false))
             {
-                await connection.OpenAsync(ct).ConfigureAwait(false);
                 await using var cmd = new NpgsqlCommand("SELECT silo, jid, cleaned_at IS NOT NULL FROM cluster_sessions WHERE cleaned_at IS NULL OR cleaned_at > now() - interval '10 minutes'", connection);
                 await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
@@ -675,8 +747,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
                         }
                     }
 
-                    await using var connection = new NpgsqlConnection(_connectionString);
-                    await connection.OpenAsync(ct).ConfigureAwait(false);
+                    await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
                     await using var mark = new NpgsqlCommand("UPDATE cluster_sessions SET cleaned_at = now() WHERE silo = $1 AND cleaned_at IS NULL", connection) { Parameters = { new() { Value = dead.Key } } };
                     await mark.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
@@ -686,9 +757,8 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
 
             if (elected)
             {
-                await using var connection = new NpgsqlConnection(_connectionString);
-                await connection.OpenAsync(ct).ConfigureAwait(false);
-                await using var purge = new NpgsqlCommand("DELETE FROM cluster_sessions WHERE cleaned_at < now() - interval '10 minutes'", connection);
+                await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+                await using var purge = new NpgsqlCommand("DELETE FROM cluster_sessions WHERE cleaned_at < now() - interval '10 minutes'; DELETE FROM cluster_parked WHERE parked_at < now() - interval '1 day'", connection);
                 await purge.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
         }
@@ -717,7 +787,8 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
                     {
                         known[address] = status;
                         _log.Info("Cluster member {Node} ({Silo}) is {Status}", m.Name, address, status);
-                        if (m.Status == SiloStatus.Dead)
+                        // Leaving (a drain, a shutdown) or gone: stanzas for what was homed there go through the homes' grains.
+                        if (m.Status is SiloStatus.Dead or SiloStatus.ShuttingDown or SiloStatus.Stopping)
                         {
                             var key = m.SiloAddress.ToParsableString();
                             foreach (var entry in _homes.Where(e => e.Value == key))
@@ -765,6 +836,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
 
         _stopping.Dispose();
         _cleanupGate.Dispose();
+        await _db.DisposeAsync().ConfigureAwait(false);
     }
 
     private static string FormatAddress(System.Net.IPAddress address, int port) =>

@@ -27,6 +27,9 @@ internal sealed class ManagedSession : IDeliveryTracker
     private bool _waiting;
     private bool _ended;
     private bool _parked;
+    private bool _parking;
+    private bool _inFlight;
+    private TaskCompletionSource? _quiet;
     private long _waitingSince;
     private CancellationTokenSource? _wait;
     private Task? _ending;
@@ -148,11 +151,46 @@ internal sealed class ManagedSession : IDeliveryTracker
         }
     }
 
+    public bool BeginHandling()
+    {
+        lock (_gate)
+        {
+            if (_parking || _parked)
+            {
+                return false;
+            }
+
+            _inFlight = true;
+            return true;
+        }
+    }
+
     public void Handled()
     {
         lock (_gate)
         {
             _inbound++;
+            _inFlight = false;
+            _quiet?.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Cluster mode, before <see cref="Park"/>: the stream takes no further stanza from the client, and this completes
+    /// once the one being handled (if any) is, so that the count the snapshot carries is exact.
+    /// </summary>
+    public Task QuiesceAsync()
+    {
+        lock (_gate)
+        {
+            _parking = true;
+            if (!_inFlight)
+            {
+                return Task.CompletedTask;
+            }
+
+            _quiet ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _quiet.Task;
         }
     }
 

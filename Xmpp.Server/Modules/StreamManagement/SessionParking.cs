@@ -12,6 +12,8 @@ namespace Xmpp.Server.Modules.StreamManagement;
 /// </summary>
 internal sealed class SessionParking(StreamManagementModule module) : ISessionParking
 {
+    private static readonly TimeSpan QuiesceTimeout = TimeSpan.FromSeconds(5);
+
     public IReadOnlyCollection<Jid> ParkableAccounts() => module.Resumable.All.Select(m => m.Session.Jid.Bare).ToHashSet();
 
     public bool AllWaiting(Jid bare)
@@ -20,7 +22,7 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
         return sessions.Count > 0 && sessions.All(s => s is ClientSession { Tracker: ManagedSession { IsWaiting: true } });
     }
 
-    public IReadOnlyList<Element> Park(Jid bare)
+    public async Task<IReadOnlyList<Element>> ParkAsync(Jid bare)
     {
         var parked = new List<Element>();
         foreach (var session in module.Context.Sessions.Resources(bare).OfType<ClientSession>())
@@ -28,6 +30,14 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
             if (session.Tracker is not ManagedSession { ResumeId: { } id } managed)
             {
                 continue;
+            }
+
+            // The stanza the client's stream is handling now finishes first, so that the count in the snapshot is
+            // exact; one that does not within seconds (its stream broke) is left uncounted.
+            var quiet = managed.QuiesceAsync();
+            if (await Task.WhenAny(quiet, Task.Delay(QuiesceTimeout)).ConfigureAwait(false) != quiet)
+            {
+                session.Log.Warn("{Jid}: a stanza was still being handled after {Seconds} s; parking without it", session.Jid, QuiesceTimeout.TotalSeconds);
             }
 
             // What client state indication held goes into the snapshot, to be sent at resumption.

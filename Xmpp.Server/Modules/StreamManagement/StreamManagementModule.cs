@@ -19,6 +19,7 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
     public const string Namespace = "urn:xmpp:sm:3";
 
     private TimeSpan _resumeTimeout;
+    private SessionParking _parking = null!;
 
     public string Name => "sm";
 
@@ -50,7 +51,8 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
         context.Shared<Sasl2.Sasl2Extensions>().AddInline(20, _ => new Element("sm", Namespace), ResumeInlineAsync);
         context.Metrics.Gauge("xmpp_sessions_resumable", "Sessions that can be resumed (XEP-0198), live or waiting.", () => Resumable.Count);
         context.AtShutdown(() => Resumable.EndAllAsync());
-        context.ParksSessions(new SessionParking(this));
+        _parking = new SessionParking(this);
+        context.ParksSessions(_parking);
     }
 
     /// <summary>
@@ -95,8 +97,7 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
                 Acknowledge(managed, e);
                 break;
             case "resume" when stream.State == C2sState.AwaitingBind:
-                Resume(stream, e, stream.Send);
-                break;
+                return ResumeAsync(stream, e, stream.Send, ct);
             default:
                 // §3: enabling before authentication or binding, or twice; r/a before enabling; resuming after
                 // binding. "The server SHALL enforce this order and return a <failed/> element".
@@ -150,28 +151,48 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
     /// §5: this stream takes over a session of the same account that lost its connection (or is about to). The
     /// answer goes to <paramref name="reply"/>, before the unacknowledged stanzas are sent again. True when resumed.
     /// </summary>
-    private bool Resume(IC2sContext stream, Element resume, Action<Element> reply)
+    private async ValueTask ResumeAsync(IC2sContext stream, Element resume, Action<Element> reply, CancellationToken ct)
     {
         var previd = resume.GetAttribute("previd");
         var managed = previd is null ? null : Resumable.Find(previd);
+        if (managed is null && previd is not null && Context.Server.Cluster is { } cluster && stream.User is { } user &&
+            Core.Addressing.Jid.TryParse(user + "@" + stream.Host, out var bare))
+        {
+            // Cluster mode: a session parked by a drain that did not arrive with its account's home.
+            try
+            {
+                if (await cluster.TakeParkedAsync(bare, previd, ct).ConfigureAwait(false) is { } snapshot)
+                {
+                    _parking.Restore(bare, [snapshot]);
+                    managed = Resumable.Find(previd);
+                }
+            }
+            catch (Npgsql.NpgsqlException ex)
+            {
+                stream.Log.Warn("Looking for the parked session {Id} failed: {Reason}", previd, ex.Message);
+            }
+        }
+
+        Resume(stream, managed, previd, resume, reply);
+    }
+
+    private static void Resume(IC2sContext stream, ManagedSession? managed, string? previd, Element resume, Action<Element> reply)
+    {
         if (managed is null || managed.Session.Jid.Bare.ToString() != stream.User + "@" + stream.Host ||
             !long.TryParse(resume.GetAttribute("h"), NumberStyles.None, CultureInfo.InvariantCulture, out var h) ||
             !managed.Resume(stream, h, previd!, reply))
         {
             stream.Log.Info("Resumption of {Id} refused: unknown, expired, not this account's, or a wrong count", previd);
             reply(new Element("failed", Namespace).Add(new Element("item-not-found", Ns.Stanzas)));
-            return false;
         }
-
-        return true;
     }
 
     /// <summary>XEP-0388 inline resumption: the answer goes inside the SASL2 success, which is written right then.</summary>
-    private ValueTask ResumeInlineAsync(Sasl2.Sasl2Success success, CancellationToken ct)
+    private async ValueTask ResumeInlineAsync(Sasl2.Sasl2Success success, CancellationToken ct)
     {
         if (success.Request.Child("resume", Namespace) is { } resume)
         {
-            Resume(success.Stream, resume, answer =>
+            await ResumeAsync(success.Stream, resume, answer =>
             {
                 success.Inner.Add(answer);
                 if (answer.Name == "resumed")
@@ -179,9 +200,7 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
                     success.Identity = success.Stream.Session!.Jid.ToString();
                     success.Write();
                 }
-            });
+            }, ct).ConfigureAwait(false);
         }
-
-        return ValueTask.CompletedTask;
     }
 }
