@@ -56,6 +56,19 @@ public interface ICluster
     /// </summary>
     ValueTask<Element?> TakeParkedAsync(Jid bare, string resumeId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A failed authentication for <paramref name="account"/> on this node: counted with those on every node; returns
+    /// the cluster-wide count in the window (0 when it could not be counted). Reaching the account limit blocks
+    /// the username on every node (<see cref="Net.AuthFailureTracker.Block"/>).
+    /// </summary>
+    ValueTask<int> AccountFailedAsync(string account, CancellationToken cancellationToken);
+
+    /// <summary>Every session bound on a live node (this node's, and the others' from the crash ledger), for the administration commands.</summary>
+    ValueTask<IReadOnlyList<Jid>> SessionsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Ends the sessions an address names (a full JID, or all of a bare JID's) on the node they are on; returns how many.</summary>
+    ValueTask<int> EndSessionsAsync(Jid jid, CancellationToken cancellationToken);
+
     /// <summary>The members as this node sees them (for the check command, the metrics and the console).</summary>
     IReadOnlyList<ClusterMember> Members();
 }

@@ -118,8 +118,9 @@ public interface IModuleContext
     void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost);
 
     /// <summary>
-    /// Cluster mode: this module can take sessions off this node without ending them and restore them on another
-    /// (XEP-0198 resumption there), which a drain and a login on another node use. One module at most.
+    /// Cluster mode: this module can take what it holds of an entity off this node without ending it and restore it
+    /// on another (XEP-0198 sessions, resumed there; rooms with their occupants), which a drain and a login on
+    /// another node use.
     /// </summary>
     void ParksSessions(ISessionParking parking);
 

@@ -109,7 +109,36 @@ public sealed class ModuleHost
     public bool HoldsHome(Jid bare) => _keepsHome.Exists(holds => holds(bare));
 
     /// <summary>Cluster mode: the module that parks sessions for resumption on another node (<see cref="IModuleContext.ParksSessions"/>), if loaded.</summary>
-    public ISessionParking? Parking { get; private set; }
+    public ISessionParking? Parking => _parking.Count == 0 ? null : new CompositeParking(_parking);
+
+    private readonly List<ISessionParking> _parking = [];
+
+    /// <summary>Every module's parking in one: each parks what it holds of an entity and restores its own snapshots.</summary>
+    private sealed class CompositeParking(List<ISessionParking> all) : ISessionParking
+    {
+        public IReadOnlyCollection<Jid> ParkableAccounts() => all.SelectMany(p => p.ParkableAccounts()).ToHashSet();
+
+        public bool AllWaiting(Jid bare) => all.Exists(p => p.AllWaiting(bare));
+
+        public async Task<IReadOnlyList<Element>> ParkAsync(Jid bare)
+        {
+            var parked = new List<Element>();
+            foreach (var p in all)
+            {
+                parked.AddRange(await p.ParkAsync(bare).ConfigureAwait(false));
+            }
+
+            return parked;
+        }
+
+        public void Restore(Jid bare, IReadOnlyList<Element> snapshots)
+        {
+            foreach (var p in all)
+            {
+                p.Restore(bare, snapshots);
+            }
+        }
+    }
 
     /// <summary>
     /// Cluster mode: this node has just become the home of an account (or room). What the modules cached of it
@@ -354,7 +383,7 @@ public sealed class ModuleHost
 
         public void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost) => host._sessionsLost.Add(lost);
 
-        public void ParksSessions(ISessionParking parking) => host.Parking = parking;
+        public void ParksSessions(ISessionParking parking) => host._parking.Add(parking);
 
         public T Shared<T>()
             where T : class, new()

@@ -15,13 +15,16 @@ namespace Xmpp.Server.Net;
 /// blocked for the same time, and the delay grows with the higher of the two counts. Usernames are tracked whether the account exists or not, and a blocked one
 /// gets the same answer either way, so blocking reveals nothing about which accounts exist.</item>
 /// </list>
-/// Single node, in memory: a cluster would keep these counters in its shared store.
+/// In memory. In cluster mode the username counts are also kept cluster-wide (one Orleans grain per username,
+/// one call per failure, none per success), and a block decided there reaches every node (<see cref="Block"/>);
+/// the address counts stay per node.
 /// </summary>
 public sealed class AuthFailureTracker(AuthOptions options, TimeProvider time)
 {
     public const int FreeFailures = 3;
     private const int MaxEntries = 100_000;
-    private static readonly TimeSpan Window = TimeSpan.FromMinutes(10);
+    /// <summary>Failures further apart than this start the count again.</summary>
+    public static readonly TimeSpan Window = TimeSpan.FromMinutes(10);
     private readonly ConcurrentDictionary<IPAddress, Entry> _byAddress = new();
     private readonly ConcurrentDictionary<string, Entry> _byUser = new(StringComparer.Ordinal);
 
@@ -36,6 +39,12 @@ public sealed class AuthFailureTracker(AuthOptions options, TimeProvider time)
             count = Math.Max(count, Count(_byUser, username, options.FailuresPerAccount, now).Count);
         }
 
+        return DelayFor(count);
+    }
+
+    /// <summary>How long to wait before answering the <paramref name="count"/>th failure in the window.</summary>
+    public TimeSpan DelayFor(int count)
+    {
         if (count <= FreeFailures || options.FailureDelay <= TimeSpan.Zero)
         {
             return TimeSpan.Zero;
@@ -43,6 +52,13 @@ public sealed class AuthFailureTracker(AuthOptions options, TimeProvider time)
 
         var factor = Math.Pow(2, Math.Min(count - FreeFailures - 1, 20));
         return TimeSpan.FromTicks((long)Math.Min(options.FailureDelay.Ticks * factor, options.MaxFailureDelay.Ticks));
+    }
+
+    /// <summary>Cluster mode: failures on other nodes blocked this username until <paramref name="until"/>.</summary>
+    public void Block(string username, DateTimeOffset until)
+    {
+        var now = time.GetUtcNow();
+        _byUser.AddOrUpdate(username, _ => new Entry(options.FailuresPerAccount, now, until), (_, e) => e with { BlockedUntil = until > e.BlockedUntil ? until : e.BlockedUntil });
     }
 
     /// <summary>Whether attempts from this address are refused for now.</summary>

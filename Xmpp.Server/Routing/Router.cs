@@ -117,22 +117,25 @@ public sealed class Router : IStanzaRouter
         // one homed here is marked as being routed to until its routing is over, so that its sessions never leave
         // for another node (a drain) while a stanza on its way to them could still miss them. A stanza forwarded
         // here whose account has left meanwhile follows it.
+        // The same for an entity of one of our service domains (a multi-user chat room), which has a home node too.
         Cluster.RoutingMark mark = default;
         var elsewhere = false;
-        if (to.Local is not null && Cluster is { } cluster && IsLocal(to.Domain))
+        var entityElsewhere = false;
+        if (to.Local is not null && Cluster is { } cluster && (IsLocal(to.Domain) || _serviceDomains().Contains(to.Domain)))
         {
             mark = cluster.EnterRouting(to.Bare);
-            elsewhere = !cluster.IsHome(to.Bare);
-            if (elsewhere)
+            if (!cluster.IsHome(to.Bare))
             {
                 mark.Dispose();
                 mark = default;
+                elsewhere = IsLocal(to.Domain);
+                entityElsewhere = !elsewhere;
             }
         }
 
         try
         {
-            await RouteToAsync(hooks, stanza, from, to, origin, forwarded, elsewhere, cancellationToken).ConfigureAwait(false);
+            await RouteToAsync(hooks, stanza, from, to, origin, forwarded, elsewhere, entityElsewhere, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -140,7 +143,7 @@ public sealed class Router : IStanzaRouter
         }
     }
 
-    private async ValueTask RouteToAsync(HookBus hooks, Element stanza, Jid from, Jid to, IClientSession? origin, bool forwarded, bool elsewhere, CancellationToken cancellationToken)
+    private async ValueTask RouteToAsync(HookBus hooks, Element stanza, Jid from, Jid to, IClientSession? origin, bool forwarded, bool elsewhere, bool entityElsewhere, CancellationToken cancellationToken)
     {
         var context = new StanzaContext(stanza, from, to, origin, this);
         if ((from.Local is not null || to.Local is not null) && from.Bare != to.Bare && (IsLocal(from.Domain) || IsLocal(to.Domain)))
@@ -160,10 +163,10 @@ public sealed class Router : IStanzaRouter
 
         if (!IsLocal(to.Domain))
         {
-            // Cluster mode: an entity of one of our service domains (a multi-user chat room) has a home node too.
-            if (!forwarded && to.Local is not null && Cluster is { } nodes && _serviceDomains().Contains(to.Domain) && !nodes.IsHome(to.Bare))
+            // Cluster mode: an entity of one of our service domains (a multi-user chat room) homed elsewhere.
+            if (entityElsewhere)
             {
-                await nodes.ForwardAsync(stanza, from, to, cancellationToken).ConfigureAwait(false);
+                await Cluster!.ForwardAsync(stanza, from, to, cancellationToken).ConfigureAwait(false);
                 return;
             }
 

@@ -4,9 +4,10 @@ using Xmpp.Core.Xml;
 namespace Xmpp.Server.Sessions;
 
 /// <summary>
-/// Cluster mode: sessions that can leave their node without ending, to be resumed on another one (XEP-0198 is the
-/// module that can). A draining node parks its accounts' resumable sessions and their home moves with them; a
-/// login on another node takes the sessions of an account that all wait for resumption the same way.
+/// Cluster mode: live state that can leave its node without ending, to go on on another one: an account's XEP-0198
+/// sessions (resumed there), a room with its occupants. A draining node parks what it holds and each entity's home
+/// moves with it; a login on another node takes the sessions of an account that all wait for resumption the same
+/// way. Each module restores only the snapshots it made (by their element).
 /// </summary>
 public interface ISessionParking
 {

@@ -155,6 +155,14 @@ public sealed class SaslNegotiation(C2sStateMachine stream)
         if (counts)
         {
             var delay = context.AuthFailures.RecordFailure(stream.Remote.Address, account);
+            if (account is not null && context.Cluster is { } cluster)
+            {
+                // Guesses at one account spread over the nodes count together.
+                var total = await cluster.AccountFailedAsync(account, ct).ConfigureAwait(false);
+                var shared = context.AuthFailures.DelayFor(total);
+                delay = shared > delay ? shared : delay;
+            }
+
             if (delay > TimeSpan.Zero)
             {
                 await Task.Delay(delay, ct).ConfigureAwait(false);

@@ -69,6 +69,9 @@ internal sealed class ClusterNodes : IAsyncDisposable
     }
 
     /// <summary>The log of node <paramref name="node"/>'s current (or last) process; a restarted node logs to n1-2.log, n1-3.log...</summary>
+    /// <summary>More configuration for every node started from now on (inside &lt;xmppserver&gt;).</summary>
+    public string ExtraConfig { get; set; } = string.Empty;
+
     public string Log(int node) => Path.Combine(Directory, _starts[node] > 1 ? $"n{node + 1}-{_starts[node]}.log" : $"n{node + 1}.log");
 
     private readonly List<int> _starts = [];
@@ -91,12 +94,32 @@ internal sealed class ClusterNodes : IAsyncDisposable
               <cluster id="test" node="n{node + 1}" address="{address}" port="{siloPort}" probe-timeout="1"/>
               <limits stanza-rate="0" connections-per-ip="0"/>
               <logging level="Info" format="text"/>
+              {ExtraConfig}
             </xmppserver>
             """);
         _processes[node] = await ServerProcess.StartAsync(config, clientPort, Log(node), address, TimeSpan.FromSeconds(90));
     }
 
     public ServerProcess Process(int node) => _processes[node]!;
+
+    /// <summary>Waits (at most 10 s) until node <paramref name="node"/>'s log has a line containing <paramref name="text"/>.</summary>
+    public async Task WaitForLogAsync(int node, string text)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            using (var reader = new StreamReader(new FileStream(Log(node), FileMode.Open, FileAccess.Read, FileShare.ReadWrite)))
+            {
+                if ((await reader.ReadToEndAsync()).Contains(text, StringComparison.Ordinal))
+                {
+                    return;
+                }
+            }
+
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), $"node {node + 1} did not log '{text}'");
+            await Task.Delay(50);
+        }
+    }
 
     /// <summary>Runs an xmppserver command (check, ...) with node <paramref name="node"/>'s configuration; its exit code and output.</summary>
     public async Task<(int ExitCode, string Output)> CommandAsync(int node, params string[] args)

@@ -271,7 +271,7 @@ public sealed class ClusterTests
     [Test]
     public async Task A_drained_node_parks_its_resumable_sessions_which_resume_on_other_nodes_without_contacts_seeing_them_go()
     {
-        await using var cluster = await ClusterNodes.CreateAsync(3, "alice", "dave", "bob");
+        await using var cluster = await ClusterNodes.CreateAsync(3, "alice", "dave", "bob", "carol");
         await cluster.StartAsync(0);
         await cluster.StartAsync(1);
         await cluster.StartAsync(2);
@@ -292,6 +292,14 @@ public sealed class ClusterTests
             parked[user] = (client, enabled.GetAttribute("id")!);
         }
 
+        // A room alice created on node 1, with bob (node 3) in it, and a message in its history.
+        const string room = "standup@conference.localhost";
+        await MucTests.JoinAsync(parked["alice"].Client, "Alice", room);
+        await MucTests.InstantRoomAsync(parked["alice"].Client, room);
+        await MucTests.JoinAsync(bob, "Bob", room);
+        await bob.SendAsync($"<message to='{room}' type='groupchat' id='g1'><body>before the restart</body></message>");
+        await parked["alice"].Client.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "g1");
+
         // A message alice receives and never acknowledges: it must come again after the resumption.
         await bob.SendAsync("<message to='alice@localhost/phone' type='chat' id='before'><body>before the restart</body></message>");
         await parked["alice"].Client.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "before");
@@ -310,7 +318,9 @@ public sealed class ClusterTests
         await bob.SendAsync("<message to='alice@localhost' type='chat' id='away1'><body>to the bare JID while parked</body></message>");
         await bob.SendAsync("<message to='dave@localhost/pc' type='chat' id='away2'><body>to the full JID while parked</body></message>");
         Assert.That(await cluster.Process(0).WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.True, "node 1 stops after the drain");
-        Assert.That(await File.ReadAllTextAsync(cluster.Log(0)), Does.Contain("Drained: 2 session(s) of 2 account(s)"));
+        var log0 = await File.ReadAllTextAsync(cluster.Log(0));
+        Assert.That(log0, Does.Contain("Drained: 3 session(s) and room(s) of 3 account(s) and room(s)"), "two accounts' sessions and the room");
+        Assert.That(log0, Does.Contain($"Room {room} leaves for another node with its 2 occupant(s)"));
 
         // Each resumes on another node (alice on node 2, dave on node 3): one of them where its home went, the
         // other where it has to follow the login.
@@ -339,9 +349,20 @@ public sealed class ClusterTests
         await dave.SendAsync("<message to='bob@localhost' type='chat' id='hi'><body>still here</body></message>");
         await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "hi");
 
-        // Bob never saw either of them go offline.
+        // The room went on elsewhere with both occupants: bob's message reaches alice, and a newcomer gets the history.
+        await bob.SendAsync($"<message to='{room}' type='groupchat' id='g2'><body>after the restart</body></message>");
+        await alice.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "g2");
+        await using (var carol = await cluster.LoginAsync(1, "carol", "tablet"))
+        {
+            var joined = await MucTests.JoinAsync(carol, "Carol", room);
+            var occupants = joined.Where(e => e.Name == "presence" && e.GetAttribute("type") is null).Select(e => e.GetAttribute("from")).ToList();
+            Assert.That(occupants, Does.Contain(room + "/Alice").And.Contain(room + "/Bob"));
+            Assert.That(joined.Where(e => e.Name == "message").Select(e => e.ChildText("body", Ns.Client)), Does.Contain("before the restart").And.Contain("after the restart"));
+        }
+
+        // Bob never saw either of them go offline, nor alice leave the room (carol's leaving is the only one).
         await bob.DrainAsync();
-        Assert.That(bob.Received.Where(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable"), Is.Empty);
+        Assert.That(bob.Received.Where(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable" && e.GetAttribute("from") != room + "/Carol"), Is.Empty);
         foreach (var c in resumedOn.Values)
         {
             await c.DisposeAsync();
@@ -436,6 +457,79 @@ public sealed class ClusterTests
                 await c.DisposeAsync();
             }
         }
+    }
+
+    [Test]
+    public async Task Failed_logins_for_one_account_count_on_every_node_and_block_it_everywhere()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice");
+        cluster.ExtraConfig = "<authentication account-failures='3' failure-delay='0'/>";
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+
+        // Two wrong passwords on node 1, one on node 2: the limit of three is reached only counting both nodes.
+        foreach (var node in new[] { 0, 0, 1 })
+        {
+            var failure = await AuthenticateAsync(cluster, node, "wrong");
+            Assert.That(failure.Name, Is.EqualTo("failure"), failure.ToString());
+            Assert.That(failure.Child("not-authorized", Ns.Sasl), Is.Not.Null, failure.ToString());
+        }
+
+        // The right password is refused on both nodes during the block, with the answer a wrong one gets then
+        // (node 1 hears of the block from the username's grain, in a one-way call).
+        await cluster.WaitForLogAsync(0, "alice@localhost is blocked here");
+        foreach (var node in new[] { 1, 0 })
+        {
+            var refused = await AuthenticateAsync(cluster, node, "pw-alice");
+            Assert.That(refused.Name, Is.EqualTo("failure"), $"node {node + 1}: {refused}");
+            Assert.That(refused.Child("temporary-auth-failure", Ns.Sasl), Is.Not.Null, refused.ToString());
+        }
+
+    }
+
+    [Test]
+    public async Task The_administration_commands_see_and_end_sessions_on_every_node()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "boss", "bob", "carol");
+        cluster.ExtraConfig = "<admin jid='boss@localhost'/>";
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await using var boss = await cluster.LoginAsync(0, "boss", "desk");
+        await using var carol = await cluster.LoginAsync(0, "carol", "phone");
+        await using var bob = await cluster.LoginAsync(1, "bob", "laptop");
+        await bob.SendAsync("<presence/>");
+        await carol.SendAsync("<presence/>");
+
+        // XEP-0133 online users on node 1 include bob on node 2 (from the crash ledger, written in batches).
+        var online = new List<string>();
+        for (var attempt = 0; attempt < 50 && !online.Contains("bob@localhost"); attempt++)
+        {
+            online = AdminCommandsTests.Values(await AdminCommandsTests.RunAsync(boss, "get-online-users-list", AdminCommandsTests.Form(("max_items", ["none"]))), "onlineuserjids");
+            await Task.Delay(100);
+        }
+
+        Assert.That(online, Is.EquivalentTo(new[] { "boss@localhost", "bob@localhost", "carol@localhost" }));
+
+        // An announcement reaches the sessions of both nodes.
+        var announced = await AdminCommandsTests.RunAsync(boss, "announce", AdminCommandsTests.Form(("announcement", ["Rolling restart at noon"])));
+        Assert.That(AdminCommandsTests.Note(announced), Does.StartWith("info: Announcement sent to "));
+        var headline = await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("type") == "headline");
+        Assert.That(headline.ChildText("body", Ns.Client), Is.EqualTo("Rolling restart at noon"));
+        await carol.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("type") == "headline");
+
+        // Ending bob's session from node 1 ends it on node 2.
+        var ended = await AdminCommandsTests.RunAsync(boss, "end-user-session", AdminCommandsTests.Form(("accountjids", ["bob@localhost"])));
+        Assert.That(AdminCommandsTests.Note(ended), Is.EqualTo("info: 1 session ended."));
+        Assert.That(await bob.ReadStreamErrorAsync(), Is.EqualTo("policy-violation"));
+    }
+
+    private static async Task<Element> AuthenticateAsync(ClusterNodes cluster, int node, string password)
+    {
+        await using var client = await RawXmppClient.ConnectAsync(cluster.Nodes[node].ClientPort, address: cluster.Nodes[node].Address.ToString());
+        await client.OpenAsync();
+        await client.StartTlsAsync();
+        await client.OpenAsync();
+        return await client.AuthenticateAsync("SCRAM-SHA-256", "alice", password);
     }
 
     /// <summary>

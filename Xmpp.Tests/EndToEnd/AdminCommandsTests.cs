@@ -14,13 +14,13 @@ public sealed class AdminCommandsTests
     private static Task<TestServer> StartAsync(params string[] users) =>
         TestServer.StartAsync(o => o with { Admins = [Jid.Parse("boss@localhost")] }, ["boss@localhost:boss-pass", .. users]);
 
-    private static string Form(params (string Var, string[] Values)[] fields) =>
+    internal static string Form(params (string Var, string[] Values)[] fields) =>
         $"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{Admin}</value></field>"
         + string.Concat(fields.Select(f => $"<field var='{f.Var}'>" + string.Concat(f.Values.Select(v => $"<value>{v}</value>")) + "</field>"))
         + "</x>";
 
     /// <summary>Runs a command the way Gajim does: execute, then complete with the filled-in form.</summary>
-    private static async Task<Element> RunAsync(RawXmppClient c, string command, string? form)
+    internal static async Task<Element> RunAsync(RawXmppClient c, string command, string? form)
     {
         var first = await c.IqAsync($"<iq type='set' id='x1' to='localhost'><command xmlns='{Commands}' node='{Admin}#{command}' action='execute'/></iq>");
         var cmd = first.Child("command", Commands);
@@ -41,9 +41,9 @@ public sealed class AdminCommandsTests
         return result;
     }
 
-    private static string? Note(Element command) => command.Child("note", Commands)?.GetAttribute("type") + ": " + command.ChildText("note", Commands);
+    internal static string? Note(Element command) => command.Child("note", Commands)?.GetAttribute("type") + ": " + command.ChildText("note", Commands);
 
-    private static List<string> Values(Element command, string var) =>
+    internal static List<string> Values(Element command, string var) =>
         command.Child("x", "jabber:x:data")!.Elements().First(f => f.GetAttribute("var") == var).Elements().Where(v => v.Name == "value").Select(v => v.Text).ToList();
 
     [Test]

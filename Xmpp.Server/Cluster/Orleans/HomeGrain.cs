@@ -39,6 +39,10 @@ public interface IHomeGrain : IGrainWithStringKey
 
     /// <summary>The home's silo address (after a move, the new one's).</summary>
     Task<string> WhereAsync();
+
+    /// <summary>An administrator ends these sessions of the account (a full JID, or all of them): on the home, where they are.</summary>
+    [AlwaysInterleave]
+    Task<int> EndSessionsAsync(string jid);
 }
 
 /// <summary>The answer to a claim.</summary>
@@ -205,6 +209,8 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
     }
 
     public Task<string> WhereAsync() => Task.FromResult(node.SiloKey);
+
+    public Task<int> EndSessionsAsync(string jid) => node.EndHereAsync(jid);
 
     public Task LostAsync(string[] sessions) => node.LostHereAsync(_jid, sessions);
 

@@ -15,6 +15,10 @@ public interface INodeGrain : IGrainWithStringKey
 {
     /// <summary>Routes each stanza whose recipient is homed here; false for those that are not (the sender asks the recipient's home grain instead).</summary>
     Task<bool[]> DeliverAsync(Forwarded[] batch);
+
+    /// <summary>Failed authentications on any node blocked this username until then.</summary>
+    [OneWay]
+    Task BlockAsync(string account, DateTimeOffset until);
 }
 
 /// <summary>A stanza crossing nodes: its XML, its trusted sender and its recipient.</summary>
@@ -42,6 +46,12 @@ internal sealed class NodeGrain(OrleansCluster node) : Grain, INodeGrain
         }
 
         return await Task.WhenAll(routed);
+    }
+
+    public Task BlockAsync(string account, DateTimeOffset until)
+    {
+        node.BlockHere(account, until);
+        return Task.CompletedTask;
     }
 }
 

@@ -185,6 +185,17 @@ public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
             }
 
             var sessions = _context.Sessions.Named(jid);
+            if (sessions.Count == 0 && _context.Server.Cluster is { } cluster)
+            {
+                // Cluster mode: the sessions are on the account's home node.
+                var there = await cluster.EndSessionsAsync(jid, ct).ConfigureAwait(false);
+                if (there > 0)
+                {
+                    ended += there;
+                    continue;
+                }
+            }
+
             if (sessions.Count == 0)
             {
                 problems.Add($"{text} has no session.");
@@ -222,28 +233,32 @@ public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
         return AdHocResult.Done(null, result);
     }
 
-    private ValueTask<AdHocResult> OnlineCountAsync(AdHocRequest request, CancellationToken ct)
+    private async ValueTask<AdHocResult> OnlineCountAsync(AdHocRequest request, CancellationToken ct)
     {
         var result = Result();
-        Field(result, "onlineusersnum", null, "The number of online users", values: OnlineUsers(request.Host).Count.ToString(CultureInfo.InvariantCulture));
-        return ValueTask.FromResult(AdHocResult.Done(null, result));
+        Field(result, "onlineusersnum", null, "The number of online users", values: (await OnlineUsersAsync(request.Host, ct).ConfigureAwait(false)).Count.ToString(CultureInfo.InvariantCulture));
+        return AdHocResult.Done(null, result);
     }
 
-    private ValueTask<AdHocResult> OnlineListAsync(AdHocRequest request, CancellationToken ct)
+    private async ValueTask<AdHocResult> OnlineListAsync(AdHocRequest request, CancellationToken ct)
     {
         if (request.Values is null)
         {
-            return ValueTask.FromResult(AdHocResult.Ask(MaxItemsForm("Requesting List of Online Users")));
+            return AdHocResult.Ask(MaxItemsForm("Requesting List of Online Users"));
         }
 
         var result = Result();
-        Field(result, "onlineuserjids", "jid-multi", "The list of all online users", values: OnlineUsers(request.Host).Take(MaxItems(request)).ToArray());
-        return ValueTask.FromResult(AdHocResult.Done(null, result));
+        Field(result, "onlineuserjids", "jid-multi", "The list of all online users", values: (await OnlineUsersAsync(request.Host, ct).ConfigureAwait(false)).Take(MaxItems(request)).ToArray());
+        return AdHocResult.Done(null, result);
     }
 
-    /// <summary>Accounts of the host with at least one bound session, ordered.</summary>
-    private List<string> OnlineUsers(string host) =>
-        _context.Sessions.All.Where(s => s.Jid.Domain == host).Select(s => s.Jid.Bare.ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+    /// <summary>Accounts of the host with at least one bound session (on any node of a cluster), ordered.</summary>
+    private async ValueTask<List<string>> OnlineUsersAsync(string host, CancellationToken ct) =>
+        (await SessionsAsync(ct).ConfigureAwait(false)).Where(j => j.Domain == host).Select(j => j.Bare.ToString()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>The bound sessions: this server's, or in cluster mode every node's.</summary>
+    private async ValueTask<IReadOnlyList<Jid>> SessionsAsync(CancellationToken ct) =>
+        _context.Server.Cluster is { } cluster ? await cluster.SessionsAsync(ct).ConfigureAwait(false) : [.. _context.Sessions.All.Select(s => s.Jid)];
 
     private async ValueTask<AdHocResult> AnnounceAsync(AdHocRequest request, CancellationToken ct)
     {
@@ -263,11 +278,19 @@ public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
 
         var subject = request.Value("subject");
         var sent = 0;
-        foreach (var session in _context.Sessions.All.Where(s => s.Jid.Domain == request.Host && s.IsAvailable).ToList())
+        // Available sessions; in cluster mode, those of other nodes too (their availability is not known here: each gets it).
+        var targets = _context.Sessions.All.Where(s => s.Jid.Domain == request.Host && s.IsAvailable).Select(s => s.Jid).ToHashSet();
+        if (_context.Server.Cluster is not null)
+        {
+            var local = _context.Sessions.All.Select(s => s.Jid).ToHashSet();
+            targets.UnionWith((await SessionsAsync(ct).ConfigureAwait(false)).Where(j => j.Domain == request.Host && !local.Contains(j)));
+        }
+
+        foreach (var jid in targets.OrderBy(j => j.ToString(), StringComparer.Ordinal))
         {
             // Prosody and ejabberd send announcements as headlines: shown, but neither stored offline nor archived.
             var message = new Element("message", Xmpp.Core.Ns.Client)
-                .SetAttribute("type", "headline").SetAttribute("from", request.Host).SetAttribute("to", session.Jid.ToString());
+                .SetAttribute("type", "headline").SetAttribute("from", request.Host).SetAttribute("to", jid.ToString());
             if (subject is not null)
             {
                 message.AddChild("subject").AddText(subject);

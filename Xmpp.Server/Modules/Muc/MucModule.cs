@@ -1,7 +1,9 @@
+using Xmpp.Core.Addressing;
 using Xmpp.Core.Xml;
 using Xmpp.Server.Config;
 using Xmpp.Server.Modules.AdHoc;
 using Xmpp.Server.Routing;
+using Xmpp.Server.Sessions;
 
 namespace Xmpp.Server.Modules.Muc;
 
@@ -103,6 +105,7 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
             }
         });
         context.KeepsHome(jid => jid.Local is not null && _services.TryGetValue(jid.Domain, out var service) && service.Occupied(jid.Local));
+        context.ParksSessions(new RoomParking(() => _services));
 
         context.Hook(HookNames.RouteRemote, async (ctx, ct) =>
         {
@@ -121,5 +124,39 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
 
         context.Metrics.Gauge("xmpp_muc_rooms", "Multi-user chat rooms in memory (persistent ones and those with occupants).", () => _services.Values.Sum(s => s.RoomCount));
         context.Metrics.Gauge("xmpp_muc_occupants", "Occupants of multi-user chat rooms.", () => _services.Values.Sum(s => s.OccupantCount));
+    }
+}
+
+/// <summary>
+/// Cluster mode: a drained node's rooms with occupants move to another node with their occupants, history and
+/// state, so that a rolling restart does not empty them (the room's home grain carries the snapshot).
+/// </summary>
+internal sealed class RoomParking(Func<IReadOnlyDictionary<string, MucService>> services) : ISessionParking
+{
+    public IReadOnlyCollection<Jid> ParkableAccounts() => services().Values.SelectMany(s => s.OccupiedRooms()).ToHashSet();
+
+    public bool AllWaiting(Jid bare) => false;
+
+    public async Task<IReadOnlyList<Element>> ParkAsync(Jid bare)
+    {
+        if (bare.Local is null || !services().TryGetValue(bare.Domain, out var service))
+        {
+            return [];
+        }
+
+        return await service.ParkAsync(bare.Local).ConfigureAwait(false) is { } snapshot ? [snapshot] : [];
+    }
+
+    public void Restore(Jid bare, IReadOnlyList<Element> snapshots)
+    {
+        if (bare.Local is null || !services().TryGetValue(bare.Domain, out var service))
+        {
+            return;
+        }
+
+        foreach (var snapshot in snapshots.Where(s => s.Name == "room" && s.Namespace == MucRoom.Document))
+        {
+            service.Restore(bare.Local, snapshot);
+        }
     }
 }

@@ -146,6 +146,86 @@ internal sealed partial class MucRoom
         return doc;
     }
 
+    /// <summary>
+    /// Cluster mode: everything of a live room that another node needs to run it on without a visible break (a
+    /// drain): its document, and what only memory holds: occupants with their sessions' presence, history,
+    /// whether it is locked, its vCard.
+    /// </summary>
+    public Element ToSnapshot()
+    {
+        var doc = ToDocument();
+        if (Locked)
+        {
+            doc.SetAttribute("locked", "true");
+        }
+
+        if (VCard is { } vcard)
+        {
+            doc.AddChild("vcard").Add(vcard.Clone());
+        }
+
+        foreach (var o in _byNick.Values)
+        {
+            var occupant = doc.AddChild("occupant").SetAttribute("nick", o.Nick).SetAttribute("jid", o.Bare.ToString())
+                .SetAttribute("id", o.OccupantId).SetAttribute("role", Name(o.Role));
+            foreach (var (jid, presence) in o.Sessions)
+            {
+                occupant.AddChild("session").SetAttribute("jid", jid.ToString()).Add(presence.Clone());
+            }
+        }
+
+        foreach (var h in _history)
+        {
+            doc.AddChild("history").SetAttribute("at", h.At.ToString("O", System.Globalization.CultureInfo.InvariantCulture)).Add(h.Message.Clone());
+        }
+
+        return doc;
+    }
+
+    /// <summary>A room from <see cref="ToSnapshot"/>: its occupants are in it, as they were.</summary>
+    public static MucRoom FromSnapshot(MucService service, Jid jid, Element doc)
+    {
+        var room = FromDocument(service, jid, doc);
+        room.Locked = doc.GetAttribute("locked") == "true";
+        if (doc.Child("vcard")?.FirstElement() is { } vcard)
+        {
+            room.RestoreVCard(vcard.Clone());
+        }
+
+        foreach (var e in doc.Elements().Where(e => e.Name == "occupant"))
+        {
+            if (e.GetAttribute("nick") is not { } nick || !Jid.TryParse(e.GetAttribute("jid"), out var bare) || e.GetAttribute("id") is not { } id)
+            {
+                continue;
+            }
+
+            var occupant = new Occupant(nick, bare, id) { Role = ParseRole(e.GetAttribute("role")) ?? Role.Participant };
+            foreach (var session in e.Elements().Where(x => x.Name == "session"))
+            {
+                if (Jid.TryParse(session.GetAttribute("jid"), out var full) && session.FirstElement() is { } presence)
+                {
+                    occupant.Sessions.Add((full, presence.Clone().Freeze()));
+                    room._bySession[full] = occupant;
+                }
+            }
+
+            if (occupant.Sessions.Count > 0)
+            {
+                room._byNick[nick] = occupant;
+            }
+        }
+
+        foreach (var h in doc.Elements().Where(e => e.Name == "history"))
+        {
+            if (DateTimeOffset.TryParse(h.GetAttribute("at"), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.RoundtripKind, out var at) && h.FirstElement() is { } message)
+            {
+                room.AddHistory(message.Clone().Freeze(), at);
+            }
+        }
+
+        return room;
+    }
+
     public static MucRoom FromDocument(MucService service, Jid jid, Element doc)
     {
         var secret = doc.GetAttribute("secret") is { } s ? Convert.FromBase64String(s) : null;

@@ -174,6 +174,46 @@ internal sealed class MucService(string domain, string host)
         }
     }
 
+    /// <summary>Cluster mode: the rooms with occupants here (a drain moves them to another node).</summary>
+    public IEnumerable<Jid> OccupiedRooms() => _rooms.Values.Where(r => r.OccupantCount > 0 && !r.Gone).Select(r => r.Jid);
+
+    /// <summary>
+    /// Cluster mode: a drain takes the room off this node, occupants and all, for its next home; null when it has
+    /// no occupants (a stored room is read again from storage wherever it is next used).
+    /// </summary>
+    public async Task<Element?> ParkAsync(string name)
+    {
+        if (!_rooms.TryGetValue(name, out var room))
+        {
+            return null;
+        }
+
+        await room.Lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (room.OccupantCount == 0 || room.Gone || !_rooms.TryRemove(new KeyValuePair<string, MucRoom>(name, room)))
+            {
+                return null;
+            }
+
+            Log.Info("Room {Room} leaves for another node with its {Count} occupant(s)", room.Jid, room.OccupantCount);
+            return room.ToSnapshot();
+        }
+        finally
+        {
+            room.Lock.Release();
+        }
+    }
+
+    /// <summary>Cluster mode: a room parked by a drained node arrives here with its occupants.</summary>
+    public void Restore(string name, Element snapshot)
+    {
+        var room = MucRoom.FromSnapshot(this, Jid.Parse(name + "@" + Domain), snapshot);
+        _reload.TryRemove(name, out _);
+        _rooms[name] = room;
+        Log.Info("Room {Room} arrived from another node with its {Count} occupant(s)", room.Jid, room.OccupantCount);
+    }
+
     /// <summary>Whether the room has occupants here (cluster mode keeps its home while it has).</summary>
     public bool Occupied(string name) => _rooms.TryGetValue(name, out var room) && room.OccupantCount > 0;
 

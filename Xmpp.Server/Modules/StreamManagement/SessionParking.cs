@@ -63,7 +63,7 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
 
     public void Restore(Jid bare, IReadOnlyList<Element> snapshots)
     {
-        foreach (var snapshot in snapshots)
+        foreach (var snapshot in snapshots.Where(s => s.Name == "parked" && s.Namespace == ClientSession.ParkedNamespace))
         {
             if (!Jid.TryParse(snapshot.GetAttribute("jid"), out var full) || full.Bare != bare || full.Resource is null ||
                 snapshot.GetAttribute("id") is null || snapshot.Child("session", ClientSession.ParkedNamespace) is not { } state)
