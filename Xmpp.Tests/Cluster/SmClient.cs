@@ -198,6 +198,15 @@ internal sealed class SmClient : IAsyncDisposable
         await wait.WaitAsync(timeout);
     }
 
+    /// <summary>The ids of the messages sent and not acknowledged yet.</summary>
+    public IReadOnlyList<string> UnacknowledgedIds()
+    {
+        lock (_gate)
+        {
+            return [.. _outbox.Select(o => System.Text.RegularExpressions.Regex.Match(o.Xml, " id='([^']+)'").Groups[1].Value).Where(id => id.Length > 0)];
+        }
+    }
+
     public int Unacknowledged
     {
         get

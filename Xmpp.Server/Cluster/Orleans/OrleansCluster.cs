@@ -187,7 +187,7 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
                 return;
             }
 
-            home = await Grain(bare).RouteAsync(item.Stanza, item.From, item.To).WaitAsync(cancellationToken).ConfigureAwait(false);
+            home = await RouteThroughHomeAsync(item, stanza, bare, cancellationToken).ConfigureAwait(false);
 
             // Empty: the home is moving with parked sessions; nothing to remember.
             if (home.Length > 0 && home != _siloKey)
@@ -203,6 +203,43 @@ public sealed class OrleansCluster : ICluster, IAsyncDisposable
         finally
         {
             _metrics.ClusterForwarded(Stopwatch.GetTimestamp() - started);
+        }
+    }
+
+    /// <summary>How long a stanza waits for its recipient's home to answer again after its node stopped answering: detection, the directory's lease, and a margin.</summary>
+    private TimeSpan ForwardPatience => (_options.ProbeTimeout * _options.MissedProbes * 2) + TimeSpan.FromSeconds(4 * Math.Max(1, _options.ProbeTimeout.TotalSeconds)) + TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Through the recipient's home grain. A home whose node stopped answering (killed, cut off) comes back on a live
+    /// node once the node is declared dead and the directory's lease is over: the stanza waits for it (it is not
+    /// acknowledged meanwhile), and is bounced only if that takes longer than <see cref="ForwardPatience"/>. Never
+    /// an exception to the sender's stream, whose session has nothing to do with the failure.
+    /// </summary>
+    private async Task<string> RouteThroughHomeAsync(Forwarded item, Element stanza, Jid bare, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await Grain(bare).RouteAsync(item.Stanza, item.From, item.To).WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            {
+                if (Stopwatch.GetElapsedTime(started) > ForwardPatience)
+                {
+                    _log.Error("A {Stanza} for {Account} found no home in {Seconds:0} s ({Reason}): bounced", stanza.Name, bare, ForwardPatience.TotalSeconds, ex.Message);
+                    await _router!.BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RemoteServerTimeout, "the recipient's node does not answer"), ct).ConfigureAwait(false);
+                    return string.Empty;
+                }
+
+                if (attempt == 0)
+                {
+                    _log.Warn("The home of {Account} does not answer ({Reason}): waiting for it to come back on a live node", bare, ex.Message);
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 << Math.Min(attempt, 5))), ct).ConfigureAwait(false);
+            }
         }
     }
 
