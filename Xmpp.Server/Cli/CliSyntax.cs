@@ -55,6 +55,7 @@ internal sealed class CliSyntax
             Users,
             Check,
             Reload,
+            Drain,
             Import,
             Export,
             Invite,
@@ -100,6 +101,8 @@ internal sealed class CliSyntax
     public Command Check { get; } = new("check", "validate configuration, certificates and storage; show what would listen");
 
     public Command Reload { get; } = new("reload", "make the running server reload its configuration (as SIGHUP does) and show the outcome");
+
+    public Command Drain { get; } = new("drain", "cluster mode: move the running node's resumable sessions and occupied rooms to the other nodes, then stop it (as SIGTERM does)");
 
     public Command Import { get; }
 

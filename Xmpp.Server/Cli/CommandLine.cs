@@ -80,6 +80,7 @@ public static class CommandLine
         s.Users.SetAction(WithOptions((p, o) => ServerCommands.UsersAsync(o, p.GetValue(s.UsersHost), stdout, stderr)));
         s.Check.SetAction(WithOptions((_, o) => ServerCommands.CheckAsync(o, stdout, stderr)));
         s.Reload.SetAction(WithOptions((_, o) => ServerCommands.ReloadAsync(o, stdout, stderr)));
+        s.Drain.SetAction(WithOptions((_, o) => ServerCommands.DrainAsync(o, stdout, stderr)));
         s.Import.SetAction(WithOptions((p, o) => ServerCommands.ImportAsync(o, p.GetRequiredValue(s.ImportPath), stdout, stderr, progress())));
         s.Export.SetAction(WithOptions((p, o) => ServerCommands.ExportAsync(o, p.GetRequiredValue(s.ExportPath), p.GetValue(s.ExportHost), p.GetValue(s.PerUser), p.GetValue(s.Ejabberd), stdout, stderr, progress())));
 

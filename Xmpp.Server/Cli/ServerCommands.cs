@@ -68,7 +68,7 @@ internal static class ServerCommands
 
         log.Info("Ready. Stop with Ctrl-C or SIGTERM.");
         await systemd.ReadyAsync(XmppServer.Describe(options), CancellationToken.None).ConfigureAwait(false);
-        await stop.Task.ConfigureAwait(false);
+        await Task.WhenAny(stop.Task, server.StopRequested).ConfigureAwait(false);
         log.Info("Shutting down");
         await systemd.StoppingAsync(CancellationToken.None).ConfigureAwait(false);
         await server.StopAsync().ConfigureAwait(false);
@@ -92,6 +92,26 @@ internal static class ServerCommands
         foreach (var line in answer.Skip(1))
         {
             await output.WriteLineAsync("  " + line).ConfigureAwait(false);
+        }
+
+        return answer[0] == "ok" ? Ok : Failed;
+    }
+
+    /// <summary>drain: asks the cluster node running with this configuration to drain and stop (as SIGTERM does).</summary>
+    public static async Task<int> DrainAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var answer = await Hosting.ControlChannel.RequestAsync(options.DataDirectory, "drain", timeout.Token).ConfigureAwait(false);
+        if (answer is null || answer.Count == 0)
+        {
+            await stderr.WriteLineAsync($"no running server answers at {Hosting.ControlChannel.PathFor(options.DataDirectory)} (is it running with this configuration? SIGTERM also drains a cluster node)").ConfigureAwait(false);
+            return Failed;
+        }
+
+        var output = answer[0] == "ok" ? stdout : stderr;
+        foreach (var line in answer.Skip(1))
+        {
+            await output.WriteLineAsync(line).ConfigureAwait(false);
         }
 
         return answer[0] == "ok" ? Ok : Failed;

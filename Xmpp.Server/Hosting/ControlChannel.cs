@@ -5,7 +5,8 @@ namespace Xmpp.Server.Hosting;
 
 /// <summary>
 /// The local control socket (DATA-DIR/control.sock, a Unix domain socket readable by the server's user
-/// only) through which <c>xmppserver reload</c> asks the running server to reload and reads the outcome.
+/// only) through which <c>xmppserver reload</c> asks the running server to reload and reads the outcome, and
+/// <c>xmppserver drain</c> asks a cluster node to drain and stop.
 /// One command per connection: a line in, the answer's lines out ("ok" or "refused" first).
 /// </summary>
 public static class ControlChannel
@@ -89,9 +90,24 @@ public static class ControlChannel
                 using var reader = new StreamReader(stream, Encoding.UTF8);
                 await using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { NewLine = "\n" };
                 var command = (await reader.ReadLineAsync(timeout.Token).ConfigureAwait(false))?.Trim();
+                if (command == "drain")
+                {
+                    if (server.Context.Cluster is null)
+                    {
+                        await writer.WriteLineAsync("refused\nnot a cluster node: nothing to drain to (stop it with SIGTERM)").ConfigureAwait(false);
+                        return;
+                    }
+
+                    log.Info("Drain requested on the control socket");
+                    await writer.WriteLineAsync("ok\ndraining: resumable sessions and occupied rooms move to the other nodes, then this node stops").ConfigureAwait(false);
+                    await writer.FlushAsync(timeout.Token).ConfigureAwait(false);
+                    server.RequestStop();
+                    return;
+                }
+
                 if (command != "reload")
                 {
-                    await writer.WriteLineAsync("refused\nunknown command (the only one is: reload)").ConfigureAwait(false);
+                    await writer.WriteLineAsync("refused\nunknown command (reload, drain)").ConfigureAwait(false);
                     return;
                 }
 

@@ -27,6 +27,13 @@ public sealed class XmppServer : IAsyncDisposable
     private readonly SemaphoreSlim _reloadGate = new(1, 1);
     private readonly List<CertificateStore> _retiredCertificates = [];
     private bool _stopped;
+    private readonly TaskCompletionSource _stopRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when something other than a signal asked the server to stop (<c>xmppserver drain</c>).</summary>
+    public Task StopRequested => _stopRequested.Task;
+
+    /// <summary>Asks the process running this server to stop it (gracefully: a cluster node drains first).</summary>
+    public void RequestStop() => _stopRequested.TrySetResult();
     private bool _started;
     private Task _idleSweep = Task.CompletedTask;
     private Task _control = Task.CompletedTask;

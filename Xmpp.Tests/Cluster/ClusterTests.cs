@@ -408,13 +408,24 @@ public sealed class ClusterTests
                 }
             });
 
-            // Each node in turn: drained (SIGTERM), its clients resume on the next node, and it starts again.
+            // Each node in turn: drained (SIGTERM, or xmppserver drain for the second), its clients resume on the next node, and it starts again.
             var drains = new List<string>();
             for (var k = 0; k < 3; k++)
             {
                 await Task.Delay(TimeSpan.FromSeconds(2));
                 var on = clients.Where(c => c.Node == k).ToList();
-                await cluster.Process(k).SignalAsync("TERM");
+                if (k == 1)
+                {
+                    // The command does what SIGTERM does.
+                    var (exit, output) = await cluster.CommandAsync(k, "drain");
+                    Assert.That(exit, Is.Zero, output);
+                    Assert.That(output, Does.Contain("draining"));
+                }
+                else
+                {
+                    await cluster.Process(k).SignalAsync("TERM");
+                }
+
                 await Task.WhenAll(on.Select(c => c.Lost)).WaitAsync(TimeSpan.FromSeconds(60));
                 var next = (k + 1) % 3;
                 await Parallel.ForEachAsync(on, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (c, _) => await c.ResumeAsync(next));

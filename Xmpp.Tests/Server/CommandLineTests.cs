@@ -18,6 +18,7 @@ public sealed class CommandLineTests
     [TestCase(new[] { "users", "localhost" }, "users")]
     [TestCase(new[] { "check" }, "check")]
     [TestCase(new[] { "reload" }, "reload")]
+    [TestCase(new[] { "drain" }, "drain")]
     [TestCase(new[] { "import", "dump.xml" }, "import")]
     [TestCase(new[] { "export", "dump.xml" }, "export")]
     [TestCase(new[] { "invite" }, "invite")]
@@ -110,7 +111,7 @@ public sealed class CommandLineTests
         var (code, stdout, stderr) = await RunAsync([help]);
         Assert.That(code, Is.EqualTo(CommandLine.Ok));
         Assert.That(stderr, Is.Empty);
-        foreach (var command in new[] { "run", "adduser <JID>", "passwd <JID>", "deluser <JID>", "users", "check", "reload", "import <PATH>", "export <PATH>", "compliance", "version", "--config <FILE>" })
+        foreach (var command in new[] { "run", "adduser <JID>", "passwd <JID>", "deluser <JID>", "users", "check", "reload", "drain", "import <PATH>", "export <PATH>", "compliance", "version", "--config <FILE>" })
         {
             Assert.That(stdout, Does.Contain(command));
         }
