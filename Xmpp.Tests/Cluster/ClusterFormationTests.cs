@@ -23,11 +23,7 @@ public sealed partial class ClusterFormationTests
         await WaitForActiveAsync(cluster, 0, 8);
 
         // Users on the first and the last node talk to each other.
-        await using var alice = await cluster.LoginAsync(0, "alice", "one");
-        await using var bob = await cluster.LoginAsync(7, "bob", "eight");
-        await alice.SendAsync("<message to='bob@localhost/eight' type='chat' id='x'><body>from node 1 to node 8</body></message>");
-        var m = await bob.ReadUntilAsync(e => e.Name == "message");
-        Assert.That(m.ChildText("body", Ns.Client), Is.EqualTo("from node 1 to node 8"));
+        await ChatAsync(cluster, 0, 7, "from node 1 to node 8");
     }
 
     [Test]
@@ -54,11 +50,17 @@ public sealed partial class ClusterFormationTests
         }
 
         await WaitForActiveAsync(cluster, 1, 3);
-        await using var alice = await cluster.LoginAsync(0, "alice", "one");
-        await using var bob = await cluster.LoginAsync(2, "bob", "three");
-        await alice.SendAsync("<message to='bob@localhost/three' type='chat' id='y'><body>after a full restart</body></message>");
+        await ChatAsync(cluster, 0, 2, "after a full restart");
+    }
+
+    /// <summary>Alice on node <paramref name="from"/> writes to bob on node <paramref name="to"/>, who receives it.</summary>
+    private static async Task ChatAsync(ClusterNodes cluster, int from, int to, string text)
+    {
+        await using var alice = await cluster.LoginAsync(from, "alice", "a");
+        await using var bob = await cluster.LoginAsync(to, "bob", "b");
+        await alice.SendAsync($"<message to='bob@localhost/b' type='chat' id='x'><body>{text}</body></message>");
         var m = await bob.ReadUntilAsync(e => e.Name == "message");
-        Assert.That(m.ChildText("body", Ns.Client), Is.EqualTo("after a full restart"));
+        Assert.That(m.ChildText("body", Ns.Client), Is.EqualTo(text));
     }
 
     /// <summary>Waits (bounded) until <c>xmppserver check</c> on node <paramref name="node"/> lists <paramref name="count"/> distinct active nodes.</summary>
