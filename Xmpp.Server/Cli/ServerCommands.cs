@@ -77,44 +77,41 @@ internal static class ServerCommands
     }
 
     /// <summary>reload: asks the server running with this configuration (its control socket in the data directory) to reload.</summary>
-    public static async Task<int> ReloadAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var answer = await Hosting.ControlChannel.RequestAsync(options.DataDirectory, "reload", timeout.Token).ConfigureAwait(false);
-        if (answer is null || answer.Count == 0)
-        {
-            await stderr.WriteLineAsync($"no running server answers at {Hosting.ControlChannel.PathFor(options.DataDirectory)} (is it running with this configuration? SIGHUP also reloads)").ConfigureAwait(false);
-            return Failed;
-        }
-
-        var output = answer[0] == "ok" ? stdout : stderr;
-        await output.WriteLineAsync(answer[0] == "ok" ? "reloaded" : "reload refused; the running configuration stays").ConfigureAwait(false);
-        foreach (var line in answer.Skip(1))
-        {
-            await output.WriteLineAsync("  " + line).ConfigureAwait(false);
-        }
-
-        return answer[0] == "ok" ? Ok : Failed;
-    }
+    public static Task<int> ReloadAsync(ServerOptions options, TextWriter stdout, TextWriter stderr) =>
+        AskRunningServerAsync(options, "reload", TimeSpan.FromSeconds(60), "SIGHUP also reloads", "reloaded", "reload refused; the running configuration stays", stdout, stderr);
 
     /// <summary>drain: asks the cluster node running with this configuration to drain and stop (as SIGTERM does).</summary>
-    public static async Task<int> DrainAsync(ServerOptions options, TextWriter stdout, TextWriter stderr)
+    public static Task<int> DrainAsync(ServerOptions options, TextWriter stdout, TextWriter stderr) =>
+        AskRunningServerAsync(options, "drain", TimeSpan.FromSeconds(30), "SIGTERM also drains a cluster node", null, null, stdout, stderr);
+
+    /// <summary>
+    /// One command on the running server's control socket: its answer's lines after a heading (when given), on
+    /// stdout when it says "ok", otherwise on stderr; the exit code follows.
+    /// </summary>
+    private static async Task<int> AskRunningServerAsync(ServerOptions options, string command, TimeSpan wait, string signalHint, string? okHeading, string? refusedHeading, TextWriter stdout, TextWriter stderr)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var answer = await Hosting.ControlChannel.RequestAsync(options.DataDirectory, "drain", timeout.Token).ConfigureAwait(false);
+        using var timeout = new CancellationTokenSource(wait);
+        var answer = await Hosting.ControlChannel.RequestAsync(options.DataDirectory, command, timeout.Token).ConfigureAwait(false);
         if (answer is null || answer.Count == 0)
         {
-            await stderr.WriteLineAsync($"no running server answers at {Hosting.ControlChannel.PathFor(options.DataDirectory)} (is it running with this configuration? SIGTERM also drains a cluster node)").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"no running server answers at {Hosting.ControlChannel.PathFor(options.DataDirectory)} (is it running with this configuration? {signalHint})").ConfigureAwait(false);
             return Failed;
         }
 
-        var output = answer[0] == "ok" ? stdout : stderr;
-        foreach (var line in answer.Skip(1))
+        var ok = answer[0] == "ok";
+        var output = ok ? stdout : stderr;
+        var heading = ok ? okHeading : refusedHeading;
+        if (heading is not null)
         {
-            await output.WriteLineAsync(line).ConfigureAwait(false);
+            await output.WriteLineAsync(heading).ConfigureAwait(false);
         }
 
-        return answer[0] == "ok" ? Ok : Failed;
+        foreach (var line in answer.Skip(1))
+        {
+            await output.WriteLineAsync(heading is null ? line : "  " + line).ConfigureAwait(false);
+        }
+
+        return ok ? Ok : Failed;
     }
 
     /// <summary>import FILE: accounts, rosters and offline messages from a XEP-0227 file; progress on a terminal.</summary>

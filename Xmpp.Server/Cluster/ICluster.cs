@@ -52,7 +52,8 @@ public interface ICluster
 
     /// <summary>
     /// A client resumes a session unknown here: a parked one whose snapshot did not arrive with its account's home
-    /// (the move failed, or the node that parked it died) is taken from the shared database, or null.
+    /// (the move failed, or the node that parked it died) is taken from the shared database; null when there is
+    /// none or the database cannot be read.
     /// </summary>
     ValueTask<Element?> TakeParkedAsync(Jid bare, string resumeId, CancellationToken cancellationToken);
 

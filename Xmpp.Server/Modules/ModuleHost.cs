@@ -109,9 +109,10 @@ public sealed class ModuleHost
     public bool HoldsHome(Jid bare) => _keepsHome.Exists(holds => holds(bare));
 
     /// <summary>Cluster mode: the module that parks sessions for resumption on another node (<see cref="IModuleContext.ParksSessions"/>), if loaded.</summary>
-    public ISessionParking? Parking => _parking.Count == 0 ? null : new CompositeParking(_parking);
+    public ISessionParking? Parking => _parking.Count == 0 ? null : _allParking ??= new CompositeParking(_parking);
 
     private readonly List<ISessionParking> _parking = [];
+    private CompositeParking? _allParking;
 
     /// <summary>Every module's parking in one: each parks what it holds of an entity and restores its own snapshots.</summary>
     private sealed class CompositeParking(List<ISessionParking> all) : ISessionParking

@@ -97,12 +97,23 @@ public sealed partial class OrleansCluster
 
     public async ValueTask<Element?> TakeParkedAsync(Jid bare, string resumeId, CancellationToken cancellationToken)
     {
-        await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand("DELETE FROM cluster_parked WHERE resume_id = $1 AND jid = $2 RETURNING snapshot", connection)
+        string? snapshot;
+        try
         {
-            Parameters = { new() { Value = resumeId }, new() { Value = bare.ToString() } },
-        };
-        if (await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not string snapshot)
+            await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var cmd = new NpgsqlCommand("DELETE FROM cluster_parked WHERE resume_id = $1 AND jid = $2 RETURNING snapshot", connection)
+            {
+                Parameters = { new() { Value = resumeId }, new() { Value = bare.ToString() } },
+            };
+            snapshot = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+        }
+        catch (NpgsqlException ex)
+        {
+            _log.Warn("{Account}: looking for the parked session {Id} failed: {Reason}", bare, resumeId, ex.Message);
+            return null;
+        }
+
+        if (snapshot is null)
         {
             return null;
         }

@@ -35,7 +35,7 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
             // The stanza the client's stream is handling now finishes first, so that the count in the snapshot is
             // exact; one that does not within seconds (its stream broke) is left uncounted.
             var quiet = managed.QuiesceAsync();
-            if (await Task.WhenAny(quiet, Task.Delay(QuiesceTimeout)).ConfigureAwait(false) != quiet)
+            if (!quiet.IsCompleted && await Task.WhenAny(quiet, Task.Delay(QuiesceTimeout)).ConfigureAwait(false) != quiet)
             {
                 session.Log.Warn("{Jid}: a stanza was still being handled after {Seconds} s; parking without it", session.Jid, QuiesceTimeout.TotalSeconds);
             }

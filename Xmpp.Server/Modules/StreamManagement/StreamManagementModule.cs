@@ -159,17 +159,10 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
             Core.Addressing.Jid.TryParse(user + "@" + stream.Host, out var bare))
         {
             // Cluster mode: a session parked by a drain that did not arrive with its account's home.
-            try
+            if (await cluster.TakeParkedAsync(bare, previd, ct).ConfigureAwait(false) is { } snapshot)
             {
-                if (await cluster.TakeParkedAsync(bare, previd, ct).ConfigureAwait(false) is { } snapshot)
-                {
-                    _parking.Restore(bare, [snapshot]);
-                    managed = Resumable.Find(previd);
-                }
-            }
-            catch (Npgsql.NpgsqlException ex)
-            {
-                stream.Log.Warn("Looking for the parked session {Id} failed: {Reason}", previd, ex.Message);
+                _parking.Restore(bare, [snapshot]);
+                managed = Resumable.Find(previd);
             }
         }
 
