@@ -9,6 +9,9 @@ namespace Xmpp.Server.Cluster;
 /// Version 2 adds the crash ledger: the sessions bound on each silo, which the survivors of a node read when it dies.
 /// Version 3 adds the sessions parked for resumption on another node while they move (a drain), read when a
 /// client resumes one that did not arrive with its account's home.
+/// Version 4 adds the checkpoints of live entities (a room with its occupants and history), written by their home
+/// node soon after each change and read by the node that takes the entity over when that one dies; and the
+/// directed presence each session sent (RFC 6121 §4.6), whose targets hear it went when its node dies.
 /// Versioned apart from the storage migrations (which SQLite shares), under an advisory lock of its own, so
 /// nodes starting together create them once.
 /// </summary>
@@ -136,6 +139,21 @@ public static class ClusterSchema
             jid TEXT NOT NULL,
             snapshot TEXT NOT NULL,
             parked_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        );
+        """,
+        """
+        CREATE TABLE cluster_checkpoints (
+            jid TEXT PRIMARY KEY,
+            silo TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            saved_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        );
+        CREATE INDEX cluster_checkpoints_silo ON cluster_checkpoints (silo);
+        CREATE TABLE cluster_directed (
+            silo TEXT NOT NULL,
+            jid TEXT NOT NULL,
+            target TEXT NOT NULL,
+            PRIMARY KEY (silo, jid, target)
         );
         """,
     ];

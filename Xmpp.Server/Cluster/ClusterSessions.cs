@@ -7,7 +7,7 @@ namespace Xmpp.Server.Cluster;
 /// Cluster mode: this node's sessions (all of an account's sessions are on its home node), telling the
 /// cluster when an account's last session here ends, so that its home may move with its next login.
 /// </summary>
-public sealed class ClusterSessions(ISessionRegistry local, Action<Jid> bound, Action<Jid> unbound, Action<Jid> lastSessionEnded) : ISessionRegistry
+public sealed class ClusterSessions(ISessionRegistry local, Action<IClientSession> bound, Action<Jid> unbound, Action<Jid> lastSessionEnded) : ISessionRegistry
 {
     public int Count => local.Count;
 
@@ -18,7 +18,7 @@ public sealed class ClusterSessions(ISessionRegistry local, Action<Jid> bound, A
         var replaced = local.Bind(session);
         if (replaced is null)
         {
-            bound(session.Jid);
+            bound(session);
         }
 
         return replaced;

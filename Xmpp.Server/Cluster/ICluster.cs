@@ -70,6 +70,19 @@ public interface ICluster
     /// <summary>Ends the sessions an address names (a full JID, or all of a bare JID's) on the node they are on; returns how many.</summary>
     ValueTask<int> EndSessionsAsync(Jid jid, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Live state of an entity homed here that a module checkpoints (a room with its occupants and history) changed:
+    /// its checkpoint is written to the shared database soon after, changes in between coalesced, for the node
+    /// that takes it over should this one die.
+    /// </summary>
+    void Changed(Jid entity);
+
+    /// <summary>
+    /// A session of this node sent available presence to <paramref name="target"/> outside its roster (RFC 6121
+    /// §4.6), or ended it: kept in the crash ledger, so that the target hears the session went should this node die.
+    /// </summary>
+    void Directed(Jid session, Jid target, bool available);
+
     /// <summary>The members as this node sees them (for the check command, the metrics and the console).</summary>
     IReadOnlyList<ClusterMember> Members();
 }

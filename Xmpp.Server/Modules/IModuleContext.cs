@@ -124,6 +124,19 @@ public interface IModuleContext
     /// </summary>
     void ParksSessions(ISessionParking parking);
 
+    /// <summary>
+    /// Cluster mode: live state of an entity that this module checkpoints (<see cref="ISessionParking.CheckpointAsync"/>)
+    /// changed; its checkpoint is written for the other nodes soon after. Does nothing on a single node.
+    /// </summary>
+    void Changed(Jid entity);
+
+    /// <summary>
+    /// A session sent available presence to <paramref name="target"/> outside its roster, or withdrew it (RFC 6121
+    /// §4.6). Cluster mode keeps it in the crash ledger, so that the target hears the session went should its node
+    /// die. Does nothing on a single node.
+    /// </summary>
+    void DirectedPresence(Jid session, Jid target, bool available);
+
     /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
     void AfterLoad(Action action);
 

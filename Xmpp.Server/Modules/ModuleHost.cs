@@ -139,6 +139,22 @@ public sealed class ModuleHost
                 p.Restore(bare, snapshots);
             }
         }
+
+        public bool Checkpoints(Jid bare) => all.Exists(p => p.Checkpoints(bare));
+
+        public async ValueTask<Element?> CheckpointAsync(Jid bare)
+        {
+            // One module keeps an entity's checkpoint (a room's is the MUC module's).
+            foreach (var p in all)
+            {
+                if (p.Checkpoints(bare))
+                {
+                    return await p.CheckpointAsync(bare).ConfigureAwait(false);
+                }
+            }
+
+            return null;
+        }
     }
 
     /// <summary>
@@ -381,6 +397,10 @@ public sealed class ModuleHost
         public void OnAccountArrived(Action<Jid> forget) => host._forgetAccount.Add(forget);
 
         public void KeepsHome(Func<Jid, bool> holds) => host._keepsHome.Add(holds);
+
+        public void Changed(Jid entity) => host.Server.Cluster?.Changed(entity);
+
+        public void DirectedPresence(Jid session, Jid target, bool available) => host.Server.Cluster?.Directed(session, target, available);
 
         public void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost) => host._sessionsLost.Add(lost);
 

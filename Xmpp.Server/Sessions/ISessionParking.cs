@@ -25,4 +25,16 @@ public interface ISessionParking
 
     /// <summary>On the account's new home: the snapshots become sessions here, waiting for their clients to resume them.</summary>
     void Restore(Jid bare, IReadOnlyList<Element> snapshots);
+
+    /// <summary>
+    /// Whether this module keeps checkpoints of the entity (<see cref="CheckpointAsync"/>): a node that becomes its
+    /// home without a move looks for one left by a dead node.
+    /// </summary>
+    bool Checkpoints(Jid bare);
+
+    /// <summary>
+    /// A copy of what this module holds live of an entity homed here, leaving it in place, for the node that takes
+    /// the entity over should this one die (<see cref="Restore"/> takes it); null when it holds nothing worth keeping.
+    /// </summary>
+    ValueTask<Element?> CheckpointAsync(Jid bare);
 }

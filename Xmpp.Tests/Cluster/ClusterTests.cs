@@ -177,17 +177,23 @@ public sealed class ClusterTests
     }
 
     [Test]
-    public async Task When_a_node_is_killed_its_users_contacts_see_them_go_and_its_occupants_leave_the_rooms_with_333()
+    public async Task When_a_node_is_killed_its_users_contacts_and_directed_presence_targets_see_them_go_and_its_occupants_leave_the_rooms_with_333()
     {
         const string room = "crew@conference.localhost";
-        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob");
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob", "carol");
         await cluster.StartAsync(0);
         await cluster.StartAsync(1);
         await using var alice = await cluster.LoginAsync(0, "alice", "phone");
+        await using var carol = await cluster.LoginAsync(0, "carol", "desk");
         var bob = await cluster.LoginAsync(1, "bob", "laptop");
         await alice.SendAsync("<presence/>");
+        await carol.SendAsync("<presence/>");
         await bob.SendAsync("<presence/>");
         await SubscribeAsync(alice, "alice@localhost", bob, "bob@localhost/laptop");
+
+        // Directed presence to carol, who is not in bob's roster (RFC 6121 §4.6).
+        await bob.SendAsync("<presence to='carol@localhost'><show>chat</show></presence>");
+        await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") is null);
 
         // A room on node 1 with bob (node 2) in it.
         await MucTests.JoinAsync(alice, "Alice", room);
@@ -219,6 +225,7 @@ public sealed class ClusterTests
 
         TestContext.Out.WriteLine($"unavailable presence and the 333 leave within {killed.Elapsed.TotalSeconds:0.0} s of the kill");
         Assert.That(MucTests.Codes(left), Does.Contain("333"));
+        await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "bob@localhost/laptop" && e.GetAttribute("type") == "unavailable");
         Assert.That(killed.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)));
 
         // The room goes on, and bob can log in again on node 1.

@@ -52,6 +52,9 @@ internal sealed class SmClient : IAsyncDisposable
 
     public int Resumptions { get; private set; }
 
+    /// <summary>Called with each stanza received (on the reading task).</summary>
+    public Action<Element>? Observe { get; set; }
+
     /// <summary>Completes when the current stream is gone.</summary>
     public Task Lost => _lost.Task;
 
@@ -241,6 +244,7 @@ internal sealed class SmClient : IAsyncDisposable
                             _handled++;
                         }
 
+                        Observe?.Invoke(e);
                         if (e.Name == "message" && e.GetAttribute("id") is { } id)
                         {
                             Received.AddOrUpdate(id, 1, (_, n) => n + 1);

@@ -27,9 +27,12 @@ public interface IHomeGrain : IGrainWithStringKey
     /// <summary>The home node's last session of the account ended: the activation may be collected when idle.</summary>
     Task ReleaseAsync();
 
-    /// <summary>These sessions of the account died with their node: its contacts are told they are unavailable.</summary>
+    /// <summary>
+    /// These sessions of the account (full JID: the targets of its directed presence) died with their node: its
+    /// contacts and those targets are told they are unavailable.
+    /// </summary>
     [AlwaysInterleave]
-    Task LostAsync(string[] sessions);
+    Task LostAsync(Dictionary<string, string[]> sessions);
 
     /// <summary>
     /// A drain on <paramref name="caller"/>'s node, the home: the account's resumable sessions are parked and the
@@ -82,6 +85,11 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
         {
             _parked = null;
             node.RestoreHere(_jid, parked);
+            DelayDeactivation(Timeout.InfiniteTimeSpan);
+        }
+        else if (node.Recovers(_jid) && await node.RecoverHereAsync(_jid))
+        {
+            // Its node died: it goes on here from its checkpoint, with the occupants that survive.
             DelayDeactivation(Timeout.InfiniteTimeSpan);
         }
 
@@ -212,7 +220,7 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
 
     public Task<int> EndSessionsAsync(string jid) => node.EndHereAsync(jid);
 
-    public Task LostAsync(string[] sessions) => node.LostHereAsync(_jid, sessions);
+    public Task LostAsync(Dictionary<string, string[]> sessions) => node.LostHereAsync(_jid, sessions);
 
     public Task ReleaseAsync()
     {

@@ -11,7 +11,10 @@ public sealed partial class OrleansCluster
 {
     // ---- the crash ledger: the sessions bound on each silo ---------------------------------------------
 
-    /// <summary>Writes binds and unbinds to cluster_sessions in batches (one transaction per batch), in order.</summary>
+    /// <summary>
+    /// Writes binds and unbinds to cluster_sessions, and directed presence to cluster_directed, in batches (one
+    /// transaction per batch), in order: what changed several times in a batch is written once, as it ended.
+    /// </summary>
     private async Task WriteLedgerAsync(CancellationToken ct)
     {
         var reader = _ledger.Reader;
@@ -29,35 +32,36 @@ public sealed partial class OrleansCluster
                 // Stopping: what is queued is still written below, once.
             }
 
-            var last = new Dictionary<string, bool>(StringComparer.Ordinal);
+            var sessions = new Dictionary<string, bool>(StringComparer.Ordinal);
+            var directed = new Dictionary<string, Dictionary<string, bool>>(StringComparer.Ordinal);
+            var ended = new HashSet<string>(StringComparer.Ordinal);
             while (reader.TryRead(out var change))
             {
-                last[change.Jid] = change.Bound;
+                if (change.Target is null)
+                {
+                    sessions[change.Jid] = change.On;
+                    if (!change.On)
+                    {
+                        // The session's directed presence ends with it.
+                        ended.Add(change.Jid);
+                        directed.Remove(change.Jid);
+                    }
+                }
+                else
+                {
+                    (directed.TryGetValue(change.Jid, out var targets) ? targets : directed[change.Jid] = new(StringComparer.Ordinal))[change.Target] = change.On;
+                }
             }
 
-            if (last.Count > 0)
+            if (sessions.Count > 0 || directed.Count > 0)
             {
                 try
                 {
-                    await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
-                    await using var batch = new NpgsqlBatch(connection);
-                    var bound = last.Where(p => p.Value).Select(p => p.Key).ToArray();
-                    var unbound = last.Where(p => !p.Value).Select(p => p.Key).ToArray();
-                    if (bound.Length > 0)
-                    {
-                        batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO cluster_sessions (silo, jid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING") { Parameters = { new() { Value = _siloKey }, new() { Value = bound } } });
-                    }
-
-                    if (unbound.Length > 0)
-                    {
-                        batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM cluster_sessions WHERE silo = $1 AND jid = ANY($2::text[])") { Parameters = { new() { Value = _siloKey }, new() { Value = unbound } } });
-                    }
-
-                    await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+                    await WriteLedgerBatchAsync(sessions, directed, ended).ConfigureAwait(false);
                 }
                 catch (NpgsqlException ex)
                 {
-                    _log.Warn("Cannot write {Count} session change(s) to the cluster ledger: {Reason}", last.Count, ex.Message);
+                    _log.Warn("Cannot write {Count} session change(s) to the cluster ledger: {Reason}", sessions.Count + directed.Count, ex.Message);
                 }
             }
 
@@ -68,10 +72,58 @@ public sealed partial class OrleansCluster
         }
     }
 
+    private async Task WriteLedgerBatchAsync(Dictionary<string, bool> sessions, Dictionary<string, Dictionary<string, bool>> directed, HashSet<string> ended)
+    {
+        await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        void Add(string sql, string[] jids, string[]? targets = null)
+        {
+            var command = new NpgsqlBatchCommand(sql) { Parameters = { new() { Value = _siloKey }, new() { Value = jids } } };
+            if (targets is not null)
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = targets });
+            }
+
+            batch.BatchCommands.Add(command);
+        }
+
+        if (ended.Count > 0)
+        {
+            Add("DELETE FROM cluster_directed WHERE silo = $1 AND jid = ANY($2::text[])", ended.ToArray());
+        }
+
+        var bound = sessions.Where(p => p.Value).Select(p => p.Key).ToArray();
+        var unbound = sessions.Where(p => !p.Value).Select(p => p.Key).ToArray();
+        if (bound.Length > 0)
+        {
+            Add("INSERT INTO cluster_sessions (silo, jid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING", bound);
+        }
+
+        if (unbound.Length > 0)
+        {
+            Add("DELETE FROM cluster_sessions WHERE silo = $1 AND jid = ANY($2::text[])", unbound);
+        }
+
+        var sent = directed.SelectMany(d => d.Value.Where(t => t.Value).Select(t => (d.Key, t.Key))).ToArray();
+        var withdrawn = directed.SelectMany(d => d.Value.Where(t => !t.Value).Select(t => (d.Key, t.Key))).ToArray();
+        if (sent.Length > 0)
+        {
+            Add("INSERT INTO cluster_directed (silo, jid, target) SELECT $1, j, t FROM unnest($2::text[], $3::text[]) AS x(j, t) ON CONFLICT DO NOTHING", sent.Select(x => x.Item1).ToArray(), sent.Select(x => x.Item2).ToArray());
+        }
+
+        if (withdrawn.Length > 0)
+        {
+            Add("DELETE FROM cluster_directed d USING unnest($2::text[], $3::text[]) AS x(j, t) WHERE d.silo = $1 AND d.jid = x.j AND d.target = x.t", withdrawn.Select(x => x.Item1).ToArray(), withdrawn.Select(x => x.Item2).ToArray());
+        }
+
+        await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
     /// <summary>
     /// What a dead node left behind (README, "Running a cluster"): every node removes the node's sessions from
     /// the rooms it runs (status 333); the first active member in address order sends the unavailable presence
-    /// the dead node owed its users' contacts, through each account's home, and marks the node's rows cleaned.
+    /// the dead node owed its users' contacts, through each account's home, marks the node's rows cleaned, and
+    /// takes over the rooms the dead node ran from their checkpoints.
     /// Runs when this node joins and whenever the membership changes.
     /// </summary>
     private async Task CleanUpAsync(CancellationToken ct)
@@ -123,11 +175,13 @@ public sealed partial class OrleansCluster
                 await _server!.Modules.SessionsLostAsync(sessions, ct).ConfigureAwait(false);
                 if (elected && dead.Any(r => !r.Cleaned))
                 {
+                    var directed = await DirectedAsync(dead.Key, ct).ConfigureAwait(false);
                     foreach (var account in sessions.GroupBy(j => j.Bare))
                     {
                         try
                         {
-                            await Grain(account.Key).LostAsync([.. account.Select(j => j.ToString())]).WaitAsync(ct).ConfigureAwait(false);
+                            var lost = account.ToDictionary(j => j.ToString(), j => directed.GetValueOrDefault(j.ToString()) ?? [], StringComparer.Ordinal);
+                            await Grain(account.Key).LostAsync(lost).WaitAsync(ct).ConfigureAwait(false);
                         }
                         catch (Exception ex) when (ex is OrleansException or TimeoutException)
                         {
@@ -136,7 +190,14 @@ public sealed partial class OrleansCluster
                     }
 
                     await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
-                    await using var mark = new NpgsqlCommand("UPDATE cluster_sessions SET cleaned_at = now() WHERE silo = $1 AND cleaned_at IS NULL", connection) { Parameters = { new() { Value = dead.Key } } };
+                    await using var mark = new NpgsqlBatch(connection)
+                    {
+                        BatchCommands =
+                        {
+                            new NpgsqlBatchCommand("UPDATE cluster_sessions SET cleaned_at = now() WHERE silo = $1 AND cleaned_at IS NULL") { Parameters = { new() { Value = dead.Key } } },
+                            new NpgsqlBatchCommand("DELETE FROM cluster_directed WHERE silo = $1") { Parameters = { new() { Value = dead.Key } } },
+                        },
+                    };
                     await mark.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
@@ -145,6 +206,7 @@ public sealed partial class OrleansCluster
 
             if (elected)
             {
+                await RecoverCheckpointsAsync([.. live], ct).ConfigureAwait(false);
                 await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
                 await using var purge = new NpgsqlCommand("DELETE FROM cluster_sessions WHERE cleaned_at < now() - interval '10 minutes'; DELETE FROM cluster_parked WHERE parked_at < now() - interval '1 day'", connection);
                 await purge.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
@@ -160,15 +222,33 @@ public sealed partial class OrleansCluster
         }
     }
 
+    /// <summary>The directed presence the dead node's sessions had sent, by session.</summary>
+    private async Task<Dictionary<string, string[]>> DirectedAsync(string silo, CancellationToken ct)
+    {
+        var directed = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand("SELECT jid, target FROM cluster_directed WHERE silo = $1", connection) { Parameters = { new() { Value = silo } } };
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            var jid = reader.GetString(0);
+            (directed.TryGetValue(jid, out var targets) ? targets : directed[jid] = []).Add(reader.GetString(1));
+        }
+
+        return directed.ToDictionary(d => d.Key, d => d.Value.ToArray(), StringComparer.Ordinal);
+    }
+
     /// <summary>
-    /// On the account's home: sessions of it died with their node. Each contact with a subscription to its presence
-    /// gets unavailable presence from each (RFC 6121 §4.5.2, which the dead node can no longer send).
+    /// On the account's home: sessions of it died with their node. Each contact with a subscription to its presence,
+    /// and each entity it had sent directed presence to, gets unavailable presence from each (RFC 6121 §4.5.2 and
+    /// §4.6.3, which the dead node can no longer send). Rooms of this server's services are left out: they learn it
+    /// through <see cref="Modules.ModuleHost.SessionsLostAsync"/> and remove the occupant with 333.
     /// </summary>
-    internal async Task LostHereAsync(Jid bare, string[] sessions)
+    internal async Task LostHereAsync(Jid bare, Dictionary<string, string[]> sessions)
     {
         var roster = await _server!.Modules.Rosters.GetAsync(bare, _stopping.Token).ConfigureAwait(false);
         var told = 0;
-        foreach (var text in sessions)
+        foreach (var (text, directed) in sessions)
         {
             var full = Jid.Parse(text);
             if (_sessions!.Find(full) is not null)
@@ -176,7 +256,16 @@ public sealed partial class OrleansCluster
                 continue; // bound again here since: it is alive
             }
 
-            foreach (var contact in roster.SubscriberJids)
+            var targets = roster.SubscriberJids.ToHashSet();
+            foreach (var target in directed)
+            {
+                if (Jid.TryParse(target, out var jid) && !_server.Modules.ServiceDomains.Contains(jid.Domain))
+                {
+                    targets.Add(jid);
+                }
+            }
+
+            foreach (var contact in targets)
             {
                 var unavailable = new Element("presence", Core.Ns.Client)
                     .SetAttribute("type", "unavailable")
@@ -187,6 +276,9 @@ public sealed partial class OrleansCluster
             }
         }
 
-        _log.Info("{Account}: {Sessions} session(s) lost with their node; {Told} unavailable presence(s) sent to contacts", bare, sessions.Length, told);
+        _log.Info("{Account}: {Sessions} session(s) lost with their node; {Told} unavailable presence(s) sent to contacts and directed presence targets", bare, sessions.Count, told);
     }
 }
+
+/// <summary>A change to the crash ledger: a session bound or unbound (no target), or its directed presence to a target sent or withdrawn.</summary>
+internal readonly record struct LedgerChange(string Jid, string? Target, bool On);

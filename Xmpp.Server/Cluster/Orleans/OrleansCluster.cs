@@ -24,8 +24,9 @@ namespace Xmpp.Server.Cluster.Orleans;
 /// through the membership table in the shared PostgreSQL database, and one <see cref="IHomeGrain"/> per
 /// account whose activation makes its silo the account's home. This file: start, forwarding, claims, membership,
 /// shutdown; OrleansCluster.Parking.cs (drains and resumption on another node), OrleansCluster.Ledger.cs (what a
-/// dead node leaves behind), OrleansCluster.Fence.cs (the self-fence), OrleansCluster.Accounts.cs (failed logins
-/// and the administration commands across nodes).
+/// dead node leaves behind), OrleansCluster.Checkpoints.cs (rooms taken over after their node died),
+/// OrleansCluster.Fence.cs (the self-fence), OrleansCluster.Accounts.cs (failed logins and the administration
+/// commands across nodes).
 /// </summary>
 public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
 {
@@ -42,7 +43,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     private readonly ConcurrentDictionary<Jid, long> _claims = new();
     private readonly ServerMetrics _metrics;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Channel<(bool Bound, string Jid)> _ledger = Channel.CreateUnbounded<(bool, string)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<LedgerChange> _ledger = Channel.CreateUnbounded<LedgerChange>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<string, byte> _cleaned = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _cleanupGate = new(1, 1);
     private Task _ledgerWriter = Task.CompletedTask;
@@ -82,15 +83,23 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     public ISessionRegistry WrapSessions(ISessionRegistry local)
     {
         _sessions = local;
-        return new ClusterSessions(local, Bound, jid => _ledger.Writer.TryWrite((false, jid.ToString())), Released);
+        return new ClusterSessions(local, Bound, jid => _ledger.Writer.TryWrite(new LedgerChange(jid.ToString(), null, false)), Released);
     }
 
-    private void Bound(Jid full)
+    private void Bound(IClientSession session)
     {
         // The login's claim has its session now: the session holds the home from here on.
-        _claims.TryRemove(full.Bare, out _);
-        _ledger.Writer.TryWrite((true, full.ToString()));
+        _claims.TryRemove(session.Jid.Bare, out _);
+        _ledger.Writer.TryWrite(new LedgerChange(session.Jid.ToString(), null, true));
+
+        // A session that arrived from another node (a drain) brings its directed presence.
+        foreach (var target in session.DirectedPresence)
+        {
+            Directed(session.Jid, target, true);
+        }
     }
+
+    public void Directed(Jid session, Jid target, bool available) => _ledger.Writer.TryWrite(new LedgerChange(session.ToString(), target.ToString(), available));
 
     /// <summary>Creates the membership tables if needed and starts the silo; returns once this node is an active member.</summary>
     public async Task StartAsync(ServerContext server, Router router, CancellationToken cancellationToken)
@@ -161,6 +170,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
         _membership = host.Services.GetRequiredService<IClusterMembershipService>();
         _siloKey = _silo.ToParsableString();
         _ledgerWriter = WriteLedgerAsync(_stopping.Token);
+        _checkpointWriter = WriteCheckpointsAsync(_stopping.Token);
         _log.Info("Joined cluster {Cluster} as {Node} ({Silo}) in {Elapsed:0} ms: {Members}", _options.Id, _options.Node, _silo, Stopwatch.GetElapsedTime(started).TotalMilliseconds, string.Join(", ", Members().Select(m => m.Node + " " + m.Status)));
         _ = WatchMembershipAsync(_stopping.Token);
         _ = CleanUpAsync(_stopping.Token);
@@ -410,6 +420,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
         _ledger.Writer.TryComplete();
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _ledgerWriter.ConfigureAwait(false);
+        await ForgetCheckpointsAsync().ConfigureAwait(false);
         if (_host is { } host)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

@@ -129,7 +129,8 @@ public sealed class MucModule : IXmppModule, IKeepsStateAcrossReload
 
 /// <summary>
 /// Cluster mode: a drained node's rooms with occupants move to another node with their occupants, history and
-/// state, so that a rolling restart does not empty them (the room's home grain carries the snapshot).
+/// state, so that a rolling restart does not empty them (the room's home grain carries the snapshot); and each
+/// occupied room is checkpointed, so that the node taking over after a crash goes on with its surviving occupants.
 /// </summary>
 internal sealed class RoomParking(Func<IReadOnlyDictionary<string, MucService>> services) : ISessionParking
 {
@@ -159,4 +160,10 @@ internal sealed class RoomParking(Func<IReadOnlyDictionary<string, MucService>> 
             service.Restore(bare.Local, snapshot);
         }
     }
+
+    /// <summary>Every room is checkpointed while it has occupants, so that a node's death does not empty its rooms.</summary>
+    public bool Checkpoints(Jid bare) => bare.Local is not null && services().ContainsKey(bare.Domain);
+
+    public async ValueTask<Element?> CheckpointAsync(Jid bare) =>
+        bare.Local is not null && services().TryGetValue(bare.Domain, out var service) ? await service.CheckpointAsync(bare.Local).ConfigureAwait(false) : null;
 }

@@ -109,6 +109,7 @@ internal sealed class MucService(string domain, string host)
                 room.Lock.Release();
             }
 
+            Context.Changed(room.Jid);
             break;
         }
 
@@ -170,6 +171,11 @@ internal sealed class MucService(string domain, string host)
                 room.Lock.Release();
             }
 
+            if (outbox.Count > 0)
+            {
+                Context.Changed(room.Jid);
+            }
+
             await outbox.RouteAsync(Context.Router, ct).ConfigureAwait(false);
         }
     }
@@ -205,13 +211,36 @@ internal sealed class MucService(string domain, string host)
         }
     }
 
-    /// <summary>Cluster mode: a room parked by a drained node arrives here with its occupants.</summary>
+    /// <summary>
+    /// Cluster mode: a room parked by a drained node arrives here with its occupants, or one whose node died is taken
+    /// over from its checkpoint (those of its occupants that died with that node leave next, with 333).
+    /// </summary>
     public void Restore(string name, Element snapshot)
     {
         var room = MucRoom.FromSnapshot(this, Jid.Parse(name + "@" + Domain), snapshot);
         _reload.TryRemove(name, out _);
         _rooms[name] = room;
+        Context.Changed(room.Jid);
         Log.Info("Room {Room} arrived from another node with its {Count} occupant(s)", room.Jid, room.OccupantCount);
+    }
+
+    /// <summary>Cluster mode: a copy of an occupied room for its checkpoint, leaving it here; null when it has no occupants here (any more).</summary>
+    public async ValueTask<Element?> CheckpointAsync(string name)
+    {
+        if (!_rooms.TryGetValue(name, out var room))
+        {
+            return null;
+        }
+
+        await room.Lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return room.OccupantCount == 0 || room.Gone ? null : room.ToSnapshot();
+        }
+        finally
+        {
+            room.Lock.Release();
+        }
     }
 
     /// <summary>Whether the room has occupants here (cluster mode keeps its home while it has).</summary>
@@ -540,7 +569,8 @@ internal sealed class MucService(string domain, string host)
                 continue;
             }
 
-            _rooms[name] = await RestoreAsync(jid, xml, vcards.GetValueOrDefault(name), ct).ConfigureAwait(false);
+            // A room already here (cluster mode: one that arrived with its occupants from another node) is newer.
+            _rooms.TryAdd(name, await RestoreAsync(jid, xml, vcards.GetValueOrDefault(name), ct).ConfigureAwait(false));
         }
 
         Log.Info("Multi-user chat service {Domain}: {Count} persistent rooms loaded", Domain, documents.Count);

@@ -162,6 +162,11 @@ public sealed class PresenceModule : IXmppModule
         }
 
         targets.UnionWith(session.DirectedPresence);
+        foreach (var target in session.DirectedPresence)
+        {
+            _context.DirectedPresence(session.Jid, target, false);
+        }
+
         session.DirectedPresence.Clear();
         foreach (var target in targets)
         {
@@ -216,10 +221,18 @@ public sealed class PresenceModule : IXmppModule
         {
             case null:
                 // §4.6.2: directed presence is remembered so that the recipient hears when the user leaves.
-                ctx.Origin!.DirectedPresence.Add(ctx.To!);
+                if (ctx.Origin!.DirectedPresence.Add(ctx.To!))
+                {
+                    _context.DirectedPresence(ctx.Origin.Jid, ctx.To!, true);
+                }
+
                 return false;
             case "unavailable":
-                ctx.Origin!.DirectedPresence.Remove(ctx.To!);
+                if (ctx.Origin!.DirectedPresence.Remove(ctx.To!))
+                {
+                    _context.DirectedPresence(ctx.Origin.Jid, ctx.To!, false);
+                }
+
                 return false;
             case "subscribe" or "subscribed" or "unsubscribe" or "unsubscribed":
                 await OutboundSubscriptionAsync(ctx, type, ct).ConfigureAwait(false);

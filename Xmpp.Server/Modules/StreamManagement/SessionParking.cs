@@ -16,6 +16,11 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
 
     public IReadOnlyCollection<Jid> ParkableAccounts() => module.Resumable.All.Select(m => m.Session.Jid.Bare).ToHashSet();
 
+    /// <summary>Sessions are not checkpointed: a dead node's sessions end (their contacts are told), and their clients log in again.</summary>
+    public bool Checkpoints(Jid bare) => false;
+
+    public ValueTask<Element?> CheckpointAsync(Jid bare) => ValueTask.FromResult<Element?>(null);
+
     public bool AllWaiting(Jid bare)
     {
         var sessions = module.Context.Sessions.Resources(bare);
