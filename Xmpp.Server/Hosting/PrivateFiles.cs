@@ -70,18 +70,34 @@ public static class PrivateFiles
     /// <summary>The server's persistent secret (32 random bytes in an owner-only file), created on first use.</summary>
     public static byte[] ReadOrCreateSecret(string path)
     {
-        if (File.Exists(path))
+        for (var attempt = 0; ; attempt++)
         {
-            var existing = File.ReadAllBytes(path);
-            if (existing.Length >= 32)
+            if (File.Exists(path))
             {
-                return existing;
+                var existing = File.ReadAllBytes(path);
+                if (existing.Length >= 32)
+                {
+                    return existing;
+                }
+
+                File.Delete(path);
+            }
+
+            // Written aside, then put in place only if nobody else did meanwhile (processes sharing the directory,
+            // such as the nodes of a cluster): they all end up with the one secret.
+            var secret = RandomNumberGenerator.GetBytes(32);
+            var aside = $"{path}.{Environment.ProcessId}.new";
+            WriteAllBytes(aside, secret);
+            try
+            {
+                File.Move(aside, path, overwrite: false);
+                return secret;
+            }
+            catch (IOException) when (attempt < 3 && File.Exists(path))
+            {
+                File.Delete(aside);
             }
         }
-
-        var secret = RandomNumberGenerator.GetBytes(32);
-        WriteAllBytes(path, secret);
-        return secret;
     }
 
     private static FileStreamOptions Options(FileMode mode)

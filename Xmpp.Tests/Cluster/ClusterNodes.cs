@@ -68,10 +68,13 @@ internal sealed class ClusterNodes : IAsyncDisposable
         return nodes;
     }
 
-    /// <summary>The log of node <paramref name="node"/>'s current (or last) process; a restarted node logs to n1-2.log, n1-3.log...</summary>
     /// <summary>More configuration for every node started from now on (inside &lt;xmppserver&gt;).</summary>
     public string ExtraConfig { get; set; } = string.Empty;
 
+    /// <summary>More configuration for one node (given its index, address and a free port), after <see cref="ExtraConfig"/>.</summary>
+    public Func<int, IPAddress, string>? NodeConfig { get; set; }
+
+    /// <summary>The log of node <paramref name="node"/>'s current (or last) process; a restarted node logs to n1-2.log, n1-3.log...</summary>
     public string Log(int node) => Path.Combine(Directory, _starts[node] > 1 ? $"n{node + 1}-{_starts[node]}.log" : $"n{node + 1}.log");
 
     private readonly List<int> _starts = [];
@@ -95,6 +98,7 @@ internal sealed class ClusterNodes : IAsyncDisposable
               <limits stanza-rate="0" connections-per-ip="0"/>
               <logging level="Info" format="text"/>
               {ExtraConfig}
+              {NodeConfig?.Invoke(node, address)}
             </xmppserver>
             """);
         _processes[node] = await ServerProcess.StartAsync(config, clientPort, Log(node), address, TimeSpan.FromSeconds(90));

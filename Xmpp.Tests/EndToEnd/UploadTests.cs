@@ -41,9 +41,9 @@ public sealed class UploadTests
         return server;
     }
 
-    private static HttpClient Http() => new(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true });
+    internal static HttpClient Http() => new(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true });
 
-    private static async Task<(string Put, string Get)> SlotAsync(RawXmppClient c, string name, int size, string type)
+    internal static async Task<(string Put, string Get)> SlotAsync(RawXmppClient c, string name, int size, string type)
     {
         var r = await c.IqAsync($"<iq type='get' id='slot' to='localhost'><request xmlns='{Upload}' filename='{name}' size='{size}' content-type='{type}'/></iq>");
         Assert.That(r.GetAttribute("type"), Is.EqualTo("result"), r.ToString());
@@ -51,7 +51,7 @@ public sealed class UploadTests
         return (slot.Child("put", Upload)!.GetAttribute("url")!, slot.Child("get", Upload)!.GetAttribute("url")!);
     }
 
-    private static ByteArrayContent Body(byte[] data, string type)
+    internal static ByteArrayContent Body(byte[] data, string type)
     {
         var content = new ByteArrayContent(data);
         content.Headers.ContentType = MediaTypeHeaderValue.Parse(type);

@@ -14,7 +14,8 @@ namespace Xmpp.Server.Modules.Upload;
 /// HTTP File Upload (XEP-0363) on the server's own HTTPS listener: a local account asks its host for a
 /// slot (name, size, type), checked against the size limit, the allowed types and its quota; the answer is
 /// a PUT URL signed with the server's upload secret, valid for a few minutes, and a GET URL that anyone
-/// holding it may fetch (a capability URL: 128 random bits). Files live under DATA-DIR/uploads and expire.
+/// holding it may fetch (a capability URL: 128 random bits). Files live under DATA-DIR/uploads, or the directory
+/// the path option names (shared by a cluster's nodes), and expire.
 /// </summary>
 [Specification("XEP-0363", "1.1.0", Note = "Slots on each host (disco identity store/file, max-file-size), size, type and per-account quota limits with the XEP's errors, signed expiring PUT URLs, GET with content types, Range and HEAD, CORS for web clients, expiry of old files.")]
 public sealed class UploadModule : IXmppModule, IKeepsStateAcrossReload
@@ -60,6 +61,10 @@ public sealed class UploadModule : IXmppModule, IKeepsStateAcrossReload
         _slotLifetime = TimeSpan.FromSeconds(context.Number("slot-lifetime", 300, min: 10, max: 86_400));
         _types = (context.Option("types") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
         _url = context.Option("url");
+
+        // A directory of its own (shared by a cluster's nodes, so that any of them serves every file) keeps its
+        // signing secret with the files; by default both are in the data directory.
+        var shared = context.Option("path");
         if (_url is not null && !(Uri.TryCreate(_url, UriKind.Absolute, out var u) && u.Scheme == "https" && _url.EndsWith('/')))
         {
             throw new ConfigException($"module upload: url must be an https URL ending with '/', not '{_url}'");
@@ -72,9 +77,13 @@ public sealed class UploadModule : IXmppModule, IKeepsStateAcrossReload
             return;
         }
 
-        _directory = Path.Combine(context.Options.DataDirectory, "uploads");
+        _directory = shared is null ? Path.Combine(context.Options.DataDirectory, "uploads") : Path.Combine(context.Options.DataDirectory, shared);
         PrivateFiles.EnsureDirectory(_directory);
-        _secret = PrivateFiles.ReadOrCreateSecret(Path.Combine(context.Options.DataDirectory, "upload.secret"));
+        _secret = PrivateFiles.ReadOrCreateSecret(shared is null ? Path.Combine(context.Options.DataDirectory, "upload.secret") : Path.Combine(_directory, "upload.secret"));
+        if (shared is null && context.Options.Cluster is not null)
+        {
+            context.Log.Warn("Cluster mode: uploaded files are kept in this node's data directory, so only this node serves them; give the upload module a path that every node shares");
+        }
 
         context.Disco.AddHostIdentity("store", "file", "HTTP File Upload");
         context.Disco.AddFeature(Namespace, IqTarget.Host);
