@@ -12,6 +12,7 @@ namespace Xmpp.Server.Cluster;
 /// Version 4 adds the checkpoints of live entities (a room with its occupants and history), written by their home
 /// node soon after each change and read by the node that takes the entity over when that one dies; and the
 /// directed presence each session sent (RFC 6121 §4.6), whose targets hear it went when its node dies.
+/// Version 5 adds the nodes draining, which other drains do not send their sessions to.
 /// Versioned apart from the storage migrations (which SQLite shares), under an advisory lock of its own, so
 /// nodes starting together create them once.
 /// </summary>
@@ -154,6 +155,12 @@ public static class ClusterSchema
             jid TEXT NOT NULL,
             target TEXT NOT NULL,
             PRIMARY KEY (silo, jid, target)
+        );
+        """,
+        """
+        CREATE TABLE cluster_draining (
+            silo TEXT PRIMARY KEY,
+            since TIMESTAMPTZ NOT NULL DEFAULT now()
         );
         """,
     ];

@@ -64,8 +64,8 @@ public interface ICluster
     /// </summary>
     ValueTask<int> AccountFailedAsync(string account, CancellationToken cancellationToken);
 
-    /// <summary>Every session bound on a live node (this node's, and the others' from the crash ledger), for the administration commands.</summary>
-    ValueTask<IReadOnlyList<Jid>> SessionsAsync(CancellationToken cancellationToken);
+    /// <summary>Every session bound on a live node (this node's, and the others' from the crash ledger) with its node's name, for the administration commands and the console.</summary>
+    ValueTask<IReadOnlyList<(Jid Session, string Node)>> SessionsAsync(CancellationToken cancellationToken);
 
     /// <summary>Ends the sessions an address names (a full JID, or all of a bare JID's) on the node they are on; returns how many.</summary>
     ValueTask<int> EndSessionsAsync(Jid jid, CancellationToken cancellationToken);
@@ -76,6 +76,12 @@ public interface ICluster
     /// that takes it over should this one die.
     /// </summary>
     void Changed(Jid entity);
+
+    /// <summary>
+    /// The checkpoints of the entities of <paramref name="domain"/> homed on the other live nodes (their occupied
+    /// rooms), as written at most a moment ago: what a service lists of its rooms beyond those homed here.
+    /// </summary>
+    ValueTask<IReadOnlyList<(Jid Entity, Element Snapshot)>> CheckpointsElsewhereAsync(string domain, CancellationToken cancellationToken);
 
     /// <summary>
     /// A session of this node sent available presence to <paramref name="target"/> outside its roster (RFC 6121

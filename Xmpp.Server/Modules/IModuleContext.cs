@@ -137,6 +137,12 @@ public interface IModuleContext
     /// </summary>
     void DirectedPresence(Jid session, Jid target, bool available);
 
+    /// <summary>
+    /// Cluster mode: the checkpoints (<see cref="ISessionParking.CheckpointAsync"/>) of <paramref name="domain"/>'s
+    /// entities homed on the other nodes, such as their occupied rooms, for a service's lists. Empty on a single node.
+    /// </summary>
+    ValueTask<IReadOnlyList<(Jid Entity, Element Snapshot)>> CheckpointsElsewhereAsync(string domain, CancellationToken cancellationToken);
+
     /// <summary>Runs once every module has registered (to describe what all of them added, e.g. the server's caps).</summary>
     void AfterLoad(Action action);
 

@@ -402,6 +402,9 @@ public sealed class ModuleHost
 
         public void DirectedPresence(Jid session, Jid target, bool available) => host.Server.Cluster?.Directed(session, target, available);
 
+        public ValueTask<IReadOnlyList<(Jid Entity, Element Snapshot)>> CheckpointsElsewhereAsync(string domain, CancellationToken cancellationToken) =>
+            host.Server.Cluster?.CheckpointsElsewhereAsync(domain, cancellationToken) ?? ValueTask.FromResult<IReadOnlyList<(Jid, Element)>>([]);
+
         public void OnSessionsLost(Func<IReadOnlySet<Jid>, CancellationToken, Task> lost) => host._sessionsLost.Add(lost);
 
         public void ParksSessions(ISessionParking parking) => host._parking.Add(parking);

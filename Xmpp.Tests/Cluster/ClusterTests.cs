@@ -169,6 +169,19 @@ public sealed class ClusterTests
         var kicked = await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == room + "/Carol" && e.GetAttribute("type") == "unavailable");
         Assert.That(MucTests.Codes(kicked), Does.Contain("307"));
 
+        // A temporary room on node 1 is listed by the service on node 2 too (from its checkpoint), as is the stored one.
+        await MucTests.JoinAsync(alice, "Alice", "lounge@conference.localhost");
+        await MucTests.InstantRoomAsync(alice, "lounge@conference.localhost");
+        var listed = System.Diagnostics.Stopwatch.StartNew();
+        List<string?> rooms;
+        do
+        {
+            var items = await bob.IqAsync($"<iq type='get' id='items{listed.ElapsedMilliseconds}' to='conference.localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+            rooms = [.. items.Child("query", "http://jabber.org/protocol/disco#items")!.Elements().Select(e => e.GetAttribute("jid"))];
+        }
+        while (!rooms.Contains("lounge@conference.localhost") && listed.Elapsed < TimeSpan.FromSeconds(5));
+        Assert.That(rooms, Is.SupersetOf(new[] { "lounge@conference.localhost", room }), "node 2 lists the rooms of node 1");
+
         // One live instance: every occupant entered the room on node 1, none on node 2.
         var log1 = await File.ReadAllTextAsync(cluster.Log(0));
         Assert.That(log1, Does.Contain("bob@localhost/test entered team@conference.localhost as Bob"));

@@ -53,28 +53,28 @@ public sealed partial class OrleansCluster
         _server?.AuthFailures.Block(account, until);
     }
 
-    public async ValueTask<IReadOnlyList<Jid>> SessionsAsync(CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyList<(Jid Session, string Node)>> SessionsAsync(CancellationToken cancellationToken)
     {
-        var all = _sessions!.All.Select(s => s.Jid).ToHashSet();
+        var all = _sessions!.All.Select(s => (s.Jid, _options.Node)).ToList();
+        var local = all.Select(s => s.Jid).ToHashSet();
         var others = _membership!.CurrentSnapshot.Members.Values
             .Where(m => m.Status is SiloStatus.Active or SiloStatus.ShuttingDown && !m.SiloAddress.Equals(_silo))
-            .Select(m => m.SiloAddress.ToParsableString())
-            .ToArray();
-        if (others.Length > 0)
+            .ToDictionary(m => m.SiloAddress.ToParsableString(), m => m.Name, StringComparer.Ordinal);
+        if (others.Count > 0)
         {
             await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var cmd = new NpgsqlCommand("SELECT jid FROM cluster_sessions WHERE cleaned_at IS NULL AND silo = ANY($1::text[])", connection) { Parameters = { new() { Value = others } } };
+            await using var cmd = new NpgsqlCommand("SELECT jid, silo FROM cluster_sessions WHERE cleaned_at IS NULL AND silo = ANY($1::text[])", connection) { Parameters = { new() { Value = others.Keys.ToArray() } } };
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                if (Jid.TryParse(reader.GetString(0), out var jid))
+                if (Jid.TryParse(reader.GetString(0), out var jid) && !local.Contains(jid))
                 {
-                    all.Add(jid);
+                    all.Add((jid, others[reader.GetString(1)]));
                 }
             }
         }
 
-        return [.. all];
+        return all;
     }
 
     public async ValueTask<int> EndSessionsAsync(Jid jid, CancellationToken cancellationToken)

@@ -219,6 +219,38 @@ public sealed partial class OrleansCluster
         return sessions;
     }
 
+    public async ValueTask<IReadOnlyList<(Jid Entity, Element Snapshot)>> CheckpointsElsewhereAsync(string domain, CancellationToken cancellationToken)
+    {
+        if (_membership is null)
+        {
+            return [];
+        }
+
+        var found = new List<(Jid, Element)>();
+        try
+        {
+            await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var cmd = new NpgsqlCommand("SELECT jid, snapshot FROM cluster_checkpoints WHERE silo = ANY($1::text[]) AND silo <> $2 AND right(jid, length($3) + 1) = '@' || $3", connection)
+            {
+                Parameters = { new() { Value = LiveSilos() }, new() { Value = _siloKey }, new() { Value = domain } },
+            };
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (Jid.TryParse(reader.GetString(0), out var jid))
+                {
+                    found.Add((jid, ElementParser.Parse(reader.GetString(1))));
+                }
+            }
+        }
+        catch (NpgsqlException ex)
+        {
+            _log.Warn("Cannot read the other nodes' rooms of {Domain}: {Reason}; listing this node's only", domain, ex.Message);
+        }
+
+        return found;
+    }
+
     private string[] LiveSilos() => [.. _membership!.CurrentSnapshot.Members.Values.Where(m => m.Status != SiloStatus.Dead).Select(m => m.SiloAddress.ToParsableString())];
 
     /// <summary>
@@ -277,7 +309,7 @@ public sealed partial class OrleansCluster
         }).ConfigureAwait(false);
     }
 
-    /// <summary>A node stopping: what it still holds ends with it, so its checkpoints must not bring it back.</summary>
+    /// <summary>A node stopping: what it still holds ends with it, so its checkpoints must not bring it back; and it no longer drains.</summary>
     private async Task ForgetCheckpointsAsync()
     {
         _checkpointWake.Writer.TryComplete();
@@ -285,8 +317,15 @@ public sealed partial class OrleansCluster
         try
         {
             await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
-            await using var cmd = new NpgsqlCommand("DELETE FROM cluster_checkpoints WHERE silo = $1", connection) { Parameters = { new() { Value = _siloKey } } };
-            await cmd.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            await using var batch = new NpgsqlBatch(connection)
+            {
+                BatchCommands =
+                {
+                    new NpgsqlBatchCommand("DELETE FROM cluster_checkpoints WHERE silo = $1") { Parameters = { new() { Value = _siloKey } } },
+                    new NpgsqlBatchCommand("DELETE FROM cluster_draining WHERE silo = $1") { Parameters = { new() { Value = _siloKey } } },
+                },
+            };
+            await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (NpgsqlException ex)
         {

@@ -208,7 +208,7 @@ public sealed partial class OrleansCluster
             {
                 await RecoverCheckpointsAsync([.. live], ct).ConfigureAwait(false);
                 await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
-                await using var purge = new NpgsqlCommand("DELETE FROM cluster_sessions WHERE cleaned_at < now() - interval '10 minutes'; DELETE FROM cluster_parked WHERE parked_at < now() - interval '1 day'", connection);
+                await using var purge = new NpgsqlCommand("DELETE FROM cluster_sessions WHERE cleaned_at < now() - interval '10 minutes'; DELETE FROM cluster_parked WHERE parked_at < now() - interval '1 day'; DELETE FROM cluster_draining WHERE since < now() - interval '1 day'", connection);
                 await purge.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
         }

@@ -122,6 +122,42 @@ public sealed partial class OrleansCluster
         return ElementParser.Parse(snapshot);
     }
 
+    /// <summary>
+    /// Marks this node as draining and returns the nodes draining now (this one included), in one transaction under
+    /// a lock, so that of two nodes starting their drains together the second sees the first.
+    /// </summary>
+    private async Task<HashSet<string>> DrainingAsync()
+    {
+        var draining = new HashSet<string>(StringComparer.Ordinal) { _siloKey };
+        try
+        {
+            await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+            await using var tx = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
+            await using (var mark = new NpgsqlCommand("SELECT pg_advisory_xact_lock(7892010713150798183); INSERT INTO cluster_draining (silo) VALUES (@silo) ON CONFLICT DO NOTHING", connection, tx))
+            {
+                mark.Parameters.AddWithValue("silo", _siloKey);
+                await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+
+            await using (var read = new NpgsqlCommand("SELECT silo FROM cluster_draining", connection, tx))
+            await using (var reader = await read.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
+                {
+                    draining.Add(reader.GetString(0));
+                }
+            }
+
+            await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (NpgsqlException ex)
+        {
+            _log.Warn("Cannot read which nodes are draining ({Reason}): any active node may be sent sessions", ex.Message);
+        }
+
+        return draining;
+    }
+
     /// <summary>What reached the account's home while its sessions were being parked or moved: routed here, now that they are here.</summary>
     internal async Task RouteQueuedAsync(Jid bare, List<Forwarded> queued)
     {
@@ -145,20 +181,28 @@ public sealed partial class OrleansCluster
     /// </summary>
     public async Task<int> DrainAsync(CancellationToken cancellationToken)
     {
+        _leaving = true;
+        if (_membership is null)
+        {
+            return 0;
+        }
+
+        // Nodes draining too (the whole cluster stopping) take nothing: they are told apart through the database.
+        var draining = await DrainingAsync().ConfigureAwait(false);
         var accounts = _server?.Modules?.Parking?.ParkableAccounts() ?? [];
-        if (accounts.Count == 0 || _membership is null)
+        if (accounts.Count == 0)
         {
             return 0;
         }
 
         var targets = _membership.CurrentSnapshot.Members.Values
-            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(_silo))
+            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(_silo) && !draining.Contains(m.SiloAddress.ToParsableString()))
             .Select(m => m.SiloAddress)
             .OrderBy(a => a.ToParsableString(), StringComparer.Ordinal)
             .ToArray();
         if (targets.Length == 0)
         {
-            _log.Warn("Draining: no other active node to take {Count} account(s) with resumable sessions; they end as at any shutdown", accounts.Count);
+            _log.Warn("Draining: no other node stays to take {Count} account(s) with resumable sessions; they end as at any shutdown", accounts.Count);
             return 0;
         }
 
@@ -186,7 +230,14 @@ public sealed partial class OrleansCluster
             catch (Exception ex) when (ex is OrleansException or TimeoutException)
             {
                 Interlocked.Increment(ref failed);
-                _log.Error("Draining {Account} failed: {Reason}", item.account, ex.Message);
+                if (_membership.CurrentSnapshot.GetSiloStatus(item.target) == SiloStatus.Active && !(await DrainingAsync().ConfigureAwait(false)).Contains(item.target.ToParsableString()))
+                {
+                    _log.Error("Draining {Account} failed: {Reason}", item.account, ex.Message);
+                }
+                else
+                {
+                    _log.Warn("Draining {Account} failed: the node it went to is leaving too ({Reason})", item.account, ex.Message);
+                }
             }
         }).ConfigureAwait(false);
         _log.Info("Drained: {Parked} session(s) and room(s) of {Accounts} account(s) and room(s) parked on {Targets} other node(s) in {Elapsed:0} ms{Failed}", parked, accounts.Count, targets.Length, Stopwatch.GetElapsedTime(started).TotalMilliseconds, failed > 0 ? $", {failed} failed" : string.Empty);

@@ -109,7 +109,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
         await ClusterSchema.EnsureAsync(_connectionString, cancellationToken).ConfigureAwait(false);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, ApplicationName = "xmppserver" });
         builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(new OrleansLogging(Logs));
+        builder.Logging.AddProvider(new OrleansLogging(Logs, () => _leaving));
         builder.Logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning);
         builder.Services.AddSingleton(this);
         builder.UseOrleans(silo =>
@@ -414,8 +414,12 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
         }
     }
 
+    /// <summary>Set when this node starts leaving the cluster (a drain, a shutdown).</summary>
+    private volatile bool _leaving;
+
     public async ValueTask DisposeAsync()
     {
+        _leaving = true;
         _log.Info("Leaving the cluster: {Forwarded} stanza(s) forwarded to other nodes, {Stanzas} of them in {Batches} batch(es)", Forwarded, _batches.Stanzas, _batches.Batches);
         _ledger.Writer.TryComplete();
         await _stopping.CancelAsync().ConfigureAwait(false);

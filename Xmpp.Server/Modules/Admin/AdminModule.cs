@@ -258,7 +258,7 @@ public sealed class AdminModule : IXmppModule, IKeepsStateAcrossReload
 
     /// <summary>The bound sessions: this server's, or in cluster mode every node's.</summary>
     private async ValueTask<IReadOnlyList<Jid>> SessionsAsync(CancellationToken ct) =>
-        _context.Server.Cluster is { } cluster ? await cluster.SessionsAsync(ct).ConfigureAwait(false) : [.. _context.Sessions.All.Select(s => s.Jid)];
+        _context.Server.Cluster is { } cluster ? [.. (await cluster.SessionsAsync(ct).ConfigureAwait(false)).Select(s => s.Session)] : [.. _context.Sessions.All.Select(s => s.Jid)];
 
     private async ValueTask<AdHocResult> AnnounceAsync(AdHocRequest request, CancellationToken ct)
     {

@@ -101,6 +101,20 @@ public sealed partial class ConsoleModule
         sb.Append(CultureInfo.InvariantCulture, $"<h2>The last {H(ConsoleCharts.SpanText(_history.Span))}</h2>");
         sb.Append(CultureInfo.InvariantCulture, $"<section id=\"charts\" class=\"charts\" data-src=\"{Prefix}charts\" data-refresh=\"{(long)_history.Interval.TotalMilliseconds}\">{ChartsHtml()}</section>");
 
+        if (ctx.Cluster is { } cluster)
+        {
+            // Cluster mode: every member, with the sessions bound on it (this node's own, the others' from the crash ledger).
+            var perNode = (await cluster.SessionsAsync(ct).ConfigureAwait(false)).GroupBy(s => s.Node).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            sb.Append(CultureInfo.InvariantCulture, $"<h2>Cluster</h2><p>This console runs on node <strong>{H(cluster.Node)}</strong>; the sessions of every node are listed under Sessions.</p>");
+            sb.Append("<table><thead><tr><th>node</th><th>address</th><th>status</th><th class=\"num\">sessions</th></tr></thead><tbody>");
+            foreach (var m in cluster.Members())
+            {
+                sb.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(m.Node)}{(m.IsSelf ? " <span class=\"muted\">(this node)</span>" : string.Empty)}</td><td>{H(m.Address)}</td><td>{H(m.Status)}</td><td class=\"num\">{N(perNode.GetValueOrDefault(m.Node))}</td></tr>");
+            }
+
+            sb.Append("</tbody></table>");
+        }
+
         sb.Append("<h2>Hosts</h2><table><thead><tr><th>host</th><th class=\"num\">accounts</th><th class=\"num\">sessions</th><th>certificate</th><th>valid until</th></tr></thead><tbody>");
         foreach (var host in options.Hosts)
         {
@@ -322,7 +336,38 @@ public sealed partial class ConsoleModule
         sb.Append(".</p>");
         SessionTable(sb, page, session, back: "sessions");
         Pager(sb, $"{Prefix}sessions?q={U(q)}", after is not null, page.Count == SessionPageSize ? page[^1].Jid.ToString() : null);
+        if (_context.Server.Cluster is { } cluster)
+        {
+            await OtherNodesSessionsAsync(sb, cluster, q, session, http.Aborted).ConfigureAwait(false);
+        }
+
         await ConsoleHtml.PageAsync(http, 200, "Sessions", sb.ToString(), session, "sessions").ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Cluster mode: the sessions bound on the other nodes (from the crash ledger), by address, with their node and a
+    /// button to end each there; their details are on their own node's console.
+    /// </summary>
+    private static async Task OtherNodesSessionsAsync(StringBuilder sb, Cluster.ICluster cluster, string q, ConsoleSession session, CancellationToken ct)
+    {
+        var others = (await cluster.SessionsAsync(ct).ConfigureAwait(false))
+            .Where(s => s.Node != cluster.Node && s.Session.ToString().StartsWith(q, StringComparison.OrdinalIgnoreCase))
+            .OrderBy(s => s.Session.ToString(), StringComparer.Ordinal)
+            .ToList();
+        sb.Append(CultureInfo.InvariantCulture, $"<h2>On the other nodes</h2><p>{N(others.Count)} {(others.Count == 1 ? "session" : "sessions")}{(q.Length > 0 ? " matching" : string.Empty)}{(others.Count > SessionPageSize ? $", the first {SessionPageSize} shown" : string.Empty)}.</p>");
+        if (others.Count == 0)
+        {
+            return;
+        }
+
+        sb.Append("<table><thead><tr><th>address</th><th>node</th><th></th></tr></thead><tbody>");
+        foreach (var (jid, node) in others.Take(SessionPageSize))
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"<tr><td><a href=\"{Prefix}user?jid={U(jid.Bare.ToString())}\">{H(jid.ToString())}</a></td><td>{H(node)}</td>");
+            sb.Append(CultureInfo.InvariantCulture, $"<td><form class=\"inline\" method=\"post\" action=\"{Prefix}sessions/end\">{Csrf(session)}<input type=\"hidden\" name=\"jid\" value=\"{H(jid.ToString())}\"><input type=\"hidden\" name=\"back\" value=\"sessions\"><button type=\"submit\" class=\"danger\">End</button></form></td></tr>");
+        }
+
+        sb.Append("</tbody></table>");
     }
 
     /// <summary>Sessions with their client (from its caps), stream's transport, address and TLS version, SM and CSI state, and a button to end each.</summary>
@@ -438,11 +483,21 @@ public sealed partial class ConsoleModule
             return;
         }
 
-        // The same steps as XEP-0133's end-user-session: a full address ends one session, a bare one all of them.
+        // The same steps as XEP-0133's end-user-session: a full address ends one session, a bare one all of them;
+        // in cluster mode on the node they are on.
         var sessions = _context.Sessions.Named(jid);
-        await _context.Sessions.EndAsync(sessions, SessionEnding.EndedByAdministrator, http.Aborted).ConfigureAwait(false);
-        _context.Log.Info("Console: {Admin} ended {Count} sessions of {Jid} from {Remote}", session.Admin, sessions.Count, jid, http.RemoteAddress);
-        var done = sessions.Count == 0 ? "none" : jid.Resource is null ? "ended-all" : "ended";
+        var ended = sessions.Count;
+        if (ended == 0 && _context.Server.Cluster is { } cluster)
+        {
+            ended = await cluster.EndSessionsAsync(jid, http.Aborted).ConfigureAwait(false);
+        }
+        else
+        {
+            await _context.Sessions.EndAsync(sessions, SessionEnding.EndedByAdministrator, http.Aborted).ConfigureAwait(false);
+        }
+
+        _context.Log.Info("Console: {Admin} ended {Count} sessions of {Jid} from {Remote}", session.Admin, ended, jid, http.RemoteAddress);
+        var done = ended == 0 ? "none" : jid.Resource is null ? "ended-all" : "ended";
         var location = form.GetValueOrDefault("back") == "user"
             ? $"{Prefix}user?jid={U(jid.Bare.ToString())}&done={done}"
             : $"{Prefix}sessions?done={done}";

@@ -355,7 +355,7 @@ internal sealed class MucService(string domain, string host)
                 break;
             case (Ns.DiscoItems, "query", "get") when payload!.GetAttribute("node") is null:
                 var items = new Element("query", Ns.DiscoItems);
-                foreach (var room in _rooms.Values.Where(r => r.Listed(ctx.From)).OrderBy(r => r.Jid.Local, StringComparer.Ordinal).Take(1000))
+                foreach (var room in (await AllRoomsAsync(ct).ConfigureAwait(false)).Where(r => r.Listed(ctx.From)).OrderBy(r => r.Jid.Local, StringComparer.Ordinal).Take(1000))
                 {
                     items.AddChild("item").SetAttribute("jid", room.Jid.ToString()).SetAttribute("name", room.Config.Name.Length > 0 ? room.Config.Name : room.Jid.Local);
                 }
@@ -371,7 +371,7 @@ internal sealed class MucService(string domain, string host)
                 reply = Stanza.IqResult(ctx.Stanza);
                 break;
             case (ChannelSearch.Namespace, "search", "get"):
-                reply = Search(ctx.Stanza, payload!);
+                reply = Search(ctx.Stanza, payload!, await AllRoomsAsync(ct).ConfigureAwait(false));
                 break;
             case (MucRoom.VCardNs, "vCard", "get"):
                 // XEP-0486 §3.1: vcard-temp is the rooms'; the service itself has none (XEP-0054 §3.1).
@@ -517,10 +517,34 @@ internal sealed class MucService(string domain, string host)
         return true;
     }
 
-    /// <summary>XEP-0433 over the rooms that disco#items lists to anyone: public, configured, not gone.</summary>
-    private Element Search(Element iq, Element search)
+    /// <summary>
+    /// The rooms for the service's lists (disco#items, channel search): those here and, in cluster mode, the occupied
+    /// rooms homed on the other nodes, from their checkpoints (which replace this node's copy of a stored room).
+    /// </summary>
+    private async ValueTask<IEnumerable<MucRoom>> AllRoomsAsync(CancellationToken ct)
     {
-        var channels = _rooms.Values.Where(r => r.Listed(null)).Select(r => new ChannelSearch.Channel(
+        var elsewhere = await Context.CheckpointsElsewhereAsync(Domain, ct).ConfigureAwait(false);
+        if (elsewhere.Count == 0)
+        {
+            return _rooms.Values;
+        }
+
+        var rooms = new Dictionary<string, MucRoom>(_rooms, StringComparer.Ordinal);
+        foreach (var (jid, snapshot) in elsewhere)
+        {
+            if (jid.Local is { } name && jid.Domain == Domain)
+            {
+                rooms[name] = MucRoom.FromSnapshot(this, jid, snapshot);
+            }
+        }
+
+        return rooms.Values;
+    }
+
+    /// <summary>XEP-0433 over the rooms that disco#items lists to anyone: public, configured, not gone.</summary>
+    private Element Search(Element iq, Element search, IEnumerable<MucRoom> rooms)
+    {
+        var channels = rooms.Where(r => r.Listed(null)).Select(r => new ChannelSearch.Channel(
             r.Jid.ToString(), r.Config.Name.Length > 0 ? r.Config.Name : r.Jid.Local!, r.Config.Description, r.Config.Language,
             r.OccupantCount, Open: !r.Config.MembersOnly && r.Config.Password is null, r.Config.NonAnonymous));
         try
