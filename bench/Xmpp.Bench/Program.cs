@@ -6,6 +6,7 @@ using Xmpp.Bench;
 // xmppbench SCENARIO --host H --port P --domain D [--prefix bench] [--password pw] [options]
 //   login    --count N --concurrency C        N accounts log in (STARTTLS, SCRAM-SHA-1, bind, presence)
 //   messages --pairs K --messages M --window W  K pairs exchange M messages each way, timestamped
+//            [--rate R]                        at R messages/s over all senders (a fixed schedule) instead of flat out
 //            [--host2 H --port2 P --placement together|split]  over two cluster nodes (bench/cluster)
 //   idle     --count N --concurrency C --pid P   N idle sessions; the server's RSS per session
 //   fanout   --count N --roster R --concurrency C  N accounts whose rosters hold R mutual contacts all log in
@@ -25,7 +26,7 @@ var result = args.Length == 0 ? null : args[0] switch
 {
     "login" => await Scenarios.LoginAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), cts.Token),
     "messages" => await Scenarios.MessagesAsync(target, options.Int("pairs", 50), options.Int("messages", 1000), options.Int("window", 50), cts.Token,
-        options.Int("port2", 0) is > 0 and var port2 ? target with { Host = options.Get("host2", target.Host), Port = port2 } : null, options.Get("placement", "together")),
+        options.Int("port2", 0) is > 0 and var port2 ? target with { Host = options.Get("host2", target.Host), Port = port2 } : null, options.Get("placement", "together"), options.Int("rate", 0)),
     "idle" => await Scenarios.IdleAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), options.Int("pid", 0), options.Int("hold", 0), cts.Token),
     "offline" => await Scenarios.OfflineAsync(target, options.Int("senders", 10), options.Int("recipients", 100), options.Int("per-recipient", 100), cts.Token),
     "muc" => await Scenarios.MucAsync(target, options.Int("rooms", 10), options.Int("occupants", 20), options.Int("messages", 100), options.Int("window", 10), options.Get("service", "conference.localhost"), cts.Token),

@@ -102,9 +102,13 @@ internal static class Scenarios
     /// acknowledgement). Every body carries the sequence number and the send time.
     /// </summary>
     /// <param name="second">A second cluster node (bench/cluster): "together" puts each pair on one node, pairs alternating; "split" puts the two ends of every pair on different nodes.</param>
-    public static async Task<Dictionary<string, object>> MessagesAsync(Target target, int pairs, int messages, int window, CancellationToken ct, Target? second = null, string placement = "together")
+    /// <param name="rate">
+    /// Messages per second over all senders (0: as fast as the window allows). Each sender then sends on a fixed
+    /// schedule, staggered against the others, so that latency is measured at a load that does not depend on it.
+    /// </param>
+    public static async Task<Dictionary<string, object>> MessagesAsync(Target target, int pairs, int messages, int window, CancellationToken ct, Target? second = null, string placement = "together", int rate = 0)
     {
-        Progress($"messages: {pairs} pairs, {messages} messages each way, window {window}{(second is null ? string.Empty : ", two nodes, pairs " + placement)}");
+        Progress($"messages: {pairs} pairs, {messages} messages each way, window {window}{(rate > 0 ? $", {rate} messages/s" : string.Empty)}{(second is null ? string.Empty : ", two nodes, pairs " + placement)}");
         Func<int, Target>? targetOf = second is null ? null : i => (placement == "split" ? i % 2 : i / 2 % 2) == 0 ? target : second;
         var (clients, _, errors, _) = await LoginManyAsync(target, 1, pairs * 2, 50, presence: true, ct, targetOf).ConfigureAwait(false);
         if (errors > 0)
@@ -172,12 +176,20 @@ internal static class Scenarios
         }, ct)).ToArray();
 
         var watch = Stopwatch.StartNew();
+        // At a fixed rate, sender i sends its k-th message at start + (k + i / n) x n / rate.
+        var interval = rate > 0 ? Stopwatch.Frequency * (double)n / rate : 0;
+        var start = Stopwatch.GetTimestamp();
         var sendTasks = Enumerable.Range(0, n).Select(i => Task.Run(async () =>
         {
             var c = clients[i]!;
             var to = clients[i ^ 1]!.Jid;
             for (var seq = 0; seq < messages; seq++)
             {
+                if (rate > 0 && start + (long)((seq + ((double)i / n)) * interval) - Stopwatch.GetTimestamp() is var wait and > 0)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), ct).ConfigureAwait(false);
+                }
+
                 await credits[i].WaitAsync(ct).ConfigureAwait(false);
                 var body = seq.ToString(CultureInfo.InvariantCulture) + ":" + Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
                 await c.SendAsync($"<message to='{to}' type='chat'><body>{body}</body></message>", ct).ConfigureAwait(false);

@@ -158,6 +158,22 @@ public sealed partial class OrleansCluster
         return draining;
     }
 
+    /// <summary>
+    /// An account or room could not be drained to <paramref name="target"/>: an error, unless that node is leaving too
+    /// (the whole cluster stopping at once), where losing what had nowhere to go is expected.
+    /// </summary>
+    private async Task DrainFailedAsync(Jid entity, SiloAddress target, string reason)
+    {
+        if (_membership!.CurrentSnapshot.GetSiloStatus(target) == SiloStatus.Active && !(await DrainingAsync().ConfigureAwait(false)).Contains(target.ToParsableString()))
+        {
+            _log.Error("Draining {Account} failed: {Reason}", entity, reason);
+        }
+        else
+        {
+            _log.Warn("Draining {Account} failed: the node it went to is leaving too ({Reason})", entity, reason);
+        }
+    }
+
     /// <summary>What reached the account's home while its sessions were being parked or moved: routed here, now that they are here.</summary>
     internal async Task RouteQueuedAsync(Jid bare, List<Forwarded> queued)
     {
@@ -223,21 +239,14 @@ public sealed partial class OrleansCluster
                     if (await grain.WhereAsync().WaitAsync(ct).ConfigureAwait(false) == _siloKey)
                     {
                         Interlocked.Increment(ref failed);
-                        _log.Error("{Account}: its home did not leave this node; its parked sessions are lost", item.account);
+                        await DrainFailedAsync(item.account, item.target, "its home did not leave this node; its parked sessions are lost").ConfigureAwait(false);
                     }
                 }
             }
             catch (Exception ex) when (ex is OrleansException or TimeoutException)
             {
                 Interlocked.Increment(ref failed);
-                if (_membership.CurrentSnapshot.GetSiloStatus(item.target) == SiloStatus.Active && !(await DrainingAsync().ConfigureAwait(false)).Contains(item.target.ToParsableString()))
-                {
-                    _log.Error("Draining {Account} failed: {Reason}", item.account, ex.Message);
-                }
-                else
-                {
-                    _log.Warn("Draining {Account} failed: the node it went to is leaving too ({Reason})", item.account, ex.Message);
-                }
+                await DrainFailedAsync(item.account, item.target, ex.Message).ConfigureAwait(false);
             }
         }).ConfigureAwait(false);
         _log.Info("Drained: {Parked} session(s) and room(s) of {Accounts} account(s) and room(s) parked on {Targets} other node(s) in {Elapsed:0} ms{Failed}", parked, accounts.Count, targets.Length, Stopwatch.GetElapsedTime(started).TotalMilliseconds, failed > 0 ? $", {failed} failed" : string.Empty);
