@@ -73,9 +73,9 @@ public interface ICluster
     /// <summary>
     /// Live state of an entity homed here that a module checkpoints (a room with its occupants and history) changed:
     /// its checkpoint is written to the shared database soon after, changes in between coalesced, for the node
-    /// that takes it over should this one die.
+    /// that takes it over should this one die; at once when <paramref name="urgent"/> (who is in a room).
     /// </summary>
-    void Changed(Jid entity);
+    void Changed(Jid entity, bool urgent);
 
     /// <summary>
     /// The checkpoints of the entities of <paramref name="domain"/> homed on the other live nodes (their occupied

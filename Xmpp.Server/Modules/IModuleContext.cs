@@ -128,7 +128,8 @@ public interface IModuleContext
     /// Cluster mode: live state of an entity that this module checkpoints (<see cref="ISessionParking.CheckpointAsync"/>)
     /// changed; its checkpoint is written for the other nodes soon after. Does nothing on a single node.
     /// </summary>
-    void Changed(Jid entity);
+    /// <param name="urgent">Written at once instead of with the changes of the next moments (who is in a room).</param>
+    void Changed(Jid entity, bool urgent = false);
 
     /// <summary>
     /// A session sent available presence to <paramref name="target"/> outside its roster, or withdrew it (RFC 6121

@@ -398,7 +398,7 @@ public sealed class ModuleHost
 
         public void KeepsHome(Func<Jid, bool> holds) => host._keepsHome.Add(holds);
 
-        public void Changed(Jid entity) => host.Server.Cluster?.Changed(entity);
+        public void Changed(Jid entity, bool urgent = false) => host.Server.Cluster?.Changed(entity, urgent);
 
         public void DirectedPresence(Jid session, Jid target, bool available) => host.Server.Cluster?.Directed(session, target, available);
 

@@ -13,7 +13,8 @@ namespace Xmpp.Server.Cluster.Orleans;
 /// so that a node's death does not empty its rooms. The home writes an entity's checkpoint soon after it changes
 /// (changes in between coalesce into one write); the node that becomes its home without a move, because the old one
 /// died, takes the checkpoint over and goes on from it, and those of its occupants that died with the node leave
-/// with status 333. What changed in the last <see cref="CheckpointDelay"/> before a crash is not in it.
+/// with status 333. Who is in a room is written at once (an urgent change); what else changed in the last
+/// <see cref="CheckpointDelay"/> before a crash (history) is not in it.
 /// </summary>
 public sealed partial class OrleansCluster
 {
@@ -28,12 +29,20 @@ public sealed partial class OrleansCluster
     private (MembershipVersion Version, Task<HashSet<Jid>> Sessions)? _deadSessions;
     private readonly object _deadSessionsGate = new();
 
-    public void Changed(Jid entity)
+    /// <summary>Completed by an urgent change: the writer stops gathering and writes.</summary>
+    private TaskCompletionSource _hurry = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void Changed(Jid entity, bool urgent)
     {
         // Already pending: its checkpoint, taken after it is picked up, will show this change too.
         if (_changed.TryAdd(entity, 0))
         {
             _checkpointWake.Writer.TryWrite(true);
+        }
+
+        if (urgent)
+        {
+            Volatile.Read(ref _hurry).TrySetResult();
         }
     }
 
@@ -47,7 +56,15 @@ public sealed partial class OrleansCluster
             while (await _checkpointWake.Reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
                 _checkpointWake.Reader.TryRead(out _);
-                await Task.Delay(CheckpointDelay, ct).ConfigureAwait(false);
+                var hurry = Volatile.Read(ref _hurry).Task;
+                if (!hurry.IsCompleted)
+                {
+                    await Task.WhenAny(Task.Delay(CheckpointDelay, ct), hurry).ConfigureAwait(false);
+                    ct.ThrowIfCancellationRequested();
+                }
+
+                // An urgent change from now on hurries the next round (this one takes its copies after this).
+                Interlocked.Exchange(ref _hurry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
 
                 // A node that was paused writes nothing before it knows it is still a member (it stops if it is not).
                 await FenceAsync(ct).ConfigureAwait(false);

@@ -109,7 +109,8 @@ internal sealed class MucService(string domain, string host)
                 room.Lock.Release();
             }
 
-            Context.Changed(room.Jid);
+            // Who is in the room (presence: joins, leaves, nick and role changes) is written at once; messages in batches.
+            Context.Changed(room.Jid, urgent: ctx.Kind == "presence");
             break;
         }
 
@@ -173,7 +174,7 @@ internal sealed class MucService(string domain, string host)
 
             if (outbox.Count > 0)
             {
-                Context.Changed(room.Jid);
+                Context.Changed(room.Jid, urgent: true);
             }
 
             await outbox.RouteAsync(Context.Router, ct).ConfigureAwait(false);
@@ -220,7 +221,7 @@ internal sealed class MucService(string domain, string host)
         var room = MucRoom.FromSnapshot(this, Jid.Parse(name + "@" + Domain), snapshot);
         _reload.TryRemove(name, out _);
         _rooms[name] = room;
-        Context.Changed(room.Jid);
+        Context.Changed(room.Jid, urgent: true);
         Log.Info("Room {Room} arrived from another node with its {Count} occupant(s)", room.Jid, room.OccupantCount);
     }
 
