@@ -296,25 +296,12 @@ public sealed partial class OrleansCluster
         _log.Warn("{Count} room(s) lived on nodes that are gone: taking them over from their checkpoints", orphans.Count);
         await Parallel.ForEachAsync(orphans, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct }, async (orphan, token) =>
         {
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            for (var attempt = 0; ; attempt++)
+            // The directory gives the entity a new activation once its lease on the dead node is over.
+            var (answered, _, failure) = await CallHomeAsync(Jid.Parse(orphan.Jid), grain => grain.WhereAsync(), token).ConfigureAwait(false);
+            if (!answered)
             {
-                try
-                {
-                    // The directory gives the entity a new activation once its lease on the dead node is over.
-                    await Grain(Jid.Parse(orphan.Jid)).WhereAsync().WaitAsync(token).ConfigureAwait(false);
-                    break;
-                }
-                catch (Exception ex) when (ex is OrleansException or TimeoutException)
-                {
-                    if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > ForwardPatience)
-                    {
-                        _log.Error("{Entity}: not activated again within {Seconds:0} s ({Reason}); its checkpoint waits for its next stanza", orphan.Jid, ForwardPatience.TotalSeconds, ex.Message);
-                        return;
-                    }
-
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 << Math.Min(attempt, 5))), token).ConfigureAwait(false);
-                }
+                _log.Error("{Entity}: not activated again within {Seconds:0} s ({Reason}); its checkpoint waits for its next stanza", orphan.Jid, ForwardPatience.TotalSeconds, failure);
+                return;
             }
 
             await using var connection = await _db.OpenConnectionAsync(token).ConfigureAwait(false);

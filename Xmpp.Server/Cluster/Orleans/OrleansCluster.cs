@@ -230,20 +230,36 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     /// </summary>
     private async Task<string> RouteThroughHomeAsync(Forwarded item, Element stanza, Jid bare, CancellationToken ct)
     {
+        var (answered, home, failure) = await CallHomeAsync(bare, grain => grain.RouteAsync(item.Stanza, item.From, item.To), ct).ConfigureAwait(false);
+        if (answered)
+        {
+            return home!;
+        }
+
+        _log.Error("A {Stanza} for {Account} found no home in {Seconds:0} s ({Reason}): bounced", stanza.Name, bare, ForwardPatience.TotalSeconds, failure);
+        await _router!.BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RemoteServerTimeout, "the recipient's node does not answer"), ct).ConfigureAwait(false);
+        return string.Empty;
+    }
+
+    /// <summary>
+    /// Calls an account's or room's home grain until it answers: one whose node stopped answering comes back on a
+    /// live node once the node is declared dead and the directory's lease is over. Not answered (with the last
+    /// failure) after <see cref="ForwardPatience"/>.
+    /// </summary>
+    private async Task<(bool Answered, T? Value, string? Failure)> CallHomeAsync<T>(Jid bare, Func<IHomeGrain, Task<T>> call, CancellationToken ct)
+    {
         var started = Stopwatch.GetTimestamp();
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                return await Grain(bare).RouteAsync(item.Stanza, item.From, item.To).WaitAsync(ct).ConfigureAwait(false);
+                return (true, await call(Grain(bare)).WaitAsync(ct).ConfigureAwait(false), null);
             }
             catch (Exception ex) when (ex is OrleansException or TimeoutException)
             {
                 if (Stopwatch.GetElapsedTime(started) > ForwardPatience)
                 {
-                    _log.Error("A {Stanza} for {Account} found no home in {Seconds:0} s ({Reason}): bounced", stanza.Name, bare, ForwardPatience.TotalSeconds, ex.Message);
-                    await _router!.BounceAsync(stanza, new StanzaError(StanzaErrorCondition.RemoteServerTimeout, "the recipient's node does not answer"), ct).ConfigureAwait(false);
-                    return string.Empty;
+                    return (false, default, ex.Message);
                 }
 
                 if (attempt == 0)
