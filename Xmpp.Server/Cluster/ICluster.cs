@@ -30,11 +30,19 @@ public interface ICluster
     ValueTask ForwardAsync(Element stanza, Jid from, Jid to, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Makes this node the account's home for a client that has just authenticated here. Null when it is;
-    /// otherwise the address of the node whose sessions the account already has, for RFC 6120 §4.9.3.19
-    /// see-other-host.
+    /// Makes this node the account's home for a client that has just authenticated here, unless the account has
+    /// sessions on another node: true when this node is the home now; false when it stays there (the client's
+    /// session is then bound there from here, <see cref="AttachAsync"/>).
     /// </summary>
-    ValueTask<string?> ClaimAsync(Jid bare, CancellationToken cancellationToken);
+    ValueTask<bool> ClaimAsync(Jid bare, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A session is being bound here for an account homed on another node: it is bound on the home through a
+    /// proxy there (conflicts and the session limit decided there, its hooks fired there), and this node keeps
+    /// its stream. Returns the session's way to its home; null when the home has come here meanwhile (the session
+    /// is bound here as any other). Throws the stream error for a session the home refuses.
+    /// </summary>
+    ValueTask<Sessions.ISessionHome?> AttachAsync(Sessions.ClientSession session, CancellationToken cancellationToken);
 
     /// <summary>
     /// Completes at once, unless the whole process was paused long enough to have been declared dead meanwhile

@@ -148,6 +148,12 @@ public sealed class ClientSession : IClientSession
     /// <summary>The delivery tracker (XEP-0198), when a module set one.</summary>
     public IDeliveryTracker? Tracker { get; set; }
 
+    /// <summary>
+    /// Cluster mode: set when the session's account is homed on another node (this node is the session's edge): what
+    /// the client sends is routed there, and the session is not in this node's registry but in the home's.
+    /// </summary>
+    public ISessionHome? Home { get; set; }
+
     public bool TrySend(Element stanza)
     {
         if (SendFilter is { } filter && filter.Hold(this, stanza))
@@ -249,6 +255,12 @@ public sealed class ClientSession : IClientSession
         }
 
         _stream = null;
+        if (Home is { } home)
+        {
+            await EndAtHomeAsync(home).ConfigureAwait(false);
+            return;
+        }
+
         _ctx.Sessions.Unbind(this);
         try
         {
@@ -262,6 +274,23 @@ public sealed class ClientSession : IClientSession
         catch (Exception ex)
         {
             _log.Error(ex, "Error while ending the session of {Jid}", Jid);
+        }
+    }
+
+    /// <summary>An edge session ends on its home first (its contacts told there), then its unacknowledged stanzas are handled.</summary>
+    private async Task EndAtHomeAsync(ISessionHome home)
+    {
+        try
+        {
+            await home.DetachAsync().ConfigureAwait(false);
+            if (Tracker is { } tracker)
+            {
+                await tracker.OnEndedAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            _log.Error(ex, "Error while ending the session of {Jid} on its home node {Node}", Jid, home.Node);
         }
     }
 }

@@ -71,6 +71,16 @@ public sealed partial class C2sStateMachine
     public async ValueTask PublishAsync(Element request, string how, CancellationToken cancellationToken)
     {
         var session = Session!;
+        if (_ctx.Cluster is { } cluster && !cluster.IsHome(session.Jid.Bare) &&
+            await cluster.AttachAsync(session, cancellationToken).ConfigureAwait(false) is { } home)
+        {
+            // Cluster mode: the account's other sessions are on another node, its home, where this one is bound and
+            // announced too (conflicts and the session limit decided there); this node keeps the stream.
+            session.Home = home;
+            Log.Info("Bound {Jid}{How} on its home node {Node}", session.Jid, how, home.Node);
+            return;
+        }
+
         var replaced = _ctx.Sessions.Bind(session);
         if (replaced is not null && !ReferenceEquals(replaced, session))
         {
@@ -185,6 +195,12 @@ public sealed partial class C2sStateMachine
         }
 
         _ctx.Metrics.StanzaIn(e.Name);
+        if (session.Home is { } home)
+        {
+            await home.RouteAsync(e, ct).ConfigureAwait(false);
+            return;
+        }
+
         await _ctx.Router.RouteAsync(e, jid, session, ct).ConfigureAwait(false);
     }
 }

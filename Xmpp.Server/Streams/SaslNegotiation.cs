@@ -114,14 +114,11 @@ public sealed class SaslNegotiation(C2sStateMachine stream)
         }
 
         Current = null;
-        if (stream.Context.Cluster is { } cluster &&
-            await cluster.ClaimAsync(Jid.Parse(bare), ct).ConfigureAwait(false) is { } home)
+        if (stream.Context.Cluster is { } cluster)
         {
-            // Cluster mode: the account's sessions are on another node, which must stay its only home.
-            throw new XmppStreamException(StreamErrorCondition.SeeOtherHost, $"{bare} is served by another node of the cluster")
-            {
-                ConditionContent = home,
-            };
+            // Cluster mode: the account's home comes here unless it has sessions on another node (then the session
+            // bound here is bound there too, through this node).
+            await cluster.ClaimAsync(Jid.Parse(bare), ct).ConfigureAwait(false);
         }
 
         stream.Context.AuthFailures.RecordSuccess(stream.Remote.Address, bare);

@@ -96,7 +96,7 @@ internal sealed class ClusterNodes : IAsyncDisposable
               <storage type="postgresql" connection="{Connection}"/>
               <cluster id="test" node="n{node + 1}" address="{address}" port="{siloPort}" probe-timeout="1"/>
               <limits stanza-rate="0" connections-per-ip="0"/>
-              <logging level="Info" format="text"/>
+              <logging level="{Environment.GetEnvironmentVariable("XMPP_TEST_NODE_LEVEL") ?? "Info"}" format="text"/>
               {ExtraConfig}
               {NodeConfig?.Invoke(node, address)}
             </xmppserver>

@@ -77,7 +77,7 @@ public sealed class ClusterTests
     }
 
     [Test]
-    public async Task An_account_has_one_home_a_login_elsewhere_is_sent_there_and_the_home_follows_the_next_login()
+    public async Task An_account_has_one_home_a_login_elsewhere_is_bound_there_and_the_home_follows_the_next_login()
     {
         await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "carol");
         await cluster.StartAsync(0);
@@ -96,18 +96,17 @@ public sealed class ClusterTests
             var offline = await carol.ReadUntilAsync(e => e.Name == "message");
             Assert.That(offline.ChildText("body", Ns.Client), Is.EqualTo("while you were away"));
 
-            // A second login of carol on node 1 is sent to node 2 (RFC 6120 §4.9.3.19 see-other-host).
-            var other = await RawXmppClient.ConnectAsync(cluster.Nodes[0].ClientPort, address: cluster.Nodes[0].Address.ToString());
-            await using (other)
+            // A second login of carol on node 1 stays there, bound on node 2, her home (RFC 6121 §8.5.2.1.1: a
+            // message to her bare JID reaches both her resources).
+            await using (var other = await cluster.LoginAsync(0, "carol", "phone"))
             {
-                await other.OpenAsync();
-                await other.StartTlsAsync();
-                await other.OpenAsync();
-                var scram = await other.AuthenticateAsync("SCRAM-SHA-256", "carol", "pw-carol");
-                Assert.That(scram.Name, Is.EqualTo("error"), scram.ToString());
-                var seeOther = scram.Child("see-other-host", Ns.Streams);
-                Assert.That(seeOther, Is.Not.Null, scram.ToString());
-                Assert.That(seeOther!.Text, Is.EqualTo($"{cluster.Nodes[1].Address}:{cluster.Nodes[1].ClientPort}"));
+                await other.SendAsync("<presence/>");
+                await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "carol@localhost/phone");
+                await alice.SendAsync("<message to='carol@localhost' type='chat' id='o1b'><body>to both</body></message>");
+                await other.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "o1b");
+                await carol.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "o1b");
+                await other.CloseAsync();
+                await carol.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "carol@localhost/phone" && e.GetAttribute("type") == "unavailable");
             }
 
             // Live messages from node 1 reach her on node 2.

@@ -43,6 +43,20 @@ public interface IHomeGrain : IGrainWithStringKey
     /// <summary>The home's silo address (after a move, the new one's).</summary>
     Task<string> WhereAsync();
 
+    /// <summary>
+    /// A session of the account is bound on <paramref name="caller"/>'s node (its edge): its proxy is bound here
+    /// (<see cref="OrleansCluster.AttachAsync"/>), unless the home moves to the caller's node, having no session here.
+    /// </summary>
+    Task<AttachReply> AttachAsync(SiloAddress caller, string full, long id, long connection, string state);
+
+    /// <summary>The session with link <paramref name="id"/> ended on its edge node.</summary>
+    [AlwaysInterleave]
+    Task DetachAsync(long id);
+
+    /// <summary>Routes what a client sent on its edge node as its proxy here; returns the home's silo address, empty when the proxy is not here.</summary>
+    [AlwaysInterleave]
+    Task<string> FromEdgeAsync(string stanza, string from, long id);
+
     /// <summary>An administrator ends these sessions of the account (a full JID, or all of them): on the home, where they are.</summary>
     [AlwaysInterleave]
     Task<int> EndSessionsAsync(string jid);
@@ -214,6 +228,45 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
 
         MoveTo(target);
         return _parked!.Length;
+    }
+
+    public async Task<AttachReply> AttachAsync(SiloAddress caller, string full, long id, long connection, string state)
+    {
+        if (_parked is not null)
+        {
+            return new AttachReply(AttachOutcome.Moving, string.Empty, string.Empty, string.Empty);
+        }
+
+        if (caller.Equals(silo.SiloAddress))
+        {
+            node.Hold(_jid);
+            DelayDeactivation(Timeout.InfiniteTimeSpan);
+            return new AttachReply(AttachOutcome.Here, string.Empty, string.Empty, string.Empty);
+        }
+
+        if (!node.Holds(_jid))
+        {
+            // No session here (any more): the home follows the client, as for a claim.
+            MoveTo(caller);
+            return new AttachReply(AttachOutcome.Moving, string.Empty, string.Empty, string.Empty);
+        }
+
+        var reply = await node.AttachHereAsync(_jid, full, id, connection, caller.ToParsableString(), state);
+        Touch();
+        return reply;
+    }
+
+    public async Task DetachAsync(long id)
+    {
+        await node.DetachHereAsync(id);
+        Touch();
+    }
+
+    public async Task<string> FromEdgeAsync(string stanza, string from, long id)
+    {
+        var routed = await node.FromEdgeHereAsync(stanza, from, id);
+        Touch();
+        return routed ? node.SiloKey : string.Empty;
     }
 
     public Task<string> WhereAsync() => Task.FromResult(node.SiloKey);

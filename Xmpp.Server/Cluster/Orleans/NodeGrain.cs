@@ -16,15 +16,24 @@ public interface INodeGrain : IGrainWithStringKey
     /// <summary>Routes each stanza whose recipient is homed here; false for those that are not (the sender asks the recipient's home grain instead).</summary>
     Task<bool[]> DeliverAsync(Forwarded[] batch);
 
+    /// <summary>
+    /// What the homes of sessions bound here (their edge) deliver to them, in order; returns the ids of the sessions
+    /// that are not here (any more).
+    /// </summary>
+    Task<long[]> ToEdgesAsync(EdgeItem[] batch);
+
     /// <summary>Failed authentications on any node blocked this username until then.</summary>
     [OneWay]
     Task BlockAsync(string account, DateTimeOffset until);
 }
 
-/// <summary>A stanza crossing nodes: its XML, its trusted sender and its recipient.</summary>
+/// <summary>
+/// A stanza crossing nodes: its XML, its trusted sender and its recipient. With <paramref name="Edge"/>, one a client
+/// sent on its session's edge node, routed on its home as from the session's proxy with that link id.
+/// </summary>
 [GenerateSerializer]
 [Immutable]
-public sealed record Forwarded([property: Id(0)] string Stanza, [property: Id(1)] string From, [property: Id(2)] string To);
+public sealed record Forwarded([property: Id(0)] string Stanza, [property: Id(1)] string From, [property: Id(2)] string To, [property: Id(3)] long Edge = 0);
 
 [SiloKeyPlacement]
 [Reentrant]
@@ -47,6 +56,8 @@ internal sealed class NodeGrain(OrleansCluster node) : Grain, INodeGrain
 
         return await Task.WhenAll(routed);
     }
+
+    public Task<long[]> ToEdgesAsync(EdgeItem[] batch) => Task.FromResult(node.ToEdgesHere(batch));
 
     public Task BlockAsync(string account, DateTimeOffset until)
     {

@@ -287,6 +287,11 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     /// <summary>On the node a batch reached: routes a stanza if its recipient is homed here.</summary>
     internal async Task<bool> TryRouteHereAsync(Forwarded item)
     {
+        if (item.Edge != 0)
+        {
+            return await FromEdgeHereAsync(item.Stanza, item.From, item.Edge).ConfigureAwait(false);
+        }
+
         var to = Jid.Parse(item.To);
         if (!IsHome(to.Bare))
         {
@@ -300,7 +305,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     /// <summary>This node's silo address, as other nodes name it.</summary>
     internal string SiloKey => _siloKey;
 
-    public async ValueTask<string?> ClaimAsync(Jid bare, CancellationToken cancellationToken)
+    public async ValueTask<bool> ClaimAsync(Jid bare, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 40; attempt++)
         {
@@ -308,10 +313,10 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
             switch (reply.Outcome)
             {
                 case ClaimOutcome.Granted:
-                    return null;
+                    return true;
                 case ClaimOutcome.Elsewhere:
-                    _log.Info("{Account} has sessions on another node: sending the client to {Address}", bare, reply.ClientAddress);
-                    return reply.ClientAddress;
+                    _log.Debug("{Account} has sessions on another node ({Address}): its session from here will be bound there", bare, reply.ClientAddress);
+                    return false;
                 default:
                     await Task.Delay(TimeSpan.FromMilliseconds(25), cancellationToken).ConfigureAwait(false);
                     break;
@@ -416,6 +421,11 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
                             if (_pumps.TryRemove(key, out var pump))
                             {
                                 pump.Dispose();
+                            }
+
+                            if (m.Status == SiloStatus.Dead)
+                            {
+                                EdgesOfDeadNode(key);
                             }
                         }
                     }

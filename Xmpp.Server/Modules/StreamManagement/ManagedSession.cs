@@ -456,6 +456,16 @@ internal sealed class ManagedSession : IDeliveryTracker
         var jid = Session.Jid;
         var delivered = false;
         var late = Delayed(message);
+        if (Session.Home is not null)
+        {
+            // Cluster mode: the account is homed on another node (with its other sessions and its offline store), where
+            // the session has ended already: the message goes there as one to the account.
+            var sender = Jid.TryParse(message.GetAttribute("from"), out var s) ? s : Jid.Parse(jid.Domain);
+            var toAccount = late.Clone().SetAttribute("to", jid.Bare.ToString());
+            await context.Router.RouteParsedAsync(toAccount, sender, jid.Bare, CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
         foreach (var r in context.Sessions.Resources(jid.Bare))
         {
             if (r.IsAvailable && r.Priority >= 0)

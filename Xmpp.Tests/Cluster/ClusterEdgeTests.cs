@@ -1,0 +1,114 @@
+using Xmpp.Core;
+using Xmpp.Core.Xml;
+using Xmpp.Tests.EndToEnd;
+
+namespace Xmpp.Tests.Cluster;
+
+/// <summary>
+/// An account's sessions on several nodes (README, "Running a cluster"): a client that logs in on a node other than
+/// its account's home stays there, and its session is bound on the home, where the account's other sessions are.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[CancelAfter(240_000)]
+public sealed class ClusterEdgeTests
+{
+    private const string Carbons = "urn:xmpp:carbons:2";
+
+    [Test]
+    public async Task An_accounts_sessions_on_two_nodes_share_presence_carbons_priorities_and_conflicts()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+
+        // Alice's phone makes node 1 her home; her laptop stays on node 2, where bob is.
+        await using var phone = await cluster.LoginAsync(0, "alice", "phone");
+        await using var laptop = await cluster.LoginAsync(1, "alice", "laptop");
+        await using var bob = await cluster.LoginAsync(1, "bob", "desk");
+        await cluster.WaitForLogAsync(0, "Bound alice@localhost/laptop here, its home, for its connection on n2");
+        await phone.SendAsync("<presence><priority>5</priority></presence>");
+        await laptop.SendAsync("<presence><priority>1</priority></presence>");
+        await bob.SendAsync("<presence/>");
+
+        // RFC 6121 §4.2.2: the account's other available resources get its presence, across nodes.
+        var seen = await phone.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop");
+        Assert.That(seen.ChildText("priority", Ns.Client), Is.EqualTo("1"));
+
+        // The laptop's requests are answered by the account's home.
+        var roster = await laptop.IqAsync("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+        Assert.That(roster.GetAttribute("type"), Is.EqualTo("result"), roster.ToString());
+
+        // XEP-0280 on both: a message to the phone is copied to the laptop, one the laptop sends is copied to the phone.
+        Assert.That((await phone.IqAsync($"<iq type='set' id='c1'><enable xmlns='{Carbons}'/></iq>")).GetAttribute("type"), Is.EqualTo("result"));
+        Assert.That((await laptop.IqAsync($"<iq type='set' id='c2'><enable xmlns='{Carbons}'/></iq>")).GetAttribute("type"), Is.EqualTo("result"));
+        await bob.SendAsync("<message to='alice@localhost/phone' type='chat' id='b1'><body>to the phone</body></message>");
+        var direct = await phone.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "b1");
+        Assert.That(direct.ChildText("body", Ns.Client), Is.EqualTo("to the phone"));
+        var received = await laptop.ReadUntilAsync(e => e.Name == "message" && e.Child("received", Carbons) is not null);
+        Assert.That(received.ToString(), Does.Contain("to the phone"));
+        await laptop.SendAsync("<message to='bob@localhost' type='chat' id='a1'><body>from the laptop</body></message>");
+        var fromLaptop = await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "a1");
+        Assert.That(fromLaptop.GetAttribute("from"), Is.EqualTo("alice@localhost/laptop"));
+        var sent = await phone.ReadUntilAsync(e => e.Name == "message" && e.Child("sent", Carbons) is not null);
+        Assert.That(sent.ToString(), Does.Contain("from the laptop"));
+
+        // RFC 6121 §8.5.2.1.1: a message to the bare JID goes to the highest priority, whichever node it is on.
+        await laptop.SendAsync("<presence><priority>10</priority></presence>");
+        await phone.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop" && e.ChildText("priority", Ns.Client) == "10");
+        await bob.SendAsync("<message to='alice@localhost' type='chat' id='b2'><body>to the account</body></message>");
+        var toAccount = await laptop.ReadUntilAsync(e => e.Name == "message" && (e.GetAttribute("id") == "b2" || e.Child("received", Carbons) is not null));
+        Assert.That(toAccount.GetAttribute("id"), Is.EqualTo("b2"), toAccount.ToString());
+
+        // RFC 6120 §7.7.2.2, decided on the home: binding the laptop's resource on node 1 replaces the session on node 2.
+        await using var again = await cluster.LoginAsync(0, "alice", "laptop");
+        Assert.That(await laptop.ReadStreamErrorAsync(), Is.EqualTo("conflict"));
+
+        // And an edge session replaces a session on the home: the phone on node 1 is replaced by a login on node 2.
+        await using var phone2 = await cluster.LoginAsync(1, "alice", "phone");
+        Assert.That(await phone.ReadStreamErrorAsync(), Is.EqualTo("conflict"));
+
+        // Ending a session on its edge ends it on the home: the account's other resources see it go.
+        await again.SendAsync("<presence/>");
+        await phone2.SendAsync("<presence/>");
+        await again.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/phone");
+        await phone2.CloseAsync();
+        await again.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/phone" && e.GetAttribute("type") == "unavailable");
+    }
+
+    [Test]
+    public async Task When_a_sessions_edge_dies_its_home_ends_it_and_when_its_home_dies_the_edge_closes_it()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(3, ["alice", "bob"], [("alice", "bob")]);
+        for (var n = 0; n < 3; n++)
+        {
+            await cluster.StartAsync(n);
+        }
+
+        await using var phone = await cluster.LoginAsync(0, "alice", "phone");
+        await using var laptop = await cluster.LoginAsync(1, "alice", "laptop");
+        await using var tablet = await cluster.LoginAsync(2, "alice", "tablet");
+        await using var bob = await cluster.LoginAsync(2, "bob", "desk");
+        foreach (var c in new[] { phone, laptop, tablet, bob })
+        {
+            await c.SendAsync("<presence/>");
+        }
+
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop");
+
+        // The laptop's node dies: its home ends the session, and alice's contact and other resources see it go.
+        cluster.Process(1).Kill9();
+        var gone = await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop" && e.GetAttribute("type") == "unavailable");
+        Assert.That(gone, Is.Not.Null);
+        await phone.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop" && e.GetAttribute("type") == "unavailable");
+
+        // The home's node dies: the tablet, bound there from node 3, is told to log in again; bob keeps his session.
+        cluster.Process(0).Kill9();
+        Assert.That(await tablet.ReadStreamErrorAsync(), Is.EqualTo("reset"));
+        await using var back = await cluster.LoginAsync(2, "alice", "tablet");
+        await back.SendAsync("<presence><status>back</status></presence>");
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/tablet" && e.ChildText("status", Ns.Client) == "back");
+        await back.SendAsync("<message to='bob@localhost' type='chat' id='t1'><body>back</body></message>");
+        await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "t1");
+    }
+}
