@@ -132,6 +132,21 @@ public sealed class ModuleHost
             return parked;
         }
 
+        public async Task<Element?> ParkAsync(ClientSession session)
+        {
+            foreach (var p in all)
+            {
+                if (await p.ParkAsync(session).ConfigureAwait(false) is { } parked)
+                {
+                    return parked;
+                }
+            }
+
+            return null;
+        }
+
+        public Element? TakeWaiting(Jid bare, string resumeId) => all.Select(p => p.TakeWaiting(bare, resumeId)).FirstOrDefault(t => t is not null);
+
         public void Restore(Jid bare, IReadOnlyList<Element> snapshots)
         {
             foreach (var p in all)

@@ -23,6 +23,18 @@ public interface ISessionParking
     /// </summary>
     Task<IReadOnlyList<Element>> ParkAsync(Jid bare);
 
+    /// <summary>
+    /// Parks one resumable session as <see cref="ParkAsync(Jid)"/> does (cluster mode: one bound here for an account
+    /// homed elsewhere, which is not in this node's registry); null when it cannot be resumed.
+    /// </summary>
+    Task<Element?> ParkAsync(ClientSession session) => Task.FromResult<Element?>(null);
+
+    /// <summary>
+    /// Takes the session of the account with this resumption id off this node if it waits to be resumed (its client
+    /// resumes it on another node); returns its snapshot, or null.
+    /// </summary>
+    Element? TakeWaiting(Jid bare, string resumeId) => null;
+
     /// <summary>On the account's new home: the snapshots become sessions here, waiting for their clients to resume them.</summary>
     void Restore(Jid bare, IReadOnlyList<Element> snapshots);
 

@@ -111,4 +111,77 @@ public sealed class ClusterEdgeTests
         await back.SendAsync("<message to='bob@localhost' type='chat' id='t1'><body>back</body></message>");
         await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "t1");
     }
+
+    [Test]
+    public async Task Drains_hand_edge_sessions_to_their_homes_and_take_proxies_along_so_clients_resume_unseen()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(3, ["alice", "bob"], [("alice", "bob")]);
+        for (var n = 0; n < 3; n++)
+        {
+            await cluster.StartAsync(n);
+        }
+
+        await using var bob = await cluster.LoginAsync(2, "bob", "desk");
+        bob.Received = [];
+        await bob.SendAsync("<presence/>");
+
+        // Alice's phone on node 1 (her home), her laptop on node 2 (bound on node 1), both resumable (XEP-0198).
+        var phone = await cluster.LoginAsync(0, "alice", "phone");
+        var phoneId = await EnableAsync(phone);
+        var laptop = await cluster.LoginAsync(1, "alice", "laptop");
+        var laptopId = await EnableAsync(laptop);
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop");
+        bob.Received.Clear();
+
+        // A message the laptop receives and does not acknowledge: it comes again after the resumption.
+        await bob.SendAsync("<message to='alice@localhost/laptop' type='chat' id='l1'><body>before</body></message>");
+        await laptop.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "l1");
+
+        // Node 2 drains: the laptop's session is handed to its home; its client resumes it on node 3.
+        await cluster.Process(1).SignalAsync("TERM");
+        Assert.That(await laptop.ReadStreamErrorAsync(), Is.EqualTo("system-shutdown"));
+        laptop.Abort();
+        await laptop.DisposeAsync();
+        Assert.That(await cluster.Process(1).WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.True, "node 2 stops after the drain");
+        Assert.That(await File.ReadAllTextAsync(cluster.Log(1)), Does.Contain("Drained: 1 session(s) whose accounts are homed on other nodes handed to their homes"));
+        await using var laptop2 = await ResumeAsync(cluster, 2, laptopId);
+        await laptop2.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "l1");
+        await bob.SendAsync("<message to='alice@localhost/laptop' type='chat' id='l2'><body>after the first drain</body></message>");
+        await laptop2.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "l2");
+
+        // Node 1, the home, drains: the phone is parked and the laptop's proxy goes along with the home.
+        await cluster.Process(0).SignalAsync("TERM");
+        Assert.That(await phone.ReadStreamErrorAsync(), Is.EqualTo("system-shutdown"));
+        phone.Abort();
+        await phone.DisposeAsync();
+        Assert.That(await cluster.Process(0).WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.True, "node 1 stops after the drain");
+        await using var phone2 = await ResumeAsync(cluster, 2, phoneId);
+
+        // Both sessions go on, and bob never saw alice go.
+        await bob.SendAsync("<message to='alice@localhost/laptop' type='chat' id='l3'><body>after the second drain</body></message>");
+        await laptop2.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "l3");
+        await laptop2.SendAsync("<message to='bob@localhost' type='chat' id='a3'><body>still here</body></message>");
+        await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "a3");
+        await bob.SendAsync("<message to='alice@localhost/phone' type='chat' id='p3'><body>and you</body></message>");
+        await phone2.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "p3");
+        Assert.That(bob.Received.Where(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable").Select(e => e.ToString()), Is.Empty);
+    }
+
+    private static async Task<string> EnableAsync(RawXmppClient client)
+    {
+        await client.SendAsync("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+        var enabled = await client.ReadUntilAsync(e => e.Name == "enabled");
+        await client.SendAsync("<presence/>");
+        return enabled.GetAttribute("id")!;
+    }
+
+    private static async Task<RawXmppClient> ResumeAsync(ClusterNodes cluster, int node, string id)
+    {
+        var client = await RawXmppClient.ConnectAsync(cluster.Nodes[node].ClientPort, address: cluster.Nodes[node].Address.ToString());
+        await client.AuthenticateOnlyAsync("alice", "pw-alice");
+        await client.SendAsync($"<resume xmlns='urn:xmpp:sm:3' previd='{id}' h='0'/>");
+        var resumed = await client.ReadAsync();
+        Assert.That(resumed.Name, Is.EqualTo("resumed"), $"on node {node + 1}: {resumed}");
+        return client;
+    }
 }

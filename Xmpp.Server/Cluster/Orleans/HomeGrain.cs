@@ -57,6 +57,12 @@ public interface IHomeGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<string> FromEdgeAsync(string stanza, string from, long id);
 
+    /// <summary>A drain on the edge node of the session with link <paramref name="id"/> parked it: it replaces its proxy here.</summary>
+    Task<AttachOutcome> AdoptAsync(long id, string parked);
+
+    /// <summary>A client resumes on another node the session with this resumption id, waiting here: its snapshot, or empty.</summary>
+    Task<string> TakeWaitingAsync(string resumeId);
+
     /// <summary>An administrator ends these sessions of the account (a full JID, or all of them): on the home, where they are.</summary>
     [AlwaysInterleave]
     Task<int> EndSessionsAsync(string jid);
@@ -264,9 +270,35 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
 
     public async Task<string> FromEdgeAsync(string stanza, string from, long id)
     {
+        if (_parked is not null)
+        {
+            // The home is moving with the session's proxy: routed once it has arrived, as the proxy there.
+            (_queued ??= []).Add(new Forwarded(stanza, from, string.Empty, id));
+            return OrleansCluster.Moving;
+        }
+
         var routed = await node.FromEdgeHereAsync(stanza, from, id);
         Touch();
         return routed ? node.SiloKey : string.Empty;
+    }
+
+    public Task<AttachOutcome> AdoptAsync(long id, string parked)
+    {
+        if (_parked is not null)
+        {
+            return Task.FromResult(AttachOutcome.Moving);
+        }
+
+        var adopted = node.AdoptHere(_jid, id, parked);
+        Touch();
+        return Task.FromResult(adopted ? AttachOutcome.Attached : AttachOutcome.Refused);
+    }
+
+    public Task<string> TakeWaitingAsync(string resumeId)
+    {
+        var taken = _parked is null ? node.TakeWaitingHere(_jid, resumeId) : string.Empty;
+        Touch();
+        return Task.FromResult(taken);
     }
 
     public Task<string> WhereAsync() => Task.FromResult(node.SiloKey);

@@ -30,6 +30,9 @@ public sealed partial class OrleansCluster
     private readonly ConcurrentDictionary<long, ClientSession> _proxies = new();
     private readonly ConcurrentDictionary<string, EdgePump> _edgePumps = new(StringComparer.Ordinal);
 
+    /// <summary>What a home grain answers for a stanza it keeps while it moves with the session's proxy.</summary>
+    internal const string Moving = "-";
+
     /// <summary>Sessions bound here for accounts homed on other nodes.</summary>
     public int EdgeCount => _edges.Count;
 
@@ -187,6 +190,10 @@ public sealed partial class OrleansCluster
                 case EdgeItemKind.Nonza:
                     link.Session.Stream?.WriteNonza(ElementParser.Parse(item.Xml));
                     break;
+                case EdgeItemKind.Home:
+                    var lines = item.Xml.Split('\n', 2);
+                    link.Bound(lines[0], lines.Length > 1 ? lines[1] : lines[0]);
+                    break;
                 default:
                     var split = item.Xml.IndexOf('\n', StringComparison.Ordinal);
                     var condition = (StreamErrorCondition)int.Parse(split < 0 ? item.Xml : item.Xml[..split], CultureInfo.InvariantCulture);
@@ -267,6 +274,12 @@ public sealed partial class OrleansCluster
             }
 
             var (answered, home, _) = await CallHomeAsync(session.Jid.Bare, grain => grain.FromEdgeAsync(item.Stanza, item.From, link.Id), ct).ConfigureAwait(false);
+            if (answered && home == Moving)
+            {
+                // Kept by the home grain, which is moving with the proxy, and routed once it has arrived.
+                return;
+            }
+
             if (answered && home!.Length > 0)
             {
                 link.Bound(home, NodeName(home));
@@ -310,6 +323,9 @@ public enum EdgeItemKind
     Stanza,
     Nonza,
     Close,
+
+    /// <summary>The session's proxy moved with its account's home: the new home's silo address and node name.</summary>
+    Home,
 }
 
 /// <summary>One thing for the session with link <paramref name="Id"/> on its edge node.</summary>

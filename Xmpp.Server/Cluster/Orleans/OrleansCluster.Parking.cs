@@ -32,7 +32,8 @@ public sealed partial class OrleansCluster
         }
 
         IReadOnlyList<Element> parked = _server?.Modules?.Parking is { } parking ? await parking.ParkAsync(bare).ConfigureAwait(false) : [];
-        if (parked.Count == 0)
+        var proxies = ParkProxiesHere(bare);
+        if (parked.Count + proxies.Count == 0)
         {
             // Nothing could leave: the account stays homed here.
             _homed[bare] = 0;
@@ -42,19 +43,30 @@ public sealed partial class OrleansCluster
             _log.Info("{Account}: {Count} session(s) that cannot be resumed stay until this node stops", bare, _sessions.Resources(bare).Count);
         }
 
-        return [.. parked.Select(p => p.ToString())];
+        return [.. parked.Select(p => p.ToString()), .. proxies];
     }
 
     /// <summary>The account's parked sessions arrived with its home: they wait here for their clients.</summary>
     internal void RestoreHere(Jid bare, string[] parked)
     {
-        if (_server?.Modules?.Parking is not { } parking)
+        var all = parked.Select(ElementParser.Parse).ToList();
+        foreach (var proxy in all.Where(p => p.Name == "proxy"))
         {
-            _log.Warn("{Account}: {Count} parked session(s) arrived, but stream management is not loaded here: they are lost", bare, parked.Length);
+            RestoreProxyHere(proxy);
+        }
+
+        var snapshots = all.Where(p => p.Name != "proxy").ToList();
+        if (snapshots.Count == 0)
+        {
             return;
         }
 
-        var snapshots = parked.Select(ElementParser.Parse).ToList();
+        if (_server?.Modules?.Parking is not { } parking)
+        {
+            _log.Warn("{Account}: {Count} parked session(s) arrived, but stream management is not loaded here: they are lost", bare, snapshots.Count);
+            return;
+        }
+
         parking.Restore(bare, snapshots);
         _ = ForgetParkedAsync([.. snapshots.Select(s => s.GetAttribute("id")).OfType<string>()]);
     }
@@ -65,6 +77,13 @@ public sealed partial class OrleansCluster
     /// </summary>
     internal async Task SaveParkedAsync(Jid bare, string[] parked)
     {
+        // Proxies are not resumed: they move with the home or end with it.
+        parked = [.. parked.Where(p => !IsProxySnapshot(p))];
+        if (parked.Length == 0)
+        {
+            return;
+        }
+
         try
         {
             await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
@@ -115,7 +134,7 @@ public sealed partial class OrleansCluster
 
         if (snapshot is null)
         {
-            return null;
+            return await TakeFromHomeAsync(bare, resumeId, cancellationToken).ConfigureAwait(false);
         }
 
         _log.Warn("{Account}: a parked session did not arrive with its home; restored from the database for its client's resumption", bare);
@@ -182,7 +201,14 @@ public sealed partial class OrleansCluster
         {
             try
             {
-                await RouteHereAsync(item.Stanza, item.From, item.To).ConfigureAwait(false);
+                if (item.Edge == 0)
+                {
+                    await RouteHereAsync(item.Stanza, item.From, item.To).ConfigureAwait(false);
+                }
+                else if (!await FromEdgeHereAsync(item.Stanza, item.From, item.Edge).ConfigureAwait(false))
+                {
+                    _log.Warn("{Account}: a stanza its client sent while its home moved found its session ended", bare);
+                }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -205,10 +231,11 @@ public sealed partial class OrleansCluster
 
         // Nodes draining too (the whole cluster stopping) take nothing: they are told apart through the database.
         var draining = await DrainingAsync().ConfigureAwait(false);
-        var accounts = _server?.Modules?.Parking?.ParkableAccounts() ?? [];
+        var handed = await DrainEdgesAsync(cancellationToken).ConfigureAwait(false);
+        var accounts = (_server?.Modules?.Parking?.ParkableAccounts() ?? []).Union(_proxies.Values.Select(p => p.Jid.Bare)).ToList();
         if (accounts.Count == 0)
         {
-            return 0;
+            return handed;
         }
 
         var targets = _membership.CurrentSnapshot.Members.Values
@@ -219,11 +246,11 @@ public sealed partial class OrleansCluster
         if (targets.Length == 0)
         {
             _log.Warn("Draining: no other node stays to take {Count} account(s) with resumable sessions; they end as at any shutdown", accounts.Count);
-            return 0;
+            return handed;
         }
 
         var started = Stopwatch.GetTimestamp();
-        var parked = 0;
+        var parked = handed;
         var failed = 0;
         await Parallel.ForEachAsync(accounts.Select((account, i) => (account, target: targets[i % targets.Length])), new ParallelOptions { MaxDegreeOfParallelism = 64, CancellationToken = cancellationToken }, async (item, ct) =>
         {

@@ -32,38 +32,59 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
         var parked = new List<Element>();
         foreach (var session in module.Context.Sessions.Resources(bare).OfType<ClientSession>())
         {
-            if (session.Tracker is not ManagedSession { ResumeId: { } id } managed)
+            if (await ParkAsync(session).ConfigureAwait(false) is { } snapshot)
             {
-                continue;
+                parked.Add(snapshot);
             }
-
-            // The stanza the client's stream is handling now finishes first, so that the count in the snapshot is
-            // exact; one that does not within seconds (its stream broke) is left uncounted.
-            var quiet = managed.QuiesceAsync();
-            if (!quiet.IsCompleted && await Task.WhenAny(quiet, Task.Delay(QuiesceTimeout)).ConfigureAwait(false) != quiet)
-            {
-                session.Log.Warn("{Jid}: a stanza was still being handled after {Seconds} s; parking without it", session.Jid, QuiesceTimeout.TotalSeconds);
-            }
-
-            // What client state indication held goes into the snapshot, to be sent at resumption.
-            if (session.SendFilter is { } filter)
-            {
-                session.SendFilter = null;
-                filter.Release(session);
-            }
-
-            if (managed.Park() is not { } snapshot)
-            {
-                continue;
-            }
-
-            module.Resumable.Remove(id, managed);
-            session.Vacate()?.Close(new StreamError(StreamErrorCondition.SystemShutdown, "this node is restarting: resume the session to go on"));
-            parked.Add(snapshot);
-            session.Log.Info("Session of {Jid} parked for resumption on another node ({Unacked} unacknowledged stanza(s))", session.Jid, snapshot.Child("unacked", ClientSession.ParkedNamespace)?.Elements().Count() ?? 0);
         }
 
         return parked;
+    }
+
+    public async Task<Element?> ParkAsync(ClientSession session)
+    {
+        if (session.Tracker is not ManagedSession { ResumeId: { } id } managed)
+        {
+            return null;
+        }
+
+        // The stanza the client's stream is handling now finishes first, so that the count in the snapshot is
+        // exact; one that does not within seconds (its stream broke) is left uncounted.
+        var quiet = managed.QuiesceAsync();
+        if (!quiet.IsCompleted && await Task.WhenAny(quiet, Task.Delay(QuiesceTimeout)).ConfigureAwait(false) != quiet)
+        {
+            session.Log.Warn("{Jid}: a stanza was still being handled after {Seconds} s; parking without it", session.Jid, QuiesceTimeout.TotalSeconds);
+        }
+
+        // What client state indication held goes into the snapshot, to be sent at resumption.
+        if (session.SendFilter is { } filter)
+        {
+            session.SendFilter = null;
+            filter.Release(session);
+        }
+
+        if (managed.Park() is not { } snapshot)
+        {
+            return null;
+        }
+
+        module.Resumable.Remove(id, managed);
+        session.Vacate()?.Close(new StreamError(StreamErrorCondition.SystemShutdown, "this node is restarting: resume the session to go on"));
+        session.Log.Info("Session of {Jid} parked for resumption on another node ({Unacked} unacknowledged stanza(s))", session.Jid, snapshot.Child("unacked", ClientSession.ParkedNamespace)?.Elements().Count() ?? 0);
+        return snapshot;
+    }
+
+    public Element? TakeWaiting(Jid bare, string resumeId)
+    {
+        if (module.Resumable.Find(resumeId) is not { IsWaiting: true } managed || managed.Session.Jid.Bare != bare || managed.Park() is not { } snapshot)
+        {
+            return null;
+        }
+
+        module.Resumable.Remove(resumeId, managed);
+        managed.Session.Vacate();
+        managed.Session.Log.Info("Session of {Jid} taken by its client resuming it on another node", managed.Session.Jid);
+        return snapshot;
     }
 
     public void Restore(Jid bare, IReadOnlyList<Element> snapshots)
@@ -88,5 +109,42 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
             module.Resumable.Add(managed.ResumeId!, managed);
             module.Context.Log.Info("Session of {Jid} arrived from another node: waiting {Seconds} s for its client to resume it", full, snapshot.GetAttribute("left"));
         }
+    }
+
+    /// <summary>
+    /// A snapshot taken for a client resuming here (from the database, or from the account's home on another node):
+    /// restored as any other, or, while the account is homed on another node, bound there as a session whose stream
+    /// is here.
+    /// </summary>
+    public async Task RestoreTakenAsync(Jid bare, Element snapshot, CancellationToken ct)
+    {
+        if (module.Context.Server.Cluster is not { } cluster || cluster.IsHome(bare) ||
+            !Jid.TryParse(snapshot.GetAttribute("jid"), out var full) || full.Bare != bare || full.Resource is null ||
+            snapshot.GetAttribute("id") is not { } id || snapshot.Child("session", ClientSession.ParkedNamespace) is not { } state)
+        {
+            Restore(bare, [snapshot]);
+            return;
+        }
+
+        var session = new ClientSession(module.Context.Server, full, state, module.Context.Log);
+        var managed = new ManagedSession(module, session, snapshot);
+        session.Tracker = managed;
+        try
+        {
+            session.Home = await cluster.AttachAsync(session, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is Core.Stanzas.XmppStreamException or OperationCanceledException)
+        {
+            module.Context.Log.Warn("The session of {Jid} could not be bound on its account's home: {Reason}", full, ex.Message);
+            managed.Park(); // stops its wait for resumption without ending anything
+            return;
+        }
+
+        if (session.Home is null && module.Context.Sessions.Bind(session) is { } replaced && !ReferenceEquals(replaced, session))
+        {
+            replaced.Close(new StreamError(StreamErrorCondition.Conflict, "replaced by a session resumed from another node"));
+        }
+
+        module.Resumable.Add(id, managed);
     }
 }

@@ -161,7 +161,7 @@ public sealed class StreamManagementModule : IXmppModule, IKeepsStateAcrossReloa
             // Cluster mode: a session parked by a drain that did not arrive with its account's home.
             if (await cluster.TakeParkedAsync(bare, previd, ct).ConfigureAwait(false) is { } snapshot)
             {
-                _parking.Restore(bare, [snapshot]);
+                await _parking.RestoreTakenAsync(bare, snapshot, ct).ConfigureAwait(false);
                 managed = Resumable.Find(previd);
             }
         }
