@@ -18,13 +18,6 @@ public sealed record ClusterOptions
     /// <summary>The silo port (TCP), 11111 by default.</summary>
     public int Port { get; init; } = 11111;
 
-    /// <summary>
-    /// What a client is told to connect to instead (RFC 6120 §4.9.3.19 see-other-host) when it logs in to this
-    /// node while its account is served by another: "host" or "host:port". By default the node's address and
-    /// the port of its first client listener.
-    /// </summary>
-    public string? ClientAddress { get; init; }
-
     /// <summary>How long a node waits for another's answer to a liveness probe before counting it as missed.</summary>
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(2);
 

@@ -238,10 +238,10 @@ internal sealed class ConfigReader
         };
     }
 
-    /// <summary>&lt;cluster id node address port client-address probe-timeout missed-probes&gt;.</summary>
+    /// <summary>&lt;cluster id node address port probe-timeout missed-probes&gt;.</summary>
     private void ReadCluster(XElement e)
     {
-        _ctx.CheckAttributes(e, "id", "node", "address", "port", "client-address", "probe-timeout", "missed-probes");
+        _ctx.CheckAttributes(e, "id", "node", "address", "port", "probe-timeout", "missed-probes");
         var addressText = _ctx.Required(e, "address");
         if (!IPAddress.TryParse(addressText, out var address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
         {
@@ -267,7 +267,6 @@ internal sealed class ConfigReader
                 Node = node,
                 Address = address,
                 Port = _ctx.Int(e, "port", 11111, 1, 65535),
-                ClientAddress = (string?)e.Attribute("client-address"),
                 ProbeTimeout = _ctx.Seconds(e, "probe-timeout", 2, 0.2, 60),
                 MissedProbes = _ctx.Int(e, "missed-probes", 3, 1, 10),
             },

@@ -98,7 +98,7 @@ public sealed class XmppServer : IAsyncDisposable
         var certificates = CertificateStore.Load(options, acme);
 #if CLUSTER
         var cluster = options.Cluster is { } clusterOptions
-            ? new Cluster.Orleans.OrleansCluster(clusterOptions, options.Storage.ConnectionString!, options.Listeners.FirstOrDefault(l => l.Kind == ListenerKind.C2s)?.Port, logs, metrics)
+            ? new Cluster.Orleans.OrleansCluster(clusterOptions, options.Storage.ConnectionString!, logs, metrics)
             : null;
         var sessions = cluster?.WrapSessions(new SessionManager()) ?? (ISessionRegistry)new SessionManager();
 #else
@@ -137,6 +137,8 @@ public sealed class XmppServer : IAsyncDisposable
             router.Cluster = cluster;
             metrics.Gauge("xmpp_cluster_members", "Cluster mode: members by state, as this node sees them.", () => cluster.Members().GroupBy(m => m.Status).Select(g => ($"{{status=\"{g.Key}\"}}", (double)g.Count())));
             metrics.Gauge("xmpp_cluster_homed_accounts", "Cluster mode: accounts whose home is this node.", () => cluster.HomedCount);
+            metrics.Gauge("xmpp_cluster_edge_sessions", "Cluster mode: sessions whose connection is on this node and whose account is homed on another.", () => cluster.EdgeCount);
+            metrics.Gauge("xmpp_cluster_proxied_sessions", "Cluster mode: sessions of accounts homed on this node whose connection is on another.", () => cluster.ProxyCount);
             metrics.Gauge("xmpp_cluster_forwarded_stanzas", "Cluster mode: stanzas sent to their recipient's home on another node since the start.", () => cluster.Forwarded);
             metrics.Gauge("xmpp_cluster_batches", "Cluster mode: batches those stanzas went in (the rest went one by one through the recipient's home grain).", () => cluster.Batched.Batches);
             await cluster.StartAsync(context, router, cancellationToken).ConfigureAwait(false);

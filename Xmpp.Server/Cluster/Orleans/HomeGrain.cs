@@ -9,7 +9,7 @@ namespace Xmpp.Server.Cluster.Orleans;
 /// <summary>
 /// One per account (keyed by bare JID): where its activation lives is the account's home node. The silo that
 /// first needs it gets it (<see cref="PreferLocalPlacementAttribute"/>); a login elsewhere moves it there
-/// while the account has no session, and is told to go to the home node while it has.
+/// while the account has no session; while it has, the login's session is bound here from its node (its edge).
 /// </summary>
 public interface IHomeGrain : IGrainWithStringKey
 {
@@ -71,7 +71,7 @@ public interface IHomeGrain : IGrainWithStringKey
 /// <summary>The answer to a claim.</summary>
 [GenerateSerializer]
 [Immutable]
-public sealed record ClaimReply([property: Id(0)] ClaimOutcome Outcome, [property: Id(1)] string? ClientAddress);
+public sealed record ClaimReply([property: Id(0)] ClaimOutcome Outcome, [property: Id(1)] string? Node);
 
 [GenerateSerializer]
 public enum ClaimOutcome
@@ -82,7 +82,7 @@ public enum ClaimOutcome
     /// <summary>The home is moving to the caller's node: ask again.</summary>
     Moving,
 
-    /// <summary>Another node has sessions of the account: the client goes there (see-other-host).</summary>
+    /// <summary>Another node has sessions of the account and stays its home: the client's session is bound there from its node.</summary>
     Elsewhere,
 }
 
@@ -183,7 +183,7 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
             // to the node the client logged in on, where it can resume them (XEP-0198 §5 on another node).
             if (!node.CanHandOver(_jid) || !await ParkAsync())
             {
-                return new ClaimReply(ClaimOutcome.Elsewhere, node.ClientAddress);
+                return new ClaimReply(ClaimOutcome.Elsewhere, node.Node);
             }
         }
 

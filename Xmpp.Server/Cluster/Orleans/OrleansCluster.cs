@@ -56,7 +56,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     private Router? _router;
     private ISessionRegistry? _sessions;
 
-    public OrleansCluster(Config.ClusterOptions options, string connectionString, int? clientPort, LogFactory logs, ServerMetrics metrics)
+    public OrleansCluster(Config.ClusterOptions options, string connectionString, LogFactory logs, ServerMetrics metrics)
     {
         _options = options;
         _connectionString = connectionString;
@@ -64,13 +64,9 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
         _log = logs.GetLogger("Cluster");
         _metrics = metrics;
         Logs = logs;
-        ClientAddress = options.ClientAddress ?? FormatAddress(options.Address, clientPort ?? 5222);
     }
 
     public string Node => _options.Node;
-
-    /// <summary>What a client of another node is sent here with (see-other-host).</summary>
-    public string ClientAddress { get; }
 
     internal LogFactory Logs { get; }
 
@@ -315,7 +311,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
                 case ClaimOutcome.Granted:
                     return true;
                 case ClaimOutcome.Elsewhere:
-                    _log.Debug("{Account} has sessions on another node ({Address}): its session from here will be bound there", bare, reply.ClientAddress);
+                    _log.Debug("{Account} has sessions on another node ({Node}): its session from here will be bound there", bare, reply.Node);
                     return false;
                 default:
                     await Task.Delay(TimeSpan.FromMilliseconds(25), cancellationToken).ConfigureAwait(false);
@@ -471,6 +467,4 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
         await _db.DisposeAsync().ConfigureAwait(false);
     }
 
-    private static string FormatAddress(System.Net.IPAddress address, int port) =>
-        address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]:{port}" : $"{address}:{port}";
 }
