@@ -105,7 +105,7 @@ public sealed class XmppServer : IAsyncDisposable
         var sessions = new SessionManager();
 #endif
         ServerContext? built = null;
-        var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics, () => built?.Modules?.ServiceDomains ?? ModuleHost.NoServiceDomains);
+        var router = new Router(() => built!.Hooks, options.Hosts.Select(h => h.Name), logs.GetLogger("Router"), metrics, () => built?.Modules?.ServiceDomains ?? ModuleHost.NoServiceDomains, () => built?.Modules?.WholeServiceDomains ?? ModuleHost.NoServiceDomains);
         var context = new ServerContext
         {
             Options = options,

@@ -59,6 +59,14 @@ public interface IModuleContext
     void ServeDomain(string domain);
 
     /// <summary>
+    /// Cluster mode: the module keeps a served domain's whole state live in memory (a publish-subscribe service's
+    /// nodes and subscriptions), so every stanza to the domain is handled on one node, the domain's home, which
+    /// keeps it while it runs. The node that takes it over after that one leaves is told (<see cref="OnAccountArrived"/>,
+    /// with the domain's JID) and reads it again from storage.
+    /// </summary>
+    void HomeWhole(string domain);
+
+    /// <summary>
     /// Serves HTTP requests under a path prefix ("/upload/") on the HTTPS listener, for the given methods;
     /// the listener answers CORS preflights for them by the server's CORS settings.
     /// </summary>

@@ -72,6 +72,11 @@ public sealed class ModuleHost
     /// <summary>The service domains this generation's modules answer for (see <see cref="IModuleContext.ServeDomain"/>).</summary>
     public IReadOnlySet<string> ServiceDomains => _serviceDomains;
 
+    /// <summary>The service domains handled on one node as a whole in cluster mode (see <see cref="IModuleContext.HomeWhole"/>).</summary>
+    public IReadOnlySet<string> WholeServiceDomains => _wholeDomains;
+
+    private readonly HashSet<string> _wholeDomains = new(StringComparer.Ordinal);
+
     internal static IReadOnlySet<string> NoServiceDomains { get; } = new HashSet<string>();
 
     private readonly HashSet<string> _serviceDomains = new(StringComparer.Ordinal);
@@ -106,7 +111,7 @@ public sealed class ModuleHost
     }
 
     /// <summary>Cluster mode: whether a module holds live state of an entity homed here (<see cref="IModuleContext.KeepsHome"/>).</summary>
-    public bool HoldsHome(Jid bare) => _keepsHome.Exists(holds => holds(bare));
+    public bool HoldsHome(Jid bare) => (bare.Local is null && _wholeDomains.Contains(bare.Domain)) || _keepsHome.Exists(holds => holds(bare));
 
     /// <summary>Cluster mode: the module that parks sessions for resumption on another node (<see cref="IModuleContext.ParksSessions"/>), if loaded.</summary>
     public ISessionParking? Parking => _parking.Count == 0 ? null : _allParking ??= new CompositeParking(_parking);
@@ -405,6 +410,16 @@ public sealed class ModuleHost
             {
                 throw new ConfigException($"module {module.Name}: {domain} is already served by another module");
             }
+        }
+
+        public void HomeWhole(string domain)
+        {
+            if (!host._serviceDomains.Contains(domain))
+            {
+                throw new ConfigException($"module {module.Name}: {domain} is not a domain it serves");
+            }
+
+            host._wholeDomains.Add(domain);
         }
 
         public void AfterLoad(Action action) => host._afterLoad.Add(action);

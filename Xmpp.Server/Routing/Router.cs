@@ -15,6 +15,7 @@ public sealed class Router : IStanzaRouter
 {
     private readonly Func<HookBus> _currentHooks;
     private readonly Func<IReadOnlySet<string>> _serviceDomains;
+    private readonly Func<IReadOnlySet<string>> _wholeDomains;
     private readonly HashSet<string> _localHosts;
     private readonly Logger _log;
 
@@ -22,9 +23,11 @@ public sealed class Router : IStanzaRouter
 
     /// <param name="hooks">The hooks in force (the current module generation's, which a reload replaces).</param>
     /// <param name="serviceDomains">The service domains in force (the current module generation's).</param>
-    public Router(Func<HookBus> hooks, IEnumerable<string> localHosts, Logger log, Hosting.ServerMetrics? metrics = null, Func<IReadOnlySet<string>>? serviceDomains = null)
+    /// <param name="wholeDomains">The service domains handled on one node as a whole in cluster mode (the current module generation's).</param>
+    public Router(Func<HookBus> hooks, IEnumerable<string> localHosts, Logger log, Hosting.ServerMetrics? metrics = null, Func<IReadOnlySet<string>>? serviceDomains = null, Func<IReadOnlySet<string>>? wholeDomains = null)
     {
         _serviceDomains = serviceDomains ?? (() => NoDomains);
+        _wholeDomains = wholeDomains ?? (() => NoDomains);
         _metrics = metrics;
         _currentHooks = hooks;
         _localHosts = new HashSet<string>(localHosts, StringComparer.Ordinal);
@@ -117,11 +120,13 @@ public sealed class Router : IStanzaRouter
         // one homed here is marked as being routed to until its routing is over, so that its sessions never leave
         // for another node (a drain) while a stanza on its way to them could still miss them. A stanza forwarded
         // here whose account has left meanwhile follows it.
-        // The same for an entity of one of our service domains (a multi-user chat room), which has a home node too.
+        // The same for an entity of one of our service domains (a multi-user chat room), which has a home node too,
+        // and for a service domain handled as a whole on one node (a publish-subscribe service).
         Cluster.RoutingMark mark = default;
         var elsewhere = false;
         var entityElsewhere = false;
-        if (to.Local is not null && Cluster is { } cluster && (IsLocal(to.Domain) || _serviceDomains().Contains(to.Domain)))
+        if (Cluster is { } cluster &&
+            (to.Local is not null ? IsLocal(to.Domain) || _serviceDomains().Contains(to.Domain) : _wholeDomains().Contains(to.Domain)))
         {
             mark = cluster.EnterRouting(to.Bare);
             if (!cluster.IsHome(to.Bare))

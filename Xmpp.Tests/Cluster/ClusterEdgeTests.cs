@@ -167,6 +167,41 @@ public sealed class ClusterEdgeTests
         Assert.That(bob.Received.Where(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable").Select(e => e.ToString()), Is.Empty);
     }
 
+    [Test]
+    public async Task A_session_whose_connection_dropped_on_a_node_other_than_its_home_resumes_on_a_third_node()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(3, ["alice", "bob"], [("alice", "bob")]);
+        for (var n = 0; n < 3; n++)
+        {
+            await cluster.StartAsync(n);
+        }
+
+        await using var bob = await cluster.LoginAsync(2, "bob", "desk");
+        await bob.SendAsync("<presence/>");
+        await using var phone = await cluster.LoginAsync(0, "alice", "phone");
+        await phone.SendAsync("<presence/>");
+        var laptop = await cluster.LoginAsync(1, "alice", "laptop");
+        var laptopId = await EnableAsync(laptop);
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop");
+        bob.Received = [];
+        await bob.SendAsync("<message to='alice@localhost/laptop' type='chat' id='d1'><body>before the drop</body></message>");
+        await laptop.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "d1");
+
+        // The laptop's connection drops (no stream close): its session waits on node 2, where its stream was.
+        laptop.Abort();
+        await laptop.DisposeAsync();
+        await cluster.WaitForLogAsync(1, "Connection lost for alice@localhost/laptop");
+        await bob.SendAsync("<message to='alice@localhost/laptop' type='chat' id='d2'><body>while away</body></message>");
+
+        // Its client resumes on node 3: the session is taken from node 2 through the account's home (node 1).
+        await using var again = await ResumeAsync(cluster, 2, laptopId);
+        await again.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "d1");
+        await again.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "d2");
+        await again.SendAsync("<message to='bob@localhost' type='chat' id='d3'><body>back</body></message>");
+        await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "d3");
+        Assert.That(bob.Received.Where(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable").Select(e => e.ToString()), Is.Empty);
+    }
+
     private static async Task<string> EnableAsync(RawXmppClient client)
     {
         await client.SendAsync("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");

@@ -639,7 +639,7 @@ public sealed class ClusterTests
     }
 
     /// <summary>Every message id in the account's archive (XEP-0313), page by page.</summary>
-    private static async Task<HashSet<string>> ArchivedIdsAsync(RawXmppClient c)
+    internal static async Task<HashSet<string>> ArchivedIdsAsync(RawXmppClient c)
     {
         var ids = new HashSet<string>(StringComparer.Ordinal);
         string? after = null;

@@ -182,6 +182,46 @@ internal sealed class SmClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The session died with its node (nothing to resume): logs in again on <paramref name="node"/> with a new
+    /// resumable session. What the server had not acknowledged is given up, not sent again; returns its ids.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ReconnectAsync(int node)
+    {
+        await _reading;
+        await _client.DisposeAsync();
+        var client = await _cluster.LoginAsync(node, _user, Jid.Split('/')[1]);
+        await client.SendAsync($"<enable xmlns='{Sm}' resume='true'/>");
+        var enabled = await client.ReadUntilAsync(e => e.Name == "enabled");
+        List<string> abandoned;
+        await _write.WaitAsync();
+        try
+        {
+            lock (_gate)
+            {
+                abandoned = [.. UnacknowledgedIds()];
+                _outbox.Clear();
+                _handled = 0;
+                _sent = 0;
+                _generation++;
+                _acked?.TrySetResult();
+            }
+
+            ResumeId = enabled.GetAttribute("id")!;
+            Node = node;
+            _client = client;
+            _lost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _reading = ReadAsync(client, _lost);
+        }
+        finally
+        {
+            _write.Release();
+        }
+
+        await SendStanzaAsync("<presence/>");
+        return abandoned;
+    }
+
     /// <summary>Completes once the server has acknowledged everything sent (asks with &lt;r/&gt;).</summary>
     public async Task AllAcknowledgedAsync(TimeSpan timeout)
     {

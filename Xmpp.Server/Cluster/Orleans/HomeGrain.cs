@@ -294,11 +294,11 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
         return Task.FromResult(adopted ? AttachOutcome.Attached : AttachOutcome.Refused);
     }
 
-    public Task<string> TakeWaitingAsync(string resumeId)
+    public async Task<string> TakeWaitingAsync(string resumeId)
     {
-        var taken = _parked is null ? node.TakeWaitingHere(_jid, resumeId) : string.Empty;
+        var taken = _parked is null ? await node.TakeWaitingHereAsync(_jid, resumeId) : string.Empty;
         Touch();
-        return Task.FromResult(taken);
+        return taken;
     }
 
     public Task<string> WhereAsync() => Task.FromResult(node.SiloKey);

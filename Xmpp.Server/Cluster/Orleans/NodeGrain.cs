@@ -22,6 +22,12 @@ public interface INodeGrain : IGrainWithStringKey
     /// </summary>
     Task<long[]> ToEdgesAsync(EdgeItem[] batch);
 
+    /// <summary>A client resumes on another node a session whose connection was here and dropped: "link id, newline, snapshot", or empty.</summary>
+    Task<string> TakeWaitingAsync(string bare, string resumeId);
+
+    /// <summary>The live checkpoints of this node's entities of a service domain (its occupied rooms), as "JID, snapshot" pairs.</summary>
+    Task<string[]> CheckpointsAsync(string domain);
+
     /// <summary>Failed authentications on any node blocked this username until then.</summary>
     [OneWay]
     Task BlockAsync(string account, DateTimeOffset until);
@@ -58,6 +64,10 @@ internal sealed class NodeGrain(OrleansCluster node) : Grain, INodeGrain
     }
 
     public Task<long[]> ToEdgesAsync(EdgeItem[] batch) => Task.FromResult(node.ToEdgesHere(batch));
+
+    public Task<string> TakeWaitingAsync(string bare, string resumeId) => Task.FromResult(node.TakeEdgeWaitingHere(Core.Addressing.Jid.Parse(bare), resumeId));
+
+    public Task<string[]> CheckpointsAsync(string domain) => node.CheckpointsHereAsync(domain);
 
     public Task BlockAsync(string account, DateTimeOffset until)
     {

@@ -243,13 +243,75 @@ public sealed partial class OrleansCluster
             return [];
         }
 
+        // Each live node is asked for its entities as they are now (a room created or configured a moment ago is
+        // listed); the database's checkpoints, written at most a moment ago, stand in for a node that does not answer.
+        var others = _membership.CurrentSnapshot.Members.Values
+            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(_silo))
+            .Select(m => m.SiloAddress.ToParsableString())
+            .ToList();
+        var answers = await Task.WhenAll(others.Select(async silo =>
+        {
+            try
+            {
+                return (Silo: silo, Pairs: await _grains!.GetGrain<INodeGrain>(silo).CheckpointsAsync(domain).WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false));
+            }
+            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            {
+                _log.Debug("Asking {Node} for its entities of {Domain}: {Reason}", NodeName(silo), domain, ex.Message);
+                return (Silo: silo, Pairs: (string[]?)null);
+            }
+        })).ConfigureAwait(false);
+        var found = new List<(Jid, Element)>();
+        foreach (var (_, pairs) in answers)
+        {
+            for (var i = 0; pairs is not null && i + 1 < pairs.Length; i += 2)
+            {
+                if (Jid.TryParse(pairs[i], out var jid))
+                {
+                    found.Add((jid, ElementParser.Parse(pairs[i + 1])));
+                }
+            }
+        }
+
+        var silent = answers.Where(a => a.Pairs is null).Select(a => a.Silo).ToArray();
+        if (silent.Length > 0)
+        {
+            found.AddRange(await StoredCheckpointsAsync(domain, silent, cancellationToken).ConfigureAwait(false));
+        }
+
+        return found;
+    }
+
+    /// <summary>On a node asked by another: the live checkpoints of the entities of <paramref name="domain"/> homed here, as "JID, snapshot" pairs.</summary>
+    internal async Task<string[]> CheckpointsHereAsync(string domain)
+    {
+        var pairs = new List<string>();
+        if (_server?.Modules?.Parking is not { } parking)
+        {
+            return [];
+        }
+
+        foreach (var entity in _homed.Keys.Where(e => e.Local is not null && e.Domain == domain && parking.Checkpoints(e)))
+        {
+            if (await parking.CheckpointAsync(entity).ConfigureAwait(false) is { } snapshot)
+            {
+                pairs.Add(entity.ToString());
+                pairs.Add(snapshot.ToString());
+            }
+        }
+
+        return [.. pairs];
+    }
+
+    private async Task<List<(Jid, Element)>> StoredCheckpointsAsync(string domain, string[] silos, CancellationToken cancellationToken)
+    {
         var found = new List<(Jid, Element)>();
         try
         {
             await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var cmd = new NpgsqlCommand("SELECT jid, snapshot FROM cluster_checkpoints WHERE silo = ANY($1::text[]) AND silo <> $2 AND right(jid, length($3) + 1) = '@' || $3", connection)
+            await using var cmd = new NpgsqlCommand("SELECT jid, snapshot FROM cluster_checkpoints WHERE silo = ANY($1::text[]) AND right(jid, length($2) + 1) = '@' || $2", connection)
             {
-                Parameters = { new() { Value = LiveSilos() }, new() { Value = _siloKey }, new() { Value = domain } },
+                Parameters = { new() { Value = silos }, new() { Value = domain } },
             };
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -262,7 +324,7 @@ public sealed partial class OrleansCluster
         }
         catch (NpgsqlException ex)
         {
-            _log.Warn("Cannot read the other nodes' rooms of {Domain}: {Reason}; listing this node's only", domain, ex.Message);
+            _log.Warn("Cannot read the rooms of {Domain} on the nodes that did not answer: {Reason}", domain, ex.Message);
         }
 
         return found;

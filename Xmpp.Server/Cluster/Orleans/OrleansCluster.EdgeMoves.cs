@@ -124,9 +124,62 @@ public sealed partial class OrleansCluster
         return true;
     }
 
-    /// <summary>On the home: a client resumes on another node a session waiting here; its snapshot, or empty.</summary>
-    internal string TakeWaitingHere(Jid bare, string resumeId) =>
-        _server?.Modules?.Parking?.TakeWaiting(bare, resumeId)?.ToString() ?? string.Empty;
+    /// <summary>
+    /// On the home: a client resumes on another node a session waiting here, or waiting on the node its connection
+    /// was on (it dropped there): its snapshot, with the session's state from its proxy here; or empty.
+    /// </summary>
+    internal async Task<string> TakeWaitingHereAsync(Jid bare, string resumeId)
+    {
+        if (_server?.Modules?.Parking?.TakeWaiting(bare, resumeId) is { } here)
+        {
+            return here.ToString();
+        }
+
+        foreach (var edge in _proxies.Values.Where(p => p.Jid.Bare == bare).Select(p => (p.Stream as EdgeCarrier)?.Edge).OfType<string>().Distinct(StringComparer.Ordinal).ToList())
+        {
+            string taken;
+            try
+            {
+                taken = await _grains!.GetGrain<INodeGrain>(edge).TakeWaitingAsync(bare.ToString(), resumeId).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            {
+                _log.Debug("{Account}: asking {Node} for the session {Id}: {Reason}", bare, NodeName(edge), resumeId, ex.Message);
+                continue;
+            }
+
+            var split = taken.IndexOf('\n', StringComparison.Ordinal);
+            if (split < 0 || !long.TryParse(taken.AsSpan(0, split), CultureInfo.InvariantCulture, out var id) || !_proxies.TryRemove(id, out var proxy) || proxy.Vacate() is null)
+            {
+                continue;
+            }
+
+            // Its state (presence, priority, the modules' flags) is the proxy's; the edge had the stream's.
+            var snapshot = ElementParser.Parse(taken[(split + 1)..]);
+            snapshot.RemoveChildren("session", ClientSession.ParkedNamespace);
+            snapshot.Add(proxy.Snapshot());
+            return snapshot.ToString();
+        }
+
+        return string.Empty;
+    }
+
+    /// <summary>On a session's edge: its client resumes it on another node while it waits here; "link id, newline, snapshot", or empty.</summary>
+    internal string TakeEdgeWaitingHere(Jid bare, string resumeId)
+    {
+        if (_server?.Modules?.Parking?.TakeWaiting(bare, resumeId) is not { } snapshot)
+        {
+            return string.Empty;
+        }
+
+        var link = _edges.Values.FirstOrDefault(l => l.Session.IsEnded && l.Session.Jid.ToString() == snapshot.GetAttribute("jid"));
+        if (link is null || !_edges.TryRemove(link.Id, out _))
+        {
+            return string.Empty;
+        }
+
+        return link.Id.ToString(CultureInfo.InvariantCulture) + "\n" + snapshot;
+    }
 
     /// <summary>A client resumes here a session that waits on its account's home, another node: taken from there.</summary>
     private async ValueTask<Element?> TakeFromHomeAsync(Jid bare, string resumeId, CancellationToken ct)

@@ -263,11 +263,18 @@ internal sealed class MucService(string domain, string host)
             return room;
         }
 
-        var joining = ctx.Kind == "presence" && ctx.Type is null && ctx.To.Resource is not null;
+        // §10.1.1: a room is created by a join that signals MUC (§7.2.1, the <x/> element). A presence without it (a
+        // status change that arrived after the room was destroyed, a groupchat 1.0 client) does not create one, so
+        // a room just destroyed does not come back with a late status update's sender as its owner.
+        var joining = ctx.Kind == "presence" && ctx.Type is null && ctx.To.Resource is not null && ctx.Stanza.Child("x", MucRoom.Muc) is not null;
         StanzaError? refusal = null;
         if (ctx.Kind == "presence" && ctx.Type is null && ctx.To.Resource is null)
         {
             refusal = new StanzaError(StanzaErrorCondition.JidMalformed, "a nickname is needed to enter a room (room@service/nick)");
+        }
+        else if (ctx.Kind == "presence" && ctx.Type is null && !joining)
+        {
+            refusal = new StanzaError(StanzaErrorCondition.ItemNotFound, $"there is no room {ctx.To.Bare}; a join that creates one carries <x xmlns='{MucRoom.Muc}'/>");
         }
         else if (!joining)
         {

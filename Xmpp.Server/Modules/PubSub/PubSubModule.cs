@@ -69,8 +69,18 @@ public sealed class PubSubModule : IXmppModule, IKeepsStateAcrossReload
             }
 
             context.ServeDomain(prepared);
+            context.HomeWhole(prepared);
             _services[prepared] = new PubSubService(prepared, host.Name) { Context = context, Settings = settings };
         }
+
+        // Cluster mode: the service came to this node (its last one left): what it loaded before may be stale.
+        context.OnAccountArrived(jid =>
+        {
+            if (jid.Local is null && _services.TryGetValue(jid.Domain, out var service))
+            {
+                service.Reload();
+            }
+        });
 
         context.Hook(HookNames.RouteRemote, async (ctx, ct) =>
         {

@@ -49,6 +49,7 @@ internal sealed partial class PubSubService(string domain, string host)
     private readonly Dictionary<string, ServiceNode> _nodes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _gate = new(1, 1);
     private bool _loaded;
+    private int _stale;
     private int _nodeCount;
     private long _nextId;
 
@@ -76,6 +77,12 @@ internal sealed partial class PubSubService(string domain, string host)
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            if (Interlocked.Exchange(ref _stale, 0) == 1)
+            {
+                _nodes.Clear();
+                _loaded = false;
+            }
+
             await EnsureLoadedAsync(ct).ConfigureAwait(false);
             await DispatchAsync(ctx, outbox, ct).ConfigureAwait(false);
         }
@@ -352,6 +359,9 @@ internal sealed partial class PubSubService(string domain, string host)
     // ---- storage ---------------------------------------------------------------------------------------
 
     /// <summary>The service's nodes, read once (a failed read is tried again by the next stanza); called under the gate.</summary>
+    /// <summary>Cluster mode: this node became the service's home; its nodes are read again from storage before the next request.</summary>
+    public void Reload() => Volatile.Write(ref _stale, 1);
+
     private async ValueTask EnsureLoadedAsync(CancellationToken ct)
     {
         if (_loaded)

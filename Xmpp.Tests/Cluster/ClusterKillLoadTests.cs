@@ -1,0 +1,149 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Xmpp.Tests.Cluster;
+
+/// <summary>
+/// kill -9 of one node of three, four times in a row, while about a thousand messages a second cross the nodes
+/// (README, "Running a cluster": "When a node dies"): what the server acknowledged is delivered live or kept in the
+/// recipient's archive, the dead node's users' contacts hear of it, and the other nodes' sessions stay up.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[CancelAfter(480_000)]
+public sealed class ClusterKillLoadTests
+{
+    private const int Users = 48;
+    private const int Kills = 4;
+
+    /// <summary>Each client's pause between two messages: 48 clients, about 1,000 messages/s in all.</summary>
+    private static readonly TimeSpan Pace = TimeSpan.FromMilliseconds(48);
+
+    [Test]
+    public async Task Four_kills_under_a_thousand_messages_a_second_lose_no_acknowledged_message()
+    {
+        var users = Enumerable.Range(0, Users).Select(i => $"k{i}").ToArray();
+
+        // Partners i and i^1 are contacts, always on different nodes (i % 3 differs): every message crosses nodes.
+        var pairs = Enumerable.Range(0, Users / 2).Select(i => (users[2 * i], users[(2 * i) + 1])).ToArray();
+        await using var cluster = await ClusterNodes.CreateAsync(3, users, pairs);
+        for (var n = 0; n < 3; n++)
+        {
+            await cluster.StartAsync(n);
+        }
+
+        var clients = new SmClient[Users];
+        await Parallel.ForEachAsync(Enumerable.Range(0, Users), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            clients[i] = await SmClient.ConnectAsync(cluster, i % 3, users[i], "r"));
+        try
+        {
+            await Task.WhenAll(clients.Select(c => c.AllAcknowledgedAsync(TimeSpan.FromSeconds(30))));
+
+            // Steady traffic: each client writes to its partner at its pace; one that lost its node waits to be back.
+            var sent = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+            var paused = new bool[Users];
+            using var stop = new CancellationTokenSource();
+            var clock = Stopwatch.StartNew();
+            var traffic = Enumerable.Range(0, Users).Select(i => Task.Run(async () =>
+            {
+                for (var n = 0; !stop.IsCancellationRequested; n++)
+                {
+                    if (!Volatile.Read(ref paused[i]))
+                    {
+                        var id = $"{users[i]}-{n.ToString(CultureInfo.InvariantCulture)}";
+                        sent[id] = i ^ 1;
+                        await clients[i].SendStanzaAsync($"<message to='{users[i ^ 1]}@localhost' type='chat' id='{id}'><body>{n}</body></message>");
+                    }
+
+                    await Task.Delay(Pace);
+                }
+            })).ToList();
+
+            var abandoned = new ConcurrentBag<string>();
+            var reports = new List<string>();
+            for (var round = 0; round < Kills; round++)
+            {
+                var k = (round + 1) % 3;
+                await Task.Delay(TimeSpan.FromSeconds(3));
+                var victims = Enumerable.Range(0, Users).Where(i => clients[i].Node == k).ToList();
+                var survivors = Enumerable.Range(0, Users).Where(i => clients[i].Node != k).ToList();
+                foreach (var i in victims)
+                {
+                    Volatile.Write(ref paused[i], true);
+                }
+
+                var killedAt = clock.Elapsed;
+                cluster.Process(k).Kill9();
+
+                // Every partner of a dead session on another node hears it went offline (they are contacts), within 10 s.
+                var told = victims.Where(i => clients[i ^ 1].Node != k).Select(i => Task.Run(async () =>
+                {
+                    var partner = clients[i ^ 1];
+                    while (!partner.Unavailable.Contains(clients[i].Jid))
+                    {
+                        await Task.Delay(20);
+                    }
+
+                    return clock.Elapsed - killedAt;
+                })).ToList();
+                var delays = await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(30));
+
+                // The dead node's clients log in again on the next node; the node comes back.
+                await Task.WhenAll(victims.Select(i => clients[i].Lost)).WaitAsync(TimeSpan.FromSeconds(30));
+                await Parallel.ForEachAsync(victims, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+                {
+                    foreach (var id in await clients[i].ReconnectAsync((k + 1) % 3))
+                    {
+                        abandoned.Add(id);
+                    }
+
+                    Volatile.Write(ref paused[i], false);
+                });
+                foreach (var c in clients)
+                {
+                    c.Unavailable.Clear();
+                }
+
+                Assert.That(survivors.Where(i => clients[i].Lost.IsCompleted).Select(i => clients[i].Jid), Is.Empty, $"kill {round + 1}: sessions on the other nodes were disturbed");
+                reports.Add($"kill {round + 1} (node {k + 1} at {killedAt.TotalSeconds:0.0} s): {victims.Count} sessions died, their contacts told after {delays.Min().TotalSeconds:0.0}-{delays.Max().TotalSeconds:0.0} s");
+                Assert.That(delays.Max(), Is.LessThan(TimeSpan.FromSeconds(10)), reports[^1]);
+                await cluster.StartAsync(k);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            await stop.CancelAsync();
+            await Task.WhenAll(traffic);
+            var elapsed = clock.Elapsed;
+            await Task.WhenAll(clients.Select(c => c.AllAcknowledgedAsync(TimeSpan.FromSeconds(60))));
+
+            // Acknowledged = sent and not given up unacknowledged at a kill. Each must have reached its recipient: live,
+            // or in its archive (a message acknowledged and routed, but lost with the recipient's connection).
+            var given = abandoned.ToHashSet(StringComparer.Ordinal);
+            var acknowledged = sent.Keys.Where(id => !given.Contains(id)).ToList();
+            var archived = new ConcurrentDictionary<int, HashSet<string>>();
+            await Parallel.ForEachAsync(Enumerable.Range(0, Users), new ParallelOptions { MaxDegreeOfParallelism = 6 }, async (i, _) =>
+            {
+                await using var check = await cluster.LoginAsync(i % 3, users[i], "check");
+                archived[i] = await ClusterTests.ArchivedIdsAsync(check);
+            });
+            var lost = acknowledged.Where(id => !clients[sent[id]].Received.ContainsKey(id) && !archived[sent[id]].Contains(id)).ToList();
+            var duplicates = clients.Sum(c => c.Received.Values.Count(n => n > 1));
+            var live = acknowledged.Count(id => clients[sent[id]].Received.ContainsKey(id));
+            foreach (var r in reports)
+            {
+                TestContext.Out.WriteLine(r);
+            }
+
+            TestContext.Out.WriteLine($"{sent.Count} messages in {elapsed.TotalSeconds:0} s ({sent.Count / elapsed.TotalSeconds:0} msg/s, every one crossing nodes); {acknowledged.Count} acknowledged, {live} of them delivered live, {acknowledged.Count - live - lost.Count} only in the archive, {lost.Count} lost; {given.Count} never acknowledged (in flight at a kill); {duplicates} duplicate deliveries");
+            Assert.That(lost, Is.Empty, "acknowledged messages lost");
+        }
+        finally
+        {
+            foreach (var c in clients.Where(c => c is not null))
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+}
