@@ -305,8 +305,16 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     {
         for (var attempt = 0; attempt < 40; attempt++)
         {
-            var reply = await Grain(bare).ClaimAsync(_silo!).WaitAsync(cancellationToken).ConfigureAwait(false);
-            switch (reply.Outcome)
+            // A home on a node that just died answers again once that node is declared dead (its client logs in
+            // again at once, often before): the login waits for it, as a stanza to the account would.
+            var (answered, reply, failure) = await CallHomeAsync(bare, grain => grain.ClaimAsync(_silo!), cancellationToken).ConfigureAwait(false);
+            if (!answered)
+            {
+                _log.Warn("{Account}: its home does not answer ({Reason}): login refused", bare, failure);
+                throw new XmppStreamException(StreamErrorCondition.RemoteConnectionFailed, "the account's home node does not answer; try again");
+            }
+
+            switch (reply!.Outcome)
             {
                 case ClaimOutcome.Granted:
                     return true;
