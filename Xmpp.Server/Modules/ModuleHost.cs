@@ -150,6 +150,14 @@ public sealed class ModuleHost
             return null;
         }
 
+        public async Task RedeliverAsync(Jid bare, Element message)
+        {
+            foreach (var p in all)
+            {
+                await p.RedeliverAsync(bare, message).ConfigureAwait(false);
+            }
+        }
+
         public Element? TakeWaiting(Jid bare, string resumeId) => all.Select(p => p.TakeWaiting(bare, resumeId)).FirstOrDefault(t => t is not null);
 
         public void Restore(Jid bare, IReadOnlyList<Element> snapshots)

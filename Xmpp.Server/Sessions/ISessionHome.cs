@@ -19,6 +19,12 @@ public interface ISessionHome
     /// </summary>
     ValueTask RouteAsync(Element stanza, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A message the client never acknowledged, the session over (after <see cref="DetachAsync"/>): delivered on the home
+    /// to the account's other sessions, stored offline or bounced, as for a session of the home.
+    /// </summary>
+    Task RedeliverAsync(Element message);
+
     /// <summary>The session ended here: it ends on the home too (contacts are told it went offline there).</summary>
     Task DetachAsync();
 }

@@ -35,6 +35,12 @@ public interface ISessionParking
     /// </summary>
     Element? TakeWaiting(Jid bare, string resumeId) => null;
 
+    /// <summary>
+    /// On the account's home: a message that a session of the account on another node never acknowledged, that session
+    /// over, is delivered to the account's other sessions, stored or bounced as for a session of this node.
+    /// </summary>
+    Task RedeliverAsync(Jid bare, Element message) => Task.CompletedTask;
+
     /// <summary>On the account's new home: the snapshots become sessions here, waiting for their clients to resume them.</summary>
     void Restore(Jid bare, IReadOnlyList<Element> snapshots);
 

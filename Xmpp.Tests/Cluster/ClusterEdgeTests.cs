@@ -202,6 +202,28 @@ public sealed class ClusterEdgeTests
         Assert.That(bob.Received.Where(e => e.Name == "presence" && e.GetAttribute("type") == "unavailable").Select(e => e.ToString()), Is.Empty);
     }
 
+    [Test]
+    public async Task A_message_a_session_on_another_node_never_acknowledged_goes_to_the_accounts_other_session()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await using var phone = await cluster.LoginAsync(0, "alice", "phone");
+        await phone.SendAsync("<presence/>");
+        await using var laptop = await cluster.LoginAsync(1, "alice", "laptop");
+        await EnableAsync(laptop);
+        await phone.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop");
+        await using var bob = await cluster.LoginAsync(1, "bob", "desk");
+        await bob.SendAsync("<message to='alice@localhost/laptop' type='chat' id='u1'><body>never acknowledged</body></message>");
+        await laptop.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "u1");
+
+        // The laptop closes its stream without acknowledging it (XEP-0198 §4): its home delivers it to the phone, late.
+        await laptop.CloseAsync();
+        var again = await phone.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "u1");
+        Assert.That(again.Child("delay", "urn:xmpp:delay"), Is.Not.Null, again.ToString());
+        Assert.That(again.ChildText("body", Ns.Client), Is.EqualTo("never acknowledged"));
+    }
+
     private static async Task<string> EnableAsync(RawXmppClient client)
     {
         await client.SendAsync("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");

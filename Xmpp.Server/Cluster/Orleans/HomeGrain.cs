@@ -53,6 +53,10 @@ public interface IHomeGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task DetachAsync(long id);
 
+    /// <summary>A message that a session of the account on another node never acknowledged, that session over: delivered, stored or bounced here.</summary>
+    [AlwaysInterleave]
+    Task RedeliverAsync(string message);
+
     /// <summary>Routes what a client sent on its edge node as its proxy here; returns the home's silo address, empty when the proxy is not here.</summary>
     [AlwaysInterleave]
     Task<string> FromEdgeAsync(string stanza, string from, long id);
@@ -260,6 +264,12 @@ internal sealed class HomeGrain(OrleansCluster node, ILocalSiloDetails silo) : G
         var reply = await node.AttachHereAsync(_jid, full, id, connection, caller.ToParsableString(), state);
         Touch();
         return reply;
+    }
+
+    public async Task RedeliverAsync(string message)
+    {
+        await node.RedeliverHereAsync(_jid, message);
+        Touch();
     }
 
     public async Task DetachAsync(long id)

@@ -257,6 +257,8 @@ public sealed partial class OrleansCluster
         public ValueTask RouteAsync(Element stanza, CancellationToken cancellationToken) => cluster.FromEdgeAsync(this, stanza, cancellationToken);
 
         public Task DetachAsync() => cluster.DetachAsync(this);
+
+        public Task RedeliverAsync(Element message) => cluster.RedeliverAsync(this, message);
     }
 
     private async ValueTask FromEdgeAsync(EdgeLink link, Element stanza, CancellationToken ct)
@@ -293,6 +295,28 @@ public sealed partial class OrleansCluster
         finally
         {
             _metrics.ClusterForwarded(System.Diagnostics.Stopwatch.GetTimestamp() - started);
+        }
+    }
+
+    private async Task RedeliverAsync(EdgeLink link, Element message)
+    {
+        var (answered, _, failure) = await CallHomeAsync(link.Session.Jid.Bare, async grain =>
+        {
+            await grain.RedeliverAsync(message.ToString()).ConfigureAwait(false);
+            return true;
+        }, CancellationToken.None).ConfigureAwait(false);
+        if (!answered)
+        {
+            _log.Error("A message {Jid} never acknowledged could not reach the account's home ({Reason}): it is in the account's archive", link.Session.Jid, failure);
+        }
+    }
+
+    /// <summary>On the home: a message that a session on another node never acknowledged, that session over.</summary>
+    internal async Task RedeliverHereAsync(Jid bare, string xml)
+    {
+        if (_server?.Modules?.Parking is { } parking)
+        {
+            await parking.RedeliverAsync(bare, ElementParser.Parse(xml)).ConfigureAwait(false);
         }
     }
 

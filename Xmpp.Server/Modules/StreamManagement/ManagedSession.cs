@@ -452,21 +452,25 @@ internal sealed class ManagedSession : IDeliveryTracker
 
     private async Task RerouteMessageAsync(Element message)
     {
-        var context = _module.Context;
-        var jid = Session.Jid;
-        var delivered = false;
-        var late = Delayed(message);
-        if (Session.Home is not null)
+        if (Session.Home is { } home)
         {
-            // Cluster mode: the account is homed on another node (with its other sessions and its offline store), where
-            // the session has ended already: the message goes there as one to the account.
-            var sender = Jid.TryParse(message.GetAttribute("from"), out var s) ? s : Jid.Parse(jid.Domain);
-            var toAccount = late.Clone().SetAttribute("to", jid.Bare.ToString());
-            await context.Router.RouteParsedAsync(toAccount, sender, jid.Bare, CancellationToken.None).ConfigureAwait(false);
+            // Cluster mode: the account is homed on another node, with its other sessions and its offline store.
+            await home.RedeliverAsync(message).ConfigureAwait(false);
             return;
         }
 
-        foreach (var r in context.Sessions.Resources(jid.Bare))
+        await RedeliverAsync(_module.Context, Session.Jid.Bare, message).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A message a session of <paramref name="account"/> never acknowledged, the session over: to the account's available
+    /// resources of non-negative priority (marked as late, XEP-0203), else offline storage, else bounced.
+    /// </summary>
+    internal static async Task RedeliverAsync(IModuleContext context, Jid account, Element message)
+    {
+        var late = Delayed(message, account.Domain);
+        var delivered = false;
+        foreach (var r in context.Sessions.Resources(account))
         {
             if (r.IsAvailable && r.Priority >= 0)
             {
@@ -479,8 +483,8 @@ internal sealed class ManagedSession : IDeliveryTracker
             return;
         }
 
-        var from = Jid.TryParse(message.GetAttribute("from"), out var f) ? f : Jid.Parse(jid.Domain);
-        var ctx = new StanzaContext(message, from, jid.Bare, null, context.Router);
+        var from = Jid.TryParse(message.GetAttribute("from"), out var f) ? f : Jid.Parse(account.Domain);
+        var ctx = new StanzaContext(message, from, account, null, context.Router);
         if (!await context.FireAsync(HookNames.MessageOffline, ctx, CancellationToken.None).ConfigureAwait(false))
         {
             await context.Router.BounceAsync(message, new StanzaError(StanzaErrorCondition.RecipientUnavailable, "the recipient's session ended before it received this"), CancellationToken.None).ConfigureAwait(false);
@@ -488,13 +492,15 @@ internal sealed class ManagedSession : IDeliveryTracker
     }
 
     /// <summary>XEP-0203: a message that reaches its client late says when the server got it.</summary>
-    private Element Delayed(Element stanza)
+    private Element Delayed(Element stanza) => Delayed(stanza, Session.Jid.Domain);
+
+    private static Element Delayed(Element stanza, string domain)
     {
         if (stanza.Name != "message" || stanza.Child("delay", Forwarded.DelayNamespace) is not null)
         {
             return stanza;
         }
 
-        return stanza.Clone().Add(Forwarded.Delay(DateTimeOffset.UtcNow, Session.Jid.Domain));
+        return stanza.Clone().Add(Forwarded.Delay(DateTimeOffset.UtcNow, domain));
     }
 }

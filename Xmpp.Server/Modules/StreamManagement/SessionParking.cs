@@ -87,6 +87,8 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
         return snapshot;
     }
 
+    public Task RedeliverAsync(Jid bare, Element message) => ManagedSession.RedeliverAsync(module.Context, bare, message);
+
     public void Restore(Jid bare, IReadOnlyList<Element> snapshots)
     {
         foreach (var snapshot in snapshots.Where(s => s.Name == "parked" && s.Namespace == ClientSession.ParkedNamespace))
