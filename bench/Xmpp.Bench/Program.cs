@@ -27,7 +27,7 @@ var result = args.Length == 0 ? null : args[0] switch
     "login" => await Scenarios.LoginAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), cts.Token),
     "messages" => await Scenarios.MessagesAsync(target, options.Int("pairs", 50), options.Int("messages", 1000), options.Int("window", 50), cts.Token,
         options.Int("port2", 0) is > 0 and var port2 ? target with { Host = options.Get("host2", target.Host), Port = port2 } : null, options.Get("placement", "together"), options.Int("rate", 0)),
-    "idle" => await Scenarios.IdleAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), options.Int("pid", 0), options.Int("hold", 0), cts.Token),
+    "idle" => await Scenarios.IdleAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), options.Int("pid", 0), options.Int("hold", 0), cts.Token, options.Int("first", 1)),
     "offline" => await Scenarios.OfflineAsync(target, options.Int("senders", 10), options.Int("recipients", 100), options.Int("per-recipient", 100), cts.Token),
     "muc" => await Scenarios.MucAsync(target, options.Int("rooms", 10), options.Int("occupants", 20), options.Int("messages", 100), options.Int("window", 10), options.Get("service", "conference.localhost"), cts.Token),
     "fanout" => await Scenarios.FanoutAsync(target, options.Int("count", 500), options.Int("roster", 50), options.Int("concurrency", 50), cts.Token),

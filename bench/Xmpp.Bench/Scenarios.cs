@@ -219,11 +219,12 @@ internal static class Scenarios
         };
     }
 
-    public static async Task<Dictionary<string, object>> IdleAsync(Target target, int count, int concurrency, int pid, int hold, CancellationToken ct)
+    /// <summary>Accounts <paramref name="first"/>.. log in and stay idle; the server's RSS grows by what it keeps per session.</summary>
+    public static async Task<Dictionary<string, object>> IdleAsync(Target target, int count, int concurrency, int pid, int hold, CancellationToken ct, int first = 1)
     {
-        Progress($"idle sessions: {count}, server pid {pid}");
+        Progress($"idle sessions: {count} from account {first}, server pid {pid}");
         var before = Rss(pid);
-        var (clients, _, errors, seconds) = await LoginManyAsync(target, 1, count, concurrency, presence: true, ct).ConfigureAwait(false);
+        var (clients, _, errors, seconds) = await LoginManyAsync(target, first, count, concurrency, presence: true, ct).ConfigureAwait(false);
         var drains = clients.Where(c => c is not null).Select(c => Task.Run(() => DrainAsync(c!, ct), ct)).ToArray();
         await Task.Delay(TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
         var after = Rss(pid);
