@@ -13,6 +13,9 @@ namespace Xmpp.Server.Cluster;
 /// node soon after each change and read by the node that takes the entity over when that one dies; and the
 /// directed presence each session sent (RFC 6121 §4.6), whose targets hear it went when its node dies.
 /// Version 5 adds the nodes draining, which other drains do not send their sessions to.
+/// Version 6 marks the ledger's rows of sessions whose connections are on the node but that are bound on their
+/// account's home, another node (an edge session): when the node dies, rooms remove them with 333 and their home,
+/// not the clean-up, tells their contacts.
 /// Versioned apart from the storage migrations (which SQLite shares), under an advisory lock of its own, so
 /// nodes starting together create them once.
 /// </summary>
@@ -162,6 +165,9 @@ public static class ClusterSchema
             silo TEXT PRIMARY KEY,
             since TIMESTAMPTZ NOT NULL DEFAULT now()
         );
+        """,
+        """
+        ALTER TABLE cluster_sessions ADD COLUMN edge BOOLEAN NOT NULL DEFAULT false;
         """,
     ];
 

@@ -170,14 +170,14 @@ public sealed class ModuleHost
 
         public bool Checkpoints(Jid bare) => all.Exists(p => p.Checkpoints(bare));
 
-        public async ValueTask<Element?> CheckpointAsync(Jid bare)
+        public async ValueTask<Element?> CheckpointAsync(Jid bare, bool listing = false)
         {
             // One module keeps an entity's checkpoint (a room's is the MUC module's).
             foreach (var p in all)
             {
                 if (p.Checkpoints(bare))
                 {
-                    return await p.CheckpointAsync(bare).ConfigureAwait(false);
+                    return await p.CheckpointAsync(bare, listing).ConfigureAwait(false);
                 }
             }
 

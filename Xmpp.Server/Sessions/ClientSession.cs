@@ -152,7 +152,19 @@ public sealed class ClientSession : IClientSession
     /// Cluster mode: set when the session's account is homed on another node (this node is the session's edge): what
     /// the client sends is routed there, and the session is not in this node's registry but in the home's.
     /// </summary>
-    public ISessionHome? Home { get; set; }
+    public ISessionHome? Home => Volatile.Read(ref _home);
+
+    private ISessionHome? _home;
+
+    /// <summary>
+    /// Sets <see cref="Home"/>; false when the session ended meanwhile, so that its end may not have seen the home:
+    /// the caller then ends it there. (Both fences are full: either this sees the end or the end sees the home.)
+    /// </summary>
+    public bool SetHome(ISessionHome? home)
+    {
+        Interlocked.Exchange(ref _home, home);
+        return !IsEnded;
+    }
 
     public bool TrySend(Element stanza)
     {

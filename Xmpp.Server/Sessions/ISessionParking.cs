@@ -53,6 +53,8 @@ public interface ISessionParking
     /// <summary>
     /// A copy of what this module holds live of an entity homed here, leaving it in place, for the node that takes
     /// the entity over should this one die (<see cref="Restore"/> takes it); null when it holds nothing worth keeping.
+    /// With <paramref name="listing"/>, a copy for another node's lists (disco#items): it may leave out what only
+    /// running the entity needs (a room's history).
     /// </summary>
-    ValueTask<Element?> CheckpointAsync(Jid bare);
+    ValueTask<Element?> CheckpointAsync(Jid bare, bool listing = false);
 }

@@ -76,7 +76,13 @@ public sealed partial class C2sStateMachine
         {
             // Cluster mode: the account's other sessions are on another node, its home, where this one is bound and
             // announced too (conflicts and the session limit decided there); this node keeps the stream.
-            session.Home = home;
+            if (!session.SetHome(home))
+            {
+                // The connection ended while the home bound it: it ends there too (its proxy would linger).
+                await home.DetachAsync().ConfigureAwait(false);
+                return;
+            }
+
             Log.Info("Bound {Jid}{How} on its home node {Node}", session.Jid, how, home.Node);
             return;
         }

@@ -9,6 +9,7 @@ namespace Xmpp.Tests.Cluster;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[ClusterLogs]
 [CancelAfter(120_000)]
 public sealed class ClusterConsoleTests
 {

@@ -10,6 +10,7 @@ namespace Xmpp.Tests.Cluster;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[ClusterLogs]
 [CancelAfter(240_000)]
 public sealed class ClusterEdgeTests
 {
@@ -96,11 +97,23 @@ public sealed class ClusterEdgeTests
 
         await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop");
 
-        // The laptop's node dies: its home ends the session, and alice's contact and other resources see it go.
+        // A room of bob's, which the laptop joins from node 2 (its presence goes through alice's home).
+        const string room = "edges@conference.localhost";
+        await MucTests.JoinAsync(bob, "Bob", room);
+        await MucTests.InstantRoomAsync(bob, room);
+        await MucTests.JoinAsync(laptop, "Laptop", room);
+        await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == room + "/Laptop");
+
+        // The laptop's node dies: its home ends the session, and alice's contact and other resources see it go; the
+        // room removes it as one removed because of an error (XEP-0045 §9, status 333), not as a leave.
+        bob.Received = [];
         cluster.Process(1).Kill9();
         var gone = await bob.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop" && e.GetAttribute("type") == "unavailable");
         Assert.That(gone, Is.Not.Null);
         await phone.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == "alice@localhost/laptop" && e.GetAttribute("type") == "unavailable");
+        bool Left(Element e) => e.Name == "presence" && e.GetAttribute("from") == room + "/Laptop" && e.GetAttribute("type") == "unavailable";
+        var left = bob.Received.FirstOrDefault(Left) ?? await bob.ReadUntilAsync(Left);
+        Assert.That(MucTests.Codes(left), Does.Contain("333"), left.ToString());
 
         // The home's node dies: the tablet, bound there from node 3, is told to log in again; bob keeps his session.
         cluster.Process(0).Kill9();

@@ -9,6 +9,7 @@ namespace Xmpp.Tests.Cluster;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[ClusterLogs]
 [CancelAfter(300_000)]
 public sealed partial class ClusterFormationTests
 {

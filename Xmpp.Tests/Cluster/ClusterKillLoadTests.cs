@@ -11,6 +11,7 @@ namespace Xmpp.Tests.Cluster;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[ClusterLogs]
 [CancelAfter(480_000)]
 public sealed class ClusterKillLoadTests
 {
@@ -79,12 +80,7 @@ public sealed class ClusterKillLoadTests
                 // Every partner of a dead session on another node hears it went offline (they are contacts), within 10 s.
                 var told = victims.Where(i => clients[i ^ 1].Node != k).Select(i => Task.Run(async () =>
                 {
-                    var partner = clients[i ^ 1];
-                    while (!partner.Unavailable.Contains(clients[i].Jid))
-                    {
-                        await Task.Delay(20);
-                    }
-
+                    await clients[i ^ 1].WentAsync(clients[i].Jid);
                     return clock.Elapsed - killedAt;
                 })).ToList();
                 var delays = await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(30));
@@ -102,7 +98,7 @@ public sealed class ClusterKillLoadTests
                 });
                 foreach (var c in clients)
                 {
-                    c.Unavailable.Clear();
+                    c.ClearUnavailable();
                 }
 
                 Assert.That(survivors.Where(i => clients[i].Lost.IsCompleted).Select(i => clients[i].Jid), Is.Empty, $"kill {round + 1}: sessions on the other nodes were disturbed");

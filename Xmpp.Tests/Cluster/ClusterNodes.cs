@@ -157,15 +157,16 @@ internal sealed class ClusterNodes : IAsyncDisposable
             p?.Dispose();
         }
 
-        // The nodes' logs go to the test's output when it failed (an exception propagating out of the test has not
-        // failed it yet here: XMPP_TEST_NODE_LOGS=1 shows them always, =all shows them whole).
+        // The nodes' logs go to the test's output when it failed. An exception propagating out of the test has not
+        // failed it yet here: they are kept for ClusterLogsAttribute, which shows them once the test's outcome is
+        // known. XMPP_TEST_NODE_LOGS=1 shows them always, =all shows them whole.
         if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed || Environment.GetEnvironmentVariable("XMPP_TEST_NODE_LOGS") is "1" or "all")
         {
-            foreach (var log in System.IO.Directory.GetFiles(Directory, "n*.log").Order(StringComparer.Ordinal))
-            {
-                TestContext.Out.WriteLine($"---- {Path.GetFileNameWithoutExtension(log)} ----");
-                TestContext.Out.WriteLine(string.Join('\n', File.ReadLines(log).TakeLast(Environment.GetEnvironmentVariable("XMPP_TEST_NODE_LOGS") == "all" ? int.MaxValue : 150)));
-            }
+            ClusterLogsAttribute.Write(Directory);
+        }
+        else
+        {
+            ClusterLogsAttribute.Keep(Directory);
         }
 
         await _postgres.DisposeAsync();

@@ -15,6 +15,7 @@ namespace Xmpp.Tests.Cluster;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[ClusterLogs]
 public sealed class ClusterRoomCrashTests
 {
     private const string Hall = "hall@conference.localhost";

@@ -11,6 +11,7 @@ namespace Xmpp.Tests.Cluster;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[ClusterLogs]
 [CancelAfter(240_000)]
 public sealed class ClusterTests
 {
@@ -409,7 +410,7 @@ public sealed class ClusterTests
             await Task.WhenAll(clients.Select(c => c.AllAcknowledgedAsync(TimeSpan.FromSeconds(30))));
             foreach (var c in clients)
             {
-                c.Unavailable.Clear();
+                c.ClearUnavailable();
             }
 
             // Steady traffic: each client in turn writes to its partner.
@@ -589,11 +590,7 @@ public sealed class ClusterTests
         cluster.Process(1).Kill9();
         var told = Task.Run(async () =>
         {
-            while (!alice.Unavailable.Contains("bob@localhost/laptop"))
-            {
-                await Task.Delay(20);
-            }
-
+            await alice.WentAsync("bob@localhost/laptop");
             return killed.Elapsed;
         });
         await bob.Lost.WaitAsync(TimeSpan.FromSeconds(10));

@@ -10,6 +10,7 @@ namespace Xmpp.Tests.Cluster;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
+[ClusterLogs]
 [CancelAfter(120_000)]
 public sealed class ClusterUploadTests
 {

@@ -45,7 +45,15 @@ internal sealed class SmClient : IAsyncDisposable
     public ConcurrentDictionary<string, int> Received { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Unavailable presence from a resource (a session that went offline), by sender.</summary>
-    public ConcurrentBag<string> Unavailable { get; } = [];
+    public IReadOnlyCollection<string> Unavailable => _unavailable.Where(p => p.Value.Task.IsCompleted).Select(p => p.Key).ToList();
+
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _unavailable = new(StringComparer.Ordinal);
+
+    /// <summary>Completes when unavailable presence from <paramref name="resource"/> arrives (or has, since <see cref="ClearUnavailable"/>).</summary>
+    public Task WentAsync(string resource) => _unavailable.GetOrAdd(resource, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+    /// <summary>Forgets the unavailable presence received so far.</summary>
+    public void ClearUnavailable() => _unavailable.Clear();
 
     /// <summary>Resumption answers that were not &lt;resumed/&gt;.</summary>
     public ConcurrentBag<string> Failures { get; } = [];
@@ -291,7 +299,7 @@ internal sealed class SmClient : IAsyncDisposable
                         }
                         else if (e.Name == "presence" && e.GetAttribute("type") == "unavailable" && e.GetAttribute("from")?.Contains('/', StringComparison.Ordinal) == true)
                         {
-                            Unavailable.Add(e.GetAttribute("from") ?? string.Empty);
+                            _unavailable.GetOrAdd(e.GetAttribute("from") ?? string.Empty, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
                         }
 
                         break;

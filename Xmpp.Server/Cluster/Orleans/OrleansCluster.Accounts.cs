@@ -55,7 +55,8 @@ public sealed partial class OrleansCluster
 
     public async ValueTask<IReadOnlyList<(Jid Session, string Node)>> SessionsAsync(CancellationToken cancellationToken)
     {
-        var all = _sessions!.All.Select(s => (s.Jid, _options.Node)).ToList();
+        // Each session once, with the node its connection is on (a proxy's is its edge's).
+        var all = _sessions!.All.Select(s => (s.Jid, s is ClientSession { Stream: EdgeCarrier edge } ? NodeName(edge.Edge) : _options.Node)).ToList();
         var local = all.Select(s => s.Jid).ToHashSet();
         var others = _membership!.CurrentSnapshot.Members.Values
             .Where(m => m.Status is SiloStatus.Active or SiloStatus.ShuttingDown && !m.SiloAddress.Equals(_silo))
@@ -63,7 +64,7 @@ public sealed partial class OrleansCluster
         if (others.Count > 0)
         {
             await using var connection = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var cmd = new NpgsqlCommand("SELECT jid, silo FROM cluster_sessions WHERE cleaned_at IS NULL AND silo = ANY($1::text[])", connection) { Parameters = { new() { Value = others.Keys.ToArray() } } };
+            await using var cmd = new NpgsqlCommand("SELECT jid, silo FROM cluster_sessions WHERE cleaned_at IS NULL AND NOT edge AND silo = ANY($1::text[])", connection) { Parameters = { new() { Value = others.Keys.ToArray() } } };
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {

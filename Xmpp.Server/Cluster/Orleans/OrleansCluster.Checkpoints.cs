@@ -282,7 +282,7 @@ public sealed partial class OrleansCluster
         return found;
     }
 
-    /// <summary>On a node asked by another: the live checkpoints of the entities of <paramref name="domain"/> homed here, as "JID, snapshot" pairs.</summary>
+    /// <summary>On a node asked by another: the entities of <paramref name="domain"/> homed here as they are for listing (a room without its history), as "JID, snapshot" pairs.</summary>
     internal async Task<string[]> CheckpointsHereAsync(string domain)
     {
         var pairs = new List<string>();
@@ -293,7 +293,7 @@ public sealed partial class OrleansCluster
 
         foreach (var entity in _homed.Keys.Where(e => e.Local is not null && e.Domain == domain && parking.Checkpoints(e)))
         {
-            if (await parking.CheckpointAsync(entity).ConfigureAwait(false) is { } snapshot)
+            if (await parking.CheckpointAsync(entity, listing: true).ConfigureAwait(false) is { } snapshot)
             {
                 pairs.Add(entity.ToString());
                 pairs.Add(snapshot.ToString());

@@ -102,7 +102,7 @@ public sealed partial class OrleansCluster
                 break;
             }
 
-            _edges.TryRemove(link.Id, out _);
+            ForgetEdge(link);
         }).ConfigureAwait(false);
         _log.Info("Drained: {Count} session(s) whose accounts are homed on other nodes handed to their homes", handed);
         return handed;
@@ -173,7 +173,7 @@ public sealed partial class OrleansCluster
         }
 
         var link = _edges.Values.FirstOrDefault(l => l.Session.IsEnded && l.Session.Jid.ToString() == snapshot.GetAttribute("jid"));
-        if (link is null || !_edges.TryRemove(link.Id, out _))
+        if (link is null || !ForgetEdge(link))
         {
             return string.Empty;
         }

@@ -65,6 +65,7 @@ public sealed partial class OrleansCluster
                     case AttachOutcome.Attached:
                         link.Bound(reply.Silo, reply.Node);
                         _homes[bare] = reply.Silo;
+                        _ledger.Writer.TryWrite(new LedgerChange(session.Jid.ToString(), null, true, Edge: true));
                         return link;
                     case AttachOutcome.Refused:
                         // RFC 6120 §7.6.2.1 decided on the home, after the client was told it is bound: the stream ends.
@@ -155,12 +156,16 @@ public sealed partial class OrleansCluster
     {
         foreach (var id in items.Select(i => i.Id).Distinct())
         {
-            _proxies.TryGetValue(id, out var proxy);
             await DetachHereAsync(id).ConfigureAwait(false);
             foreach (var item in items.Where(i => i.Id == id && i.Kind == EdgeItemKind.Stanza))
             {
+                // A message to a full JID (this session's, or one without a session that fell back to it, §8.5.3.2.1);
+                // not one delivered to the bare JID (its other sessions had it too) nor a carbon copy (XEP-0280).
+                // Whether the proxy is still here or not: a later batch may carry more of its stanzas.
                 var stanza = ElementParser.Parse(item.Xml);
-                if (proxy is not null && stanza.Name == "message" && stanza.GetAttribute("to") == proxy.Jid.ToString() && stanza.GetAttribute("type") is not ("error" or "groupchat" or "headline"))
+                if (stanza.Name == "message" && Jid.TryParse(stanza.GetAttribute("to"), out var to) && to.Resource is not null &&
+                    stanza.GetAttribute("type") is not ("error" or "groupchat" or "headline") &&
+                    stanza.Child("sent", "urn:xmpp:carbons:2") is null && stanza.Child("received", "urn:xmpp:carbons:2") is null)
                 {
                     await _router!.RouteAsync(stanza, null, _stopping.Token).ConfigureAwait(false);
                 }
@@ -225,6 +230,16 @@ public sealed partial class OrleansCluster
 
         foreach (var id in proxies)
         {
+            // Its rooms learn it from the crash ledger, as for the sessions bound there, and remove it with 333
+            // (XEP-0045 §9: removed because of an error): a plain leave sent from here would race with that.
+            if (_proxies.TryGetValue(id, out var proxy))
+            {
+                foreach (var room in proxy.DirectedPresence.Where(t => _server!.Modules.ServiceDomains.Contains(t.Domain)).ToList())
+                {
+                    proxy.DirectedPresence.Remove(room);
+                }
+            }
+
             _ = DetachHereAsync(id);
         }
 
@@ -232,6 +247,22 @@ public sealed partial class OrleansCluster
         {
             link.Session.Close(new StreamError(StreamErrorCondition.Reset, "the account's home node is gone: log in again"));
         }
+    }
+
+    /// <summary>An edge session leaves this node (ended, or handed on): false when it had already.</summary>
+    private bool ForgetEdge(EdgeLink link)
+    {
+        if (!_edges.TryRemove(link.Id, out _))
+        {
+            return false;
+        }
+
+        if (link.HomeSilo.Length > 0)
+        {
+            _ledger.Writer.TryWrite(new LedgerChange(link.Session.Jid.ToString(), null, false, Edge: true));
+        }
+
+        return true;
     }
 
     private string NodeName(string silo) =>
@@ -322,7 +353,7 @@ public sealed partial class OrleansCluster
 
     private async Task DetachAsync(EdgeLink link)
     {
-        if (!_edges.TryRemove(link.Id, out _) || link.HomeSilo.Length == 0)
+        if (!ForgetEdge(link) || link.HomeSilo.Length == 0)
         {
             return;
         }
@@ -435,7 +466,8 @@ internal sealed class EdgePump : IDisposable
                     var unknown = await _edge.ToEdgesAsync([.. batch]).ConfigureAwait(false);
                     if (unknown.Length > 0)
                     {
-                        await _home.UnknownAtEdgeAsync([.. batch.Where(i => unknown.Contains(i.Id))]).ConfigureAwait(false);
+                        // Off this loop: ending those proxies routes presence, and the next batch need not wait for it.
+                        _ = UnknownAsync([.. batch.Where(i => unknown.Contains(i.Id))]);
                     }
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -448,6 +480,18 @@ internal sealed class EdgePump : IDisposable
         catch (OperationCanceledException)
         {
             // Stopping.
+        }
+    }
+
+    private async Task UnknownAsync(EdgeItem[] items)
+    {
+        try
+        {
+            await _home.UnknownAtEdgeAsync(items).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _log.Error(ex, "Ending {Count} session(s) that their edge node no longer knows failed", items.Select(i => i.Id).Distinct().Count());
         }
     }
 

@@ -32,14 +32,14 @@ public sealed partial class OrleansCluster
                 // Stopping: what is queued is still written below, once.
             }
 
-            var sessions = new Dictionary<string, bool>(StringComparer.Ordinal);
+            var sessions = new Dictionary<string, (bool On, bool Edge)>(StringComparer.Ordinal);
             var directed = new Dictionary<string, Dictionary<string, bool>>(StringComparer.Ordinal);
             var ended = new HashSet<string>(StringComparer.Ordinal);
             while (reader.TryRead(out var change))
             {
                 if (change.Target is null)
                 {
-                    sessions[change.Jid] = change.On;
+                    sessions[change.Jid] = (change.On, change.Edge);
                     if (!change.On)
                     {
                         // The session's directed presence ends with it.
@@ -72,11 +72,11 @@ public sealed partial class OrleansCluster
         }
     }
 
-    private async Task WriteLedgerBatchAsync(Dictionary<string, bool> sessions, Dictionary<string, Dictionary<string, bool>> directed, HashSet<string> ended)
+    private async Task WriteLedgerBatchAsync(Dictionary<string, (bool On, bool Edge)> sessions, Dictionary<string, Dictionary<string, bool>> directed, HashSet<string> ended)
     {
         await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        void Add(string sql, string[] jids, string[]? targets = null)
+        void Add(string sql, string[] jids, object? targets = null)
         {
             var command = new NpgsqlBatchCommand(sql) { Parameters = { new() { Value = _siloKey }, new() { Value = jids } } };
             if (targets is not null)
@@ -92,11 +92,14 @@ public sealed partial class OrleansCluster
             Add("DELETE FROM cluster_directed WHERE silo = $1 AND jid = ANY($2::text[])", ended.ToArray());
         }
 
-        var bound = sessions.Where(p => p.Value).Select(p => p.Key).ToArray();
-        var unbound = sessions.Where(p => !p.Value).Select(p => p.Key).ToArray();
+        var bound = sessions.Where(p => p.Value.On).ToArray();
+        var unbound = sessions.Where(p => !p.Value.On).Select(p => p.Key).ToArray();
         if (bound.Length > 0)
         {
-            Add("INSERT INTO cluster_sessions (silo, jid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING", bound);
+            Add(
+                "INSERT INTO cluster_sessions (silo, jid, edge) SELECT $1, j, e FROM unnest($2::text[], $3::boolean[]) AS x(j, e) ON CONFLICT (silo, jid) DO UPDATE SET edge = excluded.edge",
+                bound.Select(p => p.Key).ToArray(),
+                bound.Select(p => p.Value.Edge).ToArray());
         }
 
         if (unbound.Length > 0)
@@ -121,7 +124,7 @@ public sealed partial class OrleansCluster
 
     /// <summary>
     /// What a dead node left behind (README, "Running a cluster"): every node removes the node's sessions from
-    /// the rooms it runs (status 333); the first active member in address order sends the unavailable presence
+    /// the rooms it runs (status 333), those bound there and those whose connections were there; the first active member in address order sends the unavailable presence
     /// the dead node owed its users' contacts, through each account's home, marks the node's rows cleaned, and
     /// takes over the rooms the dead node ran from their checkpoints.
     /// Runs when this node joins and whenever the membership changes.
@@ -157,14 +160,14 @@ public sealed partial class OrleansCluster
             var snapshot = _membership!.CurrentSnapshot;
             var live = snapshot.Members.Values.Where(m => m.Status != SiloStatus.Dead).Select(m => m.SiloAddress.ToParsableString()).ToHashSet(StringComparer.Ordinal);
             var elected = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order(StringComparer.Ordinal).FirstOrDefault() == _siloKey;
-            var rows = new List<(string Silo, string Jid, bool Cleaned)>();
+            var rows = new List<(string Silo, string Jid, bool Cleaned, bool Edge)>();
             await using (var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false))
             {
-                await using var cmd = new NpgsqlCommand("SELECT silo, jid, cleaned_at IS NOT NULL FROM cluster_sessions WHERE cleaned_at IS NULL OR cleaned_at > now() - interval '10 minutes'", connection);
+                await using var cmd = new NpgsqlCommand("SELECT silo, jid, cleaned_at IS NOT NULL, edge FROM cluster_sessions WHERE cleaned_at IS NULL OR cleaned_at > now() - interval '10 minutes'", connection);
                 await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
-                    rows.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
+                    rows.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2), reader.GetBoolean(3)));
                 }
             }
 
@@ -176,7 +179,9 @@ public sealed partial class OrleansCluster
                 if (elected && dead.Any(r => !r.Cleaned))
                 {
                     var directed = await DirectedAsync(dead.Key, ct).ConfigureAwait(false);
-                    foreach (var account in sessions.GroupBy(j => j.Bare))
+                    // A session whose connection was there but whose account is homed on a live node: its home ended
+                    // it and told its contacts (see EdgesOfDeadNode); here only the rooms learn it, above.
+                    foreach (var account in dead.Where(r => !r.Edge).Select(r => Jid.Parse(r.Jid)).GroupBy(j => j.Bare))
                     {
                         try
                         {
@@ -280,5 +285,9 @@ public sealed partial class OrleansCluster
     }
 }
 
-/// <summary>A change to the crash ledger: a session bound or unbound (no target), or its directed presence to a target sent or withdrawn.</summary>
-internal readonly record struct LedgerChange(string Jid, string? Target, bool On);
+/// <summary>
+/// A change to the crash ledger: a session bound or unbound (no target), or its directed presence to a target sent or
+/// withdrawn. <paramref name="Edge"/>: the session's connection is on this node and it is bound on its account's home
+/// (another node), which tells its contacts when this node dies; the rooms learn it from this row.
+/// </summary>
+internal readonly record struct LedgerChange(string Jid, string? Target, bool On, bool Edge = false);

@@ -164,6 +164,6 @@ internal sealed class RoomParking(Func<IReadOnlyDictionary<string, MucService>> 
     /// <summary>Every room is checkpointed while it has occupants, so that a node's death does not empty its rooms.</summary>
     public bool Checkpoints(Jid bare) => bare.Local is not null && services().ContainsKey(bare.Domain);
 
-    public async ValueTask<Element?> CheckpointAsync(Jid bare) =>
-        bare.Local is not null && services().TryGetValue(bare.Domain, out var service) ? await service.CheckpointAsync(bare.Local).ConfigureAwait(false) : null;
+    public async ValueTask<Element?> CheckpointAsync(Jid bare, bool listing = false) =>
+        bare.Local is not null && services().TryGetValue(bare.Domain, out var service) ? await service.CheckpointAsync(bare.Local, listing).ConfigureAwait(false) : null;
 }

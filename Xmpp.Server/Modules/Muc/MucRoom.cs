@@ -151,7 +151,7 @@ internal sealed partial class MucRoom
     /// drain): its document, and what only memory holds: occupants with their sessions' presence, history,
     /// whether it is locked, its vCard.
     /// </summary>
-    public Element ToSnapshot()
+    public Element ToSnapshot(bool history = true)
     {
         var doc = ToDocument();
         if (Locked)
@@ -174,7 +174,7 @@ internal sealed partial class MucRoom
             }
         }
 
-        foreach (var h in _history)
+        foreach (var h in history ? _history : Enumerable.Empty<HistoryEntry>())
         {
             doc.AddChild("history").SetAttribute("at", h.At.ToString("O", System.Globalization.CultureInfo.InvariantCulture)).Add(h.Message.Clone());
         }

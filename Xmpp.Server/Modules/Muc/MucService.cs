@@ -226,7 +226,7 @@ internal sealed class MucService(string domain, string host)
     }
 
     /// <summary>Cluster mode: a copy of an occupied room for its checkpoint, leaving it here; null when it has no occupants here (any more).</summary>
-    public async ValueTask<Element?> CheckpointAsync(string name)
+    public async ValueTask<Element?> CheckpointAsync(string name, bool listing = false)
     {
         if (!_rooms.TryGetValue(name, out var room))
         {
@@ -236,7 +236,7 @@ internal sealed class MucService(string domain, string host)
         await room.Lock.WaitAsync().ConfigureAwait(false);
         try
         {
-            return room.OccupantCount == 0 || room.Gone ? null : room.ToSnapshot();
+            return room.OccupantCount == 0 || room.Gone ? null : room.ToSnapshot(history: !listing);
         }
         finally
         {

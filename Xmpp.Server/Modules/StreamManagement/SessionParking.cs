@@ -19,7 +19,7 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
     /// <summary>Sessions are not checkpointed: a dead node's sessions end (their contacts are told), and their clients log in again.</summary>
     public bool Checkpoints(Jid bare) => false;
 
-    public ValueTask<Element?> CheckpointAsync(Jid bare) => ValueTask.FromResult<Element?>(null);
+    public ValueTask<Element?> CheckpointAsync(Jid bare, bool listing = false) => ValueTask.FromResult<Element?>(null);
 
     public bool AllWaiting(Jid bare)
     {
@@ -133,7 +133,7 @@ internal sealed class SessionParking(StreamManagementModule module) : ISessionPa
         session.Tracker = managed;
         try
         {
-            session.Home = await cluster.AttachAsync(session, ct).ConfigureAwait(false);
+            session.SetHome(await cluster.AttachAsync(session, ct).ConfigureAwait(false));
         }
         catch (Exception ex) when (ex is Core.Stanzas.XmppStreamException or OperationCanceledException)
         {
