@@ -147,7 +147,7 @@ public sealed partial class OrleansCluster
             return false;
         }
 
-        var live = LiveSilos();
+        var live = await LiveSilosForAsync(entity).ConfigureAwait(false);
         string dead, snapshot;
         try
         {
@@ -328,6 +328,56 @@ public sealed partial class OrleansCluster
         }
 
         return found;
+    }
+
+    /// <summary>
+    /// The live nodes, as this node sees them, for the activation of <paramref name="entity"/> here. If a node this
+    /// one still counts as live holds its checkpoint, that node died (an occupied entity keeps its home while its
+    /// node lives, so the directory activated it here because it declared that node dead), and this node has not
+    /// learned it yet (deaths spread by gossip and table reads): it reads the membership again and waits for it,
+    /// up to the failure detection time, rather than start the entity afresh and lose its occupants.
+    /// </summary>
+    private async Task<string[]> LiveSilosForAsync(Jid entity)
+    {
+        var live = LiveSilos();
+        string? holder;
+        try
+        {
+            await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+            await using var cmd = new NpgsqlCommand("SELECT silo FROM cluster_checkpoints WHERE jid = $1", connection) { Parameters = { new() { Value = entity.ToString() } } };
+            holder = await cmd.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false) as string;
+        }
+        catch (NpgsqlException)
+        {
+            return live; // read again, and reported, by the caller
+        }
+
+        if (holder is null || holder == _siloKey || !live.Contains(holder))
+        {
+            return live;
+        }
+
+        var deadline = DateTime.UtcNow + (_options.ProbeTimeout * _options.MissedProbes) + TimeSpan.FromSeconds(5);
+        _log.Info("{Entity} is activated here while its checkpoint says {Node} runs it: waiting for this node to learn that node's death", entity, NodeName(holder));
+        while (live.Contains(holder) && DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                await _membership!.Refresh().AsTask().WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            {
+                _log.Debug("Reading the membership again failed: {Reason}", ex.Message);
+            }
+
+            live = LiveSilos();
+            if (live.Contains(holder))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
+            }
+        }
+
+        return live;
     }
 
     private string[] LiveSilos() => [.. _membership!.CurrentSnapshot.Members.Values.Where(m => m.Status != SiloStatus.Dead).Select(m => m.SiloAddress.ToParsableString())];
