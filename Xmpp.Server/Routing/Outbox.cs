@@ -28,19 +28,56 @@ public sealed class Outbox
     /// <summary>A stanza whose 'from' and 'to' are these addresses, already parsed.</summary>
     public void Add(Element stanza, Jid from, Jid to) => _items.Add((stanza, from, to));
 
-    /// <summary>Routes everything, in order.</summary>
+    /// <summary>
+    /// Routes everything: each recipient's stanzas in order, recipients side by side, so that one whose stanzas wait
+    /// (cluster mode: its account's home died with its node, and the stanza waits for it to come back) does not
+    /// hold up everyone after it in the fan-out.
+    /// </summary>
     public async ValueTask RouteAsync(IStanzaRouter router, CancellationToken ct)
     {
-        foreach (var (stanza, from, to) in _items)
+        if (_items.Count == 1)
         {
-            if (from is not null && to is not null)
+            await RouteOneAsync(router, _items[0], ct).ConfigureAwait(false);
+            return;
+        }
+
+        // By recipient, in the order of each one's first stanza.
+        var groups = new Dictionary<string, List<(Element, Jid?, Jid?)>>(StringComparer.Ordinal);
+        foreach (var item in _items)
+        {
+            var key = item.To?.ToString() ?? item.Stanza.GetAttribute("to") ?? string.Empty;
+            if (!groups.TryGetValue(key, out var group))
             {
-                await router.RouteParsedAsync(stanza, from, to, ct).ConfigureAwait(false);
+                groups[key] = group = [];
             }
-            else
+
+            group.Add(item);
+        }
+
+        List<Task>? pending = null;
+        foreach (var group in groups.Values)
+        {
+            var routing = RouteInOrderAsync(router, group, ct);
+            if (!routing.IsCompletedSuccessfully)
             {
-                await router.RouteAsync(stanza, null, ct).ConfigureAwait(false);
+                (pending ??= []).Add(routing.AsTask());
             }
         }
+
+        if (pending is not null)
+        {
+            await Task.WhenAll(pending).ConfigureAwait(false);
+        }
     }
+
+    private static async ValueTask RouteInOrderAsync(IStanzaRouter router, List<(Element, Jid?, Jid?)> items, CancellationToken ct)
+    {
+        foreach (var item in items)
+        {
+            await RouteOneAsync(router, item, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static ValueTask RouteOneAsync(IStanzaRouter router, (Element Stanza, Jid? From, Jid? To) item, CancellationToken ct) =>
+        item.From is not null && item.To is not null ? router.RouteParsedAsync(item.Stanza, item.From, item.To, ct) : router.RouteAsync(item.Stanza, null, ct);
 }

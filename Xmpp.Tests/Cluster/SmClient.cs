@@ -47,10 +47,19 @@ internal sealed class SmClient : IAsyncDisposable
     /// <summary>Unavailable presence from a resource (a session that went offline), by sender.</summary>
     public IReadOnlyCollection<string> Unavailable => _unavailable.Where(p => p.Value.Task.IsCompleted).Select(p => p.Key).ToList();
 
-    private readonly ConcurrentDictionary<string, TaskCompletionSource> _unavailable = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<Element>> _unavailable = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<TaskCompletionSource<Element>, Func<Element, bool>> _waiters = new();
 
-    /// <summary>Completes when unavailable presence from <paramref name="resource"/> arrives (or has, since <see cref="ClearUnavailable"/>).</summary>
-    public Task WentAsync(string resource) => _unavailable.GetOrAdd(resource, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+    /// <summary>Completes with the unavailable presence from <paramref name="resource"/> (a full JID or a room occupant) when it arrives, or has since <see cref="ClearUnavailable"/>.</summary>
+    public Task<Element> WentAsync(string resource) => _unavailable.GetOrAdd(resource, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+    /// <summary>Completes with the next stanza received that matches (call it before sending what it answers).</summary>
+    public Task<Element> WaitForAsync(Func<Element, bool> match)
+    {
+        var waiter = new TaskCompletionSource<Element>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiters[waiter] = match;
+        return waiter.Task;
+    }
 
     /// <summary>Forgets the unavailable presence received so far.</summary>
     public void ClearUnavailable() => _unavailable.Clear();
@@ -299,7 +308,15 @@ internal sealed class SmClient : IAsyncDisposable
                         }
                         else if (e.Name == "presence" && e.GetAttribute("type") == "unavailable" && e.GetAttribute("from")?.Contains('/', StringComparison.Ordinal) == true)
                         {
-                            _unavailable.GetOrAdd(e.GetAttribute("from") ?? string.Empty, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+                            _unavailable.GetOrAdd(e.GetAttribute("from") ?? string.Empty, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult(e);
+                        }
+
+                        foreach (var (waiter, match) in _waiters)
+                        {
+                            if (match(e) && _waiters.TryRemove(waiter, out _))
+                            {
+                                waiter.TrySetResult(e);
+                            }
                         }
 
                         break;

@@ -223,7 +223,12 @@ public sealed partial class OrleansCluster
     {
         var sessions = new HashSet<Jid>();
         await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand("SELECT jid FROM cluster_sessions WHERE silo <> ALL($1::text[])", connection) { Parameters = { new() { Value = live } } };
+        // Not one bound again since on a live node under the same address (a client that logged in again with
+        // its resource): it is alive, and so is its place in a room it joined again.
+        await using var cmd = new NpgsqlCommand(
+            "SELECT d.jid FROM cluster_sessions d WHERE d.silo <> ALL($1::text[]) AND NOT EXISTS (SELECT 1 FROM cluster_sessions l WHERE l.jid = d.jid AND l.silo = ANY($1::text[]))",
+            connection)
+        { Parameters = { new() { Value = live } } };
         await using var reader = await cmd.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
         while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {

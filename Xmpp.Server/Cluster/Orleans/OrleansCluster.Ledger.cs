@@ -171,14 +171,19 @@ public sealed partial class OrleansCluster
                 }
             }
 
-            foreach (var dead in rows.Where(r => !live.Contains(r.Silo) && !_cleaned.ContainsKey(r.Silo)).GroupBy(r => r.Silo))
+            // A session bound again on a live node under the same address (its client logged in again with its
+            // resource before this clean-up) is alive: its rooms keep it, and its contacts saw it come back.
+            var alive = rows.Where(r => live.Contains(r.Silo)).Select(r => r.Jid).ToHashSet(StringComparer.Ordinal);
+            foreach (var all in rows.Where(r => !live.Contains(r.Silo) && !_cleaned.ContainsKey(r.Silo)).GroupBy(r => r.Silo))
             {
+                var dead = all.Where(r => !alive.Contains(r.Jid)).ToList();
                 var sessions = dead.Select(r => Jid.Parse(r.Jid)).ToHashSet();
-                _log.Warn("Node {Silo} is gone with {Count} session(s): cleaning up after it{Role}", dead.Key, sessions.Count, elected ? " (contacts are told by this node)" : string.Empty);
-                await _server!.Modules.SessionsLostAsync(sessions, ct).ConfigureAwait(false);
-                if (elected && dead.Any(r => !r.Cleaned))
+                _log.Warn("Node {Silo} is gone with {Count} session(s): cleaning up after it{Role}", all.Key, sessions.Count, elected ? " (contacts are told by this node)" : string.Empty);
+                // The rooms and the contacts are told at the same time: a room's leaves must not hold up the contacts'.
+                var rooms = _server!.Modules.SessionsLostAsync(sessions, ct);
+                if (elected && all.Any(r => !r.Cleaned))
                 {
-                    var directed = await DirectedAsync(dead.Key, ct).ConfigureAwait(false);
+                    var directed = await DirectedAsync(all.Key, ct).ConfigureAwait(false);
                     // A session whose connection was there but whose account is homed on a live node: its home ended
                     // it and told its contacts (see EdgesOfDeadNode); here only the rooms learn it, above.
                     foreach (var account in dead.Where(r => !r.Edge).Select(r => Jid.Parse(r.Jid)).GroupBy(j => j.Bare))
@@ -199,14 +204,15 @@ public sealed partial class OrleansCluster
                     {
                         BatchCommands =
                         {
-                            new NpgsqlBatchCommand("UPDATE cluster_sessions SET cleaned_at = now() WHERE silo = $1 AND cleaned_at IS NULL") { Parameters = { new() { Value = dead.Key } } },
-                            new NpgsqlBatchCommand("DELETE FROM cluster_directed WHERE silo = $1") { Parameters = { new() { Value = dead.Key } } },
+                            new NpgsqlBatchCommand("UPDATE cluster_sessions SET cleaned_at = now() WHERE silo = $1 AND cleaned_at IS NULL") { Parameters = { new() { Value = all.Key } } },
+                            new NpgsqlBatchCommand("DELETE FROM cluster_directed WHERE silo = $1") { Parameters = { new() { Value = all.Key } } },
                         },
                     };
                     await mark.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
-                _cleaned[dead.Key] = 0;
+                await rooms.ConfigureAwait(false);
+                _cleaned[all.Key] = 0;
             }
 
             if (elected)

@@ -224,7 +224,8 @@ internal sealed partial class MucRoom
     /// Takes a session out of the room (or the whole occupant when <paramref name="session"/> is null):
     /// unavailable presence to everyone, with the status codes, and to the session itself with 110 too.
     /// </summary>
-    private void Remove(Occupant occupant, Jid? session, Outbox outbox, int[] codes, Action<Element>? item, string? reason = null)
+    /// <param name="dead">Sessions that are gone (cluster mode: died with their node): they are sent nothing, since a stanza to a session whose node is gone waits for its account's home to come back.</param>
+    private void Remove(Occupant occupant, Jid? session, Outbox outbox, int[] codes, Action<Element>? item, string? reason = null, IReadOnlySet<Jid>? dead = null)
     {
         if (session is not null && occupant.Sessions.Count > 1)
         {
@@ -233,7 +234,11 @@ internal sealed partial class MucRoom
             var leaving = PresenceOf(occupant, occupant.Sessions[i].Presence, "unavailable", session, SeesJids(occupant), [110, .. codes], item);
             occupant.Sessions.RemoveAt(i);
             _bySession.Remove(session);
-            outbox.Add(leaving);
+            if (dead?.Contains(session) != true)
+            {
+                outbox.Add(leaving);
+            }
+
             return;
         }
 
@@ -244,6 +249,11 @@ internal sealed partial class MucRoom
         {
             foreach (var (jid, _) in receiver.Sessions)
             {
+                if (dead?.Contains(jid) == true)
+                {
+                    continue;
+                }
+
                 var self = receiver == occupant;
                 var p = PresenceOf(occupant, occupant.Presence, "unavailable", jid, SeesJids(receiver), self ? [110, .. codes] : codes, item);
                 if (status is not null)
@@ -277,7 +287,8 @@ internal sealed partial class MucRoom
         {
             if (_bySession.TryGetValue(session, out var occupant))
             {
-                Remove(occupant, session, outbox, [333], item: null);
+                // The other lost sessions, still occupants until their turn, hear nothing either.
+                Remove(occupant, session, outbox, [333], item: null, dead: sessions);
             }
         }
 
