@@ -35,32 +35,26 @@ public sealed class Outbox
     /// </summary>
     public async ValueTask RouteAsync(IStanzaRouter router, CancellationToken ct)
     {
-        if (_items.Count == 1)
-        {
-            await RouteOneAsync(router, _items[0], ct).ConfigureAwait(false);
-            return;
-        }
-
-        // By recipient, in the order of each one's first stanza.
-        var groups = new Dictionary<string, List<(Element, Jid?, Jid?)>>(StringComparer.Ordinal);
+        // Most routes complete at once (a local session, a batch queued to another node): those cost nothing more
+        // than a loop. Only a recipient whose route is still under way is remembered, and its later stanzas follow it.
+        List<Task>? pending = null;
+        Dictionary<string, Task>? busy = null;
         foreach (var item in _items)
         {
-            var key = item.To?.ToString() ?? item.Stanza.GetAttribute("to") ?? string.Empty;
-            if (!groups.TryGetValue(key, out var group))
+            if (busy is not null && busy.TryGetValue(Key(item), out var before))
             {
-                groups[key] = group = [];
+                var after = RouteAfterAsync(before, router, item, ct);
+                busy[Key(item)] = after;
+                pending!.Add(after);
+                continue;
             }
 
-            group.Add(item);
-        }
-
-        List<Task>? pending = null;
-        foreach (var group in groups.Values)
-        {
-            var routing = RouteInOrderAsync(router, group, ct);
+            var routing = RouteOneAsync(router, item, ct);
             if (!routing.IsCompletedSuccessfully)
             {
-                (pending ??= []).Add(routing.AsTask());
+                var task = routing.AsTask();
+                (busy ??= new(StringComparer.Ordinal))[Key(item)] = task;
+                (pending ??= []).Add(task);
             }
         }
 
@@ -70,12 +64,12 @@ public sealed class Outbox
         }
     }
 
-    private static async ValueTask RouteInOrderAsync(IStanzaRouter router, List<(Element, Jid?, Jid?)> items, CancellationToken ct)
+    private static string Key((Element Stanza, Jid? From, Jid? To) item) => item.To?.ToString() ?? item.Stanza.GetAttribute("to") ?? string.Empty;
+
+    private static async Task RouteAfterAsync(Task before, IStanzaRouter router, (Element, Jid?, Jid?) item, CancellationToken ct)
     {
-        foreach (var item in items)
-        {
-            await RouteOneAsync(router, item, ct).ConfigureAwait(false);
-        }
+        await before.ConfigureAwait(false);
+        await RouteOneAsync(router, item, ct).ConfigureAwait(false);
     }
 
     private static ValueTask RouteOneAsync(IStanzaRouter router, (Element Stanza, Jid? From, Jid? To) item, CancellationToken ct) =>
