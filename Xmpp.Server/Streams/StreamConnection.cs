@@ -140,7 +140,7 @@ public sealed class StreamConnection : IConnection
             Log.Warn("Stream error {Condition} for {Remote}: {Reason}", ErrorNames.ToElementName(ex.Condition), Transport.Remote, ex.Message);
             Close(ex.ToStreamError());
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (_cts.IsCancellationRequested)
         {
             Log.Debug("Connection cancelled");
         }

@@ -18,12 +18,14 @@ internal sealed class NodePump : IDisposable
     private readonly INodeGrain _node;
     private readonly Logger _log;
     private readonly BatchCounters _counters;
+    private readonly CancellationToken _stopping;
 
     public NodePump(INodeGrain node, Logger log, BatchCounters counters, CancellationToken stopping)
     {
         _node = node;
         _log = log;
         _counters = counters;
+        _stopping = stopping;
         _ = RunAsync(stopping);
     }
 
@@ -77,10 +79,18 @@ internal sealed class NodePump : IDisposable
                 batch[i].Done.TrySetResult(routed[i]);
             }
         }
-        catch (Exception ex) when (ex is OrleansException or TimeoutException or InvalidOperationException)
+        catch (Exception ex) when (Unreachable.Is(ex, _stopping) || ex is InvalidOperationException)
         {
             // The node is gone or unreachable: each stanza goes through its recipient's home grain instead.
             _log.Debug("A batch of {Count} stanza(s) to another node failed: {Reason}", batch.Count, ex.Message);
+        }
+        catch (Exception ex) when (!_stopping.IsCancellationRequested)
+        {
+            _log.Error(ex, "A batch of {Count} stanza(s) to another node failed; each goes through its recipient's home grain", batch.Count);
+        }
+        finally
+        {
+            // Never left waiting: what was not routed there goes through the home grains (or, stopping, nowhere).
             foreach (var (_, done) in batch)
             {
                 done.TrySetResult(false);

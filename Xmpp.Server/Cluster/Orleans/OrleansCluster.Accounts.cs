@@ -23,7 +23,7 @@ public sealed partial class OrleansCluster
 
             return count;
         }
-        catch (Exception ex) when (ex is OrleansException or TimeoutException)
+        catch (Exception ex) when (Unreachable.Is(ex, _stopping.Token))
         {
             _log.Warn("Counting a failed authentication for {Account} cluster-wide failed (counted on this node only): {Reason}", account, ex.Message);
             return 0;
@@ -40,7 +40,7 @@ public sealed partial class OrleansCluster
             {
                 await _grains!.GetGrain<INodeGrain>(member.SiloAddress.ToParsableString()).BlockAsync(account, until).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            catch (Exception ex) when (Unreachable.Is(ex, _stopping.Token))
             {
                 _log.Warn("Telling node {Node} that {Account} is blocked failed: {Reason}", member.Name, account, ex.Message);
             }

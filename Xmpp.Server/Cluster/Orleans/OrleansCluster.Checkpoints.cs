@@ -260,7 +260,7 @@ public sealed partial class OrleansCluster
             {
                 return (Silo: silo, Pairs: await _grains!.GetGrain<INodeGrain>(silo).CheckpointsAsync(domain).WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false));
             }
-            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            catch (Exception ex) when (Unreachable.Is(ex, cancellationToken))
             {
                 _log.Debug("Asking {Node} for its entities of {Domain}: {Reason}", NodeName(silo), domain, ex.Message);
                 return (Silo: silo, Pairs: (string[]?)null);
@@ -370,7 +370,7 @@ public sealed partial class OrleansCluster
             {
                 await _membership!.Refresh().AsTask().WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            catch (Exception ex) when (Unreachable.Is(ex, _stopping.Token))
             {
                 _log.Debug("Reading the membership again failed: {Reason}", ex.Message);
             }

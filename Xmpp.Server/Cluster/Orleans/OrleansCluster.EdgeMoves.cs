@@ -142,7 +142,7 @@ public sealed partial class OrleansCluster
             {
                 taken = await _grains!.GetGrain<INodeGrain>(edge).TakeWaitingAsync(bare.ToString(), resumeId).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            catch (Exception ex) when (Unreachable.Is(ex, _stopping.Token))
             {
                 _log.Debug("{Account}: asking {Node} for the session {Id}: {Reason}", bare, NodeName(edge), resumeId, ex.Message);
                 continue;

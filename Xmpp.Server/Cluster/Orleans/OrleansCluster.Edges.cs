@@ -443,8 +443,11 @@ internal sealed class EdgePump : IDisposable
         _home = home;
         _edge = edge;
         _log = log;
+        _stopping = stopping;
         _ = RunAsync(stopping);
     }
+
+    private readonly CancellationToken _stopping;
 
     public bool Post(EdgeItem item) => _queue.Writer.TryWrite(item);
 
@@ -470,9 +473,9 @@ internal sealed class EdgePump : IDisposable
                         _ = UnknownAsync([.. batch.Where(i => unknown.Contains(i.Id))]);
                     }
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex) when (!ct.IsCancellationRequested)
                 {
-                    // The edge node is gone or unreachable: its death ends the proxies (the stanzas are in the archive).
+                    // The edge node is gone or unreachable (an Orleans cancellation included: not this pump's stopping): its death ends the proxies (the stanzas are in the archive).
                     _log.Warn("{Count} item(s) for sessions on another node were not delivered: {Reason}", batch.Count, ex.Message);
                 }
             }
@@ -489,7 +492,7 @@ internal sealed class EdgePump : IDisposable
         {
             await _home.UnknownAtEdgeAsync(items).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (!_stopping.IsCancellationRequested)
         {
             _log.Error(ex, "Ending {Count} session(s) that their edge node no longer knows failed", items.Select(i => i.Id).Distinct().Count());
         }

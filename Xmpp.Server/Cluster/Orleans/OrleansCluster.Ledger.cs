@@ -193,7 +193,7 @@ public sealed partial class OrleansCluster
                             var lost = account.ToDictionary(j => j.ToString(), j => directed.GetValueOrDefault(j.ToString()) ?? [], StringComparer.Ordinal);
                             await Grain(account.Key).LostAsync(lost).WaitAsync(ct).ConfigureAwait(false);
                         }
-                        catch (Exception ex) when (ex is OrleansException or TimeoutException)
+                        catch (Exception ex) when (Unreachable.Is(ex, ct))
                         {
                             _log.Warn("Telling the contacts of {Account} it is gone failed: {Reason}", account.Key, ex.Message);
                         }
@@ -223,13 +223,18 @@ public sealed partial class OrleansCluster
                 await purge.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             // Stopping.
         }
         catch (NpgsqlException ex)
         {
             _log.Warn("Cluster clean-up failed (tried again at the next membership change): {Reason}", ex.Message);
+        }
+        catch (Exception ex)
+        {
+            // Not "stopping": an Orleans call cancelled by a membership change, or a bug. Logged, never silent.
+            _log.Error(ex, "Cluster clean-up failed (tried again at the next membership change)");
         }
     }
 

@@ -210,7 +210,7 @@ public sealed partial class OrleansCluster
                     _log.Warn("{Account}: a stanza its client sent while its home moved found its session ended", bare);
                 }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (!_stopping.IsCancellationRequested)
             {
                 _log.Warn(ex, "{Account}: a stanza kept while its sessions moved could not be routed", bare);
             }
@@ -270,7 +270,7 @@ public sealed partial class OrleansCluster
                     }
                 }
             }
-            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            catch (Exception ex) when (Unreachable.Is(ex, _stopping.Token))
             {
                 Interlocked.Increment(ref failed);
                 await DrainFailedAsync(item.account, item.target, ex.Message).ConfigureAwait(false);

@@ -251,7 +251,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
             {
                 return (true, await call(Grain(bare)).WaitAsync(ct).ConfigureAwait(false), null);
             }
-            catch (Exception ex) when (ex is OrleansException or TimeoutException)
+            catch (Exception ex) when (Unreachable.Is(ex, ct))
             {
                 if (Stopwatch.GetElapsedTime(started) > ForwardPatience)
                 {
@@ -390,7 +390,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
         {
             await Grain(bare).ReleaseAsync().ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OrleansException or TimeoutException or InvalidOperationException)
+        catch (Exception ex) when (Unreachable.Is(ex, _stopping.Token) || ex is InvalidOperationException)
         {
             _log.Debug("Releasing {Account}: {Reason}", bare, ex.Message);
         }
