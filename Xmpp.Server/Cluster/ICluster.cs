@@ -30,6 +30,13 @@ public interface ICluster
     ValueTask ForwardAsync(Element stanza, Jid from, Jid to, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Starts noting what this flow of work hands to clients connected to other nodes (sessions whose edge is
+    /// elsewhere), until disposed; <see cref="IReachScope.ReachedAsync"/> waits until that has reached those nodes.
+    /// An answer waits for it, so that what a request caused is seen before the request's answer is.
+    /// </summary>
+    IReachScope Track();
+
+    /// <summary>
     /// Makes this node the account's home for a client that has just authenticated here, unless the account has
     /// sessions on another node: true when this node is the home now; false when it stays there (the client's
     /// session is then bound there from here, <see cref="AttachAsync"/>).
@@ -145,6 +152,13 @@ public readonly struct RoutingMark(int[]? counts, int index) : IDisposable
             Interlocked.Decrement(ref counts[index]);
         }
     }
+}
+
+/// <summary>What a flow of work handed to clients connected to other nodes (<see cref="ICluster.Track"/>).</summary>
+public interface IReachScope : IDisposable
+{
+    /// <summary>Completes once all of it reached those nodes (or after a few seconds for a node that does not take it).</summary>
+    Task ReachedAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>A node of the cluster: its name, silo address and state ("Active", "Joining", "ShuttingDown", "Dead"...).</summary>

@@ -487,6 +487,10 @@ public sealed class ModuleHost
             {
                 var payload = ctx.Stanza.FirstElement()!;
                 Element reply;
+
+                // Cluster mode: what the request caused for clients on other nodes reaches them before its answer
+                // leaves (a roster removal's unsubscribe is at the contact's client before the remover has the result).
+                using var reach = host.Server.Cluster?.Track();
                 try
                 {
                     // RFC 6121 §8.5.1: an iq to the bare JID of an account that does not exist gets
@@ -515,6 +519,11 @@ public sealed class ModuleHost
                 {
                     // An iq without 'to' was answered by the account (RFC 6120 §10.3.3): say so.
                     reply.SetAttribute("from", ctx.To?.ToString());
+                }
+
+                if (reach is not null)
+                {
+                    await reach.ReachedAsync(ct).ConfigureAwait(false);
                 }
 
                 // The reply goes back the way the request came, with the addresses the router parsed for it.

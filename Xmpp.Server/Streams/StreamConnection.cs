@@ -144,6 +144,13 @@ public sealed class StreamConnection : IConnection
         {
             Log.Debug("Connection cancelled");
         }
+        catch (OperationCanceledException ex)
+        {
+            // Not this connection's cancellation: its output stopped (a flush that can no longer happen: the peer
+            // went away), or something it waited on was cancelled elsewhere. Said, not hidden as a shutdown.
+            Log.Info("Connection lost: {Reason}", ex.Message);
+            end = StreamEnd.Dropped;
+        }
         catch (AuthenticationException ex)
         {
             Log.Warn("TLS handshake with {Remote} failed: {Reason}", Transport.Remote, ex.Message);

@@ -145,7 +145,28 @@ public sealed partial class OrleansCluster
             return false;
         }
 
-        return _edgePumps.GetOrAdd(edge, key => new EdgePump(this, _grains!.GetGrain<INodeGrain>(key), _log, _stopping.Token)).Post(item);
+        var pump = _edgePumps.GetOrAdd(edge, key => new EdgePump(this, _grains!.GetGrain<INodeGrain>(key), _log, _stopping.Token));
+        var seq = pump.Post(item);
+        if (seq == 0)
+        {
+            return false;
+        }
+
+        _reach.Value?.Add(pump, seq);
+        return true;
+    }
+
+    /// <summary>The edge items queued by the flow of work under way (<see cref="Track"/>).</summary>
+    private readonly AsyncLocal<EdgeMarks?> _reach = new();
+
+    public IReachScope Track()
+    {
+        // Set in this synchronous call, the value is the caller's from here on (an async method's own changes would
+        // end with it); disposing gives the caller's outer scope back.
+        var outer = _reach.Value;
+        var marks = new EdgeMarks(outer) { Ended = () => _reach.Value = outer };
+        _reach.Value = marks;
+        return marks;
     }
 
     /// <summary>
@@ -424,79 +445,4 @@ internal sealed class EdgeCarrier(OrleansCluster node, string edge, long id, lon
 
     public void Close(StreamError? streamError) =>
         node.ToEdge(edge, new EdgeItem(id, EdgeItemKind.Close, ((int)(streamError?.Condition ?? StreamErrorCondition.SystemShutdown)).ToString(CultureInfo.InvariantCulture) + (streamError?.Text is { } text ? "\n" + text : string.Empty)));
-}
-
-/// <summary>
-/// What a home node sends to one edge node, in order: one <see cref="INodeGrain.ToEdgesAsync"/> call at a time, with
-/// everything queued meanwhile (a session's stanzas must reach its client in the order they were routed).
-/// </summary>
-internal sealed class EdgePump : IDisposable
-{
-    private const int MaxBatch = 512;
-    private readonly Channel<EdgeItem> _queue = Channel.CreateUnbounded<EdgeItem>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly OrleansCluster _home;
-    private readonly INodeGrain _edge;
-    private readonly Logger _log;
-
-    public EdgePump(OrleansCluster home, INodeGrain edge, Logger log, CancellationToken stopping)
-    {
-        _home = home;
-        _edge = edge;
-        _log = log;
-        _stopping = stopping;
-        _ = RunAsync(stopping);
-    }
-
-    private readonly CancellationToken _stopping;
-
-    public bool Post(EdgeItem item) => _queue.Writer.TryWrite(item);
-
-    private async Task RunAsync(CancellationToken ct)
-    {
-        var reader = _queue.Reader;
-        try
-        {
-            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
-            {
-                var batch = new List<EdgeItem>();
-                while (batch.Count < MaxBatch && reader.TryRead(out var next))
-                {
-                    batch.Add(next);
-                }
-
-                try
-                {
-                    var unknown = await _edge.ToEdgesAsync([.. batch]).ConfigureAwait(false);
-                    if (unknown.Length > 0)
-                    {
-                        // Off this loop: ending those proxies routes presence, and the next batch need not wait for it.
-                        _ = UnknownAsync([.. batch.Where(i => unknown.Contains(i.Id))]);
-                    }
-                }
-                catch (Exception ex) when (!ct.IsCancellationRequested)
-                {
-                    // The edge node is gone or unreachable (an Orleans cancellation included: not this pump's stopping): its death ends the proxies (the stanzas are in the archive).
-                    _log.Warn("{Count} item(s) for sessions on another node were not delivered: {Reason}", batch.Count, ex.Message);
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // Stopping.
-        }
-    }
-
-    private async Task UnknownAsync(EdgeItem[] items)
-    {
-        try
-        {
-            await _home.UnknownAtEdgeAsync(items).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (!_stopping.IsCancellationRequested)
-        {
-            _log.Error(ex, "Ending {Count} session(s) that their edge node no longer knows failed", items.Select(i => i.Id).Distinct().Count());
-        }
-    }
-
-    public void Dispose() => _queue.Writer.TryComplete();
 }

@@ -294,7 +294,11 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
             return false;
         }
 
+        // Done (for the sender) once what it caused reached the clients' nodes too: the sender's next stanza, or
+        // the answer to the request that sent this one, comes after it there.
+        using var reach = Track();
         await RouteHereAsync(item.Stanza, item.From, to).ConfigureAwait(false);
+        await reach.ReachedAsync(_stopping.Token).ConfigureAwait(false);
         return true;
     }
 
