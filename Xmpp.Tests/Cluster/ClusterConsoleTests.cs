@@ -17,7 +17,7 @@ public sealed class ClusterConsoleTests
     public async Task A_nodes_console_shows_every_member_and_ends_a_session_bound_on_another_node()
     {
         await using var cluster = await ClusterNodes.CreateAsync(2, "boss", "alice", "bob");
-        var https = new[] { Ports.Free(), Ports.Free() };
+        var https = Ports.Free(2);
         cluster.ExtraConfig = "<admin jid='boss@localhost'/>";
         cluster.NodeConfig = (node, address) => $"""
             <listen type="https" address="{address}" port="{https[node]}"/>

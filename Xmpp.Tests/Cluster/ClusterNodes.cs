@@ -58,9 +58,10 @@ internal sealed class ClusterNodes : IAsyncDisposable
             }
         }
 
+        var ports = Ports.Free(2 * count);
         for (var i = 0; i < count; i++)
         {
-            nodes.Nodes.Add((IPAddress.Parse($"127.0.0.{i + 1}"), Ports.Free(), Ports.Free()));
+            nodes.Nodes.Add((IPAddress.Parse($"127.0.0.{i + 1}"), ports[2 * i], ports[(2 * i) + 1]));
             nodes._processes.Add(null);
             nodes._starts.Add(0);
         }

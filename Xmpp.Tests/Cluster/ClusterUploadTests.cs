@@ -19,7 +19,7 @@ public sealed class ClusterUploadTests
     {
         await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob");
         var shared = Path.Combine(cluster.Directory, "uploads");
-        var https = new[] { Ports.Free(), Ports.Free() };
+        var https = Ports.Free(2);
         cluster.NodeConfig = (node, address) => $"""
             <listen type="https" address="{address}" port="{https[node]}"/>
             <modules><disco/><upload path="{shared}"/></modules>
