@@ -169,6 +169,9 @@ public static class ClusterSchema
         """
         ALTER TABLE cluster_sessions ADD COLUMN edge BOOLEAN NOT NULL DEFAULT false;
         """,
+        """
+        ALTER TABLE cluster_sessions ADD COLUMN via TEXT NULL;
+        """,
     ];
 
     /// <summary>Creates or updates the tables; returns the schema version.</summary>

@@ -224,9 +224,10 @@ public sealed partial class OrleansCluster
         var sessions = new HashSet<Jid>();
         await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
         // Not one bound again since on a live node under the same address (a client that logged in again with
-        // its resource): it is alive, and so is its place in a room it joined again.
+        // its resource): it is alive, and so is its place in a room it joined again. The home's row of a dead edge
+        // session (its proxy, 'via' the dead node) is not such a login.
         await using var cmd = new NpgsqlCommand(
-            "SELECT d.jid FROM cluster_sessions d WHERE d.silo <> ALL($1::text[]) AND NOT EXISTS (SELECT 1 FROM cluster_sessions l WHERE l.jid = d.jid AND l.silo = ANY($1::text[]))",
+            "SELECT d.jid FROM cluster_sessions d WHERE d.silo <> ALL($1::text[]) AND NOT EXISTS (SELECT 1 FROM cluster_sessions l WHERE l.jid = d.jid AND l.silo = ANY($1::text[]) AND (NOT d.edge OR l.via IS DISTINCT FROM d.silo))",
             connection)
         { Parameters = { new() { Value = live } } };
         await using var reader = await cmd.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);

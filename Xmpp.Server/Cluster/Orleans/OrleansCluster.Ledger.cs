@@ -32,14 +32,14 @@ public sealed partial class OrleansCluster
                 // Stopping: what is queued is still written below, once.
             }
 
-            var sessions = new Dictionary<string, (bool On, bool Edge)>(StringComparer.Ordinal);
+            var sessions = new Dictionary<string, (bool On, bool Edge, string? Via)>(StringComparer.Ordinal);
             var directed = new Dictionary<string, Dictionary<string, bool>>(StringComparer.Ordinal);
             var ended = new HashSet<string>(StringComparer.Ordinal);
             while (reader.TryRead(out var change))
             {
                 if (change.Target is null)
                 {
-                    sessions[change.Jid] = (change.On, change.Edge);
+                    sessions[change.Jid] = (change.On, change.Edge, change.Via);
                     if (!change.On)
                     {
                         // The session's directed presence ends with it.
@@ -72,16 +72,16 @@ public sealed partial class OrleansCluster
         }
     }
 
-    private async Task WriteLedgerBatchAsync(Dictionary<string, (bool On, bool Edge)> sessions, Dictionary<string, Dictionary<string, bool>> directed, HashSet<string> ended)
+    private async Task WriteLedgerBatchAsync(Dictionary<string, (bool On, bool Edge, string? Via)> sessions, Dictionary<string, Dictionary<string, bool>> directed, HashSet<string> ended)
     {
         await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        void Add(string sql, string[] jids, object? targets = null)
+        void Add(string sql, string[] jids, params object[] more)
         {
             var command = new NpgsqlBatchCommand(sql) { Parameters = { new() { Value = _siloKey }, new() { Value = jids } } };
-            if (targets is not null)
+            foreach (var value in more)
             {
-                command.Parameters.Add(new NpgsqlParameter { Value = targets });
+                command.Parameters.Add(new NpgsqlParameter { Value = value });
             }
 
             batch.BatchCommands.Add(command);
@@ -97,9 +97,10 @@ public sealed partial class OrleansCluster
         if (bound.Length > 0)
         {
             Add(
-                "INSERT INTO cluster_sessions (silo, jid, edge) SELECT $1, j, e FROM unnest($2::text[], $3::boolean[]) AS x(j, e) ON CONFLICT (silo, jid) DO UPDATE SET edge = excluded.edge",
+                "INSERT INTO cluster_sessions (silo, jid, edge, via) SELECT $1, j, e, v FROM unnest($2::text[], $3::boolean[], $4::text[]) AS x(j, e, v) ON CONFLICT (silo, jid) DO UPDATE SET edge = excluded.edge, via = excluded.via",
                 bound.Select(p => p.Key).ToArray(),
-                bound.Select(p => p.Value.Edge).ToArray());
+                bound.Select(p => p.Value.Edge).ToArray(),
+                bound.Select(p => p.Value.Via).ToArray());
         }
 
         if (unbound.Length > 0)
@@ -160,23 +161,25 @@ public sealed partial class OrleansCluster
             var snapshot = _membership!.CurrentSnapshot;
             var live = snapshot.Members.Values.Where(m => m.Status != SiloStatus.Dead).Select(m => m.SiloAddress.ToParsableString()).ToHashSet(StringComparer.Ordinal);
             var elected = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order(StringComparer.Ordinal).FirstOrDefault() == _siloKey;
-            var rows = new List<(string Silo, string Jid, bool Cleaned, bool Edge)>();
+            var rows = new List<(string Silo, string Jid, bool Cleaned, bool Edge, string? Via)>();
             await using (var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false))
             {
-                await using var cmd = new NpgsqlCommand("SELECT silo, jid, cleaned_at IS NOT NULL, edge FROM cluster_sessions WHERE cleaned_at IS NULL OR cleaned_at > now() - interval '10 minutes'", connection);
+                await using var cmd = new NpgsqlCommand("SELECT silo, jid, cleaned_at IS NOT NULL, edge, via FROM cluster_sessions WHERE cleaned_at IS NULL OR cleaned_at > now() - interval '10 minutes'", connection);
                 await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
-                    rows.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2), reader.GetBoolean(3)));
+                    rows.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2), reader.GetBoolean(3), reader.IsDBNull(4) ? null : reader.GetString(4)));
                 }
             }
 
             // A session bound again on a live node under the same address (its client logged in again with its
-            // resource before this clean-up) is alive: its rooms keep it, and its contacts saw it come back.
-            var alive = rows.Where(r => live.Contains(r.Silo)).Select(r => r.Jid).ToHashSet(StringComparer.Ordinal);
+            // resource before this clean-up) is alive: its rooms keep it, and its contacts saw it come back. Not the
+            // home's row of the dead node's own edge session (its proxy, until the home has ended it): that one died.
+            var alive = rows.Where(r => live.Contains(r.Silo)).ToLookup(r => r.Jid, r => r.Via, StringComparer.Ordinal);
+            bool Alive((string Silo, string Jid, bool Cleaned, bool Edge, string? Via) d) => alive[d.Jid].Any(via => !d.Edge || via != d.Silo);
             foreach (var all in rows.Where(r => !live.Contains(r.Silo) && !_cleaned.ContainsKey(r.Silo)).GroupBy(r => r.Silo))
             {
-                var dead = all.Where(r => !alive.Contains(r.Jid)).ToList();
+                var dead = all.Where(r => !Alive(r)).ToList();
                 var sessions = dead.Select(r => Jid.Parse(r.Jid)).ToHashSet();
                 _log.Warn("Node {Silo} is gone with {Count} session(s): cleaning up after it{Role}", all.Key, sessions.Count, elected ? " (contacts are told by this node)" : string.Empty);
                 // The rooms and the contacts are told at the same time: a room's leaves must not hold up the contacts'.
@@ -301,4 +304,9 @@ public sealed partial class OrleansCluster
 /// withdrawn. <paramref name="Edge"/>: the session's connection is on this node and it is bound on its account's home
 /// (another node), which tells its contacts when this node dies; the rooms learn it from this row.
 /// </summary>
-internal readonly record struct LedgerChange(string Jid, string? Target, bool On, bool Edge = false);
+/// <summary>
+/// A change for the ledger. <paramref name="Edge"/>: a session whose connection is on this node and whose account is
+/// homed on another. <paramref name="Via"/>: on the home, a proxy's row names the node its connection is on (that
+/// node's death ends it; it is not a new login under the same address).
+/// </summary>
+internal readonly record struct LedgerChange(string Jid, string? Target, bool On, bool Edge = false, string? Via = null);

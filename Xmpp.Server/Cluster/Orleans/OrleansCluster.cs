@@ -86,7 +86,8 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     {
         // The login's claim has its session now: the session holds the home from here on.
         _claims.TryRemove(session.Jid.Bare, out _);
-        _ledger.Writer.TryWrite(new LedgerChange(session.Jid.ToString(), null, true));
+        // A proxy's row names its edge node: that node's death ends it (see the clean-up).
+        _ledger.Writer.TryWrite(new LedgerChange(session.Jid.ToString(), null, true, Via: (session as ClientSession)?.Stream is EdgeCarrier carrier ? carrier.Edge : null));
 
         // A session that arrived from another node (a drain) brings its directed presence.
         foreach (var target in session.DirectedPresence)
