@@ -76,10 +76,11 @@ public sealed partial class OrleansCluster
     {
         await using var connection = await _db.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        void Add(string sql, string[] jids, params object[] more)
+        // Each array is one parameter ($3, $4): not a 'params object[]', which would take a string[] for the list itself.
+        void Add(string sql, string[] jids, object? third = null, object? fourth = null)
         {
             var command = new NpgsqlBatchCommand(sql) { Parameters = { new() { Value = _siloKey }, new() { Value = jids } } };
-            foreach (var value in more)
+            foreach (var value in new[] { third, fourth }.OfType<object>())
             {
                 command.Parameters.Add(new NpgsqlParameter { Value = value });
             }
