@@ -41,10 +41,12 @@ public sealed class Outbox
         Dictionary<string, Task>? busy = null;
         foreach (var item in _items)
         {
-            if (busy is not null && busy.TryGetValue(Key(item), out var before))
+            // The recipient's key is computed only once some route is under way (never on the common path).
+            var key = busy is null ? null : Key(item);
+            if (key is not null && busy!.TryGetValue(key, out var before))
             {
                 var after = RouteAfterAsync(before, router, item, ct);
-                busy[Key(item)] = after;
+                busy[key] = after;
                 pending!.Add(after);
                 continue;
             }
@@ -53,7 +55,7 @@ public sealed class Outbox
             if (!routing.IsCompletedSuccessfully)
             {
                 var task = routing.AsTask();
-                (busy ??= new(StringComparer.Ordinal))[Key(item)] = task;
+                (busy ??= new(StringComparer.Ordinal))[key ?? Key(item)] = task;
                 (pending ??= []).Add(task);
             }
         }
