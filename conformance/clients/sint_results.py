@@ -11,7 +11,9 @@ An entry "~Class.method" is a race in the test suite's own client that shows now
 accepted only when the failure's stack trace in SINT.OUT holds the text of the entry's indented "where: TEXT"
 line (the place of the race, so that the same test failing anywhere else still fails the run), and, when the entry
 has an indented "log: REGEX" line, only when the test's stanza log matches that regular expression (the stanzas that
-show the race); it is never stale.
+show the race), and, when the entry has an indented "after: Class.method" line, only when that test failed earlier in
+the same run on its own listed race (a knock-on: what a raced test left behind, such as a room it never left); it
+is never stale.
 
 For each unexpected failure the end of its stanza log (and of the test that ran just before it, which shares the
 accounts) is printed, so that a failure seen once in CI can be read without the run's files.
@@ -24,7 +26,7 @@ import xml.etree.ElementTree as ET
 
 def patterns(path):
     """The entries, and for each intermittent ("~") one the text its failure's stack trace must hold."""
-    entries, races, logs, last = [], {}, {}, None
+    entries, races, logs, after, last = [], {}, {}, {}, None
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip() and not line.startswith((" ", "\t", "#")):
@@ -37,10 +39,15 @@ def patterns(path):
                 races[last[1:]] = line.strip()[len("where:"):].strip()
             elif last and last.startswith("~") and line.strip().startswith("log:"):
                 logs[last[1:]] = re.compile(line.strip()[len("log:"):].strip(), re.S)
+            elif last and last.startswith("~") and line.strip().startswith("after:"):
+                after[last[1:]] = line.strip()[len("after:"):].strip()
     for race, where in races.items():
         if not where:
             sys.exit(f"{path}: the intermittent entry ~{race} needs a 'where: TEXT' line")
-    return entries, races, logs
+    for race, cause in after.items():
+        if cause not in races:
+            sys.exit(f"{path}: ~{race} is 'after: {cause}', which is not an intermittent entry")
+    return entries, races, logs, after
 
 
 def stanza_log(logs, test):
@@ -112,17 +119,26 @@ def print_stanza_log(logs, test, lines=60):
 
 
 def main():
-    entries, races, race_logs = patterns(sys.argv[2])
+    entries, races, race_logs, after = patterns(sys.argv[2])
     failed = failed_tests(sys.argv[1])
     traces = stack_traces(sys.argv[3] if len(sys.argv) > 3 else None)
     logs = os.path.dirname(os.path.abspath(sys.argv[1]))
-    raced = [t for t, _ in failed if t in races and races[t] in traces.get(t, "")
-             and (t not in race_logs or race_logs[t].search(stanza_log(logs, t)))]
+    order = run_order(sys.argv[3] if len(sys.argv) > 3 else None)
+
+    def own_race(t):
+        return (t in races and races[t] in traces.get(t, "")
+                and (t not in race_logs or race_logs[t].search(stanza_log(logs, t))))
+
+    def ran_before(cause, t):
+        return cause in order and t in order and order.index(cause) < order.index(t)
+
+    raced = [t for t, _ in failed if own_race(t) and t not in after]
+    # Knock-ons: accepted only after their cause raced (itself accepted above) earlier in this run.
+    raced += [t for t, _ in failed if own_race(t) and t in after and after[t] in raced and ran_before(after[t], t)]
     for test in raced:
         print(f"RACE IN THE TEST CLIENT (listed, at {races[test]}): {test}")
     unexpected = [(t, why) for t, why in failed if t not in raced and not any(matches(p, t) for p in entries)]
     stale = [p for p in entries if not any(matches(p, t) for t, _ in failed)]
-    order = run_order(sys.argv[3] if len(sys.argv) > 3 else None)
     for test, why in unexpected:
         print(f"FAILED (not a listed assumption): {test}\n    {why[:400]}")
         if test in order and order.index(test) > 0:
