@@ -6,7 +6,7 @@ namespace Xmpp.Core.Xml;
 /// Parses one element from a string the server itself wrote (stored offline messages, pending
 /// subscription requests). Restricted like the stream reader: no DTD, no external resources.
 /// </summary>
-public static class ElementParser
+public static partial class ElementParser
 {
     private static readonly XmlReaderSettings Settings = new()
     {
@@ -17,7 +17,10 @@ public static class ElementParser
         CloseInput = true,
     };
 
-    public static Element Parse(string xml)
+    public static Element Parse(string xml) => TryParseFast(xml, out var element) ? element! : ParseWithReader(xml);
+
+    /// <summary>The general path: any well-formed element, through a restricted XmlReader.</summary>
+    internal static Element ParseWithReader(string xml)
     {
         using var reader = XmlReader.Create(new StringReader(xml), Settings);
         var open = new Stack<Element>();
