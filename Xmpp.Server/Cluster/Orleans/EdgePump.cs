@@ -133,21 +133,22 @@ internal sealed class EdgePump : IDisposable
 /// that what it caused is seen before its answer is. One user removes another from the roster: the other's client
 /// has the unsubscribe before the first client has the result of its request, as on a single node.
 /// </summary>
-internal sealed class EdgeMarks(EdgeMarks? outer) : IReachScope
+internal sealed class EdgeMarks(EdgeMarks? outer, AsyncLocal<EdgeMarks?>? scope = null) : IReachScope
 {
     /// <summary>How long an answer waits at most for an edge node that does not take its batch.</summary>
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(5);
 
-    private readonly Lock _gate = new();
+    // Made at the first mark: most flows of work (every iq, every stanza from another node) queue nothing for an edge.
+    private Lock? _gate;
     private Dictionary<EdgePump, long>? _marks;
 
     public EdgeMarks? Outer => outer;
 
-    public Action? Ended { get; init; }
+    private Lock Gate => Volatile.Read(ref _gate) ?? Interlocked.CompareExchange(ref _gate, new Lock(), null) ?? _gate!;
 
     public void Add(EdgePump pump, long seq)
     {
-        lock (_gate)
+        lock (Gate)
         {
             _marks ??= [];
             if (!_marks.TryGetValue(pump, out var before) || before < seq)
@@ -162,8 +163,13 @@ internal sealed class EdgeMarks(EdgeMarks? outer) : IReachScope
     /// <summary>Completes once everything marked reached its edge node (at most <see cref="Patience"/>).</summary>
     public Task ReachedAsync(CancellationToken ct)
     {
+        if (Volatile.Read(ref _gate) is not { } gate)
+        {
+            return Task.CompletedTask;
+        }
+
         KeyValuePair<EdgePump, long>[] marks;
-        lock (_gate)
+        lock (gate)
         {
             if (_marks is null)
             {
@@ -177,5 +183,12 @@ internal sealed class EdgeMarks(EdgeMarks? outer) : IReachScope
         return waits.Length == 0 ? Task.CompletedTask : Task.WhenAll(waits).WaitAsync(Patience, ct).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    public void Dispose() => Ended?.Invoke();
+    /// <summary>Gives the flow of work its outer scope back (<see cref="OrleansCluster.Track"/>).</summary>
+    public void Dispose()
+    {
+        if (scope is not null)
+        {
+            scope.Value = outer;
+        }
+    }
 }

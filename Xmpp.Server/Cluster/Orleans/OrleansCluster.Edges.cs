@@ -164,7 +164,7 @@ public sealed partial class OrleansCluster
         // Set in this synchronous call, the value is the caller's from here on (an async method's own changes would
         // end with it); disposing gives the caller's outer scope back.
         var outer = _reach.Value;
-        var marks = new EdgeMarks(outer) { Ended = () => _reach.Value = outer };
+        var marks = new EdgeMarks(outer, _reach);
         _reach.Value = marks;
         return marks;
     }
