@@ -59,7 +59,7 @@ public static partial class ElementParser
 
                     _i++;
                     var closed = open.Pop();
-                    _prefixes?.RemoveAll(x => x.Depth > open.Count);
+                    Undeclare(open.Count);
                     if (open.Count == 0)
                     {
                         return closed;
@@ -82,7 +82,7 @@ public static partial class ElementParser
 
                     if (empty)
                     {
-                        _prefixes?.RemoveAll(x => x.Depth > open.Count);
+                        Undeclare(open.Count);
                         if (open.Count == 0)
                         {
                             return element;
@@ -242,6 +242,20 @@ public static partial class ElementParser
             return element;
         }
 
+        /// <summary>Forgets the prefixes declared deeper than <paramref name="depth"/> (their element has ended).</summary>
+        private readonly void Undeclare(int depth)
+        {
+            if (_prefixes is null)
+            {
+                return;
+            }
+
+            for (var k = _prefixes.Count - 1; k >= 0 && _prefixes[k].Depth > depth; k--)
+            {
+                _prefixes.RemoveAt(k);
+            }
+        }
+
         private readonly string? Lookup(string prefix)
         {
             if (_prefixes is not null)
@@ -356,47 +370,32 @@ public static partial class ElementParser
             }
 
             var body = _s.AsSpan(_i + 1, semi - _i - 1);
-            switch (body)
+            _i = semi + 1;
+
+            // XML 1.0 §4.6: the five predefined entities.
+            char? named = body switch { "lt" => '<', "gt" => '>', "amp" => '&', "apos" => '\'', "quot" => '"', _ => null };
+            if (named is { } c)
             {
-                case "lt":
-                    sb.Append('<');
-                    break;
-                case "gt":
-                    sb.Append('>');
-                    break;
-                case "amp":
-                    sb.Append('&');
-                    break;
-                case "apos":
-                    sb.Append('\'');
-                    break;
-                case "quot":
-                    sb.Append('"');
-                    break;
-                default:
-                    if (body.Length < 2 || body[0] != '#')
-                    {
-                        return false;
-                    }
-
-                    var hex = body[1] == 'x';
-                    var digits = hex ? body[2..] : body[1..];
-                    if (digits.Length == 0 || !int.TryParse(digits, hex ? System.Globalization.NumberStyles.AllowHexSpecifier : System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code))
-                    {
-                        return false;
-                    }
-
-                    // XML 1.0 §2.2 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
-                    if (!(code is 0x9 or 0xA or 0xD || (code >= 0x20 && code <= 0xD7FF) || (code >= 0xE000 && code <= 0xFFFD) || (code >= 0x10000 && code <= 0x10FFFF)))
-                    {
-                        return false;
-                    }
-
-                    sb.Append(char.ConvertFromUtf32(code));
-                    break;
+                sb.Append(c);
+                return true;
             }
 
-            _i = semi + 1;
+            // §4.1 character references, decimal or hexadecimal, to a Char (§2.2: #x9 | #xA | #xD | [#x20-#xD7FF] |
+            // [#xE000-#xFFFD] | [#x10000-#x10FFFF]).
+            if (body.Length < 2 || body[0] != '#')
+            {
+                return false;
+            }
+
+            var hex = body[1] == 'x';
+            var digits = hex ? body[2..] : body[1..];
+            if (digits.Length == 0 || !int.TryParse(digits, hex ? System.Globalization.NumberStyles.AllowHexSpecifier : System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code) ||
+                !(code is 0x9 or 0xA or 0xD || (code >= 0x20 && code <= 0xD7FF) || (code >= 0xE000 && code <= 0xFFFD) || (code >= 0x10000 && code <= 0x10FFFF)))
+            {
+                return false;
+            }
+
+            sb.Append(char.ConvertFromUtf32(code));
             return true;
         }
     }

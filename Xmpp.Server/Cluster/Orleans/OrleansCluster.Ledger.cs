@@ -304,10 +304,7 @@ public sealed partial class OrleansCluster
 /// A change to the crash ledger: a session bound or unbound (no target), or its directed presence to a target sent or
 /// withdrawn. <paramref name="Edge"/>: the session's connection is on this node and it is bound on its account's home
 /// (another node), which tells its contacts when this node dies; the rooms learn it from this row.
-/// </summary>
-/// <summary>
-/// A change for the ledger. <paramref name="Edge"/>: a session whose connection is on this node and whose account is
-/// homed on another. <paramref name="Via"/>: on the home, a proxy's row names the node its connection is on (that
-/// node's death ends it; it is not a new login under the same address).
+/// <paramref name="Via"/>: on the home, a proxy's row names the node its connection is on (that node's death ends it;
+/// it is not a new login under the same address).
 /// </summary>
 internal readonly record struct LedgerChange(string Jid, string? Target, bool On, bool Edge = false, string? Via = null);
