@@ -6,8 +6,10 @@ namespace Xmpp.Tests.Cluster;
 
 /// <summary>
 /// kill -9 of one node of three, four times in a row, while about a thousand messages a second cross the nodes
-/// (README, "Running a cluster": "When a node dies"): what the server acknowledged is delivered live or kept in the
-/// recipient's archive, the dead node's users' contacts hear of it, and the other nodes' sessions stay up.
+/// and a room of 30 occupants spread over the nodes chats (README, "Running a cluster": "When a node dies"): what
+/// the server acknowledged is delivered live or kept in the recipient's archive, the dead node's users' contacts
+/// hear of it, the surviving occupants see the dead node's occupants leave with 333, the room answers, and the
+/// other nodes' sessions stay up.
 /// </summary>
 [TestFixture]
 [NonParallelizable]
@@ -17,6 +19,11 @@ public sealed class ClusterKillLoadTests
 {
     private const int Users = 48;
     private const int Kills = 4;
+    private const string Room = "load@conference.localhost";
+
+    /// <summary>The room's occupants: the first 30 users, spread over the nodes as they are; the first 3 chat in it, once a second each.</summary>
+    private const int Occupants = 30;
+    private const int RoomSenders = 3;
 
     /// <summary>Each client's pause between two messages: 48 clients, about 1,000 messages/s in all.</summary>
     private static readonly TimeSpan Pace = TimeSpan.FromMilliseconds(48);
@@ -28,7 +35,7 @@ public sealed class ClusterKillLoadTests
 
         // Partners i and i^1 are contacts, always on different nodes (i % 3 differs): every message crosses nodes.
         var pairs = Enumerable.Range(0, Users / 2).Select(i => (users[2 * i], users[(2 * i) + 1])).ToArray();
-        await using var cluster = await ClusterNodes.CreateAsync(3, users, pairs);
+        await using var cluster = await ClusterNodes.CreateAsync(3, [.. users, "watcher"], pairs);
         for (var n = 0; n < 3; n++)
         {
             await cluster.StartAsync(n);
@@ -40,6 +47,20 @@ public sealed class ClusterKillLoadTests
         try
         {
             await Task.WhenAll(clients.Select(c => c.AllAcknowledgedAsync(TimeSpan.FromSeconds(30))));
+
+            // The room: its owner (k0, node 1) creates it as an instant room; 29 others join from every node.
+            async Task JoinRoomAsync(int i)
+            {
+                var joined = clients[i].WaitForAsync(e => e.Name == "presence" && e.GetAttribute("from") == $"{Room}/{users[i]}" && e.GetAttribute("type") is null && EndToEnd.MucTests.Codes(e).Contains("110"));
+                await clients[i].SendStanzaAsync($"<presence to='{Room}/{users[i]}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>");
+                await joined.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+
+            await JoinRoomAsync(0);
+            var configured = clients[0].WaitForAsync(e => e.Name == "iq" && e.GetAttribute("id") == "instant");
+            await clients[0].SendStanzaAsync($"<iq type='set' to='{Room}' id='instant'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>");
+            Assert.That((await configured.WaitAsync(TimeSpan.FromSeconds(30))).GetAttribute("type"), Is.EqualTo("result"), "the room is configured");
+            await Parallel.ForEachAsync(Enumerable.Range(1, Occupants - 1), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => await JoinRoomAsync(i));
 
             // Steady traffic: each client writes to its partner at its pace; one that lost its node waits to be back.
             var sent = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
@@ -58,6 +79,18 @@ public sealed class ClusterKillLoadTests
                     }
 
                     await Task.Delay(Pace);
+                }
+            })).ToList();
+            var roomTraffic = Enumerable.Range(0, RoomSenders).Select(i => Task.Run(async () =>
+            {
+                for (var n = 0; !stop.IsCancellationRequested; n++)
+                {
+                    if (!Volatile.Read(ref paused[i]))
+                    {
+                        await clients[i].SendStanzaAsync($"<message to='{Room}' type='groupchat' id='g-{users[i]}-{n.ToString(CultureInfo.InvariantCulture)}'><body>{n}</body></message>");
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(1));
                 }
             })).ToList();
 
@@ -83,7 +116,29 @@ public sealed class ClusterKillLoadTests
                     await clients[i ^ 1].WentAsync(clients[i].Jid);
                     return clock.Elapsed - killedAt;
                 })).ToList();
+                // Every surviving occupant sees each of the dead node's occupants leave with 333 (XEP-0045: removed
+                // because of an error), and the room answers a message (its node may be the dead one).
+                var roomVictims = victims.Where(i => i < Occupants).ToList();
+                var roomSurvivors = survivors.Where(i => i < Occupants).ToList();
+                var left = roomSurvivors.SelectMany(s => roomVictims.Select(v => Task.Run(async () =>
+                {
+                    var leave = await clients[s].WentAsync($"{Room}/{users[v]}");
+                    Assert.That(EndToEnd.MucTests.Codes(leave), Does.Contain("333"), leave.ToString());
+                    return clock.Elapsed - killedAt;
+                }))).ToList();
+                // A watcher that chats with nobody joins from a surviving node and writes to the room: the room answers.
+                var probe = $"probe-{round.ToString(CultureInfo.InvariantCulture)}";
+                await using (var watcher = await cluster.LoginAsync((k + 1) % 3, "watcher", $"w{round.ToString(CultureInfo.InvariantCulture)}"))
+                {
+                    await watcher.SendAsync($"<presence to='{Room}/watcher{round.ToString(CultureInfo.InvariantCulture)}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>");
+                    await watcher.ReadUntilAsync(e => e.Name == "presence" && e.GetAttribute("from") == $"{Room}/watcher{round.ToString(CultureInfo.InvariantCulture)}" && EndToEnd.MucTests.Codes(e).Contains("110")).WaitAsync(TimeSpan.FromSeconds(30));
+                    await watcher.SendAsync($"<message to='{Room}' type='groupchat' id='{probe}'><body>still there?</body></message>");
+                    await watcher.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == probe).WaitAsync(TimeSpan.FromSeconds(30));
+                }
+
+                var answered = clock.Elapsed - killedAt;
                 var delays = await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(30));
+                var leaves = await Task.WhenAll(left).WaitAsync(TimeSpan.FromSeconds(30));
 
                 // The dead node's clients log in again on the other two nodes; the node comes back.
                 await Task.WhenAll(victims.Select(i => clients[i].Lost)).WaitAsync(TimeSpan.FromSeconds(30));
@@ -92,6 +147,11 @@ public sealed class ClusterKillLoadTests
                     foreach (var id in await clients[i].ReconnectAsync((k + 1 + (i % 2)) % 3))
                     {
                         abandoned.Add(id);
+                    }
+
+                    if (i < Occupants)
+                    {
+                        await JoinRoomAsync(i);
                     }
 
                     Volatile.Write(ref paused[i], false);
@@ -103,14 +163,18 @@ public sealed class ClusterKillLoadTests
 
                 Assert.That(survivors.Where(i => clients[i].Lost.IsCompleted).Select(i => clients[i].Jid), Is.Empty, $"kill {round + 1}: sessions on the other nodes were disturbed");
                 Assert.That(delays, Is.Not.Empty, $"kill {round + 1}: no dead session had a contact on another node");
-                reports.Add($"kill {round + 1} (node {k + 1} at {killedAt.TotalSeconds:0.0} s): {victims.Count} sessions died, their {delays.Length} contacts on other nodes told after {delays.Min().TotalSeconds:0.0}-{delays.Max().TotalSeconds:0.0} s");
+                Assert.That(leaves, Is.Not.Empty, $"kill {round + 1}: no occupant died");
+                reports.Add($"kill {round + 1} (node {k + 1} at {killedAt.TotalSeconds:0.0} s): {victims.Count} sessions died, their {delays.Length} contacts on other nodes told after {delays.Min().TotalSeconds:0.0}-{delays.Max().TotalSeconds:0.0} s; " +
+                    $"{roomSurvivors.Count} occupants saw {roomVictims.Count} leave with 333 after {leaves.Min().TotalSeconds:0.0}-{leaves.Max().TotalSeconds:0.0} s; the room answered after {answered.TotalSeconds:0.0} s");
                 Assert.That(delays.Max(), Is.LessThan(TimeSpan.FromSeconds(10)), reports[^1]);
+                Assert.That(leaves.Max(), Is.LessThan(TimeSpan.FromSeconds(10)), reports[^1]);
+                Assert.That(answered, Is.LessThan(TimeSpan.FromSeconds(10)), reports[^1]);
                 await cluster.StartAsync(k);
             }
 
             await Task.Delay(TimeSpan.FromSeconds(2));
             await stop.CancelAsync();
-            await Task.WhenAll(traffic);
+            await Task.WhenAll(traffic.Concat(roomTraffic));
             var elapsed = clock.Elapsed;
             await Task.WhenAll(clients.Select(c => c.AllAcknowledgedAsync(TimeSpan.FromSeconds(60))));
 
@@ -125,7 +189,7 @@ public sealed class ClusterKillLoadTests
                 archived[i] = await ClusterTests.ArchivedIdsAsync(check);
             });
             var lost = acknowledged.Where(id => !clients[sent[id]].Received.ContainsKey(id) && !archived[sent[id]].Contains(id)).ToList();
-            var duplicates = clients.Sum(c => c.Received.Values.Count(n => n > 1));
+            var duplicates = clients.Sum(c => c.Received.Count(r => r.Value > 1 && sent.ContainsKey(r.Key)));
             var live = acknowledged.Count(id => clients[sent[id]].Received.ContainsKey(id));
             foreach (var r in reports)
             {
