@@ -111,7 +111,8 @@ public sealed class ClusterKillLoadTests
                 cluster.Process(k).Kill9();
 
                 // Every partner of a dead session on another node hears it went offline (they are contacts), within 10 s.
-                var told = victims.Where(i => clients[i ^ 1].Node != k).Select(i => Task.Run(async () =>
+                var toldOf = victims.Where(i => clients[i ^ 1].Node != k).ToList();
+                var told = toldOf.Select(i => Task.Run(async () =>
                 {
                     await clients[i ^ 1].WentAsync(clients[i].Jid);
                     return clock.Elapsed - killedAt;
@@ -120,12 +121,13 @@ public sealed class ClusterKillLoadTests
                 // because of an error), and the room answers a message (its node may be the dead one).
                 var roomVictims = victims.Where(i => i < Occupants).ToList();
                 var roomSurvivors = survivors.Where(i => i < Occupants).ToList();
-                var left = roomSurvivors.SelectMany(s => roomVictims.Select(v => Task.Run(async () =>
+                var pairs333 = roomSurvivors.SelectMany(s => roomVictims.Select(v => (Survivor: s, Victim: v))).ToList();
+                var left = pairs333.Select(p => Task.Run(async () =>
                 {
-                    var leave = await clients[s].WentAsync($"{Room}/{users[v]}");
+                    var leave = await clients[p.Survivor].WentAsync($"{Room}/{users[p.Victim]}");
                     Assert.That(EndToEnd.MucTests.Codes(leave), Does.Contain("333"), leave.ToString());
                     return clock.Elapsed - killedAt;
-                }))).ToList();
+                })).ToList();
                 // A watcher that chats with nobody joins from a surviving node and writes to the room: the room answers.
                 var probe = $"probe-{round.ToString(CultureInfo.InvariantCulture)}";
                 await using (var watcher = await cluster.LoginAsync((k + 1) % 3, "watcher", $"w{round.ToString(CultureInfo.InvariantCulture)}"))
@@ -137,8 +139,14 @@ public sealed class ClusterKillLoadTests
                 }
 
                 var answered = clock.Elapsed - killedAt;
-                var delays = await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(30));
-                var leaves = await Task.WhenAll(left).WaitAsync(TimeSpan.FromSeconds(30));
+                await Task.WhenAny(Task.WhenAll(told), Task.Delay(TimeSpan.FromSeconds(30)));
+                var untold = toldOf.Where((i, n) => !told[n].IsCompletedSuccessfully).Select(i => $"{users[i]}->{users[i ^ 1]}").ToList();
+                Assert.That(untold, Is.Empty, $"kill {round + 1} (node {k + 1}): contacts not told of a dead session 30 s after the kill");
+                var delays = await Task.WhenAll(told);
+                await Task.WhenAny(Task.WhenAll(left), Task.Delay(TimeSpan.FromSeconds(30)));
+                var missing = pairs333.Where((p, n) => !left[n].IsCompletedSuccessfully).Select(p => $"{users[p.Victim]}->{users[p.Survivor]}(node {clients[p.Survivor].Node + 1})").ToList();
+                Assert.That(missing, Is.Empty, $"kill {round + 1} (node {k + 1}): 333 leaves not seen 30 s after the kill ({missing.Count} of {pairs333.Count}; leaves without 333: {string.Join("; ", left.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!.Message).Distinct())})");
+                var leaves = await Task.WhenAll(left);
 
                 // The dead node's clients log in again on the other two nodes; the node comes back.
                 await Task.WhenAll(victims.Select(i => clients[i].Lost)).WaitAsync(TimeSpan.FromSeconds(30));

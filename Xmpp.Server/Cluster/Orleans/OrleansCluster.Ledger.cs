@@ -155,6 +155,9 @@ public sealed partial class OrleansCluster
 
     private int _cleanupAgain;
 
+    /// <summary>How many of a dead node's accounts have their contacts told at once (each call may activate the account's home here).</summary>
+    private const int LostCallsAtOnce = 64;
+
     private async Task CleanUpOnceAsync(CancellationToken ct)
     {
         try
@@ -190,18 +193,27 @@ public sealed partial class OrleansCluster
                     var directed = await DirectedAsync(all.Key, ct).ConfigureAwait(false);
                     // A session whose connection was there but whose account is homed on a live node: its home ended
                     // it and told its contacts (see EdgesOfDeadNode); here only the rooms learn it, above.
-                    foreach (var account in dead.Where(r => !r.Edge).Select(r => Jid.Parse(r.Jid)).GroupBy(j => j.Bare))
-                    {
-                        try
+                    // The accounts homed on the dead node come back on a live one at this call, but only once the
+                    // directory has dropped the dead node's entries: until then Orleans cancels the call ("Failed to
+                    // address message"). So each account's call is tried again as a stanza to it would be, never
+                    // given up at the first failure, and many go at once (one at a time, a node of 20,000 sessions
+                    // would take many minutes).
+                    await Parallel.ForEachAsync(
+                        dead.Where(r => !r.Edge).Select(r => Jid.Parse(r.Jid)).GroupBy(j => j.Bare),
+                        new ParallelOptions { MaxDegreeOfParallelism = LostCallsAtOnce, CancellationToken = ct },
+                        async (account, token) =>
                         {
                             var lost = account.ToDictionary(j => j.ToString(), j => directed.GetValueOrDefault(j.ToString()) ?? [], StringComparer.Ordinal);
-                            await Grain(account.Key).LostAsync(lost).WaitAsync(ct).ConfigureAwait(false);
-                        }
-                        catch (Exception ex) when (Unreachable.Is(ex, ct))
-                        {
-                            _log.Warn("Telling the contacts of {Account} it is gone failed: {Reason}", account.Key, ex.Message);
-                        }
-                    }
+                            var (told, _, failure) = await CallHomeAsync(account.Key, async grain =>
+                            {
+                                await grain.LostAsync(lost).ConfigureAwait(false);
+                                return true;
+                            }, token).ConfigureAwait(false);
+                            if (!told)
+                            {
+                                _log.Error("Telling the contacts of {Account} it is gone failed: its home did not answer in {Seconds:0} s ({Reason})", account.Key, ForwardPatience.TotalSeconds, failure);
+                            }
+                        }).ConfigureAwait(false);
 
                     await using var connection = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
                     await using var mark = new NpgsqlBatch(connection)
