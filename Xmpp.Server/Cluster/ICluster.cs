@@ -37,6 +37,13 @@ public interface ICluster
     IReachScope Track();
 
     /// <summary>
+    /// A client's message is being handled (<see cref="ForwardWindow"/>): a forward that goes into a batch for the
+    /// recipient's node returns at once, what is left of it collected in the scope, until the scope is disposed.
+    /// <paramref name="before"/> completes once the stream's earlier messages are done.
+    /// </summary>
+    PipelineScope Pipeline(Task before);
+
+    /// <summary>
     /// Makes this node the account's home for a client that has just authenticated here, unless the account has
     /// sessions on another node: true when this node is the home now; false when it stays there (the client's
     /// session is then bound there from here, <see cref="AttachAsync"/>).

@@ -52,8 +52,12 @@ public interface IDeliveryTracker
     /// </summary>
     bool BeginHandling();
 
-    /// <summary>A stanza from the client was handled.</summary>
-    void Handled();
+    /// <summary>
+    /// A stanza from the client was handled. <paramref name="by"/>, the stream it came on, when that may have lost the
+    /// session to a stream that resumed it meanwhile (cluster mode: a message handled once its forward to another node
+    /// completed): it is then not counted.
+    /// </summary>
+    void Handled(ISessionCarrier? by = null);
 
     /// <summary>
     /// The session's stream <paramref name="lost"/> is gone: whether the session ends, waits for a new stream (the

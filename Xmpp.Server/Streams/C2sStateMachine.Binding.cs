@@ -162,11 +162,45 @@ public sealed partial class C2sStateMachine
             return StreamStep.Continue;
         }
 
+        // Cluster mode: a message whose recipient is homed on another node is counted once it got there, without
+        // holding up the client's next stanzas (Cluster.ForwardWindow); anything else first waits for those.
+        if (_ctx.Cluster is { } cluster && session.Home is null && e.Name == "message")
+        {
+            var window = _window ??= new Cluster.ForwardWindow();
+            if (window.Full)
+            {
+                await window.Tail.WaitAsync(ct).ConfigureAwait(false);
+            }
+
+            Task? pending;
+            using (var scope = cluster.Pipeline(window.Tail))
+            {
+                await HandleStanzaAsync(session, e, ct).ConfigureAwait(false);
+                pending = scope.Close();
+            }
+
+            var tracker = session.Tracker;
+            window.Completed(pending, tracker is null ? NothingToCount : () => tracker.Handled(this));
+            return StreamStep.Continue;
+        }
+
+        if (_window is { Tail.IsCompleted: false } open)
+        {
+            await open.Tail.WaitAsync(ct).ConfigureAwait(false);
+        }
+
         await HandleStanzaAsync(session, e, ct).ConfigureAwait(false);
 
         // XEP-0198 §4 (through the tracker): 'h' counts the stanzas handled, whatever came of them.
         session.Tracker?.Handled();
         return StreamStep.Continue;
+    }
+
+    /// <summary>Cluster mode: this stream's messages whose forwarding to another node is under way.</summary>
+    private Cluster.ForwardWindow? _window;
+
+    private static void NothingToCount()
+    {
     }
 
     private async ValueTask HandleStanzaAsync(ClientSession session, Element e, CancellationToken ct)

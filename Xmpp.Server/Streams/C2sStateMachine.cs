@@ -218,6 +218,13 @@ public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, I
 
     private async ValueTask<StreamStep> ExtensionAsync(Element e, CancellationToken ct)
     {
+        // Cluster mode: after the messages on their way to other nodes (Cluster.ForwardWindow), as any stanza but a
+        // message is: an <r/> is answered with an 'h' that counts everything the client sent before it (XEP-0198 §4).
+        if (_window is { Tail.IsCompleted: false } window)
+        {
+            await window.Tail.WaitAsync(ct).ConfigureAwait(false);
+        }
+
         Extensions.TryGetElementHandler(e.Namespace, out var handler);
         await handler!(this, e, ct).ConfigureAwait(false);
         return State == C2sState.Closing ? StreamStep.Stop : StreamStep.Continue;
@@ -240,6 +247,21 @@ public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, I
         if (Session is not { } session || !ReferenceEquals(session.Stream, this))
         {
             return;
+        }
+
+        // Cluster mode: the messages still on their way to other nodes are counted first (the session's 'h', should
+        // it be resumed), and precede the unavailable presence its end sends (RFC 6120 §10.1). Not for long: a node
+        // that does not answer is the forward's to wait for, not the session's end.
+        if (_window is { Tail.IsCompleted: false } window)
+        {
+            try
+            {
+                await window.Tail.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                Log.Warn("{Jid}: messages to other nodes still under way 5 s after the stream ended", session.Jid);
+            }
         }
 
         // XEP-0198 §5 (through the session's tracker): a session whose connection was lost, rather than closed by

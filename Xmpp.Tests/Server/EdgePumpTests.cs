@@ -86,7 +86,7 @@ public sealed class EdgePumpTests
             return [];
         }
 
-        public Task<bool[]> DeliverAsync(Forwarded[] batch) => throw new NotSupportedException();
+        public Task<bool[]> DeliverAsync(Forwarded[] batch, string sender, long seq) => throw new NotSupportedException();
 
         public Task<string> TakeWaitingAsync(string bare, string resumeId) => throw new NotSupportedException();
 

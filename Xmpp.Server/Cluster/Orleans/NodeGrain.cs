@@ -13,8 +13,13 @@ namespace Xmpp.Server.Cluster.Orleans;
 /// </summary>
 public interface INodeGrain : IGrainWithStringKey
 {
-    /// <summary>Routes each stanza whose recipient is homed here; false for those that are not (the sender asks the recipient's home grain instead).</summary>
-    Task<bool[]> DeliverAsync(Forwarded[] batch);
+    /// <summary>
+    /// Routes each stanza whose recipient is homed here; false for those that are not (the sender asks the recipient's
+    /// home grain instead). <paramref name="seq"/> numbers the batches <paramref name="sender"/> sends here (from 1):
+    /// Orleans does not promise that calls not awaited one by one arrive in order, and a client's messages in two
+    /// batches must be routed in the order sent.
+    /// </summary>
+    Task<bool[]> DeliverAsync(Forwarded[] batch, string sender, long seq);
 
     /// <summary>
     /// What the homes of sessions bound here (their edge) deliver to them, in order; returns the ids of the sessions
@@ -35,11 +40,13 @@ public interface INodeGrain : IGrainWithStringKey
 
 /// <summary>
 /// A stanza crossing nodes: its XML, its trusted sender and its recipient. With <paramref name="Edge"/>, one a client
-/// sent on its session's edge node, routed on its home as from the session's proxy with that link id.
+/// sent on its session's edge node, routed on its home as from the session's proxy with that link id. With
+/// <paramref name="Ordered"/>, a client's message sent without waiting for the one before it (ForwardWindow): routed
+/// after the sender's previous such message.
 /// </summary>
 [GenerateSerializer]
 [Immutable]
-public sealed record Forwarded([property: Id(0)] string Stanza, [property: Id(1)] string From, [property: Id(2)] string To, [property: Id(3)] long Edge = 0);
+public sealed record Forwarded([property: Id(0)] string Stanza, [property: Id(1)] string From, [property: Id(2)] string To, [property: Id(3)] long Edge = 0, [property: Id(4)] bool Ordered = false);
 
 [SiloKeyPlacement]
 [Reentrant]
@@ -51,15 +58,32 @@ internal sealed class NodeGrain(OrleansCluster node) : Grain, INodeGrain
         return Task.CompletedTask;
     }
 
-    public async Task<bool[]> DeliverAsync(Forwarded[] batch)
+    /// <summary>Each sending node's batches, started in the order sent.</summary>
+    private readonly Dictionary<string, BatchOrder> _orders = new(StringComparer.Ordinal);
+
+    public async Task<bool[]> DeliverAsync(Forwarded[] batch, string sender, long seq)
     {
-        // One stanza per sending stream at most (each waits for its own before the next): no order among them to keep.
+        // The grain's turns run one at a time: what is started here is started in batch order. A batch whose
+        // predecessor is late waits for it a moment (a lost call never comes: Orleans delivers at most once).
+        if (!_orders.TryGetValue(sender, out var order))
+        {
+            _orders[sender] = order = new BatchOrder();
+        }
+
+        var turn = order.TurnAsync(seq);
+        if (!turn.IsCompleted)
+        {
+            await Task.WhenAny(turn, Task.Delay(BatchOrder.Patience));
+        }
+
+        // Started in order: a sender's stanzas are routed in order by TryRouteHereAsync, the rest side by side.
         var routed = new Task<bool>[batch.Length];
         for (var i = 0; i < batch.Length; i++)
         {
             routed[i] = node.TryRouteHereAsync(batch[i]);
         }
 
+        order.Started(seq);
         return await Task.WhenAll(routed);
     }
 
@@ -107,5 +131,42 @@ internal sealed class SiloKeyPlacementDirector : IPlacementDirector
         }
 
         throw new OrleansException($"node {key} is not a member of the cluster");
+    }
+}
+
+/// <summary>The batches of one sending node, numbered from 1: each starts once the one before it has (on the node grain's turns).</summary>
+internal sealed class BatchOrder
+{
+    /// <summary>How long a batch waits for one before it that has not come (lost with a failed call).</summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(1);
+
+    private readonly Dictionary<long, TaskCompletionSource> _waiting = [];
+    private long _next = 1;
+
+    /// <summary>Completes when the batch may start: at once if it is next (or late).</summary>
+    public Task TurnAsync(long seq)
+    {
+        if (seq <= _next)
+        {
+            return Task.CompletedTask;
+        }
+
+        var turn = new TaskCompletionSource();
+        _waiting[seq] = turn;
+        return turn.Task;
+    }
+
+    /// <summary>The batch started: the next may.</summary>
+    public void Started(long seq)
+    {
+        _waiting.Remove(seq);
+        if (seq >= _next)
+        {
+            _next = seq + 1;
+            if (_waiting.Remove(_next, out var next))
+            {
+                next.SetResult();
+            }
+        }
     }
 }

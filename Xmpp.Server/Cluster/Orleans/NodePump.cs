@@ -8,7 +8,8 @@ namespace Xmpp.Server.Cluster.Orleans;
 /// What this node sends to one other node: stanzas queued by their streams go out together in one
 /// <see cref="INodeGrain.DeliverAsync"/> call, as many as are waiting when the call leaves (Erlang's distribution
 /// buffers the same way). Calls are not serialised: a batch's routing may forward back here, and waiting for it
-/// could then wait for itself. Each stream still sends its next stanza only once its last one was routed.
+/// could then wait for itself. A client's messages do not wait for each other (<see cref="ForwardWindow"/>): they
+/// are queued here in order, and the receiving node routes each sender's in order.
 /// </summary>
 internal sealed class NodePump : IDisposable
 {
@@ -16,13 +17,18 @@ internal sealed class NodePump : IDisposable
     private readonly Channel<(Forwarded Item, TaskCompletionSource<bool> Done)> _queue =
         Channel.CreateUnbounded<(Forwarded, TaskCompletionSource<bool>)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly INodeGrain _node;
+
+    /// <summary>This node's silo address, and the number of the last batch sent (the receiver starts them in this order).</summary>
+    private readonly string _sender;
+    private long _seq;
     private readonly Logger _log;
     private readonly BatchCounters _counters;
     private readonly CancellationToken _stopping;
 
-    public NodePump(INodeGrain node, Logger log, BatchCounters counters, CancellationToken stopping)
+    public NodePump(INodeGrain node, string sender, Logger log, BatchCounters counters, CancellationToken stopping)
     {
         _node = node;
+        _sender = sender;
         _log = log;
         _counters = counters;
         _stopping = stopping;
@@ -55,7 +61,7 @@ internal sealed class NodePump : IDisposable
                 }
 
                 _counters.Sent(batch.Count);
-                _ = DeliverAsync(batch);
+                _ = DeliverAsync(batch, ++_seq);
             }
         }
         catch (OperationCanceledException)
@@ -69,11 +75,11 @@ internal sealed class NodePump : IDisposable
         }
     }
 
-    private async Task DeliverAsync(List<(Forwarded Item, TaskCompletionSource<bool> Done)> batch)
+    private async Task DeliverAsync(List<(Forwarded Item, TaskCompletionSource<bool> Done)> batch, long seq)
     {
         try
         {
-            var routed = await _node.DeliverAsync([.. batch.Select(b => b.Item)]).ConfigureAwait(false);
+            var routed = await _node.DeliverAsync([.. batch.Select(b => b.Item)], _sender, seq).ConfigureAwait(false);
             for (var i = 0; i < batch.Count; i++)
             {
                 batch[i].Done.TrySetResult(routed[i]);

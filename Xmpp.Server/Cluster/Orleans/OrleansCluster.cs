@@ -185,34 +185,90 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     {
         var started = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _forwarded);
+        var scope = _pipeline.Value is { IsOpen: true } open ? open : null;
+        var item = new Forwarded(stanza.ToString(), from.ToString(), to.ToString(), Ordered: scope is not null);
+        var bare = to.Bare;
+        var pipelined = false;
         try
         {
-            var item = new Forwarded(stanza.ToString(), from.ToString(), to.ToString());
-            var bare = to.Bare;
+            // Known home: in the next batch to that node (queued now, in order). A client's message does not wait
+            // for it here: its stream's window does (ForwardWindow). Unknown, moved or gone: through the home grain,
+            // which activates where it must and says where it is.
+            if (_homes.TryGetValue(bare, out var home))
+            {
+                var sent = Pump(home).SendAsync(item);
+                if (!sent.IsCompleted && scope is not null)
+                {
+                    scope.Add(FinishForwardAsync(sent, item, stanza, bare, scope.Before, started));
+                    pipelined = true;
+                    return;
+                }
 
-            // Known home: in the next batch to that node. Unknown, moved or gone: through the home grain, which
-            // activates where it must and says where it is.
-            if (_homes.TryGetValue(bare, out var home) && await Pump(home).SendAsync(item).WaitAsync(cancellationToken).ConfigureAwait(false))
+                if (await sent.WaitAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+
+            Remember(bare, await RouteThroughHomeAsync(item, stanza, bare, cancellationToken).ConfigureAwait(false));
+        }
+        finally
+        {
+            if (!pipelined)
+            {
+                _metrics.ClusterForwarded(Stopwatch.GetTimestamp() - started);
+            }
+        }
+    }
+
+    private readonly AsyncLocal<PipelineScope?> _pipeline = new();
+
+    public PipelineScope Pipeline(Task before)
+    {
+        // Set in this synchronous call, the value is the caller's from here on (as for Track); disposing gives the
+        // caller's outer value back.
+        var outer = _pipeline.Value;
+        var scope = new PipelineScope(before, _ => _pipeline.Value = outer);
+        _pipeline.Value = scope;
+        return scope;
+    }
+
+    /// <summary>What is left of a forward the client's stream did not wait for (<see cref="ForwardWindow"/>).</summary>
+    private async Task FinishForwardAsync(Task<bool> sent, Forwarded item, Element stanza, Jid bare, Task before, long started)
+    {
+        try
+        {
+            if (await sent.ConfigureAwait(false))
             {
                 return;
             }
 
-            home = await RouteThroughHomeAsync(item, stanza, bare, cancellationToken).ConfigureAwait(false);
-
-            // Empty: the home is moving with parked sessions; nothing to remember.
-            if (home.Length > 0 && home != _siloKey)
-            {
-                if (_homes.Count >= MaxKnownHomes)
-                {
-                    _homes.Clear();
-                }
-
-                _homes[bare] = home;
-            }
+            // Not homed there any more, or that node is gone: through the home grain, as below, after the stream's
+            // earlier messages (one to the same recipient may be on the same detour).
+            await before.ConfigureAwait(false);
+            Remember(bare, await RouteThroughHomeAsync(item, stanza, bare, _stopping.Token).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Stopping.
         }
         finally
         {
             _metrics.ClusterForwarded(Stopwatch.GetTimestamp() - started);
+        }
+    }
+
+    private void Remember(Jid bare, string home)
+    {
+        // Empty: the home is moving with parked sessions; nothing to remember.
+        if (home.Length > 0 && home != _siloKey)
+        {
+            if (_homes.Count >= MaxKnownHomes)
+            {
+                _homes.Clear();
+            }
+
+            _homes[bare] = home;
         }
     }
 
@@ -276,13 +332,63 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
 
     private readonly BatchCounters _batches = new();
 
-    private NodePump Pump(string silo) => _pumps.GetOrAdd(silo, key => new NodePump(_grains!.GetGrain<INodeGrain>(key), _log, _batches, _stopping.Token));
+    private NodePump Pump(string silo) => _pumps.GetOrAdd(silo, key => new NodePump(_grains!.GetGrain<INodeGrain>(key), _siloKey, _log, _batches, _stopping.Token));
 
     /// <summary>Batches sent to other nodes, and the stanzas in them.</summary>
     public (long Batches, long Stanzas) Batched => (_batches.Batches, _batches.Stanzas);
 
-    /// <summary>On the node a batch reached: routes a stanza if its recipient is homed here.</summary>
-    internal async Task<bool> TryRouteHereAsync(Forwarded item)
+    /// <summary>The routing under way of each sender's last ordered message (<see cref="Forwarded.Ordered"/>) whose routing did not finish at once.</summary>
+    private readonly ConcurrentDictionary<string, Task<bool>> _routingFrom = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// On the node a batch reached: routes a stanza if its recipient is homed here. A client's stream sends its messages
+    /// without waiting for each (ForwardWindow), so several of one sender's may be in one batch or in batches that
+    /// overlap: each such message is routed after the sender's one before it (RFC 6120 §10.1), which costs nothing
+    /// while routing finishes at once (a delivery to a session). Only those: a stanza whose routing sends another of
+    /// the same sender back here (a presence broadcast, a probe) would otherwise wait for itself. Called in batch
+    /// order within the node grain's turns.
+    /// </summary>
+    internal Task<bool> TryRouteHereAsync(Forwarded item)
+    {
+        if (!item.Ordered)
+        {
+            return TryRouteHereNowAsync(item);
+        }
+
+        Task<bool> task;
+        if (_routingFrom.TryGetValue(item.From, out var before) && !before.IsCompleted)
+        {
+            task = AfterAsync(before, item);
+        }
+        else
+        {
+            task = TryRouteHereNowAsync(item);
+            if (task.IsCompleted)
+            {
+                return task;
+            }
+        }
+
+        _routingFrom[item.From] = task;
+        _ = task.ContinueWith(t => _routingFrom.TryRemove(new KeyValuePair<string, Task<bool>>(item.From, t)), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return task;
+
+        async Task<bool> AfterAsync(Task<bool> earlier, Forwarded next)
+        {
+            try
+            {
+                await earlier.ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // its own caller saw it
+            }
+
+            return await TryRouteHereNowAsync(next).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<bool> TryRouteHereNowAsync(Forwarded item)
     {
         if (item.Edge != 0)
         {

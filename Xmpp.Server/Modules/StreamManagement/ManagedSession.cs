@@ -28,7 +28,7 @@ internal sealed class ManagedSession : IDeliveryTracker
     private bool _ended;
     private bool _parked;
     private bool _parking;
-    private bool _inFlight;
+    private int _inFlight;
     private TaskCompletionSource? _quiet;
     private long _waitingSince;
     private CancellationTokenSource? _wait;
@@ -160,18 +160,27 @@ internal sealed class ManagedSession : IDeliveryTracker
                 return false;
             }
 
-            _inFlight = true;
+            _inFlight++;
             return true;
         }
     }
 
-    public void Handled()
+    public void Handled(ISessionCarrier? by = null)
     {
         lock (_gate)
         {
-            _inbound++;
-            _inFlight = false;
-            _quiet?.TrySetResult();
+            // A stanza of a stream that another stream has since resumed the session from: that stream's <resumed/>
+            // gave the client a count without it, and the client sends it again there (§5). Counting it here too
+            // would give the client an 'h' above what it sent.
+            if (by is null || Session.Stream is null || ReferenceEquals(Session.Stream, by))
+            {
+                _inbound++;
+            }
+
+            if (--_inFlight == 0)
+            {
+                _quiet?.TrySetResult();
+            }
         }
     }
 
@@ -184,7 +193,7 @@ internal sealed class ManagedSession : IDeliveryTracker
         lock (_gate)
         {
             _parking = true;
-            if (!_inFlight)
+            if (_inFlight == 0)
             {
                 return Task.CompletedTask;
             }
