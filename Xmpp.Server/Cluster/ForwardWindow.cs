@@ -62,7 +62,7 @@ public sealed class ForwardWindow
 /// The forwards one message left under way (<see cref="ICluster.Pipeline"/>), until <see cref="Close"/>: a forward
 /// that starts later (work the message set off in the background) is waited for as before.
 /// </summary>
-public sealed class PipelineScope(Task before, Action<PipelineScope> restore) : IDisposable
+public sealed class PipelineScope(Task before, PipelineScope? outer = null, AsyncLocal<PipelineScope?>? slot = null) : IDisposable
 {
     private List<Task>? _pending;
     private bool _closed;
@@ -86,9 +86,13 @@ public sealed class PipelineScope(Task before, Action<PipelineScope> restore) : 
         };
     }
 
+    /// <summary>Closes the scope and gives the flow of work its outer scope back (<see cref="ICluster.Pipeline"/>).</summary>
     public void Dispose()
     {
         _closed = true;
-        restore(this);
+        if (slot is not null)
+        {
+            slot.Value = outer;
+        }
     }
 }

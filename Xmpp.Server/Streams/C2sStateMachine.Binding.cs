@@ -163,7 +163,7 @@ public sealed partial class C2sStateMachine
         }
 
         // Cluster mode: a message whose recipient is homed on another node is counted once it got there, without
-        // holding up the client's next stanzas (Cluster.ForwardWindow); anything else first waits for those.
+        // holding up the client's next stanzas (Cluster.ForwardWindow); anything else waited for those (OnElementAsync).
         if (_ctx.Cluster is { } cluster && session.Home is null && e.Name == "message")
         {
             var window = _window ??= new Cluster.ForwardWindow();
@@ -179,14 +179,8 @@ public sealed partial class C2sStateMachine
                 pending = scope.Close();
             }
 
-            var tracker = session.Tracker;
-            window.Completed(pending, tracker is null ? NothingToCount : () => tracker.Handled(this));
+            window.Completed(pending, _countHandled ??= () => Session?.Tracker?.Handled(this));
             return StreamStep.Continue;
-        }
-
-        if (_window is { Tail.IsCompleted: false } open)
-        {
-            await open.Tail.WaitAsync(ct).ConfigureAwait(false);
         }
 
         await HandleStanzaAsync(session, e, ct).ConfigureAwait(false);
@@ -199,9 +193,8 @@ public sealed partial class C2sStateMachine
     /// <summary>Cluster mode: this stream's messages whose forwarding to another node is under way.</summary>
     private Cluster.ForwardWindow? _window;
 
-    private static void NothingToCount()
-    {
-    }
+    /// <summary>Counts a windowed message as handled (XEP-0198), unless another stream resumed the session meanwhile: one delegate per stream.</summary>
+    private Action? _countHandled;
 
     private async ValueTask HandleStanzaAsync(ClientSession session, Element e, CancellationToken ct)
     {

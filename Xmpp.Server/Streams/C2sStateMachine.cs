@@ -135,6 +135,15 @@ public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, I
     public async ValueTask<StreamStep> OnElementAsync(Element element, CancellationToken cancellationToken)
     {
         var kind = Classify(element);
+
+        // Cluster mode: everything but a client's message waits for its messages on their way to other nodes
+        // (Cluster.ForwardWindow): a request may change how what follows it is handled (RFC 6120 §10.1), and an
+        // <r/> is answered with an 'h' that counts everything the client sent before it (XEP-0198 §4).
+        if (_window is { Tail.IsCompleted: false } window && !(kind == C2sElementKind.Stanza && element.Name == "message"))
+        {
+            await window.Tail.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         var rule = C2sTransitions.For(State, kind);
         if (rule.Action is not { } action)
         {
@@ -218,13 +227,6 @@ public sealed partial class C2sStateMachine : IStreamProtocol, IDescribesPeer, I
 
     private async ValueTask<StreamStep> ExtensionAsync(Element e, CancellationToken ct)
     {
-        // Cluster mode: after the messages on their way to other nodes (Cluster.ForwardWindow), as any stanza but a
-        // message is: an <r/> is answered with an 'h' that counts everything the client sent before it (XEP-0198 §4).
-        if (_window is { Tail.IsCompleted: false } window)
-        {
-            await window.Tail.WaitAsync(ct).ConfigureAwait(false);
-        }
-
         Extensions.TryGetElementHandler(e.Namespace, out var handler);
         await handler!(this, e, ct).ConfigureAwait(false);
         return State == C2sState.Closing ? StreamStep.Stop : StreamStep.Continue;

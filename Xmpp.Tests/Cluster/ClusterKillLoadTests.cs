@@ -28,6 +28,13 @@ public sealed class ClusterKillLoadTests
     /// <summary>Each client's pause between two messages: 48 clients, about 1,000 messages/s in all.</summary>
     private static readonly TimeSpan Pace = TimeSpan.FromMilliseconds(48);
 
+    /// <summary>Waits (at most 30 s) for each signal; the names of those that did not come, or came as a failure.</summary>
+    private static async Task<List<string>> NotDoneAsync(List<Task<TimeSpan>> signals, List<string> names)
+    {
+        await Task.WhenAny(Task.WhenAll(signals), Task.Delay(TimeSpan.FromSeconds(30)));
+        return names.Where((_, n) => !signals[n].IsCompletedSuccessfully).ToList();
+    }
+
     [Test]
     public async Task Four_kills_under_a_thousand_messages_a_second_lose_no_acknowledged_message()
     {
@@ -139,12 +146,10 @@ public sealed class ClusterKillLoadTests
                 }
 
                 var answered = clock.Elapsed - killedAt;
-                await Task.WhenAny(Task.WhenAll(told), Task.Delay(TimeSpan.FromSeconds(30)));
-                var untold = toldOf.Where((i, n) => !told[n].IsCompletedSuccessfully).Select(i => $"{users[i]}->{users[i ^ 1]}").ToList();
+                var untold = await NotDoneAsync(told, toldOf.Select(i => $"{users[i]}->{users[i ^ 1]}").ToList());
                 Assert.That(untold, Is.Empty, $"kill {round + 1} (node {k + 1}): contacts not told of a dead session 30 s after the kill");
                 var delays = await Task.WhenAll(told);
-                await Task.WhenAny(Task.WhenAll(left), Task.Delay(TimeSpan.FromSeconds(30)));
-                var missing = pairs333.Where((p, n) => !left[n].IsCompletedSuccessfully).Select(p => $"{users[p.Victim]}->{users[p.Survivor]}(node {clients[p.Survivor].Node + 1})").ToList();
+                var missing = await NotDoneAsync(left, pairs333.Select(p => $"{users[p.Victim]}->{users[p.Survivor]}(node {clients[p.Survivor].Node + 1})").ToList());
                 Assert.That(missing, Is.Empty, $"kill {round + 1} (node {k + 1}): 333 leaves not seen 30 s after the kill ({missing.Count} of {pairs333.Count}; leaves without 333: {string.Join("; ", left.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!.Message).Distinct())})");
                 var leaves = await Task.WhenAll(left);
 

@@ -78,20 +78,22 @@ public sealed class ForwardWindowTests
     [Test]
     public void A_scope_collects_the_forwards_of_its_message_until_closed()
     {
-        PipelineScope? restored = null;
-        var scope = new PipelineScope(Task.CompletedTask, s => restored = s);
+        var slot = new AsyncLocal<PipelineScope?>();
+        var scope = new PipelineScope(Task.CompletedTask);
         Assert.That(scope.IsOpen, Is.True);
         Assert.That(scope.Close(), Is.Null, "nothing under way");
 
-        using (var other = new PipelineScope(Task.CompletedTask, s => restored = s))
+        slot.Value = scope;
+        using (var other = new PipelineScope(Task.CompletedTask, scope, slot))
         {
+            slot.Value = other;
             var one = new TaskCompletionSource();
             other.Add(one.Task);
             Assert.That(other.Close(), Is.SameAs(one.Task));
             Assert.That(other.IsOpen, Is.False, "a forward started later is waited for by its own caller");
         }
 
-        Assert.That(restored, Is.Not.Null, "disposing gives the caller's scope back");
+        Assert.That(slot.Value, Is.SameAs(scope), "disposing gives the caller's scope back");
     }
 
     [Test]

@@ -227,8 +227,7 @@ public sealed partial class OrleansCluster : ICluster, IAsyncDisposable
     {
         // Set in this synchronous call, the value is the caller's from here on (as for Track); disposing gives the
         // caller's outer value back.
-        var outer = _pipeline.Value;
-        var scope = new PipelineScope(before, _ => _pipeline.Value = outer);
+        var scope = new PipelineScope(before, _pipeline.Value, _pipeline);
         _pipeline.Value = scope;
         return scope;
     }
