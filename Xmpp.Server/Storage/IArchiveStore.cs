@@ -1,7 +1,22 @@
 namespace Xmpp.Server.Storage;
 
 /// <summary>One archived message (XEP-0313): its stanza id (XEP-0359), the other party, direction, time and XML.</summary>
-public sealed record ArchivedMessage(string Id, string With, bool Outgoing, DateTimeOffset At, string Xml);
+public sealed record ArchivedMessage(string Id, string With, bool Outgoing, DateTimeOffset At, string Xml)
+{
+    /// <summary>
+    /// The sender's own id for the message (XEP-0359 &lt;origin-id/&gt;), when it gave one: a message archived again
+    /// with the same origin id, correspondent and direction is the same message sent again (a client that lost its
+    /// session resends what the server had not acknowledged, XEP-0198 §5), and is kept once.
+    /// </summary>
+    public string? OriginId { get; init; }
+
+    /// <summary>Longest origin id used to recognise a message sent again; a longer one is archived without.</summary>
+    public const int MaxOriginIdLength = 256;
+
+    /// <summary>The &lt;origin-id/&gt; of <paramref name="message"/> when it has a usable one (XEP-0359 §3.1).</summary>
+    public static string? OriginIdOf(Xmpp.Core.Xml.Element message) =>
+        message.Child("origin-id", "urn:xmpp:sid:0")?.GetAttribute("id") is { Length: > 0 and <= MaxOriginIdLength } id ? id : null;
+}
 
 /// <summary>
 /// A query on an account's archive. <see cref="With"/> is a bare JID (any resource) or a full JID; the
@@ -36,7 +51,13 @@ public sealed record ArchivePage(IReadOnlyList<ArchivedMessage> Messages, bool C
 /// <summary>Message archives, one per account, indexed for paging by id, by time and by correspondent.</summary>
 public interface IArchiveStore
 {
-    Task AppendAsync(string host, string username, ArchivedMessage message, CancellationToken cancellationToken);
+    /// <summary>
+    /// Archives <paramref name="message"/>; returns the stanza id it is archived under: its own, or that of the copy
+    /// archived before when this is the same message again (the same stanza id, or the same <see
+    /// cref="ArchivedMessage.OriginId"/> from the same correspondent in the same direction). Null when the owner does
+    /// not exist (nothing is archived).
+    /// </summary>
+    Task<string?> AppendAsync(string host, string username, ArchivedMessage message, CancellationToken cancellationToken);
 
     /// <summary>A page of the archive; null when AfterId or BeforeId is not in it (XEP-0313 §6.1: item-not-found).</summary>
     Task<ArchivePage?> QueryAsync(string host, string username, ArchiveQuery query, CancellationToken cancellationToken);

@@ -636,9 +636,12 @@ public sealed class ClusterTests
     }
 
     /// <summary>Every message id in the account's archive (XEP-0313), page by page.</summary>
-    internal static async Task<HashSet<string>> ArchivedIdsAsync(RawXmppClient c)
+    internal static async Task<HashSet<string>> ArchivedIdsAsync(RawXmppClient c) => [.. (await ArchivedIdCountsAsync(c)).Keys];
+
+    /// <summary>Every message id in the account's archive (XEP-0313), with how many entries have it.</summary>
+    internal static async Task<Dictionary<string, int>> ArchivedIdCountsAsync(RawXmppClient c)
     {
-        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         string? after = null;
         for (var page = 0; page < 100; page++)
         {
@@ -651,7 +654,7 @@ public sealed class ClusterTests
                 {
                     if (result.Child("forwarded", "urn:xmpp:forward:0")?.Child("message", Ns.Client)?.GetAttribute("id") is { } id)
                     {
-                        ids.Add(id);
+                        ids[id] = ids.GetValueOrDefault(id) + 1;
                     }
                 }
                 else if (e.Name == "iq" && e.GetAttribute("id") == $"mam{page}")

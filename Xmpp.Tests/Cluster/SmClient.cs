@@ -201,7 +201,9 @@ internal sealed class SmClient : IAsyncDisposable
 
     /// <summary>
     /// The session died with its node (nothing to resume): logs in again on <paramref name="node"/> with a new
-    /// resumable session. What the server had not acknowledged is given up, not sent again; returns its ids.
+    /// resumable session. What the server had not acknowledged is not sent again here: it is returned (the XML of
+    /// each stanza, in the order sent), for the caller to send again as a client does once it is back (its rooms
+    /// joined again) or to give up.
     /// </summary>
     public async Task<IReadOnlyList<string>> ReconnectAsync(int node)
     {
@@ -216,7 +218,7 @@ internal sealed class SmClient : IAsyncDisposable
         {
             lock (_gate)
             {
-                abandoned = [.. UnacknowledgedIds()];
+                abandoned = [.. _outbox.Select(o => o.Xml)];
                 _outbox.Clear();
                 _handled = 0;
                 _sent = 0;
@@ -263,9 +265,13 @@ internal sealed class SmClient : IAsyncDisposable
     {
         lock (_gate)
         {
-            return [.. _outbox.Select(o => System.Text.RegularExpressions.Regex.Match(o.Xml, " id='([^']+)'").Groups[1].Value).Where(id => id.Length > 0)];
+            return [.. _outbox.Select(o => IdOf(o.Xml)).OfType<string>()];
         }
     }
+
+    /// <summary>The id attribute of a stanza this client sends (its first one), or null.</summary>
+    public static string? IdOf(string xml) =>
+        System.Text.RegularExpressions.Regex.Match(xml, " id='([^']+)'") is { Success: true } m ? m.Groups[1].Value : null;
 
     public int Unacknowledged
     {

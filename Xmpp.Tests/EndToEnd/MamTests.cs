@@ -124,6 +124,36 @@ public sealed class MamTests
         Assert.That(sent.Select(Body), Is.EqualTo(new[] { "while you were out" }));
     }
 
+    [Test]
+    public async Task A_message_sent_again_after_a_lost_session_is_archived_once_and_carries_its_first_stanza_id()
+    {
+        await using var server = await TestServer.StartAsync(null, "alice@localhost:wonderland", "bob@localhost:builder");
+        await using var alice = await ImTests.OnlineAsync(server, "alice", "wonderland");
+        await using var bob = await ImTests.OnlineAsync(server, "bob", "builder");
+
+        // Alice's client lost its session before the server acknowledged this message, and sends it again on its
+        // next one (XEP-0198 §5), with the same origin id (XEP-0359): Bob receives it twice (the server cannot know
+        // the first one arrived), both times with the same stanza id, and both archives keep it once.
+        const string Sent = "<message to='bob@localhost' type='chat' id='again'><body>did this arrive?</body><origin-id xmlns='urn:xmpp:sid:0' id='5f1e0c1a-origin'/></message>";
+        await alice.SendAsync(Sent);
+        var first = await bob.ReadUntilAsync(e => e.Name == "message");
+        await alice.SendAsync(Sent.Replace("id='again'", "id='again-2'", StringComparison.Ordinal));
+        var second = await bob.ReadUntilAsync(e => e.Name == "message");
+        var firstId = first.Child("stanza-id", MamModule.StanzaIdNamespace)!.GetAttribute("id");
+        Assert.That(second.Child("stanza-id", MamModule.StanzaIdNamespace)!.GetAttribute("id"), Is.EqualTo(firstId));
+
+        // A new message with a new origin id is a new entry.
+        await alice.SendAsync("<message to='bob@localhost' type='chat' id='next'><body>next</body><origin-id xmlns='urn:xmpp:sid:0' id='5f1e0c1a-next'/></message>");
+        await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "next");
+        await alice.DrainAsync();
+
+        var (archived, _) = await QueryAsync(bob, "b");
+        Assert.That(archived.Select(Body), Is.EqualTo(new[] { "did this arrive?", "next" }));
+        Assert.That(archived[0].Child("result", MamModule.Namespace)!.GetAttribute("id"), Is.EqualTo(firstId));
+        var (sent, _) = await QueryAsync(alice, "a");
+        Assert.That(sent.Select(Body), Is.EqualTo(new[] { "did this arrive?", "next" }));
+    }
+
     private static async Task<(List<Element> Results, Element Fin)> QueryAsync(RawXmppClient client, string queryId, string form = "", string set = "", bool flip = false)
     {
         var x = form.Length == 0 ? "" : $"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>{form}</x>";

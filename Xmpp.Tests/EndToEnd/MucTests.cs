@@ -503,4 +503,30 @@ public sealed class MucTests
 
         Assert.That(results, Is.Empty);
     }
+
+    [Test]
+    public async Task An_occupants_message_sent_again_with_its_origin_id_is_archived_once_and_goes_out_with_its_first_stanza_id()
+    {
+        await using var server = await TestServer.StartAsync(null, Users);
+        await using var alice = await LoginAsync(server, "alice");
+        await JoinAsync(alice, "Alice");
+        await InstantRoomAsync(alice, fields: Field("persistentroom", "1"));
+
+        // A client that lost its session sends again what was not acknowledged (XEP-0198 §5), with the same origin
+        // id (XEP-0359): the room cannot know the first copy went out, so it goes out again, with the same stanza id.
+        const string Sent = "<message to='" + Room + "' type='groupchat' id='{0}'><body>once?</body><origin-id xmlns='urn:xmpp:sid:0' id='9b2d-origin'/></message>";
+        var ids = new List<string?>();
+        foreach (var id in new[] { "g1", "g2" })
+        {
+            await alice.SendAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, Sent, id));
+            var echo = await alice.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == id);
+            ids.Add(echo.Child("stanza-id", "urn:xmpp:sid:0")?.GetAttribute("id"));
+        }
+
+        Assert.That(ids[0], Is.Not.Null);
+        Assert.That(ids[1], Is.EqualTo(ids[0]));
+        var (results, fin) = await QueryRoomArchiveAsync(alice);
+        Assert.That(fin.GetAttribute("type"), Is.EqualTo("result"), fin.ToString());
+        Assert.That(results.Select(r => r.Child("result", "urn:xmpp:mam:2")?.GetAttribute("id")), Is.EqualTo(new[] { ids[0] }));
+    }
 }

@@ -32,8 +32,8 @@ public sealed class StoreContractTests(string backend)
         }
 
         // Migrations are idempotent: a second run (a restart) changes nothing.
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(10));
-        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(10));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(11));
+        Assert.That(await _storage.MigrateAsync(None), Is.EqualTo(11));
         foreach (var u in new[] { "alice", "bob" })
         {
             Assert.That(await _storage.Users.CreateAsync(H, u, Creds("pw-" + u), None), Is.True);
@@ -462,6 +462,49 @@ public sealed class StoreContractTests(string backend)
         Assert.That(await _storage.Offline.LoadAsync(H, "alice", None), Has.Count.EqualTo(100));
         Assert.That(await _storage.Offline.LoadAsync(H, "bob", None), Has.Count.EqualTo(100));
         Assert.That((await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Max = 100 }, None))!.Messages, Has.Count.EqualTo(50));
+    }
+
+    [Test]
+    public async Task A_message_sent_again_with_its_origin_id_is_archived_once_under_its_first_stanza_id()
+    {
+        var t0 = DateTimeOffset.UtcNow;
+        ArchivedMessage Sent(string id, string with, bool outgoing, string? origin) => Message(id, with, outgoing, t0) with { OriginId = origin };
+
+        // XEP-0198 §5: a client that lost its session sends again what the server had not acknowledged; it may have
+        // a new resource, so the correspondent is compared by bare JID.
+        Assert.That(await _storage.Archive.AppendAsync(H, "alice", Sent("s1", "bob@" + H + "/phone", false, "o-1"), None), Is.EqualTo("s1"));
+        Assert.That(await _storage.Archive.AppendAsync(H, "alice", Sent("s2", "bob@" + H + "/laptop", false, "o-1"), None), Is.EqualTo("s1"), "the copy sent again has the first one's stanza id");
+
+        // The same origin id is another message when it comes from someone else, goes the other way, or is absent.
+        Assert.That(await _storage.Archive.AppendAsync(H, "alice", Sent("s3", "carol@" + H, false, "o-1"), None), Is.EqualTo("s3"));
+        Assert.That(await _storage.Archive.AppendAsync(H, "alice", Sent("s4", "bob@" + H, true, "o-1"), None), Is.EqualTo("s4"));
+        Assert.That(await _storage.Archive.AppendAsync(H, "alice", Sent("s5", "bob@" + H, false, null), None), Is.EqualTo("s5"));
+        Assert.That(await _storage.Archive.AppendAsync(H, "alice", Sent("s6", "bob@" + H, false, null), None), Is.EqualTo("s6"));
+        Assert.That(await _storage.Archive.AppendAsync(H, "bob", Sent("s7", "alice@" + H, false, "o-1"), None), Is.EqualTo("s7"), "another owner's archive");
+
+        // A stanza id archived already (an import run twice) is kept once too; an owner that does not exist gets none.
+        Assert.That(await _storage.Archive.AppendAsync(H, "alice", Sent("s3", "carol@" + H, false, null), None), Is.EqualTo("s3"));
+        Assert.That(await _storage.Archive.AppendAsync(H, "nobody", Sent("s8", "bob@" + H, false, "o-2"), None), Is.Null);
+
+        var page = await _storage.Archive.QueryAsync(H, "alice", new ArchiveQuery { Max = 50 }, None);
+        Assert.That(page!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "s1", "s3", "s4", "s5", "s6" }));
+        Assert.That(page.Messages[0].With, Is.EqualTo("bob@" + H + "/phone"), "the first copy is the one kept");
+    }
+
+    [Test]
+    public async Task A_room_message_sent_again_is_archived_once_per_occupant()
+    {
+        await _storage.Documents.SetHostAsync(H, "muc-room", "room", "<room/>", None);
+        var t0 = DateTimeOffset.UtcNow;
+        ArchivedMessage Sent(string id, string nick, string origin) => Message(id, $"room@{H}/{nick}", false, t0) with { OriginId = origin };
+
+        Assert.That(await _storage.RoomArchive.AppendAsync(H, "room", Sent("r1", "alice", "o-1"), None), Is.EqualTo("r1"));
+        Assert.That(await _storage.RoomArchive.AppendAsync(H, "room", Sent("r2", "alice", "o-1"), None), Is.EqualTo("r1"));
+
+        // Every occupant's bare JID is the room: another nick's message with the same origin id is its own.
+        Assert.That(await _storage.RoomArchive.AppendAsync(H, "room", Sent("r3", "bob", "o-1"), None), Is.EqualTo("r3"));
+        var page = await _storage.RoomArchive.QueryAsync(H, "room", new ArchiveQuery { Max = 50 }, None);
+        Assert.That(page!.Messages.Select(m => m.Id), Is.EqualTo(new[] { "r1", "r3" }));
     }
 
     private static ArchivedMessage Message(string id, string with, bool outgoing, DateTimeOffset at) =>

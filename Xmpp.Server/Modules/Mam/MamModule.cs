@@ -171,12 +171,18 @@ public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
     /// <summary>A stanza id that claims to be this account's (only the account's server may add them).</summary>
     private static bool IsClaimedId(Element e, string by) => e.Is("stanza-id", StanzaIdNamespace) && e.GetAttribute("by") == by;
 
-    private async ValueTask<string?> AppendAsync(Jid owner, Jid with, bool outgoing, Element message, CancellationToken ct)
-    {
-        var id = Guid.CreateVersion7().ToString("N");
-        await Store.AppendAsync(owner.Domain, owner.Local!, new ArchivedMessage(id, with.ToString(), outgoing, DateTimeOffset.UtcNow, message.ToString()), ct).ConfigureAwait(false);
-        return id;
-    }
+    /// <summary>
+    /// The stanza id the message is archived under: a new one, or, for a message its sender sent again with the same
+    /// origin id (XEP-0359; after a session lost with its unacknowledged messages, XEP-0198 §5), the one its first
+    /// copy got, so that both copies carry the same stanza id and a client can tell they are one. Null when the
+    /// account does not exist.
+    /// </summary>
+    private Task<string?> AppendAsync(Jid owner, Jid with, bool outgoing, Element message, CancellationToken ct) =>
+        Store.AppendAsync(
+            owner.Domain,
+            owner.Local!,
+            new ArchivedMessage(Guid.CreateVersion7().ToString("N"), with.ToString(), outgoing, DateTimeOffset.UtcNow, message.ToString()) { OriginId = ArchivedMessage.OriginIdOf(message) },
+            ct);
 
     private async ValueTask<bool> WantsAsync(Jid owner, Jid other, CancellationToken ct)
     {

@@ -55,8 +55,15 @@ internal sealed partial class MucRoom
         if (Config.Archived && Config.Persistent && (hasBody || MamModule.ShouldArchive(WithType(broadcast, "chat"))))
         {
             var id = Guid.CreateVersion7().ToString("N");
-            broadcast.Add(new Element("stanza-id", StanzaIdNs).SetAttribute("id", id).SetAttribute("by", Jid.ToString()));
-            await Service.Storage.RoomArchive.AppendAsync(Jid.Domain, Jid.Local!, new ArchivedMessage(id, broadcast.GetAttribute("from")!, false, now, broadcast.ToString()), ct).ConfigureAwait(false);
+            var stanzaId = new Element("stanza-id", StanzaIdNs).SetAttribute("id", id).SetAttribute("by", Jid.ToString());
+            broadcast.Add(stanzaId);
+            var archived = new ArchivedMessage(id, broadcast.GetAttribute("from")!, false, now, broadcast.ToString()) { OriginId = ArchivedMessage.OriginIdOf(broadcast) };
+            // The same message sent again by its occupant (same origin id, XEP-0359) is archived once, and goes out
+            // with the stanza id of its first copy, so that clients see one message.
+            if (await Service.Storage.RoomArchive.AppendAsync(Jid.Domain, Jid.Local!, archived, ct).ConfigureAwait(false) is { } stored && stored != id)
+            {
+                stanzaId.SetAttribute("id", stored);
+            }
         }
 
         if (hasBody)

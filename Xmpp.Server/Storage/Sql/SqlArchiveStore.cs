@@ -11,37 +11,66 @@ namespace Xmpp.Server.Storage.Sql;
 /// </summary>
 /// <param name="table">"archive" for accounts, "muc_archive" for multi-user chat rooms (same columns: host and username name the owner).</param>
 /// <param name="ownerCheck">A query selecting a row when the owner (@h, @u) exists: appends for an owner that does not are dropped.</param>
-internal sealed class SqlArchiveStore(SqlStorage storage, string table, string ownerCheck) : IArchiveStore
+/// <param name="originKey">The column that names the sender of a message sent again, with its origin id (the table's partial unique index on origin_id has it).</param>
+internal sealed class SqlArchiveStore(SqlStorage storage, string table, string ownerCheck, string originKey) : IArchiveStore
 {
-    /// <summary>Accounts' archives.</summary>
+    /// <summary>Accounts' archives: a message sent again is recognised by its correspondent's bare JID (the client may have a new resource after a lost session).</summary>
     public static SqlArchiveStore Accounts(SqlStorage storage) =>
-        new(storage, "archive", "SELECT 1 FROM users WHERE host = @h AND username = @u");
+        new(storage, "archive", "SELECT 1 FROM users WHERE host = @h AND username = @u", "with_bare");
 
-    /// <summary>Rooms' archives (XEP-0313 on a room JID): a room is stored as a host document of its service.</summary>
+    /// <summary>
+    /// Rooms' archives (XEP-0313 on a room JID): a room is stored as a host document of its service. A message sent
+    /// again is recognised by its occupant's room JID (every occupant's bare "with" is the room).
+    /// </summary>
     public static SqlArchiveStore Rooms(SqlStorage storage) =>
-        new(storage, "muc_archive", "SELECT 1 FROM host_documents WHERE host = @h AND kind = 'muc-room' AND key = @u");
+        new(storage, "muc_archive", "SELECT 1 FROM host_documents WHERE host = @h AND kind = 'muc-room' AND key = @u", "with_full");
 
-    public Task AppendAsync(string host, string username, ArchivedMessage message, CancellationToken cancellationToken) =>
+    public Task<string?> AppendAsync(string host, string username, ArchivedMessage message, CancellationToken cancellationToken) =>
         storage.WriteAsync(
             async (connection, tx, ct) =>
             {
+                var slash = message.With.IndexOf('/', StringComparison.Ordinal);
+                var withBare = slash < 0 ? message.With : message.With[..slash];
                 await using var cmd = connection.CreateCommand();
                 cmd.Transaction = tx;
+                // No conflict target: a row with the same stanza id, or (through the partial unique index on
+                // origin_id) the same message sent again, is kept once.
                 cmd.CommandText = $"""
-                    INSERT INTO {table} (host, username, stanza_id, with_bare, with_full, outgoing, at, xml)
-                    SELECT @h, @u, @i, @wb, @wf, @o, @t, @x WHERE EXISTS ({ownerCheck})
-                    ON CONFLICT (host, username, stanza_id) DO NOTHING
+                    INSERT INTO {table} (host, username, stanza_id, with_bare, with_full, outgoing, at, xml, origin_id)
+                    SELECT @h, @u, @i, @wb, @wf, @o, @t, @x, @g WHERE EXISTS ({ownerCheck})
+                    ON CONFLICT DO NOTHING
                     """;
-                var slash = message.With.IndexOf('/', StringComparison.Ordinal);
                 cmd.Add("@h", host);
                 cmd.Add("@u", username);
                 cmd.Add("@i", message.Id);
-                cmd.Add("@wb", slash < 0 ? message.With : message.With[..slash]);
+                cmd.Add("@wb", withBare);
                 cmd.Add("@wf", message.With);
                 cmd.Add("@o", message.Outgoing ? 1 : 0);
                 cmd.Add("@t", message.At.ToUnixTimeMilliseconds());
                 cmd.Add("@x", message.Xml);
-                await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                cmd.Add("@g", message.OriginId);
+                if (await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1)
+                {
+                    return message.Id;
+                }
+
+                // Not added: the owner does not exist, or the message is archived already (which id has it?).
+                await using var earlier = connection.CreateCommand();
+                earlier.Transaction = tx;
+                earlier.CommandText = message.OriginId is null
+                    ? $"SELECT stanza_id FROM {table} WHERE host = @h AND username = @u AND stanza_id = @i"
+                    : $"SELECT stanza_id FROM {table} WHERE host = @h AND username = @u AND (stanza_id = @i OR ({originKey} = @w AND outgoing = @o AND origin_id = @g)) LIMIT 1";
+                earlier.Add("@h", host);
+                earlier.Add("@u", username);
+                earlier.Add("@i", message.Id);
+                if (message.OriginId is not null)
+                {
+                    earlier.Add("@w", originKey == "with_bare" ? withBare : message.With);
+                    earlier.Add("@o", message.Outgoing ? 1 : 0);
+                    earlier.Add("@g", message.OriginId);
+                }
+
+                return await earlier.ExecuteScalarAsync(ct).ConfigureAwait(false) as string;
             },
             cancellationToken);
 

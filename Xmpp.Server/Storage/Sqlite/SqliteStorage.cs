@@ -209,6 +209,12 @@ public sealed class SqliteStorage : Sql.SqlStorage
         );
         CREATE INDEX invites_expiry ON invites (expires_at);
         """,
+        """
+        ALTER TABLE archive ADD COLUMN origin_id TEXT;
+        CREATE UNIQUE INDEX archive_origin_id ON archive (host, username, with_bare, outgoing, origin_id) WHERE origin_id IS NOT NULL;
+        ALTER TABLE muc_archive ADD COLUMN origin_id TEXT;
+        CREATE UNIQUE INDEX muc_archive_origin_id ON muc_archive (host, username, with_full, origin_id) WHERE origin_id IS NOT NULL;
+        """,
     ];
 
     private readonly string _connectionString;
