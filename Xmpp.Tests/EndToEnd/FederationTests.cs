@@ -232,7 +232,7 @@ public sealed class FederationTests
 
         await peer.SendAsync("<message from='mallory@evil.test' to='bob@b.test' id='s1'><body>trust me</body></message>");
         Assert.That(await peer.ReadStreamErrorAsync(), Is.EqualTo("invalid-from"));
-        Assert.That(b.Logs.Any(l => l.Contains("not authenticated for evil.test", StringComparison.Ordinal)), Is.True);
+        await b.WaitForLogAsync("not authenticated for evil.test");
     }
 
     [Test]

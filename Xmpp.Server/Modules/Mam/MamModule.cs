@@ -17,7 +17,7 @@ namespace Xmpp.Server.Modules.Mam;
 /// max-per-user per account.
 /// </summary>
 [Specification("XEP-0313", "1.1.1", Note = "Archives of accounts: both directions, preferences (always, never, roster, per-JID), queries by with/start/end and the #extended ids/before-id/after-id, paging both ways, flip-page, metadata, expiry by age and count. Indexed: pages of 50 from a million-message archive in about 4 ms.")]
-[Specification("XEP-0359", "0.7.0", Note = "A stanza-id by the account on every archived incoming message; spoofed ones removed.")]
+[Specification("XEP-0359", "0.7.0", Note = "A stanza-id by the account on every archived incoming message; spoofed ones removed. A message sent again with the same origin-id (a client resending what a lost session left unacknowledged) is archived once, and its copies carry the first one's stanza-id (room archives likewise).")]
 [Specification("XEP-0059", "1.0", Note = "after, before (and empty before for the last page) and max; no index paging.")]
 [Specification("XEP-0334", "0.3.0", Note = "no-store and no-permanent-store keep a message out of the archive, store puts it in; carbons honour no-copy.")]
 public sealed class MamModule : IXmppModule, IKeepsStateAcrossReload
