@@ -78,4 +78,48 @@ public sealed class ClusterPipelineTests
         a = await alice.ReadUntilAsync(e => e.Name == "a" && e.Namespace == Sm);
         Assert.That(a.GetAttribute("h"), Is.EqualTo((Messages + 102).ToString(CultureInfo.InvariantCulture)), a.ToString());
     }
+
+    [Test]
+    public async Task A_client_that_asks_for_an_ack_after_every_message_gets_every_answer_in_order_and_its_messages_in_order()
+    {
+        await using var cluster = await ClusterNodes.CreateAsync(2, "alice", "bob");
+        await cluster.StartAsync(0);
+        await cluster.StartAsync(1);
+        await using var alice = await cluster.LoginAsync(0, "alice", "phone");
+        await using var bob = await cluster.LoginAsync(1, "bob", "laptop");
+        await alice.SendAsync($"<enable xmlns='{Sm}'/>");
+        await alice.ReadUntilAsync(e => e.Name == "enabled");
+        await alice.SendAsync("<message to='bob@localhost/laptop' type='chat' id='first'><body>hi</body></message>");
+        await bob.ReadUntilAsync(e => e.Name == "message" && e.GetAttribute("id") == "first");
+
+        // As mobile clients do: an <r/> behind every message. Each <r/> is answered once the messages before it are
+        // counted (each once it got to bob's node), so the answers never go down and never count a message before it
+        // got there, and the last one counts them all.
+        var pairs = string.Concat(Enumerable.Range(0, Messages).Select(i => $"<message to='bob@localhost/laptop' type='chat' id='m{i}'><body>{i}</body></message><r xmlns='{Sm}'/>"));
+        await alice.SendAsync(pairs);
+        var received = new List<string>();
+        while (received.Count < Messages)
+        {
+            var e = await bob.ReadUntilAsync(x => x.Name == "message" && x.GetAttribute("id")?.StartsWith('m') == true).WaitAsync(TimeSpan.FromSeconds(30));
+            received.Add(e.GetAttribute("id")!);
+        }
+
+        Assert.That(received, Is.EqualTo(Enumerable.Range(0, Messages).Select(i => $"m{i}")), "bob got them in the order sent");
+        var answers = new List<long>();
+        while (answers.Count < Messages)
+        {
+            var a = await alice.ReadUntilAsync(e => e.Name == "a" && e.Namespace == Sm).WaitAsync(TimeSpan.FromSeconds(30));
+            answers.Add(long.Parse(a.GetAttribute("h")!, CultureInfo.InvariantCulture));
+        }
+
+        Assert.That(answers, Is.Ordered, "answers in increasing order");
+        Assert.That(answers.Select((h, i) => h >= i + 2), Has.All.True, "each answer counts at least the messages before its <r/> (and the first one)");
+        Assert.That(answers[^1], Is.EqualTo(Messages + 1), "the last answer counts every message, once");
+
+        // Anything else still waits for the messages before it: a ping's answer comes after the count covers them.
+        await alice.SendAsync(string.Concat(Enumerable.Range(0, 50).Select(i => $"<message to='bob@localhost/laptop' type='chat' id='n{i}'><body>{i}</body></message>")) + "<iq type='get' id='ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>" + $"<r xmlns='{Sm}'/>");
+        await alice.ReadUntilAsync(e => e.Name == "iq" && e.GetAttribute("id") == "ping").WaitAsync(TimeSpan.FromSeconds(30));
+        var last = await alice.ReadUntilAsync(e => e.Name == "a" && e.Namespace == Sm).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.That(last.GetAttribute("h"), Is.EqualTo((Messages + 52).ToString(CultureInfo.InvariantCulture)), last.ToString());
+    }
 }
