@@ -614,7 +614,7 @@ public sealed class Xep0227Importer(ServerOptions options, IStorage storage)
             }
 
             var id = (string?)result.Attribute("id") is { Length: > 0 } given ? given : Guid.CreateVersion7().ToString("N");
-            var originId = (string?)message.Element(XName.Get("origin-id", "urn:xmpp:sid:0"))?.Attribute("id") is { Length: > 0 and <= ArchivedMessage.MaxOriginIdLength } origin ? origin : null;
+            var originId = ArchivedMessage.UsableOriginId((string?)message.Element(XName.Get("origin-id", "urn:xmpp:sid:0"))?.Attribute("id"));
             await storage.Archive.AppendAsync(jid.Domain, jid.Local!, new ArchivedMessage(id, with.ToString(), outgoing, at, message.ToString(SaveOptions.DisableFormatting)) { OriginId = originId }, ct).ConfigureAwait(false);
             count++;
         }

@@ -14,8 +14,10 @@ public sealed record ArchivedMessage(string Id, string With, bool Outgoing, Date
     public const int MaxOriginIdLength = 256;
 
     /// <summary>The &lt;origin-id/&gt; of <paramref name="message"/> when it has a usable one (XEP-0359 §3.1).</summary>
-    public static string? OriginIdOf(Xmpp.Core.Xml.Element message) =>
-        message.Child("origin-id", "urn:xmpp:sid:0")?.GetAttribute("id") is { Length: > 0 and <= MaxOriginIdLength } id ? id : null;
+    public static string? OriginIdOf(Xmpp.Core.Xml.Element message) => UsableOriginId(message.Child("origin-id", "urn:xmpp:sid:0")?.GetAttribute("id"));
+
+    /// <summary>An origin id as found in a message, or null when it is absent, empty or too long to recognise a message by.</summary>
+    public static string? UsableOriginId(string? id) => id is { Length: > 0 and <= MaxOriginIdLength } ? id : null;
 }
 
 /// <summary>
