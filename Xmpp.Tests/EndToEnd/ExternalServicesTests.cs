@@ -20,6 +20,33 @@ public sealed class ExternalServicesTests
     }
 
     [Test]
+    public void Requests_in_the_same_step_get_the_same_expiry_and_every_expiry_leaves_most_of_the_ttl()
+    {
+        var day = TimeSpan.FromDays(1);
+        var start = DateTimeOffset.FromUnixTimeSeconds(1_700_000_000 - (1_700_000_000 % 3600));
+
+        // One hour steps for a day's ttl: 0.9 s before a second boundary and just after it, the same credentials
+        // (the XSF's conformance suite compares a typed request with the full list, sent milliseconds apart).
+        var before = ExternalServicesModule.Expiry(start + TimeSpan.FromSeconds(45.9), day);
+        var after = ExternalServicesModule.Expiry(start + TimeSpan.FromSeconds(46.05), day);
+        Assert.That(after, Is.EqualTo(before));
+        Assert.That(before, Is.EqualTo(start + day));
+        Assert.That(ExternalServicesModule.Expiry(start + TimeSpan.FromHours(1), day), Is.EqualTo(start + TimeSpan.FromHours(1) + day));
+
+        foreach (var ttl in new[] { TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(600), day, TimeSpan.FromDays(7) })
+        {
+            for (var s = 0.0; s < 7200; s += 97.3)
+            {
+                var now = start + TimeSpan.FromSeconds(s);
+                var expires = ExternalServicesModule.Expiry(now, ttl);
+                var step = TimeSpan.FromTicks(Math.Clamp(ttl.Ticks / 24, TimeSpan.TicksPerSecond, TimeSpan.TicksPerHour));
+                Assert.That(expires - now, Is.LessThanOrEqualTo(ttl).And.GreaterThan(ttl - step), $"ttl {ttl}, {s} s");
+                Assert.That(expires.UtcTicks % TimeSpan.TicksPerSecond, Is.Zero, "whole seconds, as the username carries them");
+            }
+        }
+    }
+
+    [Test]
     public async Task Local_users_get_stun_and_turn_with_fresh_credentials()
     {
         var modules = new Dictionary<string, IReadOnlyDictionary<string, string>>(ServerOptions.DefaultModules)
@@ -38,7 +65,7 @@ public sealed class ExternalServicesTests
             Is.EqualTo(new[] { "stun/udp:3478", "turn/udp:3478", "turn/tcp:3478", "turns/tcp:5349" }));
         var turn = all.Elements().First(e => e.GetAttribute("type") == "turn");
         var expires = DateTimeOffset.Parse(turn.GetAttribute("expires")!, CultureInfo.InvariantCulture);
-        Assert.That((expires - DateTimeOffset.UtcNow).TotalSeconds, Is.InRange(590, 610));
+        Assert.That((expires - DateTimeOffset.UtcNow).TotalSeconds, Is.InRange(570, 610), "600 s counted from the start of a 25 s step");
         var username = turn.GetAttribute("username")!;
         Assert.That(username, Does.EndWith(":alice@localhost"));
         var (_, password) = ExternalServicesModule.Credentials(Encoding.UTF8.GetBytes(Secret), "alice@localhost", DateTimeOffset.FromUnixTimeSeconds(long.Parse(username.Split(':')[0], CultureInfo.InvariantCulture)));

@@ -11,6 +11,8 @@ namespace Xmpp.Server.Modules.ExternalServices;
 /// Conversations, Dino, Monal), given to this server's own users only. TURN credentials are made on each
 /// request in the shared-secret scheme of the TURN REST API that coturn implements (use-auth-secret):
 /// username "EXPIRY:USER", password base64(HMAC-SHA1(secret, username)), valid for ttl seconds.
+/// The expiry is counted from a grid of steps (a 24th of ttl, 1 s to 1 h), so that requests close in time,
+/// e.g. for all services and then for the TURN ones only, get the same credentials (§3.2 compares them).
 /// Configured as &lt;extdisco stun="host:port" turn="host:port" turns="host:port" secret="…" ttl="86400"/&gt;,
 /// each address list separated by spaces.
 /// </summary>
@@ -63,9 +65,10 @@ public sealed class ExternalServicesModule : IXmppModule
             var user = LocalUser(context, ctx);
             var type = services.GetAttribute("type");
             var result = new Element("services", Namespace).SetAttribute("type", type);
+            var expires = Expiry(DateTimeOffset.UtcNow, _ttl);
             foreach (var s in _services.Where(s => type is null || s.Type == type))
             {
-                result.Add(Describe(s, user));
+                result.Add(Describe(s, user, expires));
             }
 
             return ValueTask.FromResult<Element?>(result);
@@ -85,13 +88,29 @@ public sealed class ExternalServicesModule : IXmppModule
             }
 
             var result = new Element("credentials", Namespace);
+            var expires = Expiry(DateTimeOffset.UtcNow, _ttl);
             foreach (var s in matches)
             {
-                result.Add(Describe(s, user));
+                result.Add(Describe(s, user, expires));
             }
 
             return ValueTask.FromResult<Element?>(result);
         });
+    }
+
+    /// <summary>
+    /// When credentials issued at <paramref name="now"/> expire: <paramref name="ttl"/> after the start of the
+    /// step <paramref name="now"/> falls in, a step being a 24th of the ttl (at least 1 s, at most 1 h). Two
+    /// requests in the same step get the same credentials, however many milliseconds apart (a client comparing
+    /// a typed request with the full list must see the same entries), and every credential given out is valid
+    /// for at least ttl minus one step.
+    /// </summary>
+    public static DateTimeOffset Expiry(DateTimeOffset now, TimeSpan ttl)
+    {
+        var step = Math.Clamp(ttl.Ticks / 24, TimeSpan.TicksPerSecond, TimeSpan.TicksPerHour);
+        step -= step % TimeSpan.TicksPerSecond;
+        var ticks = now.UtcTicks - (now.UtcTicks % step);
+        return new DateTimeOffset(ticks, TimeSpan.Zero) + ttl;
     }
 
     /// <summary>The TURN REST API credential pair for a user, valid until <paramref name="expires"/>.</summary>
@@ -117,14 +136,13 @@ public sealed class ExternalServicesModule : IXmppModule
         return ctx.From.Bare.ToString();
     }
 
-    private Element Describe(Service s, string user)
+    private Element Describe(Service s, string user, DateTimeOffset expires)
     {
         var e = new Element("service", Namespace)
             .SetAttribute("type", s.Type).SetAttribute("host", s.Host)
             .SetAttribute("port", s.Port.ToString(CultureInfo.InvariantCulture)).SetAttribute("transport", s.Transport);
         if (s.Type != "stun")
         {
-            var expires = DateTimeOffset.UtcNow + _ttl;
             var (username, password) = Credentials(_secret, user, expires);
             e.SetAttribute("username", username).SetAttribute("password", password)
              .SetAttribute("expires", expires.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture))
