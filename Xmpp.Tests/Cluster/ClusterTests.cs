@@ -476,6 +476,19 @@ public sealed class ClusterTests
                 TestContext.Out.WriteLine(d);
             }
 
+            // A lost message's recipient: what every node logged of it (the logs' tails shown on failure may not reach back that far).
+            foreach (var account in missing.Take(3).Select(m => $"u{sent[m]}@localhost").Distinct())
+            {
+                foreach (var log in Directory.GetFiles(cluster.Directory, "n*.log").Order(StringComparer.Ordinal))
+                {
+                    using var reader = new StreamReader(new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+                    foreach (var line in reader.ReadToEnd().Split('\n').Where(l => l.Contains(account + "/", StringComparison.Ordinal) || l.Contains(account + " ", StringComparison.Ordinal) || l.Contains(account + ":", StringComparison.Ordinal)))
+                    {
+                        TestContext.Out.WriteLine($"{Path.GetFileName(log)}: {line}");
+                    }
+                }
+            }
+
             Assert.That(clients.Sum(c => c.Resumptions), Is.EqualTo(Users / 3 * (1 + 2 + 3)), "every session resumed at each drain of its node (100, then 200, then 300)");
             Assert.That(missing, Is.Empty, "lost");
             Assert.That(repeated, Is.Empty, "repeated");
