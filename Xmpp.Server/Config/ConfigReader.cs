@@ -352,6 +352,21 @@ internal sealed class ConfigReader
         _options = _options with { Tls = new TlsOptions { Required = _ctx.Bool(e, "required", true) } };
     }
 
+    /// <summary>Npgsql's complaint about a connection string, or null. Apart, so that a SQLite server never loads Npgsql.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static string? InvalidPostgresConnection(string connection)
+    {
+        try
+        {
+            _ = new Npgsql.NpgsqlConnectionStringBuilder(connection);
+            return null;
+        }
+        catch (ArgumentException ex)
+        {
+            return ex.Message;
+        }
+    }
+
     /// <summary>&lt;storage type file connection&gt;: SQLite takes a file, PostgreSQL a connection string.</summary>
     private void ReadStorage(XElement e)
     {
@@ -375,13 +390,9 @@ internal sealed class ConfigReader
                 }
 
                 connection = _ctx.Required(e, "connection");
-                try
+                if (InvalidPostgresConnection(connection) is { } problem)
                 {
-                    _ = new Npgsql.NpgsqlConnectionStringBuilder(connection);
-                }
-                catch (ArgumentException ex)
-                {
-                    throw _ctx.Error(e, $"'connection' is not a valid PostgreSQL connection string: {ex.Message}");
+                    throw _ctx.Error(e, $"'connection' is not a valid PostgreSQL connection string: {problem}");
                 }
 
                 break;

@@ -60,8 +60,10 @@ public sealed class HttpHost : IAsyncDisposable
     private async Task StartKestrelAsync(List<ListenerOptions> listeners, CancellationToken shutdown)
     {
         var ctx = _server.Context;
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "xmppserver", ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.ClearProviders();
+        // No defaults: no configuration files (and their change watcher), no logging providers; Kestrel and routing only.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "xmppserver", ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

@@ -97,10 +97,9 @@ public sealed class XmppServer : IAsyncDisposable
             : null;
         var certificates = CertificateStore.Load(options, acme);
 #if CLUSTER
-        var cluster = options.Cluster is { } clusterOptions
-            ? new Cluster.Orleans.OrleansCluster(clusterOptions, options.Storage.ConnectionString!, logs, metrics)
-            : null;
-        var sessions = cluster?.WrapSessions(new SessionManager()) ?? (ISessionRegistry)new SessionManager();
+        // Orleans' assemblies are loaded only when a cluster is configured (the helpers are not inlined here).
+        var cluster = options.Cluster is null ? null : CreateCluster(options, logs, metrics);
+        var sessions = cluster is null ? new SessionManager() : WrapSessions(cluster, new SessionManager());
 #else
         var sessions = new SessionManager();
 #endif
@@ -133,19 +132,36 @@ public sealed class XmppServer : IAsyncDisposable
 #if CLUSTER
         if (cluster is not null)
         {
-            context.Cluster = cluster;
-            router.Cluster = cluster;
-            metrics.Gauge("xmpp_cluster_members", "Cluster mode: members by state, as this node sees them.", () => cluster.Members().GroupBy(m => m.Status).Select(g => ($"{{status=\"{g.Key}\"}}", (double)g.Count())));
-            metrics.Gauge("xmpp_cluster_homed_accounts", "Cluster mode: accounts whose home is this node.", () => cluster.HomedCount);
-            metrics.Gauge("xmpp_cluster_edge_sessions", "Cluster mode: sessions whose connection is on this node and whose account is homed on another.", () => cluster.EdgeCount);
-            metrics.Gauge("xmpp_cluster_proxied_sessions", "Cluster mode: sessions of accounts homed on this node whose connection is on another.", () => cluster.ProxyCount);
-            metrics.Gauge("xmpp_cluster_forwarded_stanzas", "Cluster mode: stanzas sent to their recipient's home on another node since the start.", () => cluster.Forwarded);
-            metrics.Gauge("xmpp_cluster_batches", "Cluster mode: batches those stanzas went in (the rest went one by one through the recipient's home grain).", () => cluster.Batched.Batches);
-            await cluster.StartAsync(context, router, cancellationToken).ConfigureAwait(false);
+            await StartClusterAsync(cluster, context, router, metrics, cancellationToken).ConfigureAwait(false);
         }
 #endif
         return new XmppServer(context, acme);
     }
+
+#if CLUSTER
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "The interface keeps Orleans' types out of CreateAsync, whose compilation would load them.")]
+    private static Cluster.ICluster CreateCluster(ServerOptions options, LogFactory logs, ServerMetrics metrics) =>
+        new Cluster.Orleans.OrleansCluster(options.Cluster!, options.Storage.ConnectionString!, logs, metrics);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static ISessionRegistry WrapSessions(Cluster.ICluster cluster, ISessionRegistry local) => ((Cluster.Orleans.OrleansCluster)cluster).WrapSessions(local);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static async Task StartClusterAsync(Cluster.ICluster node, ServerContext context, Router router, ServerMetrics metrics, CancellationToken cancellationToken)
+    {
+        var cluster = (Cluster.Orleans.OrleansCluster)node;
+        context.Cluster = cluster;
+        router.Cluster = cluster;
+        metrics.Gauge("xmpp_cluster_members", "Cluster mode: members by state, as this node sees them.", () => cluster.Members().GroupBy(m => m.Status).Select(g => ($"{{status=\"{g.Key}\"}}", (double)g.Count())));
+        metrics.Gauge("xmpp_cluster_homed_accounts", "Cluster mode: accounts whose home is this node.", () => cluster.HomedCount);
+        metrics.Gauge("xmpp_cluster_edge_sessions", "Cluster mode: sessions whose connection is on this node and whose account is homed on another.", () => cluster.EdgeCount);
+        metrics.Gauge("xmpp_cluster_proxied_sessions", "Cluster mode: sessions of accounts homed on this node whose connection is on another.", () => cluster.ProxyCount);
+        metrics.Gauge("xmpp_cluster_forwarded_stanzas", "Cluster mode: stanzas sent to their recipient's home on another node since the start.", () => cluster.Forwarded);
+        metrics.Gauge("xmpp_cluster_batches", "Cluster mode: batches those stanzas went in (the rest went one by one through the recipient's home grain).", () => cluster.Batched.Batches);
+        await cluster.StartAsync(context, router, cancellationToken).ConfigureAwait(false);
+    }
+#endif
 
     /// <summary>Binds every configured listener and starts accepting.</summary>
     public void Start()

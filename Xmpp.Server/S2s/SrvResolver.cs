@@ -21,7 +21,7 @@ public sealed record SrvRecord(string Target, int Port, int Priority, int Weight
 [Specification("XEP-0368", "1.1.0", Note = "_xmpps-server direct-TLS SRV records, and a direct-TLS server listener (s2s-tls).")]
 public sealed class SrvResolver
 {
-    private readonly LookupClient _dns;
+    private readonly Lazy<LookupClient> _dns;
     private readonly S2sOptions _options;
     private readonly Logger _log;
 
@@ -38,7 +38,9 @@ public sealed class SrvResolver
         dnsOptions.ThrowDnsErrors = false;
         dnsOptions.ContinueOnDnsError = true;
         dnsOptions.UseTcpFallback = true;
-        _dns = new LookupClient(dnsOptions);
+        // Made at the first lookup: reading the resolver configuration and loading DnsClient wait until a
+        // remote domain is contacted (many servers never do after a start, or only much later).
+        _dns = new Lazy<LookupClient>(() => new LookupClient(dnsOptions));
     }
 
     private static IPEndPoint ParseServer(string text) =>
@@ -57,7 +59,7 @@ public sealed class SrvResolver
         {
             try
             {
-                var answer = await _dns.QueryAsync(service + domain, QueryType.SRV, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var answer = await _dns.Value.QueryAsync(service + domain, QueryType.SRV, cancellationToken: cancellationToken).ConfigureAwait(false);
                 foreach (var srv in answer.Answers.SrvRecords())
                 {
                     records.Add(new SrvRecord(srv.Target.Value.TrimEnd('.'), srv.Port, srv.Priority, srv.Weight, directTls));
@@ -130,7 +132,7 @@ public sealed class SrvResolver
         {
             try
             {
-                var answer = await _dns.QueryAsync(host, type, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var answer = await _dns.Value.QueryAsync(host, type, cancellationToken: cancellationToken).ConfigureAwait(false);
                 list.AddRange(answer.Answers.OfType<AddressRecord>().Select(a => a.Address));
             }
             catch (DnsResponseException ex)

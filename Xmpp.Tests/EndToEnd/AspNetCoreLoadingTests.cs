@@ -8,7 +8,8 @@ namespace Xmpp.Tests.EndToEnd;
 /// A server without an HTTPS listener and without the metrics module never loads ASP.NET Core (its
 /// assemblies cost memory and start-up time that such a server has no use for). The server runs as a
 /// process of its own (the tests' process has loaded ASP.NET Core long since), and Linux's
-/// /proc/PID/maps lists the assembly files it mapped.
+/// /proc/PID/maps lists the assembly files it mapped. The same for Orleans and Npgsql in a single-node
+/// server on SQLite.
 /// </summary>
 [TestFixture]
 [CancelAfter(120_000)]
@@ -29,6 +30,18 @@ public sealed class AspNetCoreLoadingTests
         Assume.That(OperatingSystem.IsLinux(), "reads /proc/PID/maps");
         var mapped = await MappedAfterALoginAsync(metrics: true);
         Assert.That(mapped, Has.Some.Contains("Microsoft.AspNetCore.Server.Kestrel"));
+    }
+
+    [Test]
+    public async Task A_single_node_server_on_sqlite_never_loads_orleans_or_npgsql()
+    {
+        // Cluster mode and PostgreSQL are configured or not: without them their libraries stay on disk
+        // (README, "Running on a small machine").
+        Assume.That(OperatingSystem.IsLinux(), "reads /proc/PID/maps");
+        var mapped = await MappedAfterALoginAsync(metrics: true);
+        Assert.That(mapped, Has.Some.Contains("Microsoft.Data.Sqlite"), "the check sees the assemblies the process mapped");
+        Assert.That(mapped, Has.None.Contains("Orleans"));
+        Assert.That(mapped, Has.None.Contains("Npgsql"));
     }
 
     /// <summary>Starts the server (with or without the metrics module), logs a client in, and lists the files the process has mapped.</summary>

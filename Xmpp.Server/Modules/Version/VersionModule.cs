@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using Xmpp.Core;
 using Xmpp.Core.Xml;
@@ -11,8 +10,8 @@ public sealed class VersionModule : IXmppModule
 {
     public string Name => "version";
 
-    public static string ProductVersion =>
-        typeof(VersionModule).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+    /// <summary>The build's version (Directory.Build.props), without the source revision.</summary>
+    public static string ProductVersion => BuildVersion.Value;
 
     public void Register(IModuleContext context)
     {
