@@ -98,8 +98,8 @@ public sealed class XmppServer : IAsyncDisposable
         var certificates = CertificateStore.Load(options, acme);
 #if CLUSTER
         // Orleans' assemblies are loaded only when a cluster is configured (the helpers are not inlined here).
-        var cluster = options.Cluster is null ? null : CreateCluster(options, logs, metrics);
-        var sessions = cluster is null ? new SessionManager() : WrapSessions(cluster, new SessionManager());
+        ISessionRegistry sessions = new SessionManager();
+        var cluster = options.Cluster is null ? null : CreateCluster(options, logs, metrics, ref sessions);
 #else
         var sessions = new SessionManager();
 #endif
@@ -141,11 +141,12 @@ public sealed class XmppServer : IAsyncDisposable
 #if CLUSTER
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "The interface keeps Orleans' types out of CreateAsync, whose compilation would load them.")]
-    private static Cluster.ICluster CreateCluster(ServerOptions options, LogFactory logs, ServerMetrics metrics) =>
-        new Cluster.Orleans.OrleansCluster(options.Cluster!, options.Storage.ConnectionString!, logs, metrics);
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static ISessionRegistry WrapSessions(Cluster.ICluster cluster, ISessionRegistry local) => ((Cluster.Orleans.OrleansCluster)cluster).WrapSessions(local);
+    private static Cluster.ICluster CreateCluster(ServerOptions options, LogFactory logs, ServerMetrics metrics, ref ISessionRegistry sessions)
+    {
+        var cluster = new Cluster.Orleans.OrleansCluster(options.Cluster!, options.Storage.ConnectionString!, logs, metrics);
+        sessions = cluster.WrapSessions(sessions);
+        return cluster;
+    }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static async Task StartClusterAsync(Cluster.ICluster node, ServerContext context, Router router, ServerMetrics metrics, CancellationToken cancellationToken)

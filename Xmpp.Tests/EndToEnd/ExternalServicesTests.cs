@@ -33,13 +33,16 @@ public sealed class ExternalServicesTests
         Assert.That(before, Is.EqualTo(start + day));
         Assert.That(ExternalServicesModule.Expiry(start + TimeSpan.FromHours(1), day), Is.EqualTo(start + TimeSpan.FromHours(1) + day));
 
+        Assert.That(ExternalServicesModule.Step(TimeSpan.FromSeconds(600)), Is.EqualTo(TimeSpan.FromSeconds(25)));
+        Assert.That(ExternalServicesModule.Step(TimeSpan.FromSeconds(1)), Is.EqualTo(TimeSpan.FromSeconds(1)));
+        Assert.That(ExternalServicesModule.Step(TimeSpan.FromDays(7)), Is.EqualTo(TimeSpan.FromHours(1)));
         foreach (var ttl in new[] { TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(600), day, TimeSpan.FromDays(7) })
         {
             for (var s = 0.0; s < 7200; s += 97.3)
             {
                 var now = start + TimeSpan.FromSeconds(s);
                 var expires = ExternalServicesModule.Expiry(now, ttl);
-                var step = TimeSpan.FromTicks(Math.Clamp(ttl.Ticks / 24, TimeSpan.TicksPerSecond, TimeSpan.TicksPerHour));
+                var step = ExternalServicesModule.Step(ttl);
                 Assert.That(expires - now, Is.LessThanOrEqualTo(ttl).And.GreaterThan(ttl - step), $"ttl {ttl}, {s} s");
                 Assert.That(expires.UtcTicks % TimeSpan.TicksPerSecond, Is.Zero, "whole seconds, as the username carries them");
             }

@@ -107,11 +107,13 @@ public sealed class ExternalServicesModule : IXmppModule
     /// </summary>
     public static DateTimeOffset Expiry(DateTimeOffset now, TimeSpan ttl)
     {
-        var step = Math.Clamp(ttl.Ticks / 24, TimeSpan.TicksPerSecond, TimeSpan.TicksPerHour);
-        step -= step % TimeSpan.TicksPerSecond;
-        var ticks = now.UtcTicks - (now.UtcTicks % step);
-        return new DateTimeOffset(ticks, TimeSpan.Zero) + ttl;
+        var step = Step(ttl).Ticks;
+        return new DateTimeOffset(now.UtcTicks - (now.UtcTicks % step), TimeSpan.Zero) + ttl;
     }
+
+    /// <summary>The grid of <see cref="Expiry"/>: a 24th of the ttl in whole seconds, at least 1 s, at most 1 h.</summary>
+    public static TimeSpan Step(TimeSpan ttl) =>
+        TimeSpan.FromSeconds(Math.Clamp((long)ttl.TotalSeconds / 24, 1, 3600));
 
     /// <summary>The TURN REST API credential pair for a user, valid until <paramref name="expires"/>.</summary>
     public static (string Username, string Password) Credentials(byte[] secret, string user, DateTimeOffset expires)
