@@ -12,6 +12,7 @@ public sealed class ActivityStream : Stream
     private readonly Stream _inner;
     private readonly Socket? _socket;
     private long _lastRead = Environment.TickCount64;
+    private IOException? _writeFailure;
 
     public ActivityStream(Stream inner)
     {
@@ -31,6 +32,9 @@ public sealed class ActivityStream : Stream
             }
         }
     }
+
+    /// <summary>Why a send to the socket failed (the peer is gone); null while sends succeed. Writes after it are discarded.</summary>
+    public IOException? WriteFailure => Volatile.Read(ref _writeFailure);
 
     /// <summary>Environment.TickCount64 at the last read that returned data.</summary>
     public long LastRead => Volatile.Read(ref _lastRead);
@@ -67,10 +71,13 @@ public sealed class ActivityStream : Stream
 
     /// <summary>
     /// Over a socket: sends what the socket takes now, and waits (asynchronously, through the stream) only for
-    /// the rest. A write to a peer that has gone (EPIPE, ECONNRESET: a client that closes its socket right after
-    /// its closing tag, a phone that lost its network) fails with an exception that is created, not thrown:
-    /// the stream's own failure captures and formats a stack trace, which cost about a tenth of a whole
-    /// login's CPU when every client of bench/run's login scenario did it (bench/README, 2026-12-05).
+    /// the rest. A send to a peer that has gone (EPIPE, ECONNRESET: a client that closes its socket right after
+    /// its closing tag, a phone that lost its network) does not fail the write: the failure is kept in
+    /// <see cref="WriteFailure"/>, and this write and every later one are discarded. Whoever writes through TLS
+    /// looks there after each write (<see cref="Streams.Transports.ByteStreamTransport"/>). Failing the write
+    /// instead made SslStream and the awaits above it throw the failure again at every level, four exceptions
+    /// per such logout, each capturing a stack trace (bench/README, 2026-12-06); before that, the socket
+    /// stream's own exception formatted its stack trace, about a tenth of a login's CPU (2026-12-05).
     /// </summary>
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -82,6 +89,11 @@ public sealed class ActivityStream : Stream
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled(cancellationToken);
+        }
+
+        if (WriteFailure is not null)
+        {
+            return ValueTask.CompletedTask;
         }
 
         var sent = 0;
@@ -110,7 +122,8 @@ public sealed class ActivityStream : Stream
             else
             {
                 var cause = new SocketException((int)error);
-                return ValueTask.FromException(new IOException($"Unable to write data to the transport connection: {cause.Message}.", cause));
+                Interlocked.CompareExchange(ref _writeFailure, new IOException($"Unable to write data to the transport connection: {cause.Message}.", cause), null);
+                return ValueTask.CompletedTask;
             }
         }
 

@@ -187,14 +187,33 @@ public sealed class StreamOutput
                 (done, var flushed) = Take(batch);
                 if (batch.Count > 0)
                 {
-                    await transport.WriteAsync(batch, ct).ConfigureAwait(false);
+                    // A failed write is looked at, not awaited: awaiting would throw its exception here once
+                    // more, on every logout whose client closed its socket first (ByteStreamTransport.WriteAsync).
+                    var write = transport.WriteAsync(batch, ct);
+                    if (!write.IsCompletedSuccessfully)
+                    {
+                        var task = write.AsTask();
+                        await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                        if (!task.IsCompletedSuccessfully)
+                        {
+                            var failure = task.Exception?.InnerException ?? new OperationCanceledException(ct);
+                            if (!IsTransportFailure(failure))
+                            {
+                                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+                            }
+
+                            onError(failure.Message);
+                            return;
+                        }
+                    }
+
                     batch.Clear();
                 }
 
                 flushed?.TrySetResult();
             }
         }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
+        catch (Exception ex) when (IsTransportFailure(ex))
         {
             onError(ex.Message);
         }
@@ -204,6 +223,10 @@ public sealed class StreamOutput
             ReleaseBarriers(batch);
         }
     }
+
+    /// <summary>How a stream's writes end when the peer goes or the stream is torn down; anything else is a bug and propagates.</summary>
+    private static bool IsTransportFailure(Exception ex) =>
+        ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException or System.Security.Authentication.AuthenticationException;
 
     /// <summary>One batch: up to about <see cref="BatchCost"/> bytes, up to a flush barrier or the end.</summary>
     private (bool Done, TaskCompletionSource? Flushed) Take(List<OutputItem> batch)
