@@ -36,6 +36,7 @@ public sealed class XmppServer : IAsyncDisposable
     public void RequestStop() => _stopRequested.TrySetResult();
     private bool _started;
     private Task _idleSweep = Task.CompletedTask;
+    private Task _nativeMemory = Task.CompletedTask;
     private Task _control = Task.CompletedTask;
     private HttpHost? _http;
 
@@ -173,6 +174,7 @@ public sealed class XmppServer : IAsyncDisposable
         Modules.StartBackground(_shutdown.Token);
         var sweep = Options.Limits.IdleTimeout < Options.S2s.IdleTimeout ? Options.Limits.IdleTimeout : Options.S2s.IdleTimeout;
         _idleSweep = Context.Connections.RunIdleSweepAsync(sweep, _shutdown.Token);
+        _nativeMemory = FreedNativeMemory.RunAsync(_log, TimeSpan.FromMinutes(1), _shutdown.Token);
         _http = new HttpHost(this);
         HttpReady = _http.StartAsync(_shutdown.Token);
         var http = _http;
@@ -271,6 +273,7 @@ public sealed class XmppServer : IAsyncDisposable
 
         await Context.Connections.WaitForAllAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         await _idleSweep.ConfigureAwait(false);
+        await _nativeMemory.ConfigureAwait(false);
         await _control.ConfigureAwait(false);
         await Modules.ShutdownAsync().ConfigureAwait(false);
         if (_http is not null)
