@@ -54,7 +54,7 @@ internal static partial class FreedNativeMemory
                 }
 
                 trimmedAtRest = true;
-                var before = ResidentBytes();
+                var before = Environment.WorkingSet;
 
                 // The GC's share: what the burst left in the oldest generation stays there, dead and committed,
                 // until a full collection, which an idle server never needs otherwise. One that gives back what
@@ -65,7 +65,7 @@ internal static partial class FreedNativeMemory
                 }
 
                 var trimmed = Trim();
-                var after = ResidentBytes();
+                var after = Environment.WorkingSet;
                 log.Debug(
                     "Memory: {Released} MB given back after a busy spell ({Resident} MB resident){Note}",
                     Math.Max(0, before - after) / (1024 * 1024),
@@ -91,20 +91,6 @@ internal static partial class FreedNativeMemory
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
         {
             return false;
-        }
-    }
-
-    /// <summary>The process's resident memory (VmRSS) in bytes, from /proc/self/statm; 0 when unknown.</summary>
-    internal static long ResidentBytes()
-    {
-        try
-        {
-            var fields = File.ReadAllText("/proc/self/statm").Split(' ');
-            return long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
-        {
-            return 0;
         }
     }
 
