@@ -66,6 +66,9 @@ internal static class ServerCommands
             log.Info("No accounts yet. Add one with: dotnet run --project Xmpp.Server -- adduser alice@{Host}", host);
         }
 
+        // The start's garbage (configuration, schema, certificates, the HTTP host) is dead now: an idle server
+        // would otherwise keep it until its first busy spell is over (FreedNativeMemory).
+        FreedNativeMemory.GiveBack(log, "after the start");
         log.Info("Ready. Stop with Ctrl-C or SIGTERM.");
         await systemd.ReadyAsync(XmppServer.Describe(options), CancellationToken.None).ConfigureAwait(false);
         await Task.WhenAny(stop.Task, server.StopRequested).ConfigureAwait(false);

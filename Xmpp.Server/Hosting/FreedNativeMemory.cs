@@ -54,29 +54,44 @@ internal static partial class FreedNativeMemory
                 }
 
                 trimmedAtRest = true;
-                var before = Environment.WorkingSet;
-
-                // The GC's share: what the burst left in the oldest generation stays there, dead and committed,
-                // until a full collection, which an idle server never needs otherwise. One that gives back what
-                // it frees, unless the heap is so large that its pause would be felt.
-                if (GC.GetGCMemoryInfo().HeapSizeBytes <= CollectBelowBytes)
-                {
-                    GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-                }
-
-                var trimmed = Trim();
-                var after = Environment.WorkingSet;
-                log.Debug(
-                    "Memory: {Released} MB given back after a busy spell ({Resident} MB resident){Note}",
-                    Math.Max(0, before - after) / (1024 * 1024),
-                    after / (1024 * 1024),
-                    trimmed ? string.Empty : "; this C library has no malloc_trim, so freed native memory stays with its allocator");
+                GiveBack(log, "after a busy spell");
             }
         }
         catch (OperationCanceledException)
         {
             // Shutdown.
         }
+    }
+
+    /// <summary>
+    /// One full, decommitting collection (small heaps only) and the allocator's free pages back to the system
+    /// (Linux only). Also once at the end of <c>xmppserver run</c>'s start, which is a busy spell of its own.
+    /// </summary>
+    public static void GiveBack(Logger log, string when)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        var before = Environment.WorkingSet;
+
+        // The GC's share: what the burst left in the oldest generation stays there, dead and committed,
+        // until a full collection, which an idle server never needs otherwise. One that gives back what
+        // it frees, unless the heap is so large that its pause would be felt.
+        if (GC.GetGCMemoryInfo().HeapSizeBytes <= CollectBelowBytes)
+        {
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+
+        var trimmed = Trim();
+        var after = Environment.WorkingSet;
+        log.Debug(
+            "Memory: {Released} MB given back {When} ({Resident} MB resident){Note}",
+            Math.Max(0, before - after) / (1024 * 1024),
+            when,
+            after / (1024 * 1024),
+            trimmed ? string.Empty : "; this C library has no malloc_trim, so freed native memory stays with its allocator");
     }
 
     /// <summary>Returns the allocator's free pages to the system; false where glibc's malloc_trim is missing.</summary>

@@ -51,4 +51,17 @@ public sealed class FreedNativeMemoryTests
 
         Assert.That(released, Is.GreaterThan(32L * 1024 * 1024), "at least half of the 64 MB freed went back to the system");
     }
+
+    [Test]
+    public void Giving_back_after_the_start_collects_the_whole_heap()
+    {
+        Assume.That(OperatingSystem.IsLinux(), "Linux only");
+        using var logs = new NLog.LogFactory();
+        var log = logs.GetLogger("test");
+        var full = GC.CollectionCount(2);
+
+        FreedNativeMemory.GiveBack(log, "after the start");
+
+        Assert.That(GC.CollectionCount(2), Is.GreaterThan(full), "one full collection");
+    }
 }
