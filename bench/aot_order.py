@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Native AOT build's method order (Xmpp.Server/aot-order.txt) from one profiled run: bench/aot-order.
+"""The Native AOT build's method order (Xmpp.Server/aot-order.txt) from profiled runs: bench/aot-order.
 
 A Native AOT executable's managed code (its __managedcode section, 14 MB) is laid out by the compiler in an
 order of its own, so the methods a server runs at its start and when clients log in are spread over the whole
@@ -18,13 +18,13 @@ usage: aot_order.py reach IDLE_REACHED REACHED DEBUG_SYMBOLS OUT
          at which the first client came (what ran before, start and idling, goes first).
 
 The instrumented build (the compiler's reachability instrumentation) knows every method definition that ran,
-but not which instantiations of generic code did, and matching its names to the compiler's symbols is by
-their mangled form. What a run shows: with read-ahead off and the executable out of the page cache, every page of code touched
-faults on its own, and the fault's address is in the method that touched the page first (exact); the other
-methods on that page may or may not have run (uncertain); sampled instruction addresses are exact too. The
-new order is: the exact methods in the order they were first seen, then the uncertain ones of the same pages
-(first what ran before IDLE_END, then the rest: an idle server maps only the first part), then the methods of
-the previous order that this run did not see (other paths keep their places near the
+but not which instantiations of generic code did, and its names are matched to the compiler's symbols by their
+mangled form. What a profiled run shows: with read-ahead off and the executable out of the page cache, every
+page of code touched faults on its own, and the fault's address is in the method that touched the page first
+(exact); the other methods on that page may or may not have run (uncertain); sampled instruction addresses
+are exact too. The new order is: the exact methods in the order they were first seen, then the uncertain ones
+of the same pages (first what ran before IDLE_END, then the rest: an idle server maps only the first part),
+then the methods of the previous order that this run did not see (other paths keep their places near the
 front), so that a few runs converge on a compact front.
 """
 import bisect
