@@ -26,6 +26,7 @@ public sealed class AccountService(ServerOptions options, IStorage storage)
             return check;
         }
 
+        await Xmpp.Core.Threading.ThreadPoolHop.Instance; // PBKDF2 for every hash, not on a socket engine's thread
         if (!TryCredentials(password, out var creds))
         {
             return AccountResult.InvalidPassword;
@@ -44,6 +45,7 @@ public sealed class AccountService(ServerOptions options, IStorage storage)
             return check;
         }
 
+        await Xmpp.Core.Threading.ThreadPoolHop.Instance; // PBKDF2 for every hash, not on a socket engine's thread
         if (!TryCredentials(password, out var creds))
         {
             return AccountResult.InvalidPassword;

@@ -267,6 +267,7 @@ public sealed partial class C2sStateMachine
     /// </summary>
     private async ValueTask UpgradeAsync(string user, string preparedPassword, CancellationToken ct)
     {
+        await Xmpp.Core.Threading.ThreadPoolHop.Instance;
         var credentials = ScramCredential.CreateAll(preparedPassword, _ctx.Options.Auth.Iterations);
         if (await _ctx.Storage.Users.SetCredentialsAsync(Host!, user, credentials, ct).ConfigureAwait(false))
         {

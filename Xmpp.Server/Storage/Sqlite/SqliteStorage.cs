@@ -253,6 +253,13 @@ public sealed class SqliteStorage : Sql.SqlStorage
 
     internal override async Task<System.Data.Common.DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
+        // SQLite's API is synchronous (Microsoft.Data.Sqlite's async methods run to completion before they
+        // return), and a read of a large archive can take milliseconds. With socket completions inline
+        // (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1, README "Benchmark"), stanza handling starts on the
+        // socket engine's threads, which serve every other connection's reads too: a read leaves them for the
+        // thread pool before it touches the file. On a thread-pool thread (the default) this costs nothing.
+        await Xmpp.Core.Threading.ThreadPoolHop.Instance;
+
         var connection = new SqliteConnection(_readConnectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         return connection;

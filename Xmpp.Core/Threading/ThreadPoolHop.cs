@@ -1,0 +1,28 @@
+using System.Runtime.CompilerServices;
+
+namespace Xmpp.Core.Threading;
+
+/// <summary>
+/// <c>await ThreadPoolHop.Instance</c>: continues on a thread-pool thread, at once when already on one, else
+/// queued. For work that blocks or computes for long (SQLite, PBKDF2) where the caller may be a socket engine's
+/// thread: there, socket completions continue inline (the server's RuntimeTuning), and such a thread also
+/// serves every other connection's reads.
+/// </summary>
+public readonly struct ThreadPoolHop : ICriticalNotifyCompletion
+{
+    public static ThreadPoolHop Instance => default;
+
+    public ThreadPoolHop GetAwaiter() => this;
+
+    public bool IsCompleted => Thread.CurrentThread.IsThreadPoolThread;
+
+    public void GetResult()
+    {
+    }
+
+    public void OnCompleted(Action continuation) =>
+        ThreadPool.QueueUserWorkItem(static c => c(), continuation, preferLocal: false);
+
+    public void UnsafeOnCompleted(Action continuation) =>
+        ThreadPool.UnsafeQueueUserWorkItem(static c => c(), continuation, preferLocal: false);
+}
