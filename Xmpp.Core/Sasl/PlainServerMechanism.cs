@@ -73,16 +73,17 @@ public sealed class PlainServerMechanism : ISaslServerMechanism
 
         var strong = await _lookup(local, ScramHash.Sha256, cancellationToken).ConfigureAwait(false);
         var credential = strong ?? await _lookup(local, ScramHash.Sha1, cancellationToken).ConfigureAwait(false);
-
-        // PBKDF2 (4,096 rounds or more): a millisecond or more, not for a socket engine's thread.
-        await Threading.ThreadPoolHop.Instance;
         if (credential is null)
         {
-            _decoys?.Plain.Verify(password);
+            if (_decoys is not null)
+            {
+                await _decoys.Plain.VerifyAsync(password).ConfigureAwait(false);
+            }
+
             return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
         }
 
-        if (!credential.Verify(password))
+        if (!await credential.VerifyAsync(password).ConfigureAwait(false))
         {
             return SaslStep.Fail(SaslFailure.NotAuthorized, "wrong username or password");
         }

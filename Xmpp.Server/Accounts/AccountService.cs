@@ -26,8 +26,7 @@ public sealed class AccountService(ServerOptions options, IStorage storage)
             return check;
         }
 
-        await Xmpp.Core.Threading.ThreadPoolHop.Instance; // PBKDF2 for every hash, not on a socket engine's thread
-        if (!TryCredentials(password, out var creds))
+        if (await CredentialsAsync(password).ConfigureAwait(false) is not { } creds)
         {
             return AccountResult.InvalidPassword;
         }
@@ -45,8 +44,7 @@ public sealed class AccountService(ServerOptions options, IStorage storage)
             return check;
         }
 
-        await Xmpp.Core.Threading.ThreadPoolHop.Instance; // PBKDF2 for every hash, not on a socket engine's thread
-        if (!TryCredentials(password, out var creds))
+        if (await CredentialsAsync(password).ConfigureAwait(false) is not { } creds)
         {
             return AccountResult.InvalidPassword;
         }
@@ -92,15 +90,8 @@ public sealed class AccountService(ServerOptions options, IStorage storage)
     }
 
     /// <summary>SCRAM credentials for every supported hash; the password is prepared as an OpaqueString (RFC 8265 §4.2).</summary>
-    private bool TryCredentials(string password, out List<ScramCredential> creds)
-    {
-        creds = [];
-        if (!Precis.TryPrepareOpaqueString(password, out var prepared))
-        {
-            return false;
-        }
-
-        creds = ScramCredential.CreateAll(prepared, options.Auth.Iterations);
-        return true;
-    }
+    private async ValueTask<List<ScramCredential>?> CredentialsAsync(string password) =>
+        Precis.TryPrepareOpaqueString(password, out var prepared)
+            ? await ScramCredential.CreateAllAsync(prepared, options.Auth.Iterations).ConfigureAwait(false)
+            : null;
 }

@@ -267,8 +267,7 @@ public sealed partial class C2sStateMachine
     /// </summary>
     private async ValueTask UpgradeAsync(string user, string preparedPassword, CancellationToken ct)
     {
-        await Xmpp.Core.Threading.ThreadPoolHop.Instance;
-        var credentials = ScramCredential.CreateAll(preparedPassword, _ctx.Options.Auth.Iterations);
+        var credentials = await ScramCredential.CreateAllAsync(preparedPassword, _ctx.Options.Auth.Iterations).ConfigureAwait(false);
         if (await _ctx.Storage.Users.SetCredentialsAsync(Host!, user, credentials, ct).ConfigureAwait(false))
         {
             Log.Info("Stored SCRAM-SHA-256 and SHA-512 keys for {User}@{Host}, which had SHA-1 keys only", user, Host);

@@ -189,6 +189,21 @@ public sealed class ScramTests
         Assert.That(unbound.Kind, Is.EqualTo(SaslStepKind.Failure), "a proof made without the binding data");
     }
 
+    [Test]
+    public async Task The_asynchronous_pbkdf2_paths_agree_with_the_synchronous_ones()
+    {
+        // CreateAllAsync and VerifyAsync leave a thread outside the pool first (ThreadPoolHopTests), then compute
+        // what CreateAll and Verify do.
+        var creds = await ScramCredential.CreateAllAsync("pencil", 4096);
+        Assert.That(creds.Select(c => c.Hash), Is.EqualTo(ScramCredential.CreateAll("pencil", 4096).Select(c => c.Hash)));
+        foreach (var c in creds)
+        {
+            Assert.That(await c.VerifyAsync("pencil"), Is.True);
+            Assert.That(await c.VerifyAsync("pen"), Is.False);
+            Assert.That(c.Verify("pencil"), Is.True);
+        }
+    }
+
     private sealed class FakeBinding(byte[] data, params string[] types) : IChannelBindingSource
     {
         public IReadOnlyList<string> SupportedTypes { get; } = types.Length == 0 ? ["tls-exporter"] : types;
