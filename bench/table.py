@@ -123,14 +123,26 @@ for name, scenario, key, higher in rows:
         extra = f" {fmt(b):>10} | {(ratio(o, b, higher) if not plain else '-'):>10} |"
     print(f"| {name:<28} | {fmt(o):>10} | {fmt(p):>10} | {fmt(e):>10} | {better:>10} | {better_e:>11} |{extra}")
 print()
+# bench/run --servers "... floor": the login exchange answered and nothing else (bench/Xmpp.Bench.Floor).
+login_cpu = per("server_cpu_seconds", "count", 1000)
+floor = get("floor", "login", login_cpu)
+if floor is not None:
+    o, e = get("ours", "login", login_cpu), get("ejabberd", "login", login_cpu)
+    versus = []
+    if o:
+        versus.append(f"ours costs {o / floor:.2f} times the floor")
+    if e:
+        versus.append(f"the floor costs {floor / e:.2f} of ejabberd's")
+    print(f"floor (the login exchange and nothing else): {floor} ms of server CPU per login, {get('floor', 'login', 'logins_per_second')} logins/s" + ("; " + ", ".join(versus) if versus else ""))
+    print()
 print("Ratios: how many times better ours is (higher is better for rates, lower for times and memory).")
 print("'-': the scenario did not run or had errors (failed logins, lost messages, a timeout); see the raw JSON.")
-for s in ("before", "ours", "prosody", "ejabberd"):
+for s in ("before", "ours", "prosody", "ejabberd", "floor"):
     for scenario in ("idle", "login", "messages", "fanout", "offline"):
         for text in rounds.get(f"{s}.{scenario}", []):
             if text and '"errors": 0' not in text.replace('"errors":0', '"errors": 0'):
                 print(f"{s} {scenario}: {text}")
-for s in ("before", "ours", "prosody", "ejabberd"):
+for s in ("before", "ours", "prosody", "ejabberd", "floor"):
     cpu = ", ".join(c for c in rounds.get(f"{s}.cpu", []) if c)
     if cpu:
         print(f"{s}: server CPU time {cpu}")

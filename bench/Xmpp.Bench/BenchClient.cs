@@ -63,6 +63,7 @@ internal sealed class BenchClient : IAsyncDisposable
             {
                 TargetHost = target.Domain,
                 EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                AllowTlsResume = target.TlsResume,
             }, ct).ConfigureAwait(false);
             client._stream = ssl;
             await client.OpenAsync(target.Domain, ct).ConfigureAwait(false);
@@ -205,5 +206,12 @@ internal sealed class BenchClient : IAsyncDisposable
 /// <summary>Where and as whom to connect: accounts are PREFIX1..PREFIXn on DOMAIN, all with one password.</summary>
 internal sealed record Target(string Host, int Port, string Domain, string Prefix, string Password, ScramCache Scram)
 {
+    /// <summary>
+    /// Whether a client may resume a TLS session an earlier client of this process was given (.NET caches the
+    /// tickets per host): the default, as clients that reconnect do. Off (--tls-resume false), every login is a
+    /// full handshake with the certificate's signature, as after a server restart.
+    /// </summary>
+    public bool TlsResume { get; init; } = true;
+
     public string User(int i) => Prefix + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -16,12 +16,16 @@ using Xmpp.Bench;
 //            occupant sends M groupchat messages, delivered to all O: deliveries/s, latency, missing, duplicates
 //   provision --accounts N --fanout F --roster R --out DIR   writes DIR/accounts.xml (XEP-0227, for our server
 //            and ejabberd) and DIR/prosody/DOMAIN/{accounts,roster}/*.dat (Prosody's internal storage)
-// Every scenario: --scram-cache FILE keeps SCRAM salted passwords across runs (RFC 5802 §5.1), as clients do.
+// Every scenario: --scram-cache FILE keeps SCRAM salted passwords across runs (RFC 5802 §5.1), as clients do;
+// --tls-resume false makes every TLS handshake a full one (by default clients resume the sessions of earlier ones).
 // Prints one JSON object with the figures on the last line; progress goes to stderr.
 var options = Options.Parse(args);
 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(options.Int("timeout", 600)));
 var scramCache = options.Get("scram-cache", string.Empty) is { Length: > 0 } cachePath ? cachePath : null;
-var target = new Target(options.Get("host", "127.0.0.1"), options.Int("port", 5222), options.Get("domain", "localhost"), options.Get("prefix", "bench"), options.Get("password", "bench-pass"), ScramCache.Load(scramCache));
+var target = new Target(options.Get("host", "127.0.0.1"), options.Int("port", 5222), options.Get("domain", "localhost"), options.Get("prefix", "bench"), options.Get("password", "bench-pass"), ScramCache.Load(scramCache))
+{
+    TlsResume = options.Get("tls-resume", "true") != "false",
+};
 var result = args.Length == 0 ? null : args[0] switch
 {
     "login" => await Scenarios.LoginAsync(target, options.Int("count", 1000), options.Int("concurrency", 50), cts.Token),
