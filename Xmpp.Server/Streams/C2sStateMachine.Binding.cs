@@ -38,10 +38,13 @@ public sealed partial class C2sStateMachine
             return StreamStep.Continue;
         }
 
+        // The stream is established before the client can see the result: whoever reads the state once the
+        // result has gone out (a test, the console) must find it bound. Nothing can reach the new session before
+        // PublishAsync registers it, so the result is still the first thing it sends.
+        CreateSession();
         var result = new Element("bind", Ns.Bind);
         result.AddChild("jid", Ns.Bind).AddText(_reserved!.ToString());
         TryWrite(Stanza.IqResult(iq, result));
-        CreateSession();
         await PublishAsync(iq, string.Empty, ct).ConfigureAwait(false);
         return StreamStep.Continue;
     }

@@ -197,8 +197,10 @@ public sealed partial class C2sStateMachine
                 return StreamStep.Continue;
             case SaslOutcomeKind.Success:
                 Authenticated(outcome, string.Empty);
-                _connection.SendNonza(new Element("success", Ns.Sasl).AddText(outcome.Data is { Length: > 0 } data ? Convert.ToBase64String(data) : string.Empty));
+
+                // The new state first, as for bind: the success must not overtake the transition it announces.
                 State = C2sState.AwaitingHeader;
+                _connection.SendNonza(new Element("success", Ns.Sasl).AddText(outcome.Data is { Length: > 0 } data ? Convert.ToBase64String(data) : string.Empty));
                 return StreamStep.Restart;
             default:
                 return SaslFailed(outcome);
