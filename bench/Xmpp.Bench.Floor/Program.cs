@@ -6,6 +6,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Xmpp.Core.Sasl;
 
 namespace Xmpp.Bench.Floor;
 
@@ -63,9 +64,8 @@ internal static class Program
         // A new salt at every start, as a freshly provisioned server has: the generator keeps salted passwords
         // per salt (--scram-cache), and with a fixed salt its later rounds would skip PBKDF2 against the floor
         // only, and drive it at a load the other servers never see.
-        private static readonly byte[] Salt = RandomNumberGenerator.GetBytes(16);
-        private readonly byte[] _storedKey = SHA1.HashData(HMACSHA1.HashData(SaltedPassword(), "Client Key"u8));
-        private readonly byte[] _serverKey = HMACSHA1.HashData(SaltedPassword(), "Server Key"u8);
+        // ScramCredential.Create draws one (what the server stores for an account, RFC 5802 §3).
+        private readonly ScramCredential _credential = ScramCredential.Create(ScramHash.Sha1, "bench-pass", Iterations);
 
         public async Task ServeAsync(Socket socket)
         {
@@ -85,25 +85,26 @@ internal static class Program
                 // RFC 5802 §3: client-first-message-bare, server-first-message, then the proof checked against StoredKey.
                 var clientFirstBare = Decode(await connection.UntilAsync("</auth>").ConfigureAwait(false))[3..];
                 var clientNonce = clientFirstBare[(clientFirstBare.IndexOf(",r=", StringComparison.Ordinal) + 3)..];
-                var serverFirst = $"r={clientNonce}{Convert.ToBase64String(RandomNumberGenerator.GetBytes(18))},s={Convert.ToBase64String(Salt)},i={Iterations}";
+                var serverFirst = $"r={clientNonce}{Convert.ToBase64String(RandomNumberGenerator.GetBytes(18))},s={Convert.ToBase64String(_credential.Salt)},i={Iterations}";
                 await connection.SendAsync("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + Encode(serverFirst) + "</challenge>").ConfigureAwait(false);
                 var clientFinal = Decode(await connection.UntilAsync("</response>").ConfigureAwait(false));
                 var p = clientFinal.LastIndexOf(",p=", StringComparison.Ordinal);
                 var authMessage = Encoding.UTF8.GetBytes(clientFirstBare + "," + serverFirst + "," + clientFinal[..p]);
-                var clientKey = HMACSHA1.HashData(_storedKey, authMessage);
+                // ClientKey = ClientProof XOR ClientSignature; H(ClientKey) must be StoredKey.
+                var clientKey = ScramHash.Sha1.Hmac(_credential.StoredKey, authMessage);
                 var proof = Convert.FromBase64String(clientFinal[(p + 3)..]);
                 for (var i = 0; i < clientKey.Length; i++)
                 {
                     clientKey[i] ^= proof[i];
                 }
 
-                if (!CryptographicOperations.FixedTimeEquals(SHA1.HashData(clientKey), _storedKey))
+                if (!CryptographicOperations.FixedTimeEquals(ScramHash.Sha1.Hash(clientKey), _credential.StoredKey))
                 {
                     await connection.SendAsync("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure></stream:stream>").ConfigureAwait(false);
                     return;
                 }
 
-                await connection.SendAsync("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + Encode("v=" + Convert.ToBase64String(HMACSHA1.HashData(_serverKey, authMessage))) + "</success>").ConfigureAwait(false);
+                await connection.SendAsync("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + Encode("v=" + Convert.ToBase64String(ScramHash.Sha1.Hmac(_credential.ServerKey, authMessage))) + "</success>").ConfigureAwait(false);
 
                 await connection.UntilAsync("version='1.0'>").ConfigureAwait(false);
                 await connection.SendAsync(Header + id + "'><stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>").ConfigureAwait(false);
@@ -133,7 +134,6 @@ internal static class Program
 
         private static string Encode(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
 
-        private static byte[] SaltedPassword() => Rfc2898DeriveBytes.Pbkdf2("bench-pass"u8, Salt, Iterations, HashAlgorithmName.SHA1, 20);
     }
 
     /// <summary>A byte stream read up to a marker: the generator sends each of its elements in one write.</summary>
